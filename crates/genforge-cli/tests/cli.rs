@@ -1,0 +1,140 @@
+//! End-to-end: the `genforge` binary as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn genforge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn png_size(p: &Path) -> (u32, u32) {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
+    (
+        u32::from_be_bytes(b[16..20].try_into().unwrap()),
+        u32::from_be_bytes(b[20..24].try_into().unwrap()),
+    )
+}
+
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure: {err}");
+    assert!(err.contains(needle), "stderr lacks '{needle}': {err}");
+    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+}
+
+#[test]
+fn train_sample_and_resume_a_tiny_dcgan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let o = genforge(&["train", "dcgan-tiny", "--run-dir", r, "--steps", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("family = \"dcgan\"") && cfg.contains("steps = 4"), "{cfg}");
+    let stats: Vec<serde_json::Value> = std::fs::read_to_string(run.join("stats.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(stats.len(), 4);
+    for (i, s) in stats.iter().enumerate() {
+        assert_eq!(s["step"], (i + 1) as u64);
+        assert_eq!(s["images_seen"], 8 * (i + 1) as u64);
+        for k in ["d_loss", "g_loss", "sec_per_step", "img_per_s"] {
+            assert!(s[k].as_f64().unwrap().is_finite(), "{k} in {s}");
+        }
+    }
+    // 16 images of 32x32 in a 4x4 grid with 2-pixel borders.
+    assert_eq!(png_size(&run.join("samples/step-0000002.png")), (4 * 34 + 2, 4 * 34 + 2));
+    assert!(run.join("samples/step-0000004.png").exists());
+    assert!(run.join("samples/reals.png").exists());
+    let ckpts: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut ckpts = ckpts;
+    ckpts.sort();
+    assert_eq!(ckpts, vec!["step-0000002", "step-0000004"]);
+
+    // Sampling: a grid, then one file per image.
+    let grid = tmp.path().join("grid.png");
+    let o = genforge(&["sample", r, "--n", "6", "--out", grid.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(png_size(&grid), (3 * 34 + 2, 2 * 34 + 2));
+    let each = tmp.path().join("each/");
+    let o = genforge(&["sample", r, "--n", "3", "--out", each.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(png_size(&each.join("000002.png")), (32, 32));
+
+    // Resume to 6 steps; a changed model is refused by name.
+    let o = genforge(&["train", "--resume", r, "--steps", "6"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(run.join("checkpoints/step-0000006").exists());
+    let o = genforge(&["train", "--resume", r, "--steps", "8", "--set", "model.width=4"]);
+    assert_clean_failure(&o, "model.width");
+    // --attention needs attention layers.
+    let o = genforge(&["sample", r, "--attention", "--out", grid.to_str().unwrap()]);
+    assert_clean_failure(&o, "sagan");
+}
+
+#[test]
+fn sagan_attention_figure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let o = genforge(&["train", "sagan-tiny", "--run-dir", r, "--steps", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fig = tmp.path().join("attn.png");
+    let o = genforge(&["sample", r, "--attention", "--out", fig.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 5 panels of 32x32 on two rows.
+    assert_eq!(png_size(&fig), (5 * 34 + 2, 2 * 34 + 2));
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    let r = r.to_str().unwrap();
+    let o = genforge(&["train", "dcgan-tiny", "--run-dir", r, "--set", "train.stepz=3"]);
+    assert_clean_failure(&o, "Valid keys");
+    let o = genforge(&["train", "no-such-preset"]);
+    assert_clean_failure(&o, "neither a preset");
+    let o = genforge(&["train", "dcgan-tiny", "--run-dir", r, "--set", "data.path=/nonexistent/mnist"]);
+    assert_clean_failure(&o, "/nonexistent/mnist");
+    let o = genforge(&["train", "dcgan-tiny", "--run-dir", &format!("{r}2"), "--set", "data.classes=[42]"]);
+    assert_clean_failure(&o, "leaves no images");
+    let o = genforge(&["sample", tmp.path().to_str().unwrap()]);
+    assert_clean_failure(&o, "not a genforge run directory");
+    let o = genforge(&["train", "dcgan-tiny", "--device", "vulkan", "--run-dir", &format!("{r}3")]);
+    if !cfg!(feature = "vulkan") {
+        assert_clean_failure(&o, "vulkan");
+    }
+    // A diverging run stops with a message and keeps its last good checkpoint.
+    let d = tmp.path().join("nan");
+    let o = genforge(&[
+        "train", "dcgan-tiny", "--run-dir", d.to_str().unwrap(), "--steps", "40",
+        "--set", "train.d_lr=1e30", "--set", "train.g_lr=1e30", "--set", "train.checkpoint_every=1",
+    ]);
+    assert_clean_failure(&o, "diverged");
+    let kept = std::fs::read_dir(d.join("checkpoints")).unwrap().count();
+    assert!(kept >= 1, "no good checkpoint kept");
+}
+
+#[test]
+fn presets_lists_the_seed_presets() {
+    let o = genforge(&["presets"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("dcgan-mnist") && out.contains("sagan-mnist"), "{out}");
+}

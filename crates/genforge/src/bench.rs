@@ -1,0 +1,73 @@
+//! `genforge bench`: time full train steps (D step + G step) of a preset on random real
+//! images, as `../shared/reference/torch_gan_step.py` does for PyTorch, with a per-phase split.
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use serde::Serialize;
+
+use crate::Result;
+use crate::config::TrainConfig;
+use crate::train::GanTrainer;
+use crate::train::gan::PhaseTimes;
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub preset: String,
+    pub batch: usize,
+    pub steps: usize,
+    pub sec_per_step: f64,
+    pub img_per_s: f64,
+    /// Peak resident memory of the process (VmHWM), MiB.
+    pub peak_rss_mib: f64,
+    /// Mean seconds per step of each phase, from a separate synchronised pass.
+    pub phases: Vec<(String, f64)>,
+}
+
+/// Peak resident set size of this process in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+pub fn run(cfg: TrainConfig, device: &Device, steps: usize, warmup: usize, mut on_step: impl FnMut(usize, f64)) -> Result<BenchReport> {
+    let m = &cfg.model;
+    let batch = cfg.train.batch;
+    let shape = [batch, m.channels, m.resolution, m.resolution];
+    let preset = cfg.name.clone();
+    let mut trainer = GanTrainer::new(cfg, device);
+    let real = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), trainer.device());
+    for _ in 0..warmup {
+        trainer.train_step(real.clone())?;
+    }
+    let _ = trainer.device().sync();
+    let t0 = Instant::now();
+    for i in 0..steps {
+        let s = Instant::now();
+        trainer.train_step(real.clone())?;
+        on_step(i, s.elapsed().as_secs_f64());
+    }
+    let _ = trainer.device().sync();
+    let sec_per_step = t0.elapsed().as_secs_f64() / steps as f64;
+    let mut phases = PhaseTimes::default();
+    let phase_steps = steps.clamp(1, 3);
+    for _ in 0..phase_steps {
+        trainer.train_step_timed(real.clone(), Some(&mut phases))?;
+    }
+    Ok(BenchReport {
+        preset,
+        batch,
+        steps,
+        sec_per_step,
+        img_per_s: batch as f64 / sec_per_step,
+        peak_rss_mib: peak_rss_mib(),
+        phases: phases.seconds.into_iter().map(|(n, s)| (n.to_string(), s / phase_steps as f64)).collect(),
+    })
+}

@@ -1,0 +1,317 @@
+//! Run configuration: presets are TOML files deserialized into [`TrainConfig`]; `--set key=value`
+//! overrides any key. Unknown keys are errors that list the valid ones.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataConfig;
+use crate::models::ModelConfig;
+use crate::{Error, Result};
+
+/// Everything a run needs; saved resolved as `config.toml` in the run directory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Preset name; names the run directory.
+    pub name: String,
+    pub description: String,
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub train: TrainingConfig,
+}
+
+/// Adversarial loss pair (discriminator, generator).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// BCE-with-logits for D, non-saturating `-log D(G(z))` for G (DCGAN).
+    Bce,
+    /// Hinge loss for D, `-D(G(z))` for G (SAGAN).
+    Hinge,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Total number of iterations (one D step and one G step each).
+    pub steps: u64,
+    pub batch: usize,
+    pub loss: LossKind,
+    pub g_lr: f64,
+    pub d_lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub adam_eps: f64,
+    /// Seeds weight init, batch order and latents.
+    pub seed: u64,
+    /// Steps between `stats.jsonl` lines.
+    pub log_every: u64,
+    /// Steps between fixed-latent sample grids (0: only at the end).
+    pub sample_every: u64,
+    /// Steps between checkpoints (0: only at the end).
+    pub checkpoint_every: u64,
+    /// How many checkpoints to keep.
+    pub keep_checkpoints: usize,
+    /// Images in each sample grid.
+    pub grid_size: usize,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            steps: 1000,
+            batch: 64,
+            loss: LossKind::Bce,
+            g_lr: 2e-4,
+            d_lr: 2e-4,
+            beta1: 0.0,
+            beta2: 0.9,
+            adam_eps: 1e-8,
+            seed: 0,
+            log_every: 10,
+            sample_every: 100,
+            checkpoint_every: 250,
+            keep_checkpoints: 3,
+            grid_size: 64,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            name: "custom".into(),
+            description: String::new(),
+            model: ModelConfig::default(),
+            data: DataConfig::default(),
+            train: TrainingConfig::default(),
+        }
+    }
+}
+
+/// Presets shipped in `configs/`, embedded so the binary works from any directory.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("dcgan-mnist", include_str!("../../../configs/dcgan-mnist.toml")),
+    ("sagan-mnist", include_str!("../../../configs/sagan-mnist.toml")),
+    ("dcgan-tiny", include_str!("../../../configs/dcgan-tiny.toml")),
+    ("sagan-tiny", include_str!("../../../configs/sagan-tiny.toml")),
+];
+
+impl TrainConfig {
+    /// A preset name (see [`PRESETS`]) or a path to a TOML file, with `key=value` overrides.
+    pub fn load(preset_or_file: &str, overrides: &[String]) -> Result<Self> {
+        let (text, origin) = match PRESETS.iter().find(|(n, _)| *n == preset_or_file) {
+            Some((_, text)) => (text.to_string(), format!("preset {preset_or_file}")),
+            None => {
+                let path = Path::new(preset_or_file);
+                if !path.exists() {
+                    let names: Vec<_> = PRESETS.iter().map(|(n, _)| *n).collect();
+                    return Err(Error::Config(format!(
+                        "'{preset_or_file}' is neither a preset ({}) nor an existing TOML file",
+                        names.join(", ")
+                    )));
+                }
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                (text, path.display().to_string())
+            }
+        };
+        let mut cfg = Self::from_toml(&text, &origin)?;
+        if cfg.name == "custom" && !PRESETS.iter().any(|(n, _)| *n == preset_or_file) {
+            if let Some(stem) = Path::new(preset_or_file).file_stem() {
+                cfg.name = stem.to_string_lossy().into_owned();
+            }
+        }
+        cfg.apply_overrides(overrides)?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let cfg: TrainConfig =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn load_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    /// Every settable key with its current value, flattened as `section.key`.
+    pub fn flat_keys(&self) -> BTreeMap<String, toml::Value> {
+        let value = toml::Value::try_from(self).expect("config serializes");
+        let mut out = BTreeMap::new();
+        flatten("", &value, &mut out);
+        out
+    }
+
+    /// Apply `key=value` overrides; the value is parsed as TOML (`0.5`, `[7, 8]`, `true`) or
+    /// taken as a string.
+    pub fn apply_overrides(&mut self, overrides: &[String]) -> Result<()> {
+        if overrides.is_empty() {
+            return Ok(());
+        }
+        let valid = self.flat_keys();
+        let mut root = toml::Value::try_from(&*self).expect("config serializes");
+        for item in overrides {
+            let (key, raw) = item.split_once('=').ok_or_else(|| {
+                Error::Config(format!("--set '{item}': expected key=value, e.g. train.steps=500"))
+            })?;
+            let key = key.trim();
+            if !valid.contains_key(key) {
+                let keys: Vec<_> = valid.keys().map(String::as_str).collect();
+                return Err(Error::Config(format!(
+                    "unknown key '{key}'. Valid keys: {}",
+                    keys.join(", ")
+                )));
+            }
+            let value = parse_value(raw.trim());
+            let mut node = &mut root;
+            let parts: Vec<&str> = key.split('.').collect();
+            for p in &parts[..parts.len() - 1] {
+                node = node.get_mut(*p).expect("key exists");
+            }
+            node.as_table_mut()
+                .expect("parent is a table")
+                .insert(parts[parts.len() - 1].to_string(), value);
+        }
+        let cfg: TrainConfig = root
+            .try_into()
+            .map_err(|e| Error::Config(format!("--set: {e}")))?;
+        cfg.validate()?;
+        *self = cfg;
+        Ok(())
+    }
+
+    /// Checks that would otherwise surface as a panic deep inside a model.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        let t = &self.train;
+        if t.batch == 0 {
+            return Err(Error::Config("train.batch must be at least 1".into()));
+        }
+        for (k, v) in [("train.g_lr", t.g_lr), ("train.d_lr", t.d_lr)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(Error::Config(format!("{k} must be a positive number, got {v}")));
+            }
+        }
+        for (k, v) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(Error::Config(format!("{k} must be in [0, 1), got {v}")));
+            }
+        }
+        if t.grid_size == 0 {
+            return Err(Error::Config("train.grid_size must be at least 1".into()));
+        }
+        if t.keep_checkpoints == 0 {
+            return Err(Error::Config("train.keep_checkpoints must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Model keys whose values differ between two configs (resume refuses these).
+    pub fn model_differences(&self, other: &TrainConfig) -> Vec<String> {
+        let a = self.flat_keys();
+        let b = other.flat_keys();
+        a.iter()
+            .filter(|(k, _)| k.starts_with("model."))
+            .filter(|(k, v)| b.get(*k) != Some(v))
+            .map(|(k, v)| {
+                let old = b.get(k).map(|v| v.to_string()).unwrap_or_default();
+                format!("{k} ({old} -> {v})")
+            })
+            .collect()
+    }
+
+    /// The data path resolved against the repository root for the shipped data, when relative
+    /// paths do not exist from the working directory.
+    pub fn resolve_data_path(&self) -> PathBuf {
+        resolve_shipped(&self.data.path)
+    }
+}
+
+/// Relative paths are tried from the working directory, then from the repository the binary
+/// was built in (so `data/mnist` works from anywhere in a checkout).
+pub fn resolve_shipped(path: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    if p.is_absolute() || p.exists() {
+        return p;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    if repo.exists() { repo } else { p }
+}
+
+fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, toml::Value>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_parse_and_validate() {
+        for (name, text) in PRESETS {
+            let cfg = TrainConfig::from_toml(text, name).unwrap();
+            assert_eq!(&cfg.name, name);
+        }
+    }
+
+    #[test]
+    fn set_overrides_nested_keys_and_rejects_unknown_ones() {
+        let mut cfg = TrainConfig::load("dcgan-mnist", &[]).unwrap();
+        cfg.apply_overrides(&["train.steps=7".into(), "data.classes=[1, 2]".into()])
+            .unwrap();
+        assert_eq!(cfg.train.steps, 7);
+        assert_eq!(cfg.data.classes, vec![1, 2]);
+        let err = cfg.apply_overrides(&["train.stepz=3".into()]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("train.stepz") && msg.contains("train.steps"), "{msg}");
+        let err = cfg.apply_overrides(&["train.batch=0".into()]).unwrap_err();
+        assert!(err.to_string().contains("train.batch"));
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error() {
+        let err = TrainConfig::from_toml("[train]\nbogus = 1\n", "x.toml").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn model_differences_name_the_keys() {
+        let a = TrainConfig::load("dcgan-mnist", &[]).unwrap();
+        let mut b = a.clone();
+        b.model.z_dim = 32;
+        b.train.steps = 5;
+        let d = a.model_differences(&b);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].starts_with("model.z_dim"), "{d:?}");
+    }
+}

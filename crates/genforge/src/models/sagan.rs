@@ -1,0 +1,33 @@
+//! SAGAN (Zhang et al. 2019) as seed 001 builds it: the DCGAN backbone of [`super::dcgan`] with
+//! spectral normalization on every conv except the output layers, Self-Attention after G's
+//! layer3/layer4 (16x16, 32x32) and D's layer3/layer4 (8x8, 4x4), the hinge loss and TTUR
+//! (G 1e-4, D 4e-4, Adam betas 0.0/0.9). Select it with `model.family = "sagan"`.
+
+use burn::tensor::Tensor;
+
+/// The seed's attention figure panel: the map of the centre position of a square
+/// `[n, n]` attention matrix (`n = side^2`), as a `[side, side]` image.
+/// Seed: `am1[i].view(16, 16, 16, 16)[7][7]`.
+pub fn centre_attention(map: Tensor<2>) -> Tensor<2> {
+    let n = map.dims()[0];
+    let side = (n as f64).sqrt() as usize;
+    assert_eq!(side * side, n, "attention map over a non-square grid");
+    let centre = (side / 2 - 1) * side + (side / 2 - 1);
+    map.slice([centre..centre + 1, 0..n]).reshape([side, side])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn centre_is_row_7_7_of_a_16x16_grid() {
+        let device = Device::flex();
+        let v: Vec<f32> = (0..256 * 256).map(|i| i as f32).collect();
+        let map = Tensor::<2>::from_data(TensorData::new(v, [256, 256]), &device);
+        let c = centre_attention(map).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(c.len(), 256);
+        assert_eq!(c[0], ((7 * 16 + 7) * 256) as f32);
+    }
+}

@@ -1,0 +1,80 @@
+//! Convolutions with N(0, 0.02) init (DCGAN's `weights_init`) and optional spectral norm.
+//! burn's own `Conv2d` keeps its weight private to its forward; these apply `W / sigma(W)`.
+
+use burn::module::{Module, Param};
+use burn::tensor::module::{conv2d, conv_transpose2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, Tensor};
+
+use super::{SpectralNorm, init};
+use crate::rng::Rng;
+
+/// Init std of every conv weight (DCGAN paper and seed 001).
+pub const INIT_STD: f64 = 0.02;
+
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    /// `[out, in, k, k]`
+    pub weight: Param<Tensor<4>>,
+    pub bias: Param<Tensor<1>>,
+    pub stride: usize,
+    pub padding: usize,
+    pub sn: Option<SpectralNorm>,
+}
+
+impl Conv2d {
+    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize, spectral_norm: bool, rng: &mut Rng, device: &Device) -> Self {
+        Conv2d {
+            weight: init::normal([cout, cin, kernel, kernel], 0.0, INIT_STD, rng, device),
+            bias: init::zeros([cout], device),
+            stride,
+            padding,
+            sn: spectral_norm.then(|| SpectralNorm::new(cout, 0, rng, device)),
+        }
+    }
+
+    /// `[b, in, h, w] -> [b, out, (h + 2p - k) / s + 1, ...]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let w = match &self.sn {
+            Some(sn) => sn.normalize_weight(self.weight.val()),
+            None => self.weight.val(),
+        };
+        conv2d(x, w, Some(self.bias.val()), ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ConvTranspose2d {
+    /// `[in, out, k, k]`
+    pub weight: Param<Tensor<4>>,
+    pub bias: Param<Tensor<1>>,
+    pub stride: usize,
+    pub padding: usize,
+    pub sn: Option<SpectralNorm>,
+}
+
+impl ConvTranspose2d {
+    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize, spectral_norm: bool, rng: &mut Rng, device: &Device) -> Self {
+        ConvTranspose2d {
+            weight: init::normal([cin, cout, kernel, kernel], 0.0, INIT_STD, rng, device),
+            bias: init::zeros([cout], device),
+            stride,
+            padding,
+            sn: spectral_norm.then(|| SpectralNorm::new(cout, 1, rng, device)),
+        }
+    }
+
+    /// `[b, in, h, w] -> [b, out, (h - 1) s - 2p + k, ...]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let w = match &self.sn {
+            Some(sn) => sn.normalize_weight(self.weight.val()),
+            None => self.weight.val(),
+        };
+        conv_transpose2d(
+            x,
+            w,
+            Some(self.bias.val()),
+            ConvTransposeOptions::new([self.stride; 2], [self.padding; 2], [0, 0], [1, 1], 1),
+        )
+    }
+}

@@ -1,0 +1,87 @@
+//! Run directories: `runs/<NNNNN>-<name>/` with the resolved `config.toml`, `stats.jsonl`,
+//! `samples/` and `checkpoints/` (see [`checkpoint`]).
+
+pub mod checkpoint;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+pub const CONFIG_FILE: &str = "config.toml";
+pub const STATS_FILE: &str = "stats.jsonl";
+
+/// The next free `NNNNN-name` directory under `root`.
+pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let mut next = 0;
+    for entry in std::fs::read_dir(root).map_err(|e| Error::io(root, e))?.flatten() {
+        let fname = entry.file_name().to_string_lossy().into_owned();
+        if let Some(n) = fname.split('-').next().and_then(|s| s.parse::<u32>().ok()) {
+            next = next.max(n + 1);
+        }
+    }
+    Ok(root.join(format!("{next:05}-{name}")))
+}
+
+/// Create the directory layout of a new run and write its config.
+pub fn create(dir: &Path, config_toml: &str) -> Result<()> {
+    if dir.join(CONFIG_FILE).exists() {
+        return Err(Error::run(
+            dir,
+            "already holds a run; continue it with --resume, or pick another --run-dir",
+        ));
+    }
+    for sub in ["samples", "checkpoints"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(dir.join(sub), e))?;
+    }
+    write_atomic(&dir.join(CONFIG_FILE), config_toml.as_bytes())
+}
+
+/// Write a file through a temporary sibling and a rename, so readers never see half of it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Appends one JSON object per line to `stats.jsonl`.
+pub struct StatsWriter {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl StatsWriter {
+    /// Open for appending, first dropping lines past `keep_until_step` (left by a run that
+    /// crashed after logging but before its next checkpoint).
+    pub fn open(dir: &Path, keep_until_step: u64) -> Result<Self> {
+        let path = dir.join(STATS_FILE);
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                        .is_some_and(|s| s <= keep_until_step)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            if kept.len() != text.len() {
+                write_atomic(&path, kept.as_bytes())?;
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(StatsWriter { file, path })
+    }
+
+    pub fn write(&mut self, line: &serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{line}").map_err(|e| Error::io(&self.path, e))
+    }
+}

@@ -1,0 +1,238 @@
+//! One adversarial iteration (a D step on real + fake, then a G step), the models, optimizers
+//! and latent generator it needs, and their checkpoint form.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::losses;
+use crate::config::{LossKind, TrainConfig};
+use crate::models::dcgan::Output;
+use crate::models::{Discriminator, Generator};
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// Loss values of one iteration (means over the batch).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct StepStats {
+    pub d_loss: f64,
+    pub g_loss: f64,
+    /// Mean D logit on real images and on the fakes of the D step.
+    pub d_real: f64,
+    pub d_fake: f64,
+}
+
+/// Scalar state saved beside the weights in every checkpoint.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TrainerState {
+    pub step: u64,
+    pub images_seen: u64,
+    /// Latent generator, so a resumed run draws the same `z` a straight run would.
+    pub rng: Rng,
+}
+
+/// Accumulated seconds per phase of a train step.
+#[derive(Default, Debug, Clone)]
+pub struct PhaseTimes {
+    pub seconds: Vec<(&'static str, f64)>,
+    last: Option<std::time::Instant>,
+}
+
+impl PhaseTimes {
+    fn mark(&mut self, name: &'static str, device: &Device) {
+        let _ = device.sync();
+        let now = std::time::Instant::now();
+        if name == "start" {
+            self.last = Some(now);
+            return;
+        }
+        if let Some(last) = self.last {
+            let dt = (now - last).as_secs_f64();
+            match self.seconds.iter_mut().find(|(n, _)| *n == name) {
+                Some(entry) => entry.1 += dt,
+                None => self.seconds.push((name, dt)),
+            }
+        }
+        self.last = Some(now);
+    }
+}
+
+pub struct GanTrainer {
+    pub cfg: TrainConfig,
+    pub g: Generator,
+    pub d: Discriminator,
+    g_opt: ModuleOptimizer,
+    d_opt: ModuleOptimizer,
+    pub state: TrainerState,
+    device: Device,
+}
+
+fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(cfg.train.beta1 as f32)
+        .with_beta_2(cfg.train.beta2 as f32)
+        .with_epsilon(cfg.train.adam_eps as f32)
+        .init()
+}
+
+const FILES: [&str; 5] = ["generator.bpk", "discriminator.bpk", "g_optim.bpk", "d_optim.bpk", "state.json"];
+
+impl GanTrainer {
+    /// Fresh models from `cfg.train.seed` on `device` (autodiff is enabled here).
+    pub fn new(cfg: TrainConfig, device: &Device) -> Self {
+        let device = device.clone().autodiff();
+        let mut init = Rng::new(cfg.train.seed).fork(0x1417);
+        let g = Generator::new(&cfg.model, &mut init, &device);
+        let d = Discriminator::new(&cfg.model, &mut init, &device);
+        let rng = Rng::new(cfg.train.seed).fork(0x2a7e);
+        GanTrainer {
+            g_opt: adam(&cfg),
+            d_opt: adam(&cfg),
+            cfg,
+            g,
+            d,
+            state: TrainerState { step: 0, images_seen: 0, rng },
+            device,
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn latents(&mut self, batch: usize) -> Tensor<2> {
+        let z = self.cfg.model.z_dim;
+        Tensor::from_data(TensorData::new(self.state.rng.normal_vec(batch * z, 0.0, 1.0), [batch, z]), &self.device)
+    }
+
+    fn d_loss(&self, real: Tensor<1>, fake: Tensor<1>) -> Tensor<1> {
+        match self.cfg.train.loss {
+            LossKind::Bce => losses::d_bce_loss(real, fake),
+            LossKind::Hinge => losses::d_hinge_loss(real, fake),
+        }
+    }
+
+    fn g_loss(&self, fake: Tensor<1>) -> Tensor<1> {
+        match self.cfg.train.loss {
+            LossKind::Bce => losses::g_nonsaturating_loss(fake),
+            LossKind::Hinge => losses::g_hinge_loss(fake),
+        }
+    }
+
+    /// One D step then one G step on `real` (`[b, c, h, w]` in [-1, 1]). A non-finite loss is an
+    /// error and leaves the models as they were before the offending update.
+    pub fn train_step(&mut self, real: Tensor<4>) -> Result<StepStats> {
+        self.train_step_timed(real, None)
+    }
+
+    /// [`train_step`](Self::train_step), recording where the time goes when `phases` is given
+    /// (the device is synchronised at each phase boundary, so only benchmarks ask for it).
+    pub fn train_step_timed(&mut self, real: Tensor<4>, mut phases: Option<&mut PhaseTimes>) -> Result<StepStats> {
+        let b = real.dims()[0];
+        let device = self.device.clone();
+        let mut mark = |name: &'static str| {
+            if let Some(p) = phases.as_deref_mut() {
+                p.mark(name, &device);
+            }
+        };
+        mark("start");
+        let real = real.to_device(&self.device);
+        let step = self.state.step + 1;
+
+        // D step: fakes are detached so only D receives gradients.
+        let z = self.latents(b);
+        let fake = self.g.forward(z).images.detach(); // [b, c, h, w]
+        let d_real = self.d.forward(real).logits; // [b]
+        let d_fake = self.d.forward(fake).logits; // [b]
+        let d_loss = self.d_loss(d_real.clone(), d_fake.clone());
+        mark("d_forward");
+        let d_loss_v = d_loss.clone().into_scalar::<f32>() as f64;
+        check_finite("d_loss", d_loss_v, step)?;
+        let grads = GradientsParams::from_grads(d_loss.backward(), &self.d);
+        mark("d_backward");
+        self.d = self.d_opt.step(self.cfg.train.d_lr, self.d.clone(), grads);
+        mark("d_adam");
+
+        // G step through the updated D.
+        let z = self.latents(b);
+        let fake = self.g.forward(z).images;
+        let g_loss = self.g_loss(self.d.forward(fake).logits);
+        mark("g_forward");
+        let g_loss_v = g_loss.clone().into_scalar::<f32>() as f64;
+        check_finite("g_loss", g_loss_v, step)?;
+        let grads = GradientsParams::from_grads(g_loss.backward(), &self.g);
+        mark("g_backward");
+        self.g = self.g_opt.step(self.cfg.train.g_lr, self.g.clone(), grads);
+        mark("g_adam");
+
+        self.state.step = step;
+        self.state.images_seen += b as u64;
+        Ok(StepStats {
+            d_loss: d_loss_v,
+            g_loss: g_loss_v,
+            d_real: d_real.mean().into_scalar::<f32>() as f64,
+            d_fake: d_fake.mean().into_scalar::<f32>() as f64,
+        })
+    }
+
+    /// Generator in inference mode (BatchNorm running statistics, spectral norm without update).
+    pub fn generate(&self, z: Tensor<2>) -> Output {
+        let g = self.g.valid();
+        let device = g.blocks[0].conv.weight.device();
+        g.forward(z.to_device(&device))
+    }
+
+    /// Write every file of a checkpoint into `dir` (which must exist). Atomicity is the caller's:
+    /// see [`crate::run::checkpoint`].
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let io = |e: burn::store::RecordError, f: &str| Error::run(dir.join(f), e.to_string());
+        self.g.clone().into_record().save(dir.join(FILES[0])).map_err(|e| io(e, FILES[0]))?;
+        self.d.clone().into_record().save(dir.join(FILES[1])).map_err(|e| io(e, FILES[1]))?;
+        self.g_opt.save(dir.join(FILES[2])).map_err(|e| io(e, FILES[2]))?;
+        self.d_opt.save(dir.join(FILES[3])).map_err(|e| io(e, FILES[3]))?;
+        let state = serde_json::to_string_pretty(&self.state).expect("state serializes");
+        std::fs::write(dir.join(FILES[4]), state).map_err(|e| Error::io(dir.join(FILES[4]), e))?;
+        Ok(())
+    }
+
+    /// Rebuild a trainer from a checkpoint directory written by [`save`](Self::save).
+    pub fn load(cfg: TrainConfig, dir: &Path, device: &Device) -> Result<Self> {
+        for f in FILES {
+            if !dir.join(f).is_file() {
+                return Err(Error::run(dir, format!("checkpoint is incomplete: {f} is missing")));
+            }
+        }
+        let mut t = GanTrainer::new(cfg, device);
+        t.g = load_module(t.g, &dir.join(FILES[0]))?;
+        t.d = load_module(t.d, &dir.join(FILES[1]))?;
+        let bad = |f: &str, e: burn::store::RecordError| Error::run(dir.join(f), format!("unreadable optimizer state: {e}"));
+        t.g_opt = adam(&t.cfg).load(dir.join(FILES[2])).map_err(|e| bad(FILES[2], e))?;
+        t.d_opt = adam(&t.cfg).load(dir.join(FILES[3])).map_err(|e| bad(FILES[3], e))?;
+        let text = std::fs::read_to_string(dir.join(FILES[4])).map_err(|e| Error::io(dir.join(FILES[4]), e))?;
+        t.state = serde_json::from_str(&text).map_err(|e| Error::run(dir.join(FILES[4]), format!("corrupt state: {e}")))?;
+        Ok(t)
+    }
+}
+
+/// Load a `.bpk` record into a freshly built module, turning panics-to-be into errors.
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
+    let record = ModuleRecord::load(path).map_err(|e| Error::run(path, format!("unreadable weights: {e}")))?;
+    module
+        .try_load_record(record)
+        .map_err(|e| Error::run(path, format!("weights do not fit the configured model: {e}")))
+}
+
+fn check_finite(name: &str, v: f64, step: u64) -> Result<()> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Diverged(format!(
+            "{name} is {v} at step {step}: training diverged. The last good checkpoint is kept; \
+             resume from it with a lower learning rate (--set train.g_lr=... train.d_lr=...)"
+        )))
+    }
+}

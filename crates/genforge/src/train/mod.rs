@@ -1,0 +1,9 @@
+//! Training: [`losses`] (pure functions), [`gan`] (one adversarial iteration and its state) and
+//! [`loop_`] (the run: batches, logging, samples, checkpoints, resume).
+
+pub mod gan;
+pub mod losses;
+pub mod loop_;
+
+pub use gan::{GanTrainer, StepStats};
+pub use loop_::{Progress, TrainOptions, train};
