@@ -6,6 +6,9 @@ use std::path::Path;
 use genforge::burn::module::{Module, ModuleVisitor, Param};
 use genforge::burn::tensor::{Device, Tensor};
 use genforge::config::TrainConfig;
+use genforge::models::Discriminator;
+use genforge::rng::Rng;
+use genforge::train::gan::load_module;
 use genforge::sample;
 use genforge::train::loop_::{RunSource, Silent};
 use genforge::train::{TrainOptions, train};
@@ -51,6 +54,13 @@ fn check(preset: &str) {
     fresh.train.steps = 0;
     let init = genforge::train::GanTrainer::new(fresh, &device);
     assert_ne!(params(&init.g), pa);
+    // Discriminators (with their spectral-norm vectors) match too.
+    let cfg = TrainConfig::load(preset, &[]).unwrap();
+    let load_d = |run: &Path| {
+        let d = Discriminator::new(&cfg.model, &mut Rng::new(5), &device);
+        load_module(d, &run.join("checkpoints/step-0000004/discriminator.bpk")).unwrap()
+    };
+    assert_eq!(params(&load_d(&a)), params(&load_d(&b)), "{preset}: discriminators differ");
     let da = std::fs::read(a.join("checkpoints/step-0000004/state.json")).unwrap();
     let db = std::fs::read(b.join("checkpoints/step-0000004/state.json")).unwrap();
     assert_eq!(da, db, "{preset}: step / rng state differ");

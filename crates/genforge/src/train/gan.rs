@@ -190,8 +190,10 @@ impl GanTrainer {
     /// see [`crate::run::checkpoint`].
     pub fn save(&self, dir: &Path) -> Result<()> {
         let io = |e: burn::store::RecordError, f: &str| Error::run(dir.join(f), e.to_string());
-        self.g.clone().into_record().save(dir.join(FILES[0])).map_err(|e| io(e, FILES[0]))?;
-        self.d.clone().into_record().save(dir.join(FILES[1])).map_err(|e| io(e, FILES[1]))?;
+        // `valid()` folds pending running-state updates (BatchNorm statistics, spectral-norm `u`)
+        // into the snapshot; a plain record would save them one update stale.
+        self.g.valid().into_record().save(dir.join(FILES[0])).map_err(|e| io(e, FILES[0]))?;
+        self.d.valid().into_record().save(dir.join(FILES[1])).map_err(|e| io(e, FILES[1]))?;
         self.g_opt.save(dir.join(FILES[2])).map_err(|e| io(e, FILES[2]))?;
         self.d_opt.save(dir.join(FILES[3])).map_err(|e| io(e, FILES[3]))?;
         let state = serde_json::to_string_pretty(&self.state).expect("state serializes");
