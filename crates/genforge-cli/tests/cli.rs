@@ -112,6 +112,7 @@ fn bad_input_gives_clear_errors() {
     assert_clean_failure(&o, "neither a preset");
     let o = genforge(&["train", "dcgan-tiny", "--run-dir", r, "--set", "data.path=/nonexistent/mnist"]);
     assert_clean_failure(&o, "/nonexistent/mnist");
+    assert!(!Path::new(r).exists(), "a failed start left a run directory behind");
     let o = genforge(&["train", "dcgan-tiny", "--run-dir", &format!("{r}2"), "--set", "data.classes=[42]"]);
     assert_clean_failure(&o, "leaves no images");
     let o = genforge(&["sample", tmp.path().to_str().unwrap()]);

@@ -35,14 +35,16 @@ impl SelfAttention {
         let n = h * w;
         let q = self.query.forward(x.clone()); // [b, c', h, w]
         let cq = q.dims()[1];
-        let q = q.reshape([b, cq, n]).swap_dims(1, 2); // [b, n(i), c']
-        let k = self.key.forward(x.clone()).reshape([b, cq, n]); // [b, c', n(j)]
-        let s = q.matmul(k); // [b, n(i), n(j)]: s_ij = q_i . k_j
-        let beta_t = softmax(s, 1); // normalised over i
+        let q = q.reshape([b, cq, n]); // [b, c', n(i)]
+        let k = self.key.forward(x.clone()).reshape([b, cq, n]).swap_dims(1, 2); // [b, n(j), c']
+        // s_t[j][i] = k_j . q_i = s_ij, so the seed's softmax over i is a last-axis softmax here.
+        let beta = softmax(k.matmul(q), 2); // [b, n(j), n(i)], rows sum to 1
         let v = self.value.forward(x.clone()).reshape([b, c, n]); // [b, c, n(i)]
-        let o = v.matmul(beta_t.clone()).reshape([b, c, h, w]); // o_j = sum_i v_i beta_ji
+        // o_j = sum_i beta_ji v_i, computed as beta v^T so the big matrix is never transposed.
+        let o = beta.clone().matmul(v.swap_dims(1, 2)); // [b, n(j), c]
+        let o = o.swap_dims(1, 2).reshape([b, c, h, w]);
         let out = x + o * self.gamma.val().reshape([1, 1, 1, 1]);
-        (out, beta_t.swap_dims(1, 2)) // beta[b, j, i]
+        (out, beta)
     }
 }
 

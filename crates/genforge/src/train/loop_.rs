@@ -33,8 +33,8 @@ impl Progress for Silent {
 pub enum RunSource {
     /// A new run from a config, in `run_dir` or the next `runs_root/NNNNN-name`.
     New { config: TrainConfig, run_dir: Option<PathBuf>, runs_root: PathBuf },
-    /// Continue the run in this directory from its latest checkpoint. `config` carries
-    /// requested changes (e.g. more steps); model keys must match the run's.
+    /// Continue the run in this directory from its latest checkpoint, with `key=value`
+    /// overrides of training keys (model keys must match the run's).
     Resume { run_dir: PathBuf, overrides: Vec<String> },
 }
 
@@ -55,29 +55,18 @@ fn fixed_grid(trainer: &GanTrainer, run_dir: &Path, step: u64) -> Result<()> {
 
 /// Train until the configured number of steps; returns the run directory.
 pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf> {
-    let (run_dir, mut trainer) = match opts.source {
-        RunSource::New { mut config, run_dir, runs_root } => {
-            if let Some(s) = opts.steps {
-                config.train.steps = s;
-            }
-            let dir = match run_dir {
-                Some(d) => d,
-                None => run::next_run_dir(&runs_root, &config.name)?,
-            };
-            run::create(&dir, &config.to_toml())?;
-            (dir, GanTrainer::new(config, &opts.device))
-        }
+    // Resolve the config and read the data before touching the run directory, so a bad key or
+    // a missing dataset leaves nothing behind.
+    let (config, resume_from) = match &opts.source {
+        RunSource::New { config, .. } => (config.clone(), None),
         RunSource::Resume { run_dir, overrides } => {
             let cfg_path = run_dir.join(run::CONFIG_FILE);
             if !cfg_path.is_file() {
-                return Err(Error::run(&run_dir, "is not a genforge run directory (no config.toml)"));
+                return Err(Error::run(run_dir, "is not a genforge run directory (no config.toml)"));
             }
             let saved = TrainConfig::load_file(&cfg_path)?;
             let mut config = saved.clone();
-            config.apply_overrides(&overrides)?;
-            if let Some(s) = opts.steps {
-                config.train.steps = s;
-            }
+            config.apply_overrides(overrides)?;
             let diff = config.model_differences(&saved);
             if !diff.is_empty() {
                 return Err(Error::Config(format!(
@@ -86,18 +75,36 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
                     diff.join(", ")
                 )));
             }
-            let (step, ckpt) = checkpoint::latest(&run_dir)?;
+            (config, Some(checkpoint::latest(run_dir)?))
+        }
+    };
+    let mut config = config;
+    if let Some(s) = opts.steps {
+        config.train.steps = s;
+    }
+    let data_path = config.resolve_data_path();
+    let dataset = data::load(&config.data, &data_path, config.model.channels, config.model.resolution)?;
+    dataset.batches_per_epoch(config.train.batch)?;
+
+    let (run_dir, mut trainer) = match (opts.source, resume_from) {
+        (RunSource::New { run_dir, runs_root, .. }, _) => {
+            let dir = match run_dir {
+                Some(d) => d,
+                None => run::next_run_dir(&runs_root, &config.name)?,
+            };
+            run::create(&dir, &config.to_toml())?;
+            (dir, GanTrainer::new(config, &opts.device))
+        }
+        (RunSource::Resume { run_dir, .. }, Some((step, ckpt))) => {
             progress.message(&format!("resuming {} from step {step}", run_dir.display()));
             let trainer = GanTrainer::load(config.clone(), &ckpt, &opts.device)?;
-            run::write_atomic(&cfg_path, config.to_toml().as_bytes())?;
+            run::write_atomic(&run_dir.join(run::CONFIG_FILE), config.to_toml().as_bytes())?;
             (run_dir, trainer)
         }
+        (RunSource::Resume { .. }, None) => unreachable!("resume always has a checkpoint"),
     };
     let cfg = trainer.cfg.clone();
     let t = &cfg.train;
-    let data_path = cfg.resolve_data_path();
-    let dataset = data::load(&cfg.data, &data_path, cfg.model.channels, cfg.model.resolution)?;
-    dataset.batches_per_epoch(t.batch)?;
     progress.message(&format!(
         "{}: {} images of {}x{}x{} from {}",
         cfg.name,
