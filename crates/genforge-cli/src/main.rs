@@ -14,7 +14,11 @@ use genforge::train::{Progress, StepStats, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "genforge", version, about = "Train, sample and evaluate generative image models")]
+#[command(
+    name = "genforge",
+    version,
+    about = "Train, sample and evaluate generative image models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -104,7 +108,13 @@ struct CliProgress {
 
 impl CliProgress {
     fn new() -> Self {
-        CliProgress { bar: None, total: 0, last_line: Instant::now(), started: Instant::now(), start_step: 0 }
+        CliProgress {
+            bar: None,
+            total: 0,
+            last_line: Instant::now(),
+            started: Instant::now(),
+            start_step: 0,
+        }
     }
 }
 
@@ -117,15 +127,20 @@ impl Progress for CliProgress {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total).with_position(done);
             bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+                )
+                .expect("valid template"),
             );
             self.bar = Some(bar);
         }
     }
 
     fn step(&mut self, step: u64, s: &StepStats, img_per_s: f64) {
-        let msg = format!("{img_per_s:.1} img/s  d_loss {:.4}  g_loss {:.4}", s.d_loss, s.g_loss);
+        let msg = format!(
+            "{img_per_s:.1} img/s  d_loss {:.4}  g_loss {:.4}",
+            s.d_loss, s.g_loss
+        );
         match &self.bar {
             Some(bar) => {
                 bar.set_position(step);
@@ -165,7 +180,17 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{name:<14} {}", cfg.description);
             }
         }
-        Command::Train { preset, steps, batch, run_dir, runs_root, mut set, device, seed, resume } => {
+        Command::Train {
+            preset,
+            steps,
+            batch,
+            run_dir,
+            runs_root,
+            mut set,
+            device,
+            seed,
+            resume,
+        } => {
             if let Some(b) = batch {
                 set.push(format!("train.batch={b}"));
             }
@@ -174,20 +199,47 @@ fn run(cli: Cli) -> Result<()> {
             }
             let device = genforge::device::parse(&device)?;
             let source = match (resume, preset) {
-                (Some(dir), _) => RunSource::Resume { run_dir: dir, overrides: set },
+                (Some(dir), _) => RunSource::Resume {
+                    run_dir: dir,
+                    overrides: set,
+                },
                 (None, Some(p)) => {
-                    let config = TrainConfig::load(&p, &set)?;
-                    RunSource::New { config, run_dir, runs_root }
+                    let config = Box::new(TrainConfig::load(&p, &set)?);
+                    RunSource::New {
+                        config,
+                        run_dir,
+                        runs_root,
+                    }
                 }
                 (None, None) => bail!("give a preset (see `genforge presets`) or --resume RUN_DIR"),
             };
             let started = Instant::now();
-            let dir = genforge::train::train(TrainOptions { source, steps, device }, &mut CliProgress::new())?;
-            tracing::info!("done in {:.1} s; samples in {}", started.elapsed().as_secs_f64(), dir.join("samples").display());
+            let dir = genforge::train::train(
+                TrainOptions {
+                    source,
+                    steps,
+                    device,
+                },
+                &mut CliProgress::new(),
+            )?;
+            tracing::info!(
+                "done in {:.1} s; samples in {}",
+                started.elapsed().as_secs_f64(),
+                dir.join("samples").display()
+            );
         }
-        Command::Sample { run_dir, n, seed, out, checkpoint, attention, device } => {
+        Command::Sample {
+            run_dir,
+            n,
+            seed,
+            out,
+            checkpoint,
+            attention,
+            device,
+        } => {
             let device = genforge::device::parse(&device)?;
-            let (cfg, g, ckpt) = genforge::sample::load_generator(&run_dir, checkpoint.as_deref(), &device)?;
+            let (cfg, g, ckpt) =
+                genforge::sample::load_generator(&run_dir, checkpoint.as_deref(), &device)?;
             tracing::info!("checkpoint {}", ckpt.display());
             if attention {
                 let z = genforge::sample::latents(5, cfg.model.z_dim, seed, &device);
@@ -201,23 +253,37 @@ fn run(cli: Cli) -> Result<()> {
             }
             let z = genforge::sample::latents(n, cfg.model.z_dim, seed, &device);
             let images = g.forward(z).images;
-            let as_dir = out.is_dir() || out.to_string_lossy().ends_with('/') || out.extension().is_none();
+            let as_dir =
+                out.is_dir() || out.to_string_lossy().ends_with('/') || out.extension().is_none();
             if as_dir {
                 let k = genforge::sample::grid::save_each(images, &out)?;
                 tracing::info!("wrote {k} images to {}", out.display());
             } else {
-                genforge::sample::grid::save_png(&genforge::sample::grid::make_grid(images, None), &out)?;
+                genforge::sample::grid::save_png(
+                    &genforge::sample::grid::make_grid(images, None),
+                    &out,
+                )?;
                 tracing::info!("wrote {}", out.display());
             }
         }
-        Command::Bench { preset, steps, warmup, batch, mut set, device, json } => {
+        Command::Bench {
+            preset,
+            steps,
+            warmup,
+            batch,
+            mut set,
+            device,
+            json,
+        } => {
             if steps == 0 {
                 bail!("--steps must be at least 1");
             }
             set.push(format!("train.batch={batch}"));
             let cfg = TrainConfig::load(&preset, &set)?;
             let dev = genforge::device::parse(&device)?;
-            tracing::info!("bench {preset}: batch {batch}, {warmup} warm-up + {steps} timed steps on {device}");
+            tracing::info!(
+                "bench {preset}: batch {batch}, {warmup} warm-up + {steps} timed steps on {device}"
+            );
             let report = genforge::bench::run(cfg, &dev, steps, warmup, |i, s| {
                 tracing::info!("step {}: {s:.3} s", i + 1);
             })?;
@@ -239,6 +305,10 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // A bug should still read as one error line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error ({info}); please report it with the command you ran");
+    }));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -28,7 +28,10 @@ fn assert_clean_failure(o: &Output, needle: &str) {
     let err = stderr(o);
     assert!(!o.status.success(), "expected failure: {err}");
     assert!(err.contains(needle), "stderr lacks '{needle}': {err}");
-    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error: {err}"
+    );
 }
 
 #[test]
@@ -40,7 +43,10 @@ fn train_sample_and_resume_a_tiny_dcgan() {
     assert!(o.status.success(), "{}", stderr(&o));
 
     let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(cfg.contains("family = \"dcgan\"") && cfg.contains("steps = 4"), "{cfg}");
+    assert!(
+        cfg.contains("family = \"dcgan\"") && cfg.contains("steps = 4"),
+        "{cfg}"
+    );
     let stats: Vec<serde_json::Value> = std::fs::read_to_string(run.join("stats.jsonl"))
         .unwrap()
         .lines()
@@ -55,7 +61,10 @@ fn train_sample_and_resume_a_tiny_dcgan() {
         }
     }
     // 16 images of 32x32 in a 4x4 grid with 2-pixel borders.
-    assert_eq!(png_size(&run.join("samples/step-0000002.png")), (4 * 34 + 2, 4 * 34 + 2));
+    assert_eq!(
+        png_size(&run.join("samples/step-0000002.png")),
+        (4 * 34 + 2, 4 * 34 + 2)
+    );
     assert!(run.join("samples/step-0000004.png").exists());
     assert!(run.join("samples/reals.png").exists());
     let ckpts: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
@@ -80,7 +89,15 @@ fn train_sample_and_resume_a_tiny_dcgan() {
     let o = genforge(&["train", "--resume", r, "--steps", "6"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(run.join("checkpoints/step-0000006").exists());
-    let o = genforge(&["train", "--resume", r, "--steps", "8", "--set", "model.width=4"]);
+    let o = genforge(&[
+        "train",
+        "--resume",
+        r,
+        "--steps",
+        "8",
+        "--set",
+        "model.width=4",
+    ]);
     assert_clean_failure(&o, "model.width");
     // --attention needs attention layers.
     let o = genforge(&["sample", r, "--attention", "--out", grid.to_str().unwrap()]);
@@ -106,18 +123,49 @@ fn bad_input_gives_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let r = tmp.path().join("r");
     let r = r.to_str().unwrap();
-    let o = genforge(&["train", "dcgan-tiny", "--run-dir", r, "--set", "train.stepz=3"]);
+    let o = genforge(&[
+        "train",
+        "dcgan-tiny",
+        "--run-dir",
+        r,
+        "--set",
+        "train.stepz=3",
+    ]);
     assert_clean_failure(&o, "Valid keys");
     let o = genforge(&["train", "no-such-preset"]);
     assert_clean_failure(&o, "neither a preset");
-    let o = genforge(&["train", "dcgan-tiny", "--run-dir", r, "--set", "data.path=/nonexistent/mnist"]);
+    let o = genforge(&[
+        "train",
+        "dcgan-tiny",
+        "--run-dir",
+        r,
+        "--set",
+        "data.path=/nonexistent/mnist",
+    ]);
     assert_clean_failure(&o, "/nonexistent/mnist");
-    assert!(!Path::new(r).exists(), "a failed start left a run directory behind");
-    let o = genforge(&["train", "dcgan-tiny", "--run-dir", &format!("{r}2"), "--set", "data.classes=[42]"]);
+    assert!(
+        !Path::new(r).exists(),
+        "a failed start left a run directory behind"
+    );
+    let o = genforge(&[
+        "train",
+        "dcgan-tiny",
+        "--run-dir",
+        &format!("{r}2"),
+        "--set",
+        "data.classes=[42]",
+    ]);
     assert_clean_failure(&o, "leaves no images");
     let o = genforge(&["sample", tmp.path().to_str().unwrap()]);
     assert_clean_failure(&o, "not a genforge run directory");
-    let o = genforge(&["train", "dcgan-tiny", "--device", "vulkan", "--run-dir", &format!("{r}3")]);
+    let o = genforge(&[
+        "train",
+        "dcgan-tiny",
+        "--device",
+        "vulkan",
+        "--run-dir",
+        &format!("{r}3"),
+    ]);
     if !cfg!(feature = "vulkan") {
         assert_clean_failure(&o, "vulkan");
     }
@@ -127,7 +175,15 @@ fn bad_input_gives_clear_errors() {
     let o = genforge(&["train", "dcgan-tiny", "--run-dir", ds, "--steps", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = genforge(&[
-        "train", "--resume", ds, "--steps", "40", "--set", "train.d_lr=1e30", "--set", "train.g_lr=1e30",
+        "train",
+        "--resume",
+        ds,
+        "--steps",
+        "40",
+        "--set",
+        "train.d_lr=1e30",
+        "--set",
+        "train.g_lr=1e30",
     ]);
     assert_clean_failure(&o, "diverged");
     let kept: Vec<String> = std::fs::read_dir(d.join("checkpoints"))
@@ -138,9 +194,39 @@ fn bad_input_gives_clear_errors() {
 }
 
 #[test]
+fn colour_model_on_synthetic_shapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let o = genforge(&[
+        "train",
+        "dcgan-tiny",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--set",
+        "data.format=shapes",
+        "--set",
+        "data.classes=[]",
+        "--set",
+        "data.limit=4",
+        "--set",
+        "model.channels=3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["samples/reals.png", "samples/step-0000001.png"] {
+        let b = std::fs::read(run.join(f)).unwrap();
+        assert_eq!(b[25], 2, "{f} is not an RGB PNG"); // IHDR colour type 2 = truecolour
+    }
+}
+
+#[test]
 fn presets_lists_the_seed_presets() {
     let o = genforge(&["presets"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("dcgan-mnist") && out.contains("sagan-mnist"), "{out}");
+    assert!(
+        out.contains("dcgan-mnist") && out.contains("sagan-mnist"),
+        "{out}"
+    );
 }

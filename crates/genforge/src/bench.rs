@@ -37,7 +37,13 @@ pub fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub fn run(cfg: TrainConfig, device: &Device, steps: usize, warmup: usize, mut on_step: impl FnMut(usize, f64)) -> Result<BenchReport> {
+pub fn run(
+    cfg: TrainConfig,
+    device: &Device,
+    steps: usize,
+    warmup: usize,
+    mut on_step: impl FnMut(usize, f64),
+) -> Result<BenchReport> {
     let m = &cfg.model;
     let batch = cfg.train.batch;
     let shape = [batch, m.channels, m.resolution, m.resolution];
@@ -68,6 +74,10 @@ pub fn run(cfg: TrainConfig, device: &Device, steps: usize, warmup: usize, mut o
         sec_per_step,
         img_per_s: batch as f64 / sec_per_step,
         peak_rss_mib: peak_rss_mib(),
-        phases: phases.seconds.into_iter().map(|(n, s)| (n.to_string(), s / phase_steps as f64)).collect(),
+        phases: phases
+            .seconds
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), s / phase_steps as f64))
+            .collect(),
     })
 }

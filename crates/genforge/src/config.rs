@@ -93,10 +93,22 @@ impl Default for TrainConfig {
 
 /// Presets shipped in `configs/`, embedded so the binary works from any directory.
 pub const PRESETS: &[(&str, &str)] = &[
-    ("dcgan-mnist", include_str!("../../../configs/dcgan-mnist.toml")),
-    ("sagan-mnist", include_str!("../../../configs/sagan-mnist.toml")),
-    ("dcgan-tiny", include_str!("../../../configs/dcgan-tiny.toml")),
-    ("sagan-tiny", include_str!("../../../configs/sagan-tiny.toml")),
+    (
+        "dcgan-mnist",
+        include_str!("../../../configs/dcgan-mnist.toml"),
+    ),
+    (
+        "sagan-mnist",
+        include_str!("../../../configs/sagan-mnist.toml"),
+    ),
+    (
+        "dcgan-tiny",
+        include_str!("../../../configs/dcgan-tiny.toml"),
+    ),
+    (
+        "sagan-tiny",
+        include_str!("../../../configs/sagan-tiny.toml"),
+    ),
 ];
 
 impl TrainConfig {
@@ -118,10 +130,11 @@ impl TrainConfig {
             }
         };
         let mut cfg = Self::from_toml(&text, &origin)?;
-        if cfg.name == "custom" && !PRESETS.iter().any(|(n, _)| *n == preset_or_file) {
-            if let Some(stem) = Path::new(preset_or_file).file_stem() {
-                cfg.name = stem.to_string_lossy().into_owned();
-            }
+        if cfg.name == "custom"
+            && !PRESETS.iter().any(|(n, _)| *n == preset_or_file)
+            && let Some(stem) = Path::new(preset_or_file).file_stem()
+        {
+            cfg.name = stem.to_string_lossy().into_owned();
         }
         cfg.apply_overrides(overrides)?;
         Ok(cfg)
@@ -161,7 +174,9 @@ impl TrainConfig {
         let mut root = toml::Value::try_from(&*self).expect("config serializes");
         for item in overrides {
             let (key, raw) = item.split_once('=').ok_or_else(|| {
-                Error::Config(format!("--set '{item}': expected key=value, e.g. train.steps=500"))
+                Error::Config(format!(
+                    "--set '{item}': expected key=value, e.g. train.steps=500"
+                ))
             })?;
             let key = key.trim();
             if !valid.contains_key(key) {
@@ -198,7 +213,9 @@ impl TrainConfig {
         }
         for (k, v) in [("train.g_lr", t.g_lr), ("train.d_lr", t.d_lr)] {
             if !(v > 0.0 && v.is_finite()) {
-                return Err(Error::Config(format!("{k} must be a positive number, got {v}")));
+                return Err(Error::Config(format!(
+                    "{k} must be a positive number, got {v}"
+                )));
             }
         }
         for (k, v) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
@@ -206,11 +223,16 @@ impl TrainConfig {
                 return Err(Error::Config(format!("{k} must be in [0, 1), got {v}")));
             }
         }
+        if t.log_every == 0 {
+            return Err(Error::Config("train.log_every must be at least 1".into()));
+        }
         if t.grid_size == 0 {
             return Err(Error::Config("train.grid_size must be at least 1".into()));
         }
         if t.keep_checkpoints == 0 {
-            return Err(Error::Config("train.keep_checkpoints must be at least 1".into()));
+            return Err(Error::Config(
+                "train.keep_checkpoints must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -243,7 +265,9 @@ pub fn resolve_shipped(path: &str) -> PathBuf {
     if p.is_absolute() || p.exists() {
         return p;
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
     if repo.exists() { repo } else { p }
 }
 
@@ -293,7 +317,10 @@ mod tests {
         assert_eq!(cfg.data.classes, vec![1, 2]);
         let err = cfg.apply_overrides(&["train.stepz=3".into()]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("train.stepz") && msg.contains("train.steps"), "{msg}");
+        assert!(
+            msg.contains("train.stepz") && msg.contains("train.steps"),
+            "{msg}"
+        );
         let err = cfg.apply_overrides(&["train.batch=0".into()]).unwrap_err();
         assert!(err.to_string().contains("train.batch"));
     }

@@ -14,6 +14,8 @@ pub fn parse(name: &str) -> Result<Device> {
         "vulkan" | "cuda" => Err(Error::Device(format!(
             "this genforge was built without the '{name}' feature; rebuild with `cargo build --release --features {name}`"
         ))),
-        other => Err(Error::Device(format!("unknown device '{other}'; use cpu or vulkan"))),
+        other => Err(Error::Device(format!(
+            "unknown device '{other}'; use cpu or vulkan"
+        ))),
     }
 }

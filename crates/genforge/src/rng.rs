@@ -65,7 +65,9 @@ impl Rng {
     }
 
     pub fn normal_vec(&mut self, n: usize, mean: f64, std: f64) -> Vec<f32> {
-        (0..n).map(|_| (mean + std * self.normal()) as f32).collect()
+        (0..n)
+            .map(|_| (mean + std * self.normal()) as f32)
+            .collect()
     }
 
     /// Fisher-Yates shuffle.

@@ -8,15 +8,16 @@ use genforge::burn::tensor::{Device, Tensor};
 use genforge::config::TrainConfig;
 use genforge::models::Discriminator;
 use genforge::rng::Rng;
-use genforge::train::gan::load_module;
 use genforge::sample;
+use genforge::train::gan::load_module;
 use genforge::train::loop_::{RunSource, Silent};
 use genforge::train::{TrainOptions, train};
 
 struct Flatten(Vec<f32>);
 impl ModuleVisitor for Flatten {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.extend(param.val().into_data().try_to_vec::<f32>().unwrap());
+        self.0
+            .extend(param.val().into_data().try_to_vec::<f32>().unwrap());
     }
 }
 
@@ -28,12 +29,27 @@ fn params<M: Module>(m: &M) -> Vec<f32> {
 
 fn run(preset: &str, dir: &Path, steps: u64, resume: bool) {
     let source = if resume {
-        RunSource::Resume { run_dir: dir.to_path_buf(), overrides: vec![] }
+        RunSource::Resume {
+            run_dir: dir.to_path_buf(),
+            overrides: vec![],
+        }
     } else {
-        let config = TrainConfig::load(preset, &[]).unwrap();
-        RunSource::New { config, run_dir: Some(dir.to_path_buf()), runs_root: dir.to_path_buf() }
+        let config = Box::new(TrainConfig::load(preset, &[]).unwrap());
+        RunSource::New {
+            config,
+            run_dir: Some(dir.to_path_buf()),
+            runs_root: dir.to_path_buf(),
+        }
     };
-    train(TrainOptions { source, steps: Some(steps), device: Device::flex() }, &mut Silent).unwrap();
+    train(
+        TrainOptions {
+            source,
+            steps: Some(steps),
+            device: Device::flex(),
+        },
+        &mut Silent,
+    )
+    .unwrap();
 }
 
 fn check(preset: &str) {
@@ -60,7 +76,11 @@ fn check(preset: &str) {
         let d = Discriminator::new(&cfg.model, &mut Rng::new(5), &device);
         load_module(d, &run.join("checkpoints/step-0000004/discriminator.bpk")).unwrap()
     };
-    assert_eq!(params(&load_d(&a)), params(&load_d(&b)), "{preset}: discriminators differ");
+    assert_eq!(
+        params(&load_d(&a)),
+        params(&load_d(&b)),
+        "{preset}: discriminators differ"
+    );
     let da = std::fs::read(a.join("checkpoints/step-0000004/state.json")).unwrap();
     let db = std::fs::read(b.join("checkpoints/step-0000004/state.json")).unwrap();
     assert_eq!(da, db, "{preset}: step / rng state differ");
@@ -96,7 +116,18 @@ fn resume_refuses_a_changed_model() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("r");
     run("dcgan-tiny", &dir, 2, false);
-    let source = RunSource::Resume { run_dir: dir.clone(), overrides: vec!["model.z_dim=9".into()] };
-    let err = train(TrainOptions { source, steps: Some(4), device: Device::flex() }, &mut Silent).unwrap_err();
+    let source = RunSource::Resume {
+        run_dir: dir.clone(),
+        overrides: vec!["model.z_dim=9".into()],
+    };
+    let err = train(
+        TrainOptions {
+            source,
+            steps: Some(4),
+            device: Device::flex(),
+        },
+        &mut Silent,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("model.z_dim"), "{err}");
 }

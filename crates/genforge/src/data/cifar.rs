@@ -11,7 +11,7 @@ use crate::{Error, Result};
 const RECORD: usize = 1 + 3 * 32 * 32;
 
 pub fn parse_batch(path: &Path, bytes: &[u8], out: &mut Vec<RawImage>) -> Result<()> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(Error::data(
             path,
             format!(
@@ -22,7 +22,10 @@ pub fn parse_batch(path: &Path, bytes: &[u8], out: &mut Vec<RawImage>) -> Result
     }
     for rec in bytes.chunks_exact(RECORD) {
         if rec[0] > 9 {
-            return Err(Error::data(path, format!("label {} is outside 0-9: not CIFAR-10 binary", rec[0])));
+            return Err(Error::data(
+                path,
+                format!("label {} is outside 0-9: not CIFAR-10 binary", rec[0]),
+            ));
         }
         out.push(RawImage {
             channels: 3,
@@ -53,11 +56,18 @@ fn batch_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     all.sort();
     let name = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
-    let train: Vec<_> = all.iter().filter(|p| is_train_batch(&name(p))).cloned().collect();
+    let train: Vec<_> = all
+        .iter()
+        .filter(|p| is_train_batch(&name(p)))
+        .cloned()
+        .collect();
     if !train.is_empty() {
         return Ok(train);
     }
-    Ok(all.into_iter().filter(|p| name(p) == "test_batch.bin").collect())
+    Ok(all
+        .into_iter()
+        .filter(|p| name(p) == "test_batch.bin")
+        .collect())
 }
 
 pub fn read_dataset(path: &Path) -> Result<Vec<RawImage>> {
@@ -72,7 +82,10 @@ pub fn read_dataset(path: &Path) -> Result<Vec<RawImage>> {
     if path.is_dir() {
         let files = batch_files(path)?;
         if files.is_empty() {
-            return Err(Error::data(path, "no data_batch_*.bin or test_batch.bin in this directory"));
+            return Err(Error::data(
+                path,
+                "no data_batch_*.bin or test_batch.bin in this directory",
+            ));
         }
         for f in files {
             let bytes = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
@@ -86,17 +99,21 @@ pub fn read_dataset(path: &Path) -> Result<Vec<RawImage>> {
             .entries()
             .map_err(|e| Error::data(path, format!("not a readable tar.gz: {e}")))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| Error::data(path, format!("corrupt archive: {e}")))?;
+            let mut entry =
+                entry.map_err(|e| Error::data(path, format!("corrupt archive: {e}")))?;
             let entry_path = entry
                 .path()
                 .map_err(|e| Error::data(path, format!("corrupt archive: {e}")))?
                 .into_owned();
-            let fname = entry_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let fname = entry_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if is_train_batch(&fname) {
                 let mut bytes = Vec::new();
-                entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| Error::data(path, format!("corrupt archive member {fname}: {e}")))?;
+                entry.read_to_end(&mut bytes).map_err(|e| {
+                    Error::data(path, format!("corrupt archive member {fname}: {e}"))
+                })?;
                 batches.push((fname, bytes));
             }
         }
@@ -159,8 +176,16 @@ mod tests {
         let bad = dir.path().join("bad.bin");
         std::fs::write(&bad, b).unwrap();
         let err = read_dataset(&bad).unwrap_err().to_string();
-        assert!(err.contains("bad.bin") && err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("bad.bin") && err.contains("truncated"),
+            "{err}"
+        );
         let empty = tempfile::tempdir().unwrap();
-        assert!(read_dataset(empty.path()).unwrap_err().to_string().contains("no data_batch"));
+        assert!(
+            read_dataset(empty.path())
+                .unwrap_err()
+                .to_string()
+                .contains("no data_batch")
+        );
     }
 }

@@ -48,7 +48,8 @@ pub fn class_names(root: &Path, files: &[PathBuf]) -> Vec<String> {
 }
 
 pub fn decode(path: &Path) -> Result<RawImage> {
-    let img = image::open(path).map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
+    let img =
+        image::open(path).map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (channels, pixels) = if img.color().has_color() {
         let rgb = img.to_rgb8();
@@ -74,12 +75,18 @@ pub fn decode(path: &Path) -> Result<RawImage> {
 
 pub fn read_dataset(root: &Path) -> Result<Vec<RawImage>> {
     if !root.is_dir() {
-        return Err(Error::data(root, "is not a directory; set data.path to a folder of PNG/JPEG images"));
+        return Err(Error::data(
+            root,
+            "is not a directory; set data.path to a folder of PNG/JPEG images",
+        ));
     }
     let mut files = Vec::new();
     walk(root, &mut files)?;
     if files.is_empty() {
-        return Err(Error::data(root, "holds no .png/.jpg/.jpeg images (searched recursively)"));
+        return Err(Error::data(
+            root,
+            "holds no .png/.jpg/.jpeg images (searched recursively)",
+        ));
     }
     let classes = class_names(root, &files);
     let mut out = Vec::with_capacity(files.len());
@@ -87,7 +94,12 @@ pub fn read_dataset(root: &Path) -> Result<Vec<RawImage>> {
         let mut img = decode(f)?;
         if !classes.is_empty() {
             let rel = f.strip_prefix(root).expect("walked from root");
-            let name = rel.components().next().unwrap().as_os_str().to_string_lossy();
+            let name = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
             img.label = classes.iter().position(|c| *c == name).map(|i| i as u32);
         }
         out.push(img);
@@ -107,38 +119,73 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(cls).join("deep")).unwrap();
             for i in 0..n {
                 let img = image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, i as u8]));
-                img.save(dir.path().join(cls).join("deep").join(format!("{i}.png"))).unwrap();
+                img.save(dir.path().join(cls).join("deep").join(format!("{i}.png")))
+                    .unwrap();
             }
         }
         let imgs = read_dataset(dir.path()).unwrap();
         let labels: Vec<_> = imgs.iter().map(|i| i.label).collect();
         assert_eq!(labels, vec![Some(0), Some(0), Some(1)]);
-        assert_eq!((imgs[0].channels, imgs[0].pixels[0], imgs[0].pixels[64]), (3, 200, 10));
+        assert_eq!(
+            (imgs[0].channels, imgs[0].pixels[0], imgs[0].pixels[64]),
+            (3, 200, 10)
+        );
 
         // Class filter through the whole pipeline, resized to 16x16 in [-1, 1].
-        let cfg = DataConfig { format: DataFormat::Folder, classes: vec![1], ..Default::default() };
+        let cfg = DataConfig {
+            format: DataFormat::Folder,
+            classes: vec![1],
+            ..Default::default()
+        };
         let ds = crate::data::load(&cfg, dir.path(), 3, 16).unwrap();
         assert_eq!(ds.len(), 1);
         assert!((ds.image(0)[0] - (200.0 / 127.5 - 1.0)).abs() < 1e-5);
-        let cfg = DataConfig { classes: vec![5], ..cfg };
-        let err = crate::data::load(&cfg, dir.path(), 3, 16).unwrap_err().to_string();
+        let cfg = DataConfig {
+            classes: vec![5],
+            ..cfg
+        };
+        let err = crate::data::load(&cfg, dir.path(), 3, 16)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("leaves no images"), "{err}");
 
         // Mixed sizes with resizing off.
-        image::GrayImage::new(16, 16).save(dir.path().join("cat").join("big.png")).unwrap();
-        let cfg = DataConfig { format: DataFormat::Folder, resize: false, ..Default::default() };
-        let err = crate::data::load(&cfg, dir.path(), 1, 16).unwrap_err().to_string();
+        image::GrayImage::new(16, 16)
+            .save(dir.path().join("cat").join("big.png"))
+            .unwrap();
+        let cfg = DataConfig {
+            format: DataFormat::Folder,
+            resize: false,
+            ..Default::default()
+        };
+        let err = crate::data::load(&cfg, dir.path(), 1, 16)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("8x8") && err.contains("data.resize"), "{err}");
 
         // A corrupt PNG names the file.
-        std::fs::write(dir.path().join("dog").join("broken.png"), b"\x89PNG\r\n\x1a\nxx").unwrap();
+        std::fs::write(
+            dir.path().join("dog").join("broken.png"),
+            b"\x89PNG\r\n\x1a\nxx",
+        )
+        .unwrap();
         let err = read_dataset(dir.path()).unwrap_err().to_string();
         assert!(err.contains("broken.png"), "{err}");
 
         // Empty folder, and a folder with no images.
         let empty = tempfile::tempdir().unwrap();
-        assert!(read_dataset(empty.path()).unwrap_err().to_string().contains("no .png"));
+        assert!(
+            read_dataset(empty.path())
+                .unwrap_err()
+                .to_string()
+                .contains("no .png")
+        );
         std::fs::write(empty.path().join("notes.txt"), "x").unwrap();
-        assert!(read_dataset(empty.path()).unwrap_err().to_string().contains("no .png"));
+        assert!(
+            read_dataset(empty.path())
+                .unwrap_err()
+                .to_string()
+                .contains("no .png")
+        );
     }
 }

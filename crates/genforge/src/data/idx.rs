@@ -28,7 +28,10 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
 /// Parse an IDX3 image file: `(n, rows, cols, pixels)`.
 pub fn parse_images(path: &Path, b: &[u8]) -> Result<(usize, usize, usize, Vec<u8>)> {
     if b.len() < 16 {
-        return Err(Error::data(path, "too short for an IDX image header (16 bytes)"));
+        return Err(Error::data(
+            path,
+            "too short for an IDX image header (16 bytes)",
+        ));
     }
     let magic = be_u32(b, 0);
     if magic != 0x0803 {
@@ -58,7 +61,10 @@ pub fn parse_images(path: &Path, b: &[u8]) -> Result<(usize, usize, usize, Vec<u
 /// Parse an IDX1 label file.
 pub fn parse_labels(path: &Path, b: &[u8]) -> Result<Vec<u32>> {
     if b.len() < 8 {
-        return Err(Error::data(path, "too short for an IDX label header (8 bytes)"));
+        return Err(Error::data(
+            path,
+            "too short for an IDX label header (8 bytes)",
+        ));
     }
     let magic = be_u32(b, 0);
     if magic != 0x0801 {
@@ -71,7 +77,10 @@ pub fn parse_labels(path: &Path, b: &[u8]) -> Result<Vec<u32>> {
     if b.len() - 8 != n {
         return Err(Error::data(
             path,
-            format!("truncated or padded: header says {n} labels, file has {}", b.len() - 8),
+            format!(
+                "truncated or padded: header says {n} labels, file has {}",
+                b.len() - 8
+            ),
         ));
     }
     Ok(b[8..].iter().map(|&l| l as u32).collect())
@@ -88,7 +97,10 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains("images-idx3")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("images-idx3"))
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -105,7 +117,10 @@ pub fn read_dataset(path: &Path) -> Result<Vec<RawImage>> {
     let files = if path.is_dir() {
         let f = image_files(path)?;
         if f.is_empty() {
-            return Err(Error::data(path, "no '*images-idx3-ubyte[.gz]' file in this directory"));
+            return Err(Error::data(
+                path,
+                "no '*images-idx3-ubyte[.gz]' file in this directory",
+            ));
         }
         f
     } else {
@@ -143,7 +158,14 @@ pub fn read_dataset(path: &Path) -> Result<Vec<RawImage>> {
 }
 
 /// Write an IDX3 image file and its IDX1 label file (gzipped when the name ends in `.gz`).
-pub fn write(images_path: &Path, labels_path: &Path, rows: usize, cols: usize, pixels: &[u8], labels: &[u8]) -> std::io::Result<()> {
+pub fn write(
+    images_path: &Path,
+    labels_path: &Path,
+    rows: usize,
+    cols: usize,
+    pixels: &[u8],
+    labels: &[u8],
+) -> std::io::Result<()> {
     use std::io::Write;
     let n = labels.len();
     let mut img = Vec::with_capacity(16 + pixels.len());
@@ -181,14 +203,23 @@ mod tests {
     fn reads_the_shipped_mnist() {
         let imgs = read_dataset(&shipped()).unwrap();
         assert_eq!(imgs.len(), 10_000);
-        assert_eq!((imgs[0].height, imgs[0].width, imgs[0].channels), (28, 28, 1));
+        assert_eq!(
+            (imgs[0].height, imgs[0].width, imgs[0].channels),
+            (28, 28, 1)
+        );
         let mut counts = [0usize; 10];
         for i in &imgs {
             counts[i.label.unwrap() as usize] += 1;
         }
-        assert_eq!(counts, [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]);
+        assert_eq!(
+            counts,
+            [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+        );
         // Digits are ink on black: a border pixel is 0, and every image has some ink.
-        assert!(imgs.iter().all(|i| i.pixels[0] == 0 && i.pixels.iter().any(|&p| p > 200)));
+        assert!(
+            imgs.iter()
+                .all(|i| i.pixels[0] == 0 && i.pixels.iter().any(|&p| p > 200))
+        );
     }
 
     #[test]
@@ -210,7 +241,10 @@ mod tests {
         b.pop();
         std::fs::write(&ip, &b).unwrap();
         let err = read_dataset(&ip).unwrap_err().to_string();
-        assert!(err.contains("truncated") && err.contains("t-images-idx3-ubyte"), "{err}");
+        assert!(
+            err.contains("truncated") && err.contains("t-images-idx3-ubyte"),
+            "{err}"
+        );
         // Wrong magic.
         b[3] = 0x01;
         std::fs::write(&ip, &b).unwrap();
@@ -223,7 +257,9 @@ mod tests {
         std::fs::write(&gp, &g).unwrap();
         assert!(read_dataset(&gp).unwrap_err().to_string().contains("gzip"));
         // Missing path.
-        let err = read_dataset(&dir.path().join("nope")).unwrap_err().to_string();
+        let err = read_dataset(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not exist"), "{err}");
     }
 }

@@ -18,9 +18,23 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    pub fn new(images: Vec<f32>, labels: Vec<u32>, n: usize, channels: usize, height: usize, width: usize) -> Self {
+    pub fn new(
+        images: Vec<f32>,
+        labels: Vec<u32>,
+        n: usize,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Self {
         assert_eq!(images.len(), n * channels * height * width);
-        Dataset { images, labels, n, channels, height, width }
+        Dataset {
+            images,
+            labels,
+            n,
+            channels,
+            height,
+            width,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -83,12 +97,29 @@ mod tests {
 
     #[test]
     fn an_epoch_visits_every_image_once() {
-        let ds = Dataset::new((0..10).map(|i| i as f32).collect(), vec![0; 10], 10, 1, 1, 1);
-        let mut seen: Vec<usize> = (0..3).flat_map(|s| ds.batch_indices(1, s, 3).unwrap()).collect();
+        let ds = Dataset::new(
+            (0..10).map(|i| i as f32).collect(),
+            vec![0; 10],
+            10,
+            1,
+            1,
+            1,
+        );
+        let mut seen: Vec<usize> = (0..3)
+            .flat_map(|s| ds.batch_indices(1, s, 3).unwrap())
+            .collect();
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 9);
-        assert_ne!(ds.batch_indices(1, 0, 3).unwrap(), ds.batch_indices(1, 3, 3).unwrap());
-        assert!(ds.batch_indices(1, 0, 11).unwrap_err().to_string().contains("train.batch"));
+        assert_ne!(
+            ds.batch_indices(1, 0, 3).unwrap(),
+            ds.batch_indices(1, 3, 3).unwrap()
+        );
+        assert!(
+            ds.batch_indices(1, 0, 11)
+                .unwrap_err()
+                .to_string()
+                .contains("train.batch")
+        );
     }
 }

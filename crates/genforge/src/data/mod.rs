@@ -155,7 +155,9 @@ pub fn prepare(
         }
         labels.push(img.label.unwrap_or(u32::MAX));
     }
-    Ok(Dataset::new(images, labels, n, channels, resolution, resolution))
+    Ok(Dataset::new(
+        images, labels, n, channels, resolution, resolution,
+    ))
 }
 
 /// Grey -> RGB repeats the plane; RGB -> grey uses ITU-R 601 luma (as PIL's `convert("L")`).

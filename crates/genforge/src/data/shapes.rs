@@ -34,7 +34,9 @@ pub fn generate(per_class: usize, size: usize, seed: u64) -> Vec<RawImage> {
         let r = s * (0.18 + 0.17 * rng.uniform() as f32);
         let cx = r + (s - 2.0 * r) * rng.uniform() as f32;
         let cy = r + (s - 2.0 * r) * rng.uniform() as f32;
-        let fg: Vec<f32> = (0..3).map(|_| 110.0 + 145.0 * rng.uniform() as f32).collect();
+        let fg: Vec<f32> = (0..3)
+            .map(|_| 110.0 + 145.0 * rng.uniform() as f32)
+            .collect();
         let bg: Vec<f32> = (0..3).map(|_| 70.0 * rng.uniform() as f32).collect();
         let mut pixels = vec![0u8; 3 * size * size];
         for py in 0..size {
@@ -81,6 +83,9 @@ mod tests {
         }
         // A square covers more of its bounding box than a circle of the same radius would miss:
         // the centre pixel of every shape is foreground.
-        assert_eq!(a.iter().map(|i| i.label.unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(
+            a.iter().map(|i| i.label.unwrap()).collect::<Vec<_>>(),
+            vec![0, 1, 2, 0, 1, 2]
+        );
     }
 }

@@ -45,7 +45,9 @@ pub fn generator_resolutions(resolution: usize) -> Vec<usize> {
 
 /// Output resolution of each hidden D layer: resolution / 2, ... 4.
 pub fn discriminator_resolutions(resolution: usize) -> Vec<usize> {
-    (0..hidden_layers(resolution)).map(|i| resolution >> (i + 1)).collect()
+    (0..hidden_layers(resolution))
+        .map(|i| resolution >> (i + 1))
+        .collect()
 }
 
 #[derive(Module, Debug)]
@@ -81,14 +83,19 @@ impl Generator {
             let mut bn = BatchNormConfig::new(cout).init(device);
             bn.gamma = init::normal([cout], 1.0, 0.02, rng, device);
             blocks.push(GeneratorBlock {
-                conv: ConvTranspose2d::new(cin, cout, 4, stride, pad, sagan, rng, device),
+                conv: ConvTranspose2d::new([cin, cout], 4, stride, pad, sagan, rng, device),
                 bn,
-                attention: (sagan && cfg.g_attention.contains(&r)).then(|| SelfAttention::new(cout, rng, device)),
+                attention: (sagan && cfg.g_attention.contains(&r))
+                    .then(|| SelfAttention::new(cout, rng, device)),
             });
             cin = cout;
         }
-        let last = ConvTranspose2d::new(cin, cfg.channels, 4, 2, 1, false, rng, device);
-        Generator { blocks, last, z_dim: cfg.z_dim }
+        let last = ConvTranspose2d::new([cin, cfg.channels], 4, 2, 1, false, rng, device);
+        Generator {
+            blocks,
+            last,
+            z_dim: cfg.z_dim,
+        }
     }
 
     /// `[b, z_dim] -> [b, channels, res, res]` in [-1, 1].
@@ -104,7 +111,10 @@ impl Generator {
                 attention.push(map);
             }
         }
-        Output { images: tanh(self.last.forward(x)), attention }
+        Output {
+            images: tanh(self.last.forward(x)),
+            attention,
+        }
     }
 }
 
@@ -135,12 +145,13 @@ impl Discriminator {
         for (i, &r) in discriminator_resolutions(cfg.resolution).iter().enumerate() {
             let cout = cfg.width << i;
             blocks.push(DiscriminatorBlock {
-                conv: Conv2d::new(cin, cout, 4, 2, 1, sagan, rng, device),
-                attention: (sagan && cfg.d_attention.contains(&r)).then(|| SelfAttention::new(cout, rng, device)),
+                conv: Conv2d::new([cin, cout], 4, 2, 1, sagan, rng, device),
+                attention: (sagan && cfg.d_attention.contains(&r))
+                    .then(|| SelfAttention::new(cout, rng, device)),
             });
             cin = cout;
         }
-        let last = Conv2d::new(cin, 1, 4, 1, 0, false, rng, device);
+        let last = Conv2d::new([cin, 1], 4, 1, 0, false, rng, device);
         Discriminator { blocks, last }
     }
 
@@ -158,7 +169,10 @@ impl Discriminator {
         }
         let out = self.last.forward(x); // [b, 1, 1, 1]
         let b = out.dims()[0];
-        Logits { logits: out.reshape([b]), attention }
+        Logits {
+            logits: out.reshape([b]),
+            attention,
+        }
     }
 }
 
@@ -167,7 +181,10 @@ mod tests {
     use super::*;
 
     fn seed_cfg(family: Family) -> ModelConfig {
-        ModelConfig { family, ..ModelConfig::default() }
+        ModelConfig {
+            family,
+            ..ModelConfig::default()
+        }
     }
 
     #[test]
@@ -175,7 +192,12 @@ mod tests {
         let device = Device::flex();
         let g = Generator::new(&seed_cfg(Family::Dcgan), &mut Rng::new(0), &device);
         let mut x = Tensor::<4>::zeros([2, 20, 1, 1], &device);
-        let want = [[2, 512, 4, 4], [2, 256, 8, 8], [2, 128, 16, 16], [2, 64, 32, 32]];
+        let want = [
+            [2, 512, 4, 4],
+            [2, 256, 8, 8],
+            [2, 128, 16, 16],
+            [2, 64, 32, 32],
+        ];
         for (block, w) in g.blocks.iter().zip(want) {
             x = block.conv.forward(x);
             assert_eq!(x.dims(), w);
@@ -191,13 +213,23 @@ mod tests {
         let device = Device::flex();
         let d = Discriminator::new(&seed_cfg(Family::Dcgan), &mut Rng::new(0), &device);
         let mut x = Tensor::<4>::zeros([2, 1, 64, 64], &device);
-        let want = [[2, 64, 32, 32], [2, 128, 16, 16], [2, 256, 8, 8], [2, 512, 4, 4]];
+        let want = [
+            [2, 64, 32, 32],
+            [2, 128, 16, 16],
+            [2, 256, 8, 8],
+            [2, 512, 4, 4],
+        ];
         for (block, w) in d.blocks.iter().zip(want) {
             x = block.conv.forward(x);
             assert_eq!(x.dims(), w);
         }
         assert_eq!(d.last.forward(x).dims(), [2, 1, 1, 1]);
-        assert_eq!(d.forward(Tensor::zeros([5, 1, 64, 64], &device)).logits.dims(), [5]);
+        assert_eq!(
+            d.forward(Tensor::zeros([5, 1, 64, 64], &device))
+                .logits
+                .dims(),
+            [5]
+        );
     }
 
     #[test]
@@ -224,7 +256,12 @@ mod tests {
     fn other_resolutions_and_channels() {
         let device = Device::flex();
         for (res, layers) in [(32, 3), (128, 5)] {
-            let cfg = ModelConfig { resolution: res, channels: 3, width: 8, ..ModelConfig::default() };
+            let cfg = ModelConfig {
+                resolution: res,
+                channels: 3,
+                width: 8,
+                ..ModelConfig::default()
+            };
             let g = Generator::new(&cfg, &mut Rng::new(0), &device);
             assert_eq!(g.blocks.len(), layers);
             let img = g.forward(Tensor::zeros([1, 20], &device)).images;
@@ -238,11 +275,26 @@ mod tests {
     fn init_statistics_match_weights_init() {
         let device = Device::flex();
         let g = Generator::new(&seed_cfg(Family::Dcgan), &mut Rng::new(0), &device);
-        let w = g.blocks[1].conv.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        let w = g.blocks[1]
+            .conv
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let mean = w.iter().sum::<f32>() / w.len() as f32;
         let std = (w.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / w.len() as f32).sqrt();
-        assert!(mean.abs() < 1e-3 && (std - 0.02).abs() < 1e-3, "{mean} {std}");
-        let gamma = g.blocks[1].bn.gamma.val().into_data().try_to_vec::<f32>().unwrap();
+        assert!(
+            mean.abs() < 1e-3 && (std - 0.02).abs() < 1e-3,
+            "{mean} {std}"
+        );
+        let gamma = g.blocks[1]
+            .bn
+            .gamma
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let gm = gamma.iter().sum::<f32>() / gamma.len() as f32;
         assert!((gm - 1.0).abs() < 0.01, "{gm}");
     }

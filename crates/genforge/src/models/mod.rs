@@ -58,10 +58,15 @@ impl ModelConfig {
             )));
         }
         if ![1, 3].contains(&self.channels) {
-            return Err(Error::Config(format!("model.channels must be 1 or 3, got {}", self.channels)));
+            return Err(Error::Config(format!(
+                "model.channels must be 1 or 3, got {}",
+                self.channels
+            )));
         }
         if self.z_dim == 0 || self.width == 0 {
-            return Err(Error::Config("model.z_dim and model.width must be positive".into()));
+            return Err(Error::Config(
+                "model.z_dim and model.width must be positive".into(),
+            ));
         }
         if self.family == Family::Sagan {
             let g_res = dcgan::generator_resolutions(self.resolution);

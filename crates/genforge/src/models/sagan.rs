@@ -26,7 +26,10 @@ mod tests {
         let device = Device::flex();
         let v: Vec<f32> = (0..256 * 256).map(|i| i as f32).collect();
         let map = Tensor::<2>::from_data(TensorData::new(v, [256, 256]), &device);
-        let c = centre_attention(map).into_data().try_to_vec::<f32>().unwrap();
+        let c = centre_attention(map)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(c.len(), 256);
         assert_eq!(c[0], ((7 * 16 + 7) * 256) as f32);
     }

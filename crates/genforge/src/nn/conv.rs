@@ -2,7 +2,7 @@
 //! burn's own `Conv2d` keeps its weight private to its forward; these apply `W / sigma(W)`.
 
 use burn::module::{Module, Param};
-use burn::tensor::module::{conv2d, conv_transpose2d};
+use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
 
@@ -23,7 +23,16 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize, spectral_norm: bool, rng: &mut Rng, device: &Device) -> Self {
+    /// `channels` = `[in, out]`.
+    pub fn new(
+        [cin, cout]: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        spectral_norm: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
         Conv2d {
             weight: init::normal([cout, cin, kernel, kernel], 0.0, INIT_STD, rng, device),
             bias: init::zeros([cout], device),
@@ -39,7 +48,12 @@ impl Conv2d {
             Some(sn) => sn.normalize_weight(self.weight.val()),
             None => self.weight.val(),
         };
-        conv2d(x, w, Some(self.bias.val()), ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1))
+        conv2d(
+            x,
+            w,
+            Some(self.bias.val()),
+            ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1),
+        )
     }
 }
 
@@ -54,7 +68,16 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
-    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize, spectral_norm: bool, rng: &mut Rng, device: &Device) -> Self {
+    /// `channels` = `[in, out]`.
+    pub fn new(
+        [cin, cout]: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        spectral_norm: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
         ConvTranspose2d {
             weight: init::normal([cin, cout, kernel, kernel], 0.0, INIT_STD, rng, device),
             bias: init::zeros([cout], device),

@@ -7,9 +7,18 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::rng::Rng;
 
 /// `N(mean, std)` parameter of the given shape.
-pub fn normal<const D: usize>(shape: [usize; D], mean: f64, std: f64, rng: &mut Rng, device: &Device) -> Param<Tensor<D>> {
+pub fn normal<const D: usize>(
+    shape: [usize; D],
+    mean: f64,
+    std: f64,
+    rng: &mut Rng,
+    device: &Device,
+) -> Param<Tensor<D>> {
     let n = shape.iter().product();
-    Param::from_tensor(Tensor::from_data(TensorData::new(rng.normal_vec(n, mean, std), shape), device))
+    Param::from_tensor(Tensor::from_data(
+        TensorData::new(rng.normal_vec(n, mean, std), shape),
+        device,
+    ))
 }
 
 pub fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> {

@@ -23,13 +23,24 @@ fn normalize<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {
 
 impl SpectralNorm {
     pub fn new(rows: usize, dim: usize, rng: &mut Rng, device: &Device) -> Self {
-        let u = Tensor::<1>::from_data(TensorData::new(rng.normal_vec(rows, 0.0, 1.0), [rows]), device);
-        SpectralNorm { u: RunningState::new(normalize(u, 1e-12)), dim, eps: 1e-12 }
+        let u = Tensor::<1>::from_data(
+            TensorData::new(rng.normal_vec(rows, 0.0, 1.0), [rows]),
+            device,
+        );
+        SpectralNorm {
+            u: RunningState::new(normalize(u, 1e-12)),
+            dim,
+            eps: 1e-12,
+        }
     }
 
     /// The weight as a `[rows, rest]` matrix.
     fn matrix(&self, weight: Tensor<4>) -> Tensor<2> {
-        let w = if self.dim == 0 { weight } else { weight.swap_dims(0, self.dim) };
+        let w = if self.dim == 0 {
+            weight
+        } else {
+            weight.swap_dims(0, self.dim)
+        };
         let [r, a, b, c] = w.dims();
         w.reshape([r, a * b * c])
     }
@@ -39,7 +50,12 @@ impl SpectralNorm {
         let w = self.matrix(weight); // [rows, cols]
         let rows = w.dims()[0];
         let device = w.device();
-        let mut u = self.u.value_sync().to_device(&device).detach().reshape([1, rows]); // [1, rows]
+        let mut u = self
+            .u
+            .value_sync()
+            .to_device(&device)
+            .detach()
+            .reshape([1, rows]); // [1, rows]
         let wd = w.clone().detach();
         let v = normalize(u.clone().matmul(wd.clone()), self.eps); // [1, cols] = normalize(W^T u)
         if device.is_autodiff() {
@@ -47,7 +63,10 @@ impl SpectralNorm {
             self.u.update(u.clone().reshape([rows]).detach());
         }
         // sigma = u^T W v (gradient flows through W only)
-        u.detach().matmul(w).matmul(v.detach().transpose()).reshape([1])
+        u.detach()
+            .matmul(w)
+            .matmul(v.detach().transpose())
+            .reshape([1])
     }
 
     /// `W / sigma(W)`.
@@ -66,8 +85,12 @@ mod tests {
         let mut v = vec![1.0f64; cols];
         let mut s = 0.0;
         for _ in 0..2000 {
-            let wv: Vec<f64> = (0..rows).map(|r| (0..cols).map(|c| w[r * cols + c] as f64 * v[c]).sum()).collect();
-            let wtwv: Vec<f64> = (0..cols).map(|c| (0..rows).map(|r| w[r * cols + c] as f64 * wv[r]).sum()).collect();
+            let wv: Vec<f64> = (0..rows)
+                .map(|r| (0..cols).map(|c| w[r * cols + c] as f64 * v[c]).sum())
+                .collect();
+            let wtwv: Vec<f64> = (0..cols)
+                .map(|c| (0..rows).map(|r| w[r * cols + c] as f64 * wv[r]).sum())
+                .collect();
             let n = wtwv.iter().map(|x| x * x).sum::<f64>().sqrt();
             v = wtwv.iter().map(|x| x / n).collect();
             s = n.sqrt();
@@ -88,8 +111,15 @@ mod tests {
             sigma = sn.sigma(weight.clone()).into_scalar::<f32>() as f64;
         }
         let reference = sigma_reference(&w, 6, 12);
-        assert!((sigma - reference).abs() / reference < 1e-4, "{sigma} vs {reference}");
-        let wn = sn.normalize_weight(weight).into_data().try_to_vec::<f32>().unwrap();
+        assert!(
+            (sigma - reference).abs() / reference < 1e-4,
+            "{sigma} vs {reference}"
+        );
+        let wn = sn
+            .normalize_weight(weight)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let after = sigma_reference(&wn, 6, 12);
         assert!((after - 1.0).abs() < 1e-3, "normalized sigma {after}");
     }
@@ -116,7 +146,10 @@ mod tests {
             }
         }
         let reference = sigma_reference(&m, 5, 36);
-        assert!((sigma - reference).abs() / reference < 1e-3, "{sigma} vs {reference}");
+        assert!(
+            (sigma - reference).abs() / reference < 1e-3,
+            "{sigma} vs {reference}"
+        );
         assert_eq!(sn.u.value().dims(), [5]);
     }
 
@@ -124,7 +157,10 @@ mod tests {
     fn inference_does_not_move_u() {
         let device = Device::flex();
         let mut rng = Rng::new(2);
-        let weight = Tensor::<4>::from_data(TensorData::new(rng.normal_vec(8, 0.0, 1.0), [2, 1, 2, 2]), &device);
+        let weight = Tensor::<4>::from_data(
+            TensorData::new(rng.normal_vec(8, 0.0, 1.0), [2, 1, 2, 2]),
+            &device,
+        );
         let sn = SpectralNorm::new(2, 0, &mut rng, &device);
         let before = sn.u.value().into_data();
         sn.sigma(weight);

@@ -11,7 +11,11 @@ pub fn dir_name(step: u64) -> String {
 }
 
 fn step_of(path: &Path) -> Option<u64> {
-    path.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("step-")?
+        .parse()
+        .ok()
 }
 
 /// Completed checkpoints, oldest first.
@@ -32,12 +36,20 @@ pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 
 pub fn latest(run_dir: &Path) -> Result<(u64, PathBuf)> {
     list(run_dir)?.pop().ok_or_else(|| {
-        Error::run(run_dir, "has no checkpoint (checkpoints/step-*); is this a genforge run directory?")
+        Error::run(
+            run_dir,
+            "has no checkpoint (checkpoints/step-*); is this a genforge run directory?",
+        )
     })
 }
 
 /// Write a checkpoint with `write(tmp_dir)`, then rename it to its final name and prune.
-pub fn save(run_dir: &Path, step: u64, keep: usize, write: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+pub fn save(
+    run_dir: &Path,
+    step: u64,
+    keep: usize,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
     let root = run_dir.join("checkpoints");
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let final_dir = root.join(dir_name(step));
@@ -47,7 +59,10 @@ pub fn save(run_dir: &Path, step: u64, keep: usize, write: impl FnOnce(&Path) ->
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     write(&tmp)?;
-    for entry in std::fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))?.flatten() {
+    for entry in std::fs::read_dir(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?
+        .flatten()
+    {
         if let Ok(f) = std::fs::File::open(entry.path()) {
             f.sync_all().map_err(|e| Error::io(entry.path(), e))?;
         }
@@ -73,7 +88,10 @@ mod tests {
     fn failed_writes_never_become_latest_and_old_ones_are_pruned() {
         let run = tempfile::tempdir().unwrap();
         for step in [10, 20, 30] {
-            save(run.path(), step, 2, |d| std::fs::write(d.join("x"), b"ok").map_err(|e| Error::io(d, e))).unwrap();
+            save(run.path(), step, 2, |d| {
+                std::fs::write(d.join("x"), b"ok").map_err(|e| Error::io(d, e))
+            })
+            .unwrap();
         }
         let steps: Vec<u64> = list(run.path()).unwrap().iter().map(|c| c.0).collect();
         assert_eq!(steps, vec![20, 30]);

@@ -15,7 +15,10 @@ pub const STATS_FILE: &str = "stats.jsonl";
 pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     let mut next = 0;
-    for entry in std::fs::read_dir(root).map_err(|e| Error::io(root, e))?.flatten() {
+    for entry in std::fs::read_dir(root)
+        .map_err(|e| Error::io(root, e))?
+        .flatten()
+    {
         let fname = entry.file_name().to_string_lossy().into_owned();
         if let Some(n) = fname.split('-').next().and_then(|s| s.parse::<u32>().ok()) {
             next = next.max(n + 1);
@@ -42,7 +45,9 @@ pub fn create(dir: &Path, config_toml: &str) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 

@@ -39,17 +39,26 @@ pub fn figure(g: &Generator, z: Tensor<2>) -> Result<DynamicImage> {
     };
     let [n, c, h, w] = out.images.dims();
     let imgs = out.images.into_data().try_to_vec::<f32>().expect("f32");
-    let mut fig = RgbImage::from_pixel((n * (w + PAD) + PAD) as u32, (2 * (h + PAD) + PAD) as u32, Rgb([255, 255, 255]));
+    let mut fig = RgbImage::from_pixel(
+        (n * (w + PAD) + PAD) as u32,
+        (2 * (h + PAD) + PAD) as u32,
+        Rgb([255, 255, 255]),
+    );
     for i in 0..n {
         let ox = PAD + i * (w + PAD);
         for y in 0..h {
             for x in 0..w {
-                let p: Vec<u8> = (0..3).map(|ch| to_u8(imgs[((i * c + ch.min(c - 1)) * h + y) * w + x])).collect();
+                let p: Vec<u8> = (0..3)
+                    .map(|ch| to_u8(imgs[((i * c + ch.min(c - 1)) * h + y) * w + x]))
+                    .collect();
                 fig.put_pixel((ox + x) as u32, (PAD + y) as u32, Rgb([p[0], p[1], p[2]]));
             }
         }
         let nn = map.dims()[1];
-        let one = map.clone().slice([i..i + 1, 0..nn, 0..nn]).reshape([nn, nn]);
+        let one = map
+            .clone()
+            .slice([i..i + 1, 0..nn, 0..nn])
+            .reshape([nn, nn]);
         let panel = centre_attention(one);
         let side = panel.dims()[0];
         let v = panel.into_data().try_to_vec::<f32>().expect("f32");

@@ -18,7 +18,9 @@ pub fn to_u8(v: f32) -> u8 {
 pub fn make_grid(images: Tensor<4>, ncol: Option<usize>) -> DynamicImage {
     let [n, c, h, w] = images.dims();
     let data = images.into_data().try_to_vec::<f32>().expect("f32 images");
-    let ncol = ncol.unwrap_or_else(|| (n as f64).sqrt().ceil() as usize).max(1);
+    let ncol = ncol
+        .unwrap_or_else(|| (n as f64).sqrt().ceil() as usize)
+        .max(1);
     let nrow = n.div_ceil(ncol);
     let (gw, gh) = (ncol * (w + PAD) + PAD, nrow * (h + PAD) + PAD);
     let px = |i: usize, ch: usize, y: usize, x: usize| to_u8(data[((i * c + ch) * h + y) * w + x]);
@@ -28,7 +30,11 @@ pub fn make_grid(images: Tensor<4>, ncol: Option<usize>) -> DynamicImage {
             let (ox, oy) = (PAD + (i % ncol) * (w + PAD), PAD + (i / ncol) * (h + PAD));
             for y in 0..h {
                 for x in 0..w {
-                    img.put_pixel((ox + x) as u32, (oy + y) as u32, image::Luma([px(i, 0, y, x)]));
+                    img.put_pixel(
+                        (ox + x) as u32,
+                        (oy + y) as u32,
+                        image::Luma([px(i, 0, y, x)]),
+                    );
                 }
             }
         }
@@ -54,8 +60,11 @@ pub fn save_png(img: &DynamicImage, path: &Path) -> Result<()> {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::run(path, format!("PNG encoding failed: {e}")))?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| Error::run(path, format!("PNG encoding failed: {e}")))?;
     crate::run::write_atomic(path, &bytes)
 }
 
@@ -63,7 +72,7 @@ pub fn save_png(img: &DynamicImage, path: &Path) -> Result<()> {
 pub fn save_each(images: Tensor<4>, dir: &Path) -> Result<usize> {
     let n = images.dims()[0];
     for i in 0..n {
-        let one = images.clone().slice([i..i + 1]);
+        let one = images.clone().narrow(0, i, 1);
         let img = make_grid(one, Some(1));
         // Crop the border of a one-image grid.
         let (w, h) = (img.width() - 2 * PAD as u32, img.height() - 2 * PAD as u32);
@@ -80,7 +89,17 @@ mod tests {
 
     #[test]
     fn grid_places_images_and_maps_values() {
-        let v: Vec<f32> = (0..3 * 4).map(|i| if i < 4 { -1.0 } else if i < 8 { 0.0 } else { 1.0 }).collect();
+        let v: Vec<f32> = (0..3 * 4)
+            .map(|i| {
+                if i < 4 {
+                    -1.0
+                } else if i < 8 {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
         let t = Tensor::<4>::from_data(TensorData::new(v, [3, 1, 2, 2]), &Device::flex());
         let g = make_grid(t, Some(2)).to_luma8();
         assert_eq!((g.width(), g.height()), (2 * 4 + 2, 2 * 4 + 2));

@@ -17,14 +17,24 @@ use crate::{Error, Result};
 /// `n` standard-normal latents from `seed` (the same seed gives the same grid in every run).
 pub fn latents(n: usize, z_dim: usize, seed: u64, device: &Device) -> Tensor<2> {
     let mut rng = Rng::new(seed).fork(0x5A3D);
-    Tensor::from_data(TensorData::new(rng.normal_vec(n * z_dim, 0.0, 1.0), [n, z_dim]), device)
+    Tensor::from_data(
+        TensorData::new(rng.normal_vec(n * z_dim, 0.0, 1.0), [n, z_dim]),
+        device,
+    )
 }
 
 /// A run's config and its generator from `checkpoint` (default: the latest), for inference.
-pub fn load_generator(run_dir: &Path, checkpoint: Option<&Path>, device: &Device) -> Result<(TrainConfig, Generator, PathBuf)> {
+pub fn load_generator(
+    run_dir: &Path,
+    checkpoint: Option<&Path>,
+    device: &Device,
+) -> Result<(TrainConfig, Generator, PathBuf)> {
     let cfg_path = run_dir.join(run::CONFIG_FILE);
     if !cfg_path.is_file() {
-        return Err(Error::run(run_dir, "is not a genforge run directory (no config.toml)"));
+        return Err(Error::run(
+            run_dir,
+            "is not a genforge run directory (no config.toml)",
+        ));
     }
     let cfg = TrainConfig::load_file(&cfg_path)?;
     let ckpt = match checkpoint {

@@ -79,7 +79,13 @@ fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
         .init()
 }
 
-const FILES: [&str; 5] = ["generator.bpk", "discriminator.bpk", "g_optim.bpk", "d_optim.bpk", "state.json"];
+const FILES: [&str; 5] = [
+    "generator.bpk",
+    "discriminator.bpk",
+    "g_optim.bpk",
+    "d_optim.bpk",
+    "state.json",
+];
 
 impl GanTrainer {
     /// Fresh models from `cfg.train.seed` on `device` (autodiff is enabled here).
@@ -95,7 +101,11 @@ impl GanTrainer {
             cfg,
             g,
             d,
-            state: TrainerState { step: 0, images_seen: 0, rng },
+            state: TrainerState {
+                step: 0,
+                images_seen: 0,
+                rng,
+            },
             device,
         }
     }
@@ -106,7 +116,10 @@ impl GanTrainer {
 
     fn latents(&mut self, batch: usize) -> Tensor<2> {
         let z = self.cfg.model.z_dim;
-        Tensor::from_data(TensorData::new(self.state.rng.normal_vec(batch * z, 0.0, 1.0), [batch, z]), &self.device)
+        Tensor::from_data(
+            TensorData::new(self.state.rng.normal_vec(batch * z, 0.0, 1.0), [batch, z]),
+            &self.device,
+        )
     }
 
     fn d_loss(&self, real: Tensor<1>, fake: Tensor<1>) -> Tensor<1> {
@@ -131,7 +144,11 @@ impl GanTrainer {
 
     /// [`train_step`](Self::train_step), recording where the time goes when `phases` is given
     /// (the device is synchronised at each phase boundary, so only benchmarks ask for it).
-    pub fn train_step_timed(&mut self, real: Tensor<4>, mut phases: Option<&mut PhaseTimes>) -> Result<StepStats> {
+    pub fn train_step_timed(
+        &mut self,
+        real: Tensor<4>,
+        mut phases: Option<&mut PhaseTimes>,
+    ) -> Result<StepStats> {
         let b = real.dims()[0];
         let device = self.device.clone();
         let mut mark = |name: &'static str| {
@@ -192,10 +209,22 @@ impl GanTrainer {
         let io = |e: burn::store::RecordError, f: &str| Error::run(dir.join(f), e.to_string());
         // `valid()` folds pending running-state updates (BatchNorm statistics, spectral-norm `u`)
         // into the snapshot; a plain record would save them one update stale.
-        self.g.valid().into_record().save(dir.join(FILES[0])).map_err(|e| io(e, FILES[0]))?;
-        self.d.valid().into_record().save(dir.join(FILES[1])).map_err(|e| io(e, FILES[1]))?;
-        self.g_opt.save(dir.join(FILES[2])).map_err(|e| io(e, FILES[2]))?;
-        self.d_opt.save(dir.join(FILES[3])).map_err(|e| io(e, FILES[3]))?;
+        self.g
+            .valid()
+            .into_record()
+            .save(dir.join(FILES[0]))
+            .map_err(|e| io(e, FILES[0]))?;
+        self.d
+            .valid()
+            .into_record()
+            .save(dir.join(FILES[1]))
+            .map_err(|e| io(e, FILES[1]))?;
+        self.g_opt
+            .save(dir.join(FILES[2]))
+            .map_err(|e| io(e, FILES[2]))?;
+        self.d_opt
+            .save(dir.join(FILES[3]))
+            .map_err(|e| io(e, FILES[3]))?;
         let state = serde_json::to_string_pretty(&self.state).expect("state serializes");
         std::fs::write(dir.join(FILES[4]), state).map_err(|e| Error::io(dir.join(FILES[4]), e))?;
         Ok(())
@@ -205,27 +234,42 @@ impl GanTrainer {
     pub fn load(cfg: TrainConfig, dir: &Path, device: &Device) -> Result<Self> {
         for f in FILES {
             if !dir.join(f).is_file() {
-                return Err(Error::run(dir, format!("checkpoint is incomplete: {f} is missing")));
+                return Err(Error::run(
+                    dir,
+                    format!("checkpoint is incomplete: {f} is missing"),
+                ));
             }
         }
         let mut t = GanTrainer::new(cfg, device);
         t.g = load_module(t.g, &dir.join(FILES[0]))?;
         t.d = load_module(t.d, &dir.join(FILES[1]))?;
-        let bad = |f: &str, e: burn::store::RecordError| Error::run(dir.join(f), format!("unreadable optimizer state: {e}"));
-        t.g_opt = adam(&t.cfg).load(dir.join(FILES[2])).map_err(|e| bad(FILES[2], e))?;
-        t.d_opt = adam(&t.cfg).load(dir.join(FILES[3])).map_err(|e| bad(FILES[3], e))?;
-        let text = std::fs::read_to_string(dir.join(FILES[4])).map_err(|e| Error::io(dir.join(FILES[4]), e))?;
-        t.state = serde_json::from_str(&text).map_err(|e| Error::run(dir.join(FILES[4]), format!("corrupt state: {e}")))?;
+        let bad = |f: &str, e: burn::store::RecordError| {
+            Error::run(dir.join(f), format!("unreadable optimizer state: {e}"))
+        };
+        t.g_opt = adam(&t.cfg)
+            .load(dir.join(FILES[2]))
+            .map_err(|e| bad(FILES[2], e))?;
+        t.d_opt = adam(&t.cfg)
+            .load(dir.join(FILES[3]))
+            .map_err(|e| bad(FILES[3], e))?;
+        let text = std::fs::read_to_string(dir.join(FILES[4]))
+            .map_err(|e| Error::io(dir.join(FILES[4]), e))?;
+        t.state = serde_json::from_str(&text)
+            .map_err(|e| Error::run(dir.join(FILES[4]), format!("corrupt state: {e}")))?;
         Ok(t)
     }
 }
 
 /// Load a `.bpk` record into a freshly built module, turning panics-to-be into errors.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
-    let record = ModuleRecord::load(path).map_err(|e| Error::run(path, format!("unreadable weights: {e}")))?;
-    module
-        .try_load_record(record)
-        .map_err(|e| Error::run(path, format!("weights do not fit the configured model: {e}")))
+    let record = ModuleRecord::load(path)
+        .map_err(|e| Error::run(path, format!("unreadable weights: {e}")))?;
+    module.try_load_record(record).map_err(|e| {
+        Error::run(
+            path,
+            format!("weights do not fit the configured model: {e}"),
+        )
+    })
 }
 
 fn check_finite(name: &str, v: f64, step: u64) -> Result<()> {

@@ -32,10 +32,17 @@ impl Progress for Silent {
 
 pub enum RunSource {
     /// A new run from a config, in `run_dir` or the next `runs_root/NNNNN-name`.
-    New { config: TrainConfig, run_dir: Option<PathBuf>, runs_root: PathBuf },
+    New {
+        config: Box<TrainConfig>,
+        run_dir: Option<PathBuf>,
+        runs_root: PathBuf,
+    },
     /// Continue the run in this directory from its latest checkpoint, with `key=value`
     /// overrides of training keys (model keys must match the run's).
-    Resume { run_dir: PathBuf, overrides: Vec<String> },
+    Resume {
+        run_dir: PathBuf,
+        overrides: Vec<String>,
+    },
 }
 
 pub struct TrainOptions {
@@ -47,7 +54,12 @@ pub struct TrainOptions {
 
 fn fixed_grid(trainer: &GanTrainer, run_dir: &Path, step: u64) -> Result<()> {
     let cfg = &trainer.cfg;
-    let z = sample::latents(cfg.train.grid_size, cfg.model.z_dim, cfg.train.seed, trainer.device());
+    let z = sample::latents(
+        cfg.train.grid_size,
+        cfg.model.z_dim,
+        cfg.train.seed,
+        trainer.device(),
+    );
     let images = trainer.generate(z).images;
     let path = run_dir.join("samples").join(format!("step-{step:07}.png"));
     grid::save_png(&grid::make_grid(images, None), &path)
@@ -58,11 +70,14 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     // Resolve the config and read the data before touching the run directory, so a bad key or
     // a missing dataset leaves nothing behind.
     let (config, resume_from) = match &opts.source {
-        RunSource::New { config, .. } => (config.clone(), None),
+        RunSource::New { config, .. } => ((**config).clone(), None),
         RunSource::Resume { run_dir, overrides } => {
             let cfg_path = run_dir.join(run::CONFIG_FILE);
             if !cfg_path.is_file() {
-                return Err(Error::run(run_dir, "is not a genforge run directory (no config.toml)"));
+                return Err(Error::run(
+                    run_dir,
+                    "is not a genforge run directory (no config.toml)",
+                ));
             }
             let saved = TrainConfig::load_file(&cfg_path)?;
             let mut config = saved.clone();
@@ -83,11 +98,21 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
         config.train.steps = s;
     }
     let data_path = config.resolve_data_path();
-    let dataset = data::load(&config.data, &data_path, config.model.channels, config.model.resolution)?;
+    let dataset = data::load(
+        &config.data,
+        &data_path,
+        config.model.channels,
+        config.model.resolution,
+    )?;
     dataset.batches_per_epoch(config.train.batch)?;
 
     let (run_dir, mut trainer) = match (opts.source, resume_from) {
-        (RunSource::New { run_dir, runs_root, .. }, _) => {
+        (
+            RunSource::New {
+                run_dir, runs_root, ..
+            },
+            _,
+        ) => {
             let dir = match run_dir {
                 Some(d) => d,
                 None => run::next_run_dir(&runs_root, &config.name)?,
@@ -120,7 +145,15 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
         let n = t.grid_size.min(dataset.len());
         let idx: Vec<usize> = (0..n).collect();
         let reals = dataset.tensor(&idx, &Device::flex());
-        grid::save_png(&grid::make_grid(reals, None), &run_dir.join("samples").join("reals.png"))?;
+        grid::save_png(
+            &grid::make_grid(reals, None),
+            &run_dir.join("samples").join("reals.png"),
+        )?;
+    }
+    if start >= t.steps {
+        progress.message(&format!(
+            "the run is already at step {start}; pass a larger --steps to continue"
+        ));
     }
     let mut stats_out = StatsWriter::open(&run_dir, start)?;
     progress.start(&run_dir, start, t.steps);
@@ -161,7 +194,9 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
         }
     }
     if last_ckpt != trainer.state.step {
-        checkpoint::save(&run_dir, trainer.state.step, t.keep_checkpoints, |d| trainer.save(d))?;
+        checkpoint::save(&run_dir, trainer.state.step, t.keep_checkpoints, |d| {
+            trainer.save(d)
+        })?;
     }
     progress.finish();
     Ok(run_dir)

@@ -51,7 +51,9 @@ mod tests {
         // At logit 0 every term is log 2.
         let d = s(d_bce_loss(t(&[0.0, 0.0]), t(&[0.0])));
         assert!((d - 2.0 * std::f64::consts::LN_2).abs() < 1e-6);
-        assert!((s(g_nonsaturating_loss(t(&[2.0, -1.0]))) - (0.126_928 + 1.313_262) / 2.0).abs() < 1e-5);
+        assert!(
+            (s(g_nonsaturating_loss(t(&[2.0, -1.0]))) - (0.126_928 + 1.313_262) / 2.0).abs() < 1e-5
+        );
     }
 
     #[test]

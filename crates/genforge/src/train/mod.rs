@@ -2,8 +2,8 @@
 //! [`loop_`] (the run: batches, logging, samples, checkpoints, resume).
 
 pub mod gan;
-pub mod losses;
 pub mod loop_;
+pub mod losses;
 
 pub use gan::{GanTrainer, StepStats};
 pub use loop_::{Progress, TrainOptions, train};
