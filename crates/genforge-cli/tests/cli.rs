@@ -114,8 +114,8 @@ fn sagan_attention_figure() {
     let fig = tmp.path().join("attn.png");
     let o = genforge(&["sample", r, "--attention", "--out", fig.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // 5 panels of 32x32 on two rows.
-    assert_eq!(png_size(&fig), (5 * 34 + 2, 2 * 34 + 2));
+    // 5 panels of 32x32 on two rows, enlarged 4x.
+    assert_eq!(png_size(&fig), (4 * (5 * 34 + 2), 4 * (2 * 34 + 2)));
 }
 
 #[test]

@@ -12,6 +12,29 @@ use crate::rng::Rng;
 /// Init std of every conv weight (DCGAN paper and seed 001).
 pub const INIT_STD: f64 = 0.02;
 
+/// N(0, 0.02) weight of `shape`, zero bias, and spectral norm over the output-channel axis
+/// `out_axis` when asked for.
+fn init_params(
+    shape: [usize; 4],
+    out_axis: usize,
+    spectral_norm: bool,
+    rng: &mut Rng,
+    device: &Device,
+) -> (Param<Tensor<4>>, Param<Tensor<1>>, Option<SpectralNorm>) {
+    let cout = shape[out_axis];
+    let weight = init::normal(shape, 0.0, INIT_STD, rng, device);
+    let sn = spectral_norm.then(|| SpectralNorm::new(cout, out_axis, rng, device));
+    (weight, init::zeros([cout], device), sn)
+}
+
+/// `W / sigma(W)` with spectral norm, else `W`.
+fn effective_weight(weight: &Param<Tensor<4>>, sn: &Option<SpectralNorm>) -> Tensor<4> {
+    match sn {
+        Some(sn) => sn.normalize_weight(weight.val()),
+        None => weight.val(),
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Conv2d {
     /// `[out, in, k, k]`
@@ -33,24 +56,22 @@ impl Conv2d {
         rng: &mut Rng,
         device: &Device,
     ) -> Self {
+        let (weight, bias, sn) =
+            init_params([cout, cin, kernel, kernel], 0, spectral_norm, rng, device);
         Conv2d {
-            weight: init::normal([cout, cin, kernel, kernel], 0.0, INIT_STD, rng, device),
-            bias: init::zeros([cout], device),
+            weight,
+            bias,
             stride,
             padding,
-            sn: spectral_norm.then(|| SpectralNorm::new(cout, 0, rng, device)),
+            sn,
         }
     }
 
     /// `[b, in, h, w] -> [b, out, (h + 2p - k) / s + 1, ...]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let w = match &self.sn {
-            Some(sn) => sn.normalize_weight(self.weight.val()),
-            None => self.weight.val(),
-        };
         conv2d(
             x,
-            w,
+            effective_weight(&self.weight, &self.sn),
             Some(self.bias.val()),
             ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1),
         )
@@ -78,24 +99,22 @@ impl ConvTranspose2d {
         rng: &mut Rng,
         device: &Device,
     ) -> Self {
+        let (weight, bias, sn) =
+            init_params([cin, cout, kernel, kernel], 1, spectral_norm, rng, device);
         ConvTranspose2d {
-            weight: init::normal([cin, cout, kernel, kernel], 0.0, INIT_STD, rng, device),
-            bias: init::zeros([cout], device),
+            weight,
+            bias,
             stride,
             padding,
-            sn: spectral_norm.then(|| SpectralNorm::new(cout, 1, rng, device)),
+            sn,
         }
     }
 
     /// `[b, in, h, w] -> [b, out, (h - 1) s - 2p + k, ...]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let w = match &self.sn {
-            Some(sn) => sn.normalize_weight(self.weight.val()),
-            None => self.weight.val(),
-        };
         conv_transpose2d(
             x,
-            w,
+            effective_weight(&self.weight, &self.sn),
             Some(self.bias.val()),
             ConvTransposeOptions::new([self.stride; 2], [self.padding; 2], [0, 0], [1, 1], 1),
         )

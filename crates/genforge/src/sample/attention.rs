@@ -1,7 +1,9 @@
 //! Seed 001's SAGAN figure: generated images on top and, below each, the attention map of the
-//! centre pixel from G's first self-attention layer (red = attended), scaled to image size.
+//! centre pixel from G's first self-attention layer (red = attended), scaled to image size, the
+//! whole figure enlarged to panels of at least 128 pixels.
 
 use burn::tensor::Tensor;
+use image::imageops::FilterType;
 use image::{DynamicImage, Rgb, RgbImage};
 
 use super::grid::{PAD, to_u8};
@@ -71,6 +73,9 @@ pub fn figure(g: &Generator, z: Tensor<2>) -> Result<DynamicImage> {
             }
         }
     }
+    // Nearest-neighbour upscale so small models still give a readable figure (>= 128 px panels).
+    let s = (128 / h).max(1) as u32;
+    let fig = image::imageops::resize(&fig, fig.width() * s, fig.height() * s, FilterType::Nearest);
     Ok(DynamicImage::ImageRgb8(fig))
 }
 
