@@ -43,7 +43,7 @@ enum Command {
         #[arg(long, default_value = "runs")]
         runs_root: PathBuf,
         /// Override any config key, e.g. --set train.g_lr=1e-4 --set data.classes=[3]
-        #[arg(long = "set", value_name = "KEY=VALUE")]
+        #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1..)]
         set: Vec<String>,
         /// cpu (default) or vulkan (needs the `vulkan` build feature).
         #[arg(long, default_value = "cpu")]
@@ -87,7 +87,7 @@ enum Command {
         warmup: usize,
         #[arg(long, default_value_t = 64)]
         batch: usize,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
+        #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1..)]
         set: Vec<String>,
         #[arg(long, default_value = "cpu")]
         device: String,

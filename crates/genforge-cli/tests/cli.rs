@@ -182,8 +182,7 @@ fn bad_input_gives_clear_errors() {
         "40",
         "--set",
         "train.d_lr=1e30",
-        "--set",
-        "train.g_lr=1e30",
+        "train.g_lr=1e30", // one --set takes several pairs
     ]);
     assert_clean_failure(&o, "diverged");
     let kept: Vec<String> = std::fs::read_dir(d.join("checkpoints"))
