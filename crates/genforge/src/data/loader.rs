@@ -81,13 +81,45 @@ impl Dataset {
         Ok(self.n / batch)
     }
 
-    /// Indices of the batch used at `step` (0-based): epoch `step / bpe` is a fresh permutation.
+    /// Indices of the batch used at `step` (0-based); see [`BatchSampler`].
     pub fn batch_indices(&self, seed: u64, step: u64, batch: usize) -> Result<Vec<usize>> {
-        let bpe = self.batches_per_epoch(batch)? as u64;
-        let (epoch, k) = (step / bpe, (step % bpe) as usize);
-        let mut order: Vec<usize> = (0..self.n).collect();
-        Rng::new(seed).fork(0xDA7A_0000 + epoch).shuffle(&mut order);
-        Ok(order[k * batch..(k + 1) * batch].to_vec())
+        Ok(BatchSampler::new(self, seed, batch)?.indices(step).to_vec())
+    }
+}
+
+/// Batch order: epoch `step / batches_per_epoch` is a permutation drawn from `(seed, epoch)`.
+/// The permutation is kept between calls, so a training loop shuffles once per epoch.
+pub struct BatchSampler {
+    seed: u64,
+    batch: usize,
+    per_epoch: u64,
+    epoch: Option<u64>,
+    order: Vec<usize>,
+}
+
+impl BatchSampler {
+    pub fn new(dataset: &Dataset, seed: u64, batch: usize) -> Result<Self> {
+        let per_epoch = dataset.batches_per_epoch(batch)? as u64;
+        let order = (0..dataset.len()).collect();
+        Ok(BatchSampler {
+            seed,
+            batch,
+            per_epoch,
+            epoch: None,
+            order,
+        })
+    }
+
+    pub fn indices(&mut self, step: u64) -> &[usize] {
+        let (epoch, k) = (step / self.per_epoch, (step % self.per_epoch) as usize);
+        if self.epoch != Some(epoch) {
+            self.order.sort_unstable();
+            Rng::new(self.seed)
+                .fork(0xDA7A_0000 + epoch)
+                .shuffle(&mut self.order);
+            self.epoch = Some(epoch);
+        }
+        &self.order[k * self.batch..(k + 1) * self.batch]
     }
 }
 
@@ -115,6 +147,14 @@ mod tests {
             ds.batch_indices(1, 0, 3).unwrap(),
             ds.batch_indices(1, 3, 3).unwrap()
         );
+        // The cached sampler gives the same batches, in any order of steps.
+        let mut sampler = BatchSampler::new(&ds, 1, 3).unwrap();
+        for s in [4, 0, 7, 3, 3, 1] {
+            assert_eq!(
+                sampler.indices(s),
+                ds.batch_indices(1, s, 3).unwrap().as_slice()
+            );
+        }
         assert!(
             ds.batch_indices(1, 0, 11)
                 .unwrap_err()

@@ -81,8 +81,7 @@ mod tests {
             let max = *img.pixels.iter().max().unwrap();
             assert!(max >= 110, "no shape drawn");
         }
-        // A square covers more of its bounding box than a circle of the same radius would miss:
-        // the centre pixel of every shape is foreground.
+        // Classes cycle circle, square, triangle.
         assert_eq!(
             a.iter().map(|i| i.label.unwrap()).collect::<Vec<_>>(),
             vec![0, 1, 2, 0, 1, 2]

@@ -104,7 +104,7 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
         config.model.channels,
         config.model.resolution,
     )?;
-    dataset.batches_per_epoch(config.train.batch)?;
+    let mut sampler = data::BatchSampler::new(&dataset, config.train.seed, config.train.batch)?;
 
     let (run_dir, mut trainer) = match (opts.source, resume_from) {
         (
@@ -162,8 +162,7 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     let mut last_ckpt = start;
     while trainer.state.step < t.steps {
         let step0 = trainer.state.step;
-        let idx = dataset.batch_indices(t.seed, step0, t.batch)?;
-        let real = dataset.tensor(&idx, trainer.device());
+        let real = dataset.tensor(sampler.indices(step0), trainer.device());
         let stats = trainer.train_step(real)?;
         let step = trainer.state.step;
         window_steps += 1;
