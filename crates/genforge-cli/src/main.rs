@@ -72,9 +72,11 @@ enum Command {
         /// Checkpoint directory (default: the latest in the run).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// SAGAN: the seed's attention figure (5 images above their centre-pixel attention maps).
-        #[arg(long)]
-        attention: bool,
+        /// Attention figure of 5 images instead of samples: `g` (default) or `d`. SAGAN: the
+        /// seed's centre-pixel maps of G. ViTGAN: one row per head, of G's centre patch or of
+        /// D's class token, from the last transformer block.
+        #[arg(long, value_name = "g|d", num_args = 0..=1, default_missing_value = "g")]
+        attention: Option<String>,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -241,9 +243,16 @@ fn run(cli: Cli) -> Result<()> {
             let (cfg, g, ckpt) =
                 genforge::sample::load_generator(&run_dir, checkpoint.as_deref(), &device)?;
             tracing::info!("checkpoint {}", ckpt.display());
-            if attention {
+            if let Some(net) = attention {
+                let net: genforge::sample::attention::Net = net.parse()?;
+                let d = match net {
+                    genforge::sample::attention::Net::Discriminator => Some(
+                        genforge::sample::load_discriminator(&cfg, &ckpt, &device)?,
+                    ),
+                    genforge::sample::attention::Net::Generator => None,
+                };
                 let z = genforge::sample::latents(5, cfg.model.z_dim, seed, &device);
-                let fig = genforge::sample::attention::figure(&g, z)?;
+                let fig = genforge::sample::attention::figure(&g, d.as_ref(), net, z)?;
                 genforge::sample::grid::save_png(&fig, &out)?;
                 tracing::info!("wrote {}", out.display());
                 return Ok(());
@@ -252,7 +261,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--n must be at least 1");
             }
             let z = genforge::sample::latents(n, cfg.model.z_dim, seed, &device);
-            let images = g.forward(z).images;
+            let images = g.forward(z);
             let as_dir =
                 out.is_dir() || out.to_string_lossy().ends_with('/') || out.extension().is_none();
             if as_dir {

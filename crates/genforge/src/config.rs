@@ -56,6 +56,12 @@ pub struct TrainingConfig {
     pub keep_checkpoints: usize,
     /// Images in each sample grid.
     pub grid_size: usize,
+    /// ViTGAN: bCR weight on real images (seed: 10).
+    pub bcr_real: f64,
+    /// ViTGAN: bCR weight on generated images (seed: 10).
+    pub bcr_fake: f64,
+    /// Decay of the generator's weight average used for samples (ViTGAN: 0.995; 0 = off).
+    pub ema_decay: f64,
 }
 
 impl Default for TrainingConfig {
@@ -75,6 +81,9 @@ impl Default for TrainingConfig {
             checkpoint_every: 250,
             keep_checkpoints: 3,
             grid_size: 64,
+            bcr_real: 10.0,
+            bcr_fake: 10.0,
+            ema_decay: 0.0,
         }
     }
 }
@@ -108,6 +117,18 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "sagan-tiny",
         include_str!("../../../configs/sagan-tiny.toml"),
+    ),
+    (
+        "vitgan-mnist",
+        include_str!("../../../configs/vitgan-mnist.toml"),
+    ),
+    (
+        "vitgan-cifar10",
+        include_str!("../../../configs/vitgan-cifar10.toml"),
+    ),
+    (
+        "vitgan-tiny",
+        include_str!("../../../configs/vitgan-tiny.toml"),
     ),
 ];
 
@@ -222,6 +243,30 @@ impl TrainConfig {
             if !(0.0..1.0).contains(&v) {
                 return Err(Error::Config(format!("{k} must be in [0, 1), got {v}")));
             }
+        }
+        if !(0.0..1.0).contains(&t.ema_decay) {
+            return Err(Error::Config(format!(
+                "train.ema_decay must be in [0, 1), got {}",
+                t.ema_decay
+            )));
+        }
+        if t.ema_decay > 0.0 && self.model.family != crate::models::Family::Vitgan {
+            return Err(Error::Config(
+                "train.ema_decay is supported for model.family = \"vitgan\" only (DCGAN and \
+                 SAGAN generators carry BatchNorm statistics an average of weights would not \
+                 follow)"
+                    .into(),
+            ));
+        }
+        for (k, v) in [("train.bcr_real", t.bcr_real), ("train.bcr_fake", t.bcr_fake)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(Error::Config(format!("{k} must be >= 0, got {v}")));
+            }
+        }
+        if self.model.family == crate::models::Family::Vitgan && t.loss != LossKind::Bce {
+            return Err(Error::Config(
+                "train.loss must be \"bce\" for ViTGAN (the seed's non-saturating loss)".into(),
+            ));
         }
         if t.log_every == 0 {
             return Err(Error::Config("train.log_every must be at least 1".into()));

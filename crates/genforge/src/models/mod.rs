@@ -1,19 +1,82 @@
 //! Model families. DCGAN and SAGAN share seed 001's convolutional backbone ([`dcgan`]); SAGAN
 //! ([`sagan`]) adds spectral normalization and self-attention to it, exactly as the seed does.
+//! ViTGAN ([`vitgan`]) is the transformer pair of seeds 000 and 003.
 
 pub mod dcgan;
 pub mod sagan;
+pub mod vitgan;
 
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::nn::diff_augment::Policy;
+use crate::rng::Rng;
 use crate::{Error, Result};
-pub use dcgan::{Discriminator, Generator};
+
+/// The generator of any family; the variant follows `model.family`.
+#[derive(Module, Debug)]
+pub enum Generator {
+    Conv(dcgan::Generator),
+    Vit(vitgan::Generator),
+}
+
+/// The discriminator of any family.
+#[derive(Module, Debug)]
+pub enum Discriminator {
+    Conv(dcgan::Discriminator),
+    Vit(vitgan::Discriminator),
+}
+
+impl Generator {
+    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+        match cfg.family {
+            Family::Dcgan | Family::Sagan => Generator::Conv(dcgan::Generator::new(cfg, rng, device)),
+            Family::Vitgan => Generator::Vit(vitgan::Generator::new(cfg, rng, device)),
+        }
+    }
+
+    /// `[b, z_dim] -> [b, c, res, res]`
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        match self {
+            Generator::Conv(g) => g.forward(z).images,
+            Generator::Vit(g) => g.forward(z).images,
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        match self {
+            Generator::Conv(g) => g.blocks[0].conv.weight.val().device(),
+            Generator::Vit(g) => g.device(),
+        }
+    }
+}
+
+impl Discriminator {
+    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+        match cfg.family {
+            Family::Dcgan | Family::Sagan => {
+                Discriminator::Conv(dcgan::Discriminator::new(cfg, rng, device))
+            }
+            Family::Vitgan => Discriminator::Vit(vitgan::Discriminator::new(cfg, rng, device)),
+        }
+    }
+
+    /// `[b, c, res, res] -> [b]` logits.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+        match self {
+            Discriminator::Conv(d) => d.forward(x).logits,
+            Discriminator::Vit(d) => d.forward(x).logits,
+        }
+    }
+}
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Dcgan,
     Sagan,
+    Vitgan,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -33,6 +96,24 @@ pub struct ModelConfig {
     pub g_attention: Vec<usize>,
     /// SAGAN: resolutions of D's layers followed by self-attention (seed: 8 and 4).
     pub d_attention: Vec<usize>,
+    /// ViTGAN: patch side in pixels (seed: 4; D's overlapping patches are twice as wide).
+    pub patch: usize,
+    /// ViTGAN: transformer width of G and D, also the SIREN width and `w` size (seed: 384).
+    pub hidden: usize,
+    /// ViTGAN: transformer blocks in G and in D (seed: 4).
+    pub depth: usize,
+    /// ViTGAN: attention heads (seed: 4).
+    pub heads: usize,
+    /// ViTGAN: MLP expansion of the transformer blocks (seed: 4).
+    pub mlp_ratio: usize,
+    /// ViTGAN: layers of the `z -> w` mapping network (seed: 8).
+    pub mapping_layers: usize,
+    /// ViTGAN: SIREN hidden sine layers after the first (seed: 1).
+    pub siren_layers: usize,
+    /// ViTGAN: demodulate the SIREN's modulated weights (seed: off).
+    pub demodulation: bool,
+    /// ViTGAN: DiffAugment policy for D's inputs (seed: "color,translation,cutout").
+    pub diffaugment: String,
 }
 
 impl Default for ModelConfig {
@@ -45,12 +126,24 @@ impl Default for ModelConfig {
             resolution: 64,
             g_attention: vec![16, 32],
             d_attention: vec![8, 4],
+            patch: 4,
+            hidden: 384,
+            depth: 4,
+            heads: 4,
+            mlp_ratio: 4,
+            mapping_layers: 8,
+            siren_layers: 1,
+            demodulation: false,
+            diffaugment: "color,translation,cutout".into(),
         }
     }
 }
 
 impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
+        if self.family == Family::Vitgan {
+            return self.validate_vitgan();
+        }
         if ![32, 64, 128].contains(&self.resolution) {
             return Err(Error::Config(format!(
                 "model.resolution must be 32, 64 or 128, got {}",
@@ -86,6 +179,33 @@ impl ModelConfig {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn validate_vitgan(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        if ![1, 3].contains(&self.channels) {
+            return bad(format!("model.channels must be 1 or 3, got {}", self.channels));
+        }
+        if self.patch < 2 || self.patch % 2 != 0 || self.resolution % self.patch != 0 {
+            return bad(format!(
+                "model.patch must be even and divide model.resolution ({}), got {}",
+                self.resolution, self.patch
+            ));
+        }
+        if self.z_dim == 0 || self.hidden == 0 || self.depth == 0 || self.mapping_layers == 0 {
+            return bad("model.z_dim, hidden, depth and mapping_layers must be positive".into());
+        }
+        if self.heads == 0 || self.hidden % self.heads != 0 {
+            return bad(format!(
+                "model.hidden ({}) must be divisible by model.heads ({})",
+                self.hidden, self.heads
+            ));
+        }
+        if self.mlp_ratio == 0 {
+            return bad("model.mlp_ratio must be positive".into());
+        }
+        Policy::parse(&self.diffaugment)?;
         Ok(())
     }
 }

@@ -1,8 +1,13 @@
 //! Layers burn lacks, named as in the papers.
 
 pub mod conv;
+pub mod diff_augment;
+pub mod equalized;
 pub mod init;
+pub mod layer_norm;
+pub mod multi_head_attention;
 pub mod self_attention;
+pub mod siren;
 pub mod spectral_norm;
 
 pub use conv::{Conv2d, ConvTranspose2d};

@@ -1,13 +1,13 @@
-//! Seed 001's SAGAN figure: generated images on top and, below each, the attention map of the
-//! centre pixel from G's first self-attention layer (red = attended), scaled to image size, the
-//! whole figure enlarged to panels of at least 128 pixels.
+//! Attention figures: generated images on top and attention maps below them (red = attended),
+//! scaled to image size. SAGAN: seed 001's centre-pixel map; ViTGAN: one row per head, of G's
+//! centre patch or of D's class token.
 
 use burn::tensor::Tensor;
 use image::imageops::FilterType;
 use image::{DynamicImage, Rgb, RgbImage};
 
 use super::grid::{PAD, to_u8};
-use crate::models::Generator;
+use crate::models::{Discriminator, Generator};
 use crate::models::sagan::centre_attention;
 use crate::{Error, Result};
 
@@ -31,22 +31,117 @@ pub fn reds(t: f32) -> [u8; 3] {
     out
 }
 
-/// Build the figure for the first `n` latents of `z` (`[n, z_dim]`).
-pub fn figure(g: &Generator, z: Tensor<2>) -> Result<DynamicImage> {
-    let out = g.forward(z);
-    let Some(map) = out.attention.first() else {
-        return Err(Error::Config(
-            "--attention needs a model with self-attention (model.family = \"sagan\")".into(),
-        ));
+/// Which network's attention a figure shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    Generator,
+    Discriminator,
+}
+
+impl std::str::FromStr for Net {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "g" | "G" | "generator" => Ok(Net::Generator),
+            "d" | "D" | "discriminator" => Ok(Net::Discriminator),
+            other => Err(Error::Config(format!(
+                "--attention takes g or d (generator or discriminator), got '{other}'"
+            ))),
+        }
+    }
+}
+
+/// Square `[side, side]` maps, one per figure row, for one image.
+type Maps = Vec<Vec<f32>>;
+
+fn square(v: Vec<f32>) -> Vec<f32> {
+    let side = (v.len() as f64).sqrt() as usize;
+    assert_eq!(side * side, v.len(), "attention over a non-square grid");
+    v
+}
+
+/// ViTGAN maps of image `i` from one block's weights `[n, heads, q, k]`: per head, the row of
+/// `query` over the keys from `first_key` on (the patch tokens).
+fn head_maps(weights: &Tensor<4>, i: usize, query: usize, first_key: usize) -> Maps {
+    let [_, heads, _, k] = weights.dims();
+    (0..heads)
+        .map(|h| {
+            let row = weights
+                .clone()
+                .slice([i..i + 1, h..h + 1, query..query + 1, first_key..k])
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
+            square(row)
+        })
+        .collect()
+}
+
+/// Build the figure for the latents `z` (`[n, z_dim]`): generated images on top and below each
+/// - SAGAN (`Net::Generator` only): the centre pixel's map of G's first self-attention layer;
+/// - ViTGAN generator: the centre patch's map in G's last block, one row per head;
+/// - ViTGAN discriminator (`d` given): the class token's map over D's patches in its last block,
+///   one row per head, for the generated images.
+pub fn figure(g: &Generator, d: Option<&Discriminator>, net: Net, z: Tensor<2>) -> Result<DynamicImage> {
+    let n = z.dims()[0];
+    let (images, maps): (Tensor<4>, Vec<Maps>) = match g {
+        Generator::Conv(g) => {
+            if net == Net::Discriminator {
+                return Err(Error::Config(
+                    "--attention d needs a ViTGAN run; SAGAN figures show G's attention".into(),
+                ));
+            }
+            let out = g.forward(z);
+            let Some(map) = out.attention.first() else {
+                return Err(Error::Config(
+                    "--attention needs a model with self-attention (model.family = \"sagan\" or \"vitgan\")".into(),
+                ));
+            };
+            let nn = map.dims()[1];
+            let maps = (0..n)
+                .map(|i| {
+                    let one = map.clone().slice([i..i + 1, 0..nn, 0..nn]).reshape([nn, nn]);
+                    vec![centre_attention(one).into_data().try_to_vec::<f32>().expect("f32")]
+                })
+                .collect();
+            (out.images, maps)
+        }
+        Generator::Vit(g) => {
+            let out = g.forward(z);
+            let maps = match (net, d) {
+                (Net::Generator, _) => {
+                    let last = out.attention.last().expect("ViTGAN has at least one block");
+                    let side = (g.resolution / g.patch) as isize;
+                    let centre = ((side / 2 - 1) * side + side / 2 - 1).max(0) as usize;
+                    (0..n).map(|i| head_maps(last, i, centre, 0)).collect()
+                }
+                (Net::Discriminator, Some(Discriminator::Vit(d))) => {
+                    let logits = d.forward(out.images.clone());
+                    let last = logits.attention.last().expect("ViTGAN has at least one block");
+                    (0..n).map(|i| head_maps(last, i, 0, 1)).collect()
+                }
+                (Net::Discriminator, _) => {
+                    return Err(Error::Config("--attention d needs the run's discriminator".into()));
+                }
+            };
+            (out.images, maps)
+        }
     };
-    let [n, c, h, w] = out.images.dims();
-    let imgs = out.images.into_data().try_to_vec::<f32>().expect("f32");
+    Ok(panels(images, &maps))
+}
+
+/// Images in the top row, each image's maps below it (normalised per map, Reds colormap), the
+/// whole figure enlarged with nearest-neighbour to panels of at least 128 pixels.
+fn panels(images: Tensor<4>, maps: &[Maps]) -> DynamicImage {
+    let [n, c, h, w] = images.dims();
+    let rows = maps.iter().map(|m| m.len()).max().unwrap_or(0);
+    let imgs = images.into_data().try_to_vec::<f32>().expect("f32");
     let mut fig = RgbImage::from_pixel(
         (n * (w + PAD) + PAD) as u32,
-        (2 * (h + PAD) + PAD) as u32,
+        ((rows + 1) * (h + PAD) + PAD) as u32,
         Rgb([255, 255, 255]),
     );
-    for i in 0..n {
+    for (i, image_maps) in maps.iter().enumerate() {
         let ox = PAD + i * (w + PAD);
         for y in 0..h {
             for x in 0..w {
@@ -56,27 +151,21 @@ pub fn figure(g: &Generator, z: Tensor<2>) -> Result<DynamicImage> {
                 fig.put_pixel((ox + x) as u32, (PAD + y) as u32, Rgb([p[0], p[1], p[2]]));
             }
         }
-        let nn = map.dims()[1];
-        let one = map
-            .clone()
-            .slice([i..i + 1, 0..nn, 0..nn])
-            .reshape([nn, nn]);
-        let panel = centre_attention(one);
-        let side = panel.dims()[0];
-        let v = panel.into_data().try_to_vec::<f32>().expect("f32");
-        let max = v.iter().cloned().fold(f32::MIN, f32::max).max(1e-12);
-        let oy = 2 * PAD + h;
-        for y in 0..h {
-            for x in 0..w {
-                let a = v[(y * side / h) * side + x * side / w] / max;
-                fig.put_pixel((ox + x) as u32, (oy + y) as u32, Rgb(reds(a)));
+        for (r, v) in image_maps.iter().enumerate() {
+            let side = (v.len() as f64).sqrt() as usize;
+            let max = v.iter().cloned().fold(f32::MIN, f32::max).max(1e-12);
+            let oy = PAD + (r + 1) * (h + PAD);
+            for y in 0..h {
+                for x in 0..w {
+                    let a = v[(y * side / h) * side + x * side / w] / max;
+                    fig.put_pixel((ox + x) as u32, (oy + y) as u32, Rgb(reds(a)));
+                }
             }
         }
     }
-    // Nearest-neighbour upscale so small models still give a readable figure (>= 128 px panels).
     let s = (128 / h).max(1) as u32;
     let fig = image::imageops::resize(&fig, fig.width() * s, fig.height() * s, FilterType::Nearest);
-    Ok(DynamicImage::ImageRgb8(fig))
+    DynamicImage::ImageRgb8(fig)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Sampling from a run: fixed-seed latents, image grids, and the SAGAN attention figure.
+//! Sampling from a run: fixed-seed latents, image grids, and attention figures.
 
 pub mod attention;
 pub mod grid;
@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::TrainConfig;
-use crate::models::Generator;
+use crate::models::{Discriminator, Generator};
 use crate::rng::Rng;
 use crate::run::{self, checkpoint};
-use crate::train::gan::load_module;
+use crate::train::gan::{EMA_FILE, load_module};
 use crate::{Error, Result};
 
 /// `n` standard-normal latents from `seed` (the same seed gives the same grid in every run).
@@ -23,12 +23,33 @@ pub fn latents(n: usize, z_dim: usize, seed: u64, device: &Device) -> Tensor<2> 
     )
 }
 
-/// A run's config and its generator from `checkpoint` (default: the latest), for inference.
+/// A run's config and its generator from `checkpoint` (default: the latest), for inference:
+/// the weight average when the run keeps one (ViTGAN), else the trained weights.
 pub fn load_generator(
     run_dir: &Path,
     checkpoint: Option<&Path>,
     device: &Device,
 ) -> Result<(TrainConfig, Generator, PathBuf)> {
+    let (cfg, ckpt) = resolve(run_dir, checkpoint)?;
+    let mut init = Rng::new(0);
+    let g = Generator::new(&cfg.model, &mut init, device);
+    let file = if ckpt.join(EMA_FILE).is_file() {
+        EMA_FILE
+    } else {
+        "generator.bpk"
+    };
+    let g = load_module(g, &ckpt.join(file))?;
+    Ok((cfg, g, ckpt))
+}
+
+/// The discriminator of a run's checkpoint (attention figures of D).
+pub fn load_discriminator(cfg: &TrainConfig, ckpt: &Path, device: &Device) -> Result<Discriminator> {
+    let d = Discriminator::new(&cfg.model, &mut Rng::new(0), device);
+    load_module(d, &ckpt.join("discriminator.bpk"))
+}
+
+/// The config of `run_dir` and the checkpoint to read (default: the latest).
+fn resolve(run_dir: &Path, checkpoint: Option<&Path>) -> Result<(TrainConfig, PathBuf)> {
     let cfg_path = run_dir.join(run::CONFIG_FILE);
     if !cfg_path.is_file() {
         return Err(Error::run(
@@ -41,8 +62,5 @@ pub fn load_generator(
         Some(c) => c.to_path_buf(),
         None => checkpoint::latest(run_dir)?.1,
     };
-    let mut init = Rng::new(0);
-    let g = Generator::new(&cfg.model, &mut init, device);
-    let g = load_module(g, &ckpt.join("generator.bpk"))?;
-    Ok((cfg, g, ckpt))
+    Ok((cfg, ckpt))
 }

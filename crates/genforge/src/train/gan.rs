@@ -9,10 +9,10 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::losses;
+use super::{ema, losses};
 use crate::config::{LossKind, TrainConfig};
-use crate::models::dcgan::Output;
-use crate::models::{Discriminator, Generator};
+use crate::models::{Discriminator, Family, Generator};
+use crate::nn::diff_augment::{Policy, diff_augment};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -65,6 +65,10 @@ pub struct GanTrainer {
     pub cfg: TrainConfig,
     pub g: Generator,
     pub d: Discriminator,
+    /// Weight average of `g` on the plain device (`train.ema_decay > 0`).
+    pub g_ema: Option<Generator>,
+    /// DiffAugment policy for D's inputs (ViTGAN).
+    augment: Policy,
     g_opt: ModuleOptimizer,
     d_opt: ModuleOptimizer,
     pub state: TrainerState,
@@ -86,6 +90,8 @@ const FILES: [&str; 5] = [
     "d_optim.bpk",
     "state.json",
 ];
+/// Written beside [`FILES`] when the run keeps a generator average.
+pub const EMA_FILE: &str = "generator_ema.bpk";
 
 impl GanTrainer {
     /// Fresh models from `cfg.train.seed` on `device` (autodiff is enabled here).
@@ -95,12 +101,19 @@ impl GanTrainer {
         let g = Generator::new(&cfg.model, &mut init, &device);
         let d = Discriminator::new(&cfg.model, &mut init, &device);
         let rng = Rng::new(cfg.train.seed).fork(0x2a7e);
+        let g_ema = (cfg.train.ema_decay > 0.0).then(|| g.valid());
+        let augment = match cfg.model.family {
+            Family::Vitgan => Policy::parse(&cfg.model.diffaugment).unwrap_or_default(),
+            Family::Dcgan | Family::Sagan => Policy::default(),
+        };
         GanTrainer {
             g_opt: adam(&cfg),
             d_opt: adam(&cfg),
             cfg,
             g,
             d,
+            g_ema,
+            augment,
             state: TrainerState {
                 step: 0,
                 images_seen: 0,
@@ -162,10 +175,15 @@ impl GanTrainer {
 
         // D step: fakes are detached so only D receives gradients.
         let z = self.latents(b);
-        let fake = self.g.forward(z).images.detach(); // [b, c, h, w]
-        let d_real = self.d.forward(real).logits; // [b]
-        let d_fake = self.d.forward(fake).logits; // [b]
-        let d_loss = self.d_loss(d_real.clone(), d_fake.clone());
+        let fake = self.g.forward(z).detach(); // [b, c, h, w]
+        let (d_real, d_fake, d_loss) = if self.cfg.model.family == Family::Vitgan {
+            self.vitgan_d_logits(real, fake)
+        } else {
+            let d_real = self.d.forward(real); // [b]
+            let d_fake = self.d.forward(fake); // [b]
+            let loss = self.d_loss(d_real.clone(), d_fake.clone());
+            (d_real, d_fake, loss)
+        };
         mark("d_forward");
         let d_loss_v = d_loss.clone().into_scalar::<f32>() as f64;
         check_finite("d_loss", d_loss_v, step)?;
@@ -176,14 +194,23 @@ impl GanTrainer {
 
         // G step through the updated D.
         let z = self.latents(b);
-        let fake = self.g.forward(z).images;
-        let g_loss = self.g_loss(self.d.forward(fake).logits);
+        let fake = self.g.forward(z);
+        let fake = if self.augment.is_identity() {
+            fake
+        } else {
+            diff_augment(fake, self.augment, &mut self.state.rng)
+        };
+        let g_loss = self.g_loss(self.d.forward(fake));
         mark("g_forward");
         let g_loss_v = g_loss.clone().into_scalar::<f32>() as f64;
         check_finite("g_loss", g_loss_v, step)?;
         let grads = GradientsParams::from_grads(g_loss.backward(), &self.g);
         mark("g_backward");
         self.g = self.g_opt.step(self.cfg.train.g_lr, self.g.clone(), grads);
+        if let Some(avg) = self.g_ema.take() {
+            let beta = ema::decay_at(self.cfg.train.ema_decay, step);
+            self.g_ema = Some(ema::update(avg, &self.g, beta));
+        }
         mark("g_adam");
 
         self.state.step = step;
@@ -196,10 +223,28 @@ impl GanTrainer {
         })
     }
 
-    /// Generator in inference mode (BatchNorm running statistics, spectral norm without update).
-    pub fn generate(&self, z: Tensor<2>) -> Output {
-        let g = self.g.valid();
-        let device = g.blocks[0].conv.weight.device();
+    /// ViTGAN's D pass: one batch of `[T(real), T(fake), real, fake]` (`T` = DiffAugment), the
+    /// seed's loss with bCR; returns the augmented real and fake logits and the loss.
+    fn vitgan_d_logits(&mut self, real: Tensor<4>, fake: Tensor<4>) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+        let b = real.dims()[0];
+        let real_aug = diff_augment(real.clone(), self.augment, &mut self.state.rng);
+        let fake_aug = diff_augment(fake.clone(), self.augment, &mut self.state.rng);
+        let logits = self.d.forward(Tensor::cat(vec![real_aug, fake_aug, real, fake], 0)); // [4b]
+        let part = |i: usize| logits.clone().slice([i * b..(i + 1) * b]);
+        let (ra, fa) = (part(0), part(1));
+        let t = &self.cfg.train;
+        let loss = losses::d_vitgan_loss([ra.clone(), fa.clone()], [part(2), part(3)], t.bcr_real, t.bcr_fake);
+        (ra, fa, loss)
+    }
+
+    /// Images from the generator in inference mode: the weight average when the run keeps one,
+    /// else G with BatchNorm running statistics and spectral norm without update.
+    pub fn generate(&self, z: Tensor<2>) -> Tensor<4> {
+        let g = match &self.g_ema {
+            Some(avg) => avg.clone(),
+            None => self.g.valid(),
+        };
+        let device = g.device();
         g.forward(z.to_device(&device))
     }
 
@@ -225,6 +270,12 @@ impl GanTrainer {
         self.d_opt
             .save(dir.join(FILES[3]))
             .map_err(|e| io(e, FILES[3]))?;
+        if let Some(avg) = &self.g_ema {
+            avg.clone()
+                .into_record()
+                .save(dir.join(EMA_FILE))
+                .map_err(|e| io(e, EMA_FILE))?;
+        }
         let state = serde_json::to_string_pretty(&self.state).expect("state serializes");
         std::fs::write(dir.join(FILES[4]), state).map_err(|e| Error::io(dir.join(FILES[4]), e))?;
         Ok(())
@@ -243,6 +294,15 @@ impl GanTrainer {
         let mut t = GanTrainer::new(cfg, device);
         t.g = load_module(t.g, &dir.join(FILES[0]))?;
         t.d = load_module(t.d, &dir.join(FILES[1]))?;
+        if let Some(avg) = t.g_ema.take() {
+            if !dir.join(EMA_FILE).is_file() {
+                return Err(Error::run(
+                    dir,
+                    format!("checkpoint is incomplete: {EMA_FILE} is missing"),
+                ));
+            }
+            t.g_ema = Some(load_module(avg, &dir.join(EMA_FILE))?);
+        }
         let bad = |f: &str, e: burn::store::RecordError| {
             Error::run(dir.join(f), format!("unreadable optimizer state: {e}"))
         };

@@ -60,7 +60,7 @@ fn fixed_grid(trainer: &GanTrainer, run_dir: &Path, step: u64) -> Result<()> {
         cfg.train.seed,
         trainer.device(),
     );
-    let images = trainer.generate(z).images;
+    let images = trainer.generate(z);
     let path = run_dir.join("samples").join(format!("step-{step:07}.png"));
     grid::save_png(&grid::make_grid(images, None), &path)
 }

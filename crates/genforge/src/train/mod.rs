@@ -1,6 +1,7 @@
-//! Training: [`losses`] (pure functions), [`gan`] (one adversarial iteration and its state) and
+//! Training: [`losses`] (pure functions), [`ema`] (generator weight averaging), [`gan`] (one adversarial iteration and its state) and
 //! [`loop_`] (the run: batches, logging, samples, checkpoints, resume).
 
+pub mod ema;
 pub mod gan;
 pub mod loop_;
 pub mod losses;

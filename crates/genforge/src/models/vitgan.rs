@@ -1,0 +1,397 @@
+//! ViTGAN (Lee et al. 2021; seeds 000 and 003): a Vision-Transformer generator with
+//! Self-Modulated LayerNorm and a SIREN patch decoder, and a ViT discriminator with overlapping
+//! patches, L2 self-attention and Improved Spectral Normalization on every layer.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{gelu, leaky_relu};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor};
+
+use super::ModelConfig;
+use crate::nn::equalized::{EqualizedLinear, EqualizedOpts};
+use crate::nn::layer_norm::{LayerNorm, SelfModulatedLayerNorm};
+use crate::nn::multi_head_attention::MultiHeadAttention;
+use crate::nn::siren::{Lff, Siren, patch_coords};
+use crate::nn::spectral_norm::ImprovedSpectralNorm;
+use crate::nn::init;
+use crate::rng::Rng;
+
+/// Learning-rate multiplier of the mapping network (StyleGAN2, kept by the seed).
+pub const MAPPING_LR_MULTIPLIER: f64 = 0.01;
+
+/// StyleGAN2's `normalize_2nd_moment`: `z / sqrt(mean(z^2) + 1e-8)` per sample.
+fn normalize_2nd_moment(z: Tensor<2>) -> Tensor<2> {
+    let ms = z.clone().square().mean_dim(1); // [b, 1]
+    z / (ms + 1e-8).sqrt()
+}
+
+/// `z -> w`: an MLP of equalized linear layers with leaky ReLU 0.2, `lr_multiplier = 0.01`.
+#[derive(Module, Debug)]
+pub struct MappingNetwork {
+    pub layers: Vec<EqualizedLinear>,
+}
+
+impl MappingNetwork {
+    pub fn new(z_dim: usize, w_dim: usize, n: usize, rng: &mut Rng, device: &Device) -> Self {
+        let opts = EqualizedOpts {
+            lr_multiplier: MAPPING_LR_MULTIPLIER,
+            ..Default::default()
+        };
+        let layers = (0..n)
+            .map(|i| EqualizedLinear::new([if i == 0 { z_dim } else { w_dim }, w_dim], opts, rng, device))
+            .collect();
+        MappingNetwork { layers }
+    }
+
+    /// `[b, z_dim] -> [b, w_dim]`
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+        let mut x = normalize_2nd_moment(z);
+        for layer in &self.layers {
+            x = leaky_relu(layer.forward(x), 0.2);
+        }
+        x
+    }
+}
+
+/// Transformer MLP: `d -> ratio * d -> d` with GELU.
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    pub fc1: EqualizedLinear,
+    pub fc2: EqualizedLinear,
+}
+
+impl FeedForward {
+    fn new(d: usize, ratio: usize, isn: bool, rng: &mut Rng, device: &Device) -> Self {
+        let opts = EqualizedOpts {
+            isn,
+            ..Default::default()
+        };
+        FeedForward {
+            fc1: EqualizedLinear::new([d, ratio * d], opts, rng, device),
+            fc2: EqualizedLinear::new([ratio * d, d], opts, rng, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.fc2.forward(gelu(self.fc1.forward(x)))
+    }
+}
+
+/// Generator block: `h += MSA(SLN(h, w)); h += MLP(SLN(h, w))`.
+#[derive(Module, Debug)]
+pub struct GeneratorBlock {
+    pub sln1: SelfModulatedLayerNorm,
+    pub attn: MultiHeadAttention,
+    pub sln2: SelfModulatedLayerNorm,
+    pub mlp: FeedForward,
+}
+
+impl GeneratorBlock {
+    /// `[b, n, d], [b, d] -> [b, n, d]`, with the attention weights `[b, heads, n, n]`.
+    fn forward(&self, h: Tensor<3>, w: Tensor<2>) -> (Tensor<3>, Tensor<4>) {
+        let a = self.attn.forward(self.sln1.forward(h.clone(), w.clone()));
+        let h = h + a.out;
+        let h = h.clone() + self.mlp.forward(self.sln2.forward(h, w));
+        (h, a.weights)
+    }
+}
+
+/// Generated images and the generator's attention weights, one `[b, heads, n, n]` per block.
+pub struct Output {
+    pub images: Tensor<4>,
+    pub attention: Vec<Tensor<4>>,
+}
+
+#[derive(Module, Debug)]
+pub struct Generator {
+    pub mapping: MappingNetwork,
+    /// `[patches, d]`, passed through `sin` (the seed's learnable positional input).
+    pub pos_emb: Param<Tensor<2>>,
+    pub blocks: Vec<GeneratorBlock>,
+    /// SLN on the transformer output, giving the patch embeddings (styles of the SIREN).
+    pub sln_out: SelfModulatedLayerNorm,
+    pub lff: Lff,
+    pub siren: Siren,
+    pub patch: usize,
+    pub channels: usize,
+    pub resolution: usize,
+}
+
+impl Generator {
+    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+        let d = cfg.hidden;
+        let n = (cfg.resolution / cfg.patch).pow(2);
+        let blocks = (0..cfg.depth)
+            .map(|_| GeneratorBlock {
+                sln1: SelfModulatedLayerNorm::new(d, d, rng, device),
+                attn: MultiHeadAttention::new(d, cfg.heads, false, false, rng, device),
+                sln2: SelfModulatedLayerNorm::new(d, d, rng, device),
+                mlp: FeedForward::new(d, cfg.mlp_ratio, false, rng, device),
+            })
+            .collect();
+        Generator {
+            mapping: MappingNetwork::new(cfg.z_dim, d, cfg.mapping_layers, rng, device),
+            pos_emb: init::normal([n, d], 0.0, 1.0, rng, device),
+            blocks,
+            sln_out: SelfModulatedLayerNorm::new(d, d, rng, device),
+            lff: Lff::new(d, rng, device),
+            siren: Siren::new(d, cfg.siren_layers, cfg.channels, cfg.demodulation, rng, device),
+            patch: cfg.patch,
+            channels: cfg.channels,
+            resolution: cfg.resolution,
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        self.pos_emb.val().device()
+    }
+
+    /// `[b, z_dim] -> [b, c, res, res]`
+    pub fn forward(&self, z: Tensor<2>) -> Output {
+        let b = z.dims()[0];
+        let w = self.mapping.forward(z); // [b, d]
+        let [n, d] = self.pos_emb.dims();
+        // z enters only through SLN; the input is the same sin(E_pos) for every sample.
+        let mut h = self.pos_emb.val().sin().unsqueeze::<3>().repeat_dim(0, b); // [b, n, d]
+        let mut attention = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let (out, a) = block.forward(h, w.clone());
+            h = out;
+            attention.push(a);
+        }
+        let styles = self.sln_out.forward(h, w).reshape([b * n, d]); // [b*n, d]
+        let features = self.lff.forward(patch_coords(self.patch, &styles.device())); // [p*p, d]
+        let pixels = self.siren.forward(features, styles); // [b*n, p*p, c]
+        Output {
+            images: patches_to_image(pixels, b, self.resolution / self.patch, self.patch),
+            attention,
+        }
+    }
+}
+
+/// `[b * g * g, p * p, c] -> [b, c, g * p, g * p]`: patch `(r, col)` pixel `(i, j)` (index
+/// `i * p + j`) lands at image row `r * p + i`, column `col * p + j` (the seed's permutation).
+pub fn patches_to_image(x: Tensor<3>, b: usize, g: usize, p: usize) -> Tensor<4> {
+    let c = x.dims()[2];
+    x.reshape([b, g, g, p, p, c])
+        .permute([0, 5, 1, 3, 2, 4]) // [b, c, r, i, col, j]
+        .reshape([b, c, g * p, g * p])
+}
+
+/// Overlapping patch embedding: a conv with kernel `2p`, stride `p`, padding `p/2` (each patch
+/// sees `p/2` pixels of its neighbours on every side), a class token and positional embedding.
+#[derive(Module, Debug)]
+pub struct PatchEmbedding {
+    /// `[d, c, 2p, 2p]`, unit scale (equalized: times `1 / sqrt(c * 4p^2)`).
+    pub weight: Param<Tensor<4>>,
+    pub bias: Param<Tensor<1>>,
+    pub isn: ImprovedSpectralNorm,
+    pub cls: Param<Tensor<3>>,
+    /// `[tokens + 1, d]`, through `sin` as the seed's discriminator.
+    pub pos: Param<Tensor<2>>,
+    pub patch: usize,
+    pub gain: f64,
+}
+
+/// Tokens of D's overlapping patch grid for a square image.
+pub fn discriminator_tokens(resolution: usize, patch: usize) -> usize {
+    let side = (resolution + 2 * (patch / 2) - 2 * patch) / patch + 1;
+    side * side
+}
+
+impl PatchEmbedding {
+    fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+        let (d, c, k) = (cfg.hidden, cfg.channels, 2 * cfg.patch);
+        let weight = init::normal([d, c, k, k], 0.0, 1.0, rng, device);
+        let gain = 1.0 / ((c * k * k) as f64).sqrt();
+        let isn = ImprovedSpectralNorm::new(&(weight.val().reshape([d, c * k * k]) * gain), device);
+        let n = discriminator_tokens(cfg.resolution, cfg.patch);
+        PatchEmbedding {
+            weight,
+            bias: init::zeros([d], device),
+            isn,
+            cls: init::normal([1, 1, d], 0.0, 1.0, rng, device),
+            pos: init::normal([n + 1, d], 0.0, 1.0, rng, device),
+            patch: cfg.patch,
+            gain,
+        }
+    }
+
+    /// `[b, c, h, w] -> [b, 1 + tokens, d]`
+    fn forward(&self, x: Tensor<4>) -> Tensor<3> {
+        let b = x.dims()[0];
+        let [d, c, k, _] = self.weight.dims();
+        let w = self
+            .isn
+            .normalize(self.weight.val().reshape([d, c * k * k]) * self.gain)
+            .reshape([d, c, k, k]);
+        let p = self.patch;
+        let t = conv2d(x, w, Some(self.bias.val()), ConvOptions::new([p, p], [p / 2, p / 2], [1, 1], 1)); // [b, d, g, g]
+        let [_, _, gh, gw] = t.dims();
+        let t = t.reshape([b, d, gh * gw]).swap_dims(1, 2); // [b, tokens, d]
+        let cls = self.cls.val().repeat_dim(0, b); // [b, 1, d]
+        Tensor::cat(vec![cls, t], 1) + self.pos.val().sin().unsqueeze::<3>()
+    }
+}
+
+/// Discriminator block: `h += MSA_L2(LN(h)); h += MLP(LN(h))`, every linear under ISN.
+#[derive(Module, Debug)]
+pub struct DiscriminatorBlock {
+    pub ln1: LayerNorm,
+    pub attn: MultiHeadAttention,
+    pub ln2: LayerNorm,
+    pub mlp: FeedForward,
+}
+
+/// `[b]` logits and D's attention weights, one `[b, heads, 1 + n, 1 + n]` per block.
+pub struct Logits {
+    pub logits: Tensor<1>,
+    pub attention: Vec<Tensor<4>>,
+}
+
+#[derive(Module, Debug)]
+pub struct Discriminator {
+    pub embed: PatchEmbedding,
+    pub blocks: Vec<DiscriminatorBlock>,
+    pub ln_out: LayerNorm,
+    pub head: EqualizedLinear,
+}
+
+impl Discriminator {
+    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+        let d = cfg.hidden;
+        let blocks = (0..cfg.depth)
+            .map(|_| DiscriminatorBlock {
+                ln1: LayerNorm::new(d, device),
+                attn: MultiHeadAttention::new(d, cfg.heads, true, true, rng, device),
+                ln2: LayerNorm::new(d, device),
+                mlp: FeedForward::new(d, cfg.mlp_ratio, true, rng, device),
+            })
+            .collect();
+        let isn = EqualizedOpts {
+            isn: true,
+            ..Default::default()
+        };
+        Discriminator {
+            embed: PatchEmbedding::new(cfg, rng, device),
+            blocks,
+            ln_out: LayerNorm::new(d, device),
+            head: EqualizedLinear::new([d, 1], isn, rng, device),
+        }
+    }
+
+    /// `[b, c, h, w] -> [b]` (the class token's logit).
+    pub fn forward(&self, x: Tensor<4>) -> Logits {
+        let b = x.dims()[0];
+        let mut h = self.embed.forward(x); // [b, 1 + n, d]
+        let mut attention = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let a = block.attn.forward(block.ln1.forward(h.clone()));
+            h = h + a.out;
+            h = h.clone() + block.mlp.forward(block.ln2.forward(h));
+            attention.push(a.weights);
+        }
+        let d = h.dims()[2];
+        let cls = self.ln_out.forward(h.slice([0..b, 0..1, 0..d])); // [b, 1, d]
+        Logits {
+            logits: self.head.forward(cls).reshape([b]),
+            attention,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn tiny() -> ModelConfig {
+        ModelConfig {
+            family: super::super::Family::Vitgan,
+            z_dim: 8,
+            channels: 3,
+            resolution: 16,
+            patch: 4,
+            hidden: 16,
+            depth: 2,
+            heads: 2,
+            mapping_layers: 2,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn patch_pixel_lands_at_row_r_p_plus_i_column_c_p_plus_j() {
+        let device = Device::flex();
+        let (b, g, p, c) = (2, 3, 4, 2);
+        // Value encodes (sample, patch row, patch col, i, j, channel).
+        let code = |s: usize, r: usize, col: usize, i: usize, j: usize, ch: usize| {
+            (((((s * 10 + r) * 10 + col) * 10 + i) * 10 + j) * 10 + ch) as f32
+        };
+        let mut v = Vec::new();
+        for s in 0..b {
+            for r in 0..g {
+                for col in 0..g {
+                    for i in 0..p {
+                        for j in 0..p {
+                            for ch in 0..c {
+                                v.push(code(s, r, col, i, j, ch));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let x = Tensor::<3>::from_data(TensorData::new(v, [b * g * g, p * p, c]), &device);
+        let img = patches_to_image(x, b, g, p);
+        assert_eq!(img.dims(), [b, c, g * p, g * p]);
+        let img = img.into_data().try_to_vec::<f32>().unwrap();
+        let side = g * p;
+        for s in 0..b {
+            for r in 0..g {
+                for col in 0..g {
+                    for i in 0..p {
+                        for j in 0..p {
+                            for ch in 0..c {
+                                let at = ((s * c + ch) * side + r * p + i) * side + col * p + j;
+                                assert_eq!(img[at], code(s, r, col, i, j, ch));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn generator_and_discriminator_shapes() {
+        let device = Device::flex();
+        let cfg = tiny();
+        let mut rng = Rng::new(13);
+        let g = Generator::new(&cfg, &mut rng, &device);
+        let d = Discriminator::new(&cfg, &mut rng, &device);
+        let z = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(3 * 8, 0.0, 1.0), [3, 8]), &device);
+        let out = g.forward(z);
+        assert_eq!(out.images.dims(), [3, 3, 16, 16]);
+        assert_eq!(out.attention.len(), 2);
+        assert_eq!(out.attention[0].dims(), [3, 2, 16, 16]);
+        let logits = d.forward(out.images);
+        assert_eq!(logits.logits.dims(), [3]);
+        // 16x16 with patch 4: a 4x4 grid of overlapping 8x8 patches plus the class token.
+        assert_eq!(discriminator_tokens(16, 4), 16);
+        assert_eq!(logits.attention[0].dims(), [3, 2, 17, 17]);
+    }
+
+    #[test]
+    fn mapping_network_uses_the_slow_learning_rate() {
+        let device = Device::flex();
+        let mut rng = Rng::new(14);
+        let m = MappingNetwork::new(8, 16, 3, &mut rng, &device);
+        for l in &m.layers {
+            assert!((l.bias_gain - MAPPING_LR_MULTIPLIER).abs() < 1e-12);
+            let fan_in = l.weight.dims()[1] as f64;
+            assert!((l.weight_gain - MAPPING_LR_MULTIPLIER / fan_in.sqrt()).abs() < 1e-12);
+        }
+    }
+}

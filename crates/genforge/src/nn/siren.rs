@@ -1,0 +1,185 @@
+//! ViTGAN's implicit patch decoder: learned Fourier features of pixel coordinates (LFF, from
+//! CIPS) fed through SIREN sine layers whose weights are modulated by the patch embedding (the
+//! seed's `ModulatedLinear`, StyleGAN2 modulation with optional demodulation).
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::rng::Rng;
+
+/// SIREN's frequency factor `omega_0` (Sitzmann et al.; the seed uses 30 for every layer).
+pub const OMEGA_0: f64 = 30.0;
+
+fn uniform<const D: usize>(shape: [usize; D], bound: f64, rng: &mut Rng, device: &Device) -> Param<Tensor<D>> {
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32).collect();
+    Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device))
+}
+
+/// Learned Fourier features: `E_fou(v) = sin(W v + b)` for 2-D coordinates `v`.
+#[derive(Module, Debug)]
+pub struct Lff {
+    /// `[2, hidden]`, uniform in `+-sqrt(9 / fan_in)` (SIREN's first-layer scale).
+    pub weight: Param<Tensor<2>>,
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Lff {
+    pub fn new(hidden: usize, rng: &mut Rng, device: &Device) -> Self {
+        Lff {
+            weight: uniform([2, hidden], (9.0f64 / 2.0).sqrt(), rng, device),
+            bias: uniform([hidden], 1.0 / 2f64.sqrt(), rng, device),
+        }
+    }
+
+    /// `[n, 2] -> [n, hidden]`
+    pub fn forward(&self, coords: Tensor<2>) -> Tensor<2> {
+        (coords.matmul(self.weight.val()) + self.bias.val().unsqueeze::<2>()).sin()
+    }
+}
+
+/// Pixel coordinates of a `p x p` patch in `[-1, 1]^2`, row-major, each `(x, y)` = (column,
+/// row) as numpy's `meshgrid(coords, coords)`: `[p * p, 2]`.
+pub fn patch_coords(p: usize, device: &Device) -> Tensor<2> {
+    let c = |i: usize| if p == 1 { 0.0 } else { -1.0 + 2.0 * i as f32 / (p - 1) as f32 };
+    let mut v = Vec::with_capacity(p * p * 2);
+    for row in 0..p {
+        for col in 0..p {
+            v.push(c(col));
+            v.push(c(row));
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [p * p, 2]), device)
+}
+
+/// A linear layer whose weight is scaled per input feature by a style vector:
+/// `w'_oi = s_i * w_oi / sqrt(in)`, optionally demodulated `w''_oi = w'_oi / sqrt(sum_i w'^2 + eps)`.
+#[derive(Module, Debug)]
+pub struct ModulatedLinear {
+    /// `[out, in]`
+    pub weight: Param<Tensor<2>>,
+    pub demodulation: bool,
+}
+
+impl ModulatedLinear {
+    pub fn new([fan_in, fan_out]: [usize; 2], bound: f64, demodulation: bool, rng: &mut Rng, device: &Device) -> Self {
+        ModulatedLinear {
+            weight: uniform([fan_out, fan_in], bound, rng, device),
+            demodulation,
+        }
+    }
+
+    /// `x: [m or 1, s, in]`, `style: [m, in]` -> `[m, s, out]`. Modulating the input instead of
+    /// the weight is the same product (`sum_i w_oi s_i x_i`) without a per-sample weight copy.
+    pub fn forward(&self, x: Tensor<3>, style: Tensor<2>) -> Tensor<3> {
+        let [m, fan_in] = style.dims();
+        let s = x.dims()[1];
+        let w = self.weight.val() / (fan_in as f64).sqrt(); // [out, in]
+        let fan_out = w.dims()[0];
+        let xs = x * style.clone().unsqueeze_dim::<3>(1); // [m, s, in]
+        let y = xs.reshape([m * s, fan_in]).matmul(w.clone().transpose()); // [m*s, out]
+        let y = y.reshape([m, s, fan_out]);
+        if self.demodulation {
+            // sum_i (w_oi s_i)^2 = (s^2) (w^2)^T: [m, out]
+            let demod = (style.square().matmul(w.square().transpose()) + 1e-8).sqrt().recip();
+            y * demod.unsqueeze_dim::<3>(1)
+        } else {
+            y
+        }
+    }
+}
+
+/// The SIREN: `sin(omega * mod(x))` for the first and each hidden layer, then a modulated
+/// linear output layer (the seed's `outermost_linear=True`).
+#[derive(Module, Debug)]
+pub struct Siren {
+    pub layers: Vec<ModulatedLinear>,
+    pub out: ModulatedLinear,
+}
+
+impl Siren {
+    /// `hidden_layers` sine layers after the first (seed: 1), all modulated by `[m, hidden]` styles.
+    pub fn new(hidden: usize, hidden_layers: usize, channels: usize, demodulation: bool, rng: &mut Rng, device: &Device) -> Self {
+        let h = hidden as f64;
+        // SIREN init: first layer U(+-1/in), later layers U(+-sqrt(6/in)/omega_0).
+        let later = (6.0 / h).sqrt() / OMEGA_0;
+        let mut layers = vec![ModulatedLinear::new([hidden, hidden], 1.0 / h, demodulation, rng, device)];
+        for _ in 0..hidden_layers {
+            layers.push(ModulatedLinear::new([hidden, hidden], later, demodulation, rng, device));
+        }
+        let out = ModulatedLinear::new([hidden, channels], later, demodulation, rng, device);
+        Siren { layers, out }
+    }
+
+    /// Fourier features `[s, hidden]` shared by all patches, styles `[m, hidden]` -> `[m, s, channels]`.
+    pub fn forward(&self, features: Tensor<2>, style: Tensor<2>) -> Tensor<3> {
+        let mut x = features.unsqueeze::<3>(); // [1, s, hidden]
+        for layer in &self.layers {
+            x = (layer.forward(x, style.clone()) * OMEGA_0).sin(); // [m, s, hidden]
+        }
+        self.out.forward(x, style)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lff_and_siren_shapes() {
+        let device = Device::flex();
+        let mut rng = Rng::new(9);
+        let lff = Lff::new(16, &mut rng, &device);
+        let f = lff.forward(patch_coords(4, &device));
+        assert_eq!(f.dims(), [16, 16]);
+        let max = f.clone().abs().max().into_scalar::<f32>();
+        assert!(max <= 1.0);
+        let siren = Siren::new(16, 1, 3, false, &mut rng, &device);
+        let style = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(5 * 16, 0.0, 1.0), [5, 16]), &device);
+        assert_eq!(siren.forward(f, style).dims(), [5, 16, 3]);
+    }
+
+    #[test]
+    fn modulation_equals_per_sample_weights_and_demodulation_normalizes_them() {
+        let device = Device::flex();
+        let mut rng = Rng::new(10);
+        let (m, s, i, o) = (3, 4, 5, 2);
+        for demod in [false, true] {
+            let layer = ModulatedLinear::new([i, o], 1.0, demod, &mut rng, &device);
+            let xv = rng.normal_vec(m * s * i, 0.0, 1.0);
+            let sv = rng.normal_vec(m * i, 0.0, 1.0);
+            let x = Tensor::<3>::from_data(TensorData::new(xv.clone(), [m, s, i]), &device);
+            let st = Tensor::<2>::from_data(TensorData::new(sv.clone(), [m, i]), &device);
+            let y = layer.forward(x, st).into_data().try_to_vec::<f32>().unwrap();
+            let w = layer.weight.val().into_data().try_to_vec::<f32>().unwrap();
+            for a in 0..m {
+                // The seed's per-sample weight w'[o][i] = w[o][i] s[i] / sqrt(in), demodulated.
+                let wp: Vec<f64> = (0..o * i)
+                    .map(|k| w[k] as f64 * sv[a * i + k % i] as f64 / (i as f64).sqrt())
+                    .collect();
+                for oo in 0..o {
+                    let norm = if demod {
+                        ((0..i).map(|ii| wp[oo * i + ii].powi(2)).sum::<f64>() + 1e-8).sqrt()
+                    } else {
+                        1.0
+                    };
+                    for ss in 0..s {
+                        let want: f64 = (0..i)
+                            .map(|ii| wp[oo * i + ii] / norm * xv[(a * s + ss) * i + ii] as f64)
+                            .sum();
+                        let got = y[(a * s + ss) * o + oo] as f64;
+                        assert!((want - got).abs() < 1e-4, "demod {demod}: {want} vs {got}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn coords_are_x_then_y() {
+        let c = patch_coords(3, &Device::flex()).into_data().try_to_vec::<f32>().unwrap();
+        // Row 0 col 2 is (x = 1, y = -1); row 2 col 0 is (x = -1, y = 1).
+        assert_eq!(&c[4..6], &[1.0, -1.0]);
+        assert_eq!(&c[12..14], &[-1.0, 1.0]);
+    }
+}
