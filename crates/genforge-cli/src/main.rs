@@ -246,9 +246,9 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(net) = attention {
                 let net: genforge::sample::attention::Net = net.parse()?;
                 let d = match net {
-                    genforge::sample::attention::Net::Discriminator => Some(
-                        genforge::sample::load_discriminator(&cfg, &ckpt, &device)?,
-                    ),
+                    genforge::sample::attention::Net::Discriminator => {
+                        Some(genforge::sample::load_discriminator(&cfg, &ckpt, &device)?)
+                    }
                     genforge::sample::attention::Net::Generator => None,
                 };
                 let z = genforge::sample::latents(5, cfg.model.z_dim, seed, &device);
@@ -300,8 +300,14 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "genforge {preset} batch {} on {device}: {:.3} s/step  {:.1} img/s  peak RSS {:.0} MiB",
-                    report.batch, report.sec_per_step, report.img_per_s, report.peak_rss_mib
+                    "genforge {preset} batch {} on {device}: {:.3} s/step  {:.1} img/s  peak RSS {:.0} MiB  \
+                     params G {:.2}M D {:.2}M",
+                    report.batch,
+                    report.sec_per_step,
+                    report.img_per_s,
+                    report.peak_rss_mib,
+                    report.g_params as f64 / 1e6,
+                    report.d_params as f64 / 1e6
                 );
                 let total: f64 = report.phases.iter().map(|p| p.1).sum();
                 for (name, s) in &report.phases {

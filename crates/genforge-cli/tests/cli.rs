@@ -119,6 +119,69 @@ fn sagan_attention_figure() {
 }
 
 #[test]
+fn vitgan_trains_samples_and_draws_attention_of_g_and_d() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let colour = [
+        "--set",
+        "data.format=shapes",
+        "--set",
+        "data.classes=[]",
+        "--set",
+        "data.limit=4",
+        "--set",
+        "model.channels=3",
+    ];
+    let mut args = vec!["train", "vitgan-tiny", "--run-dir", r, "--steps", "2"];
+    args.extend(colour);
+    let o = genforge(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        run.join("checkpoints/step-0000002/generator_ema.bpk")
+            .is_file()
+    );
+    let grid = tmp.path().join("grid.png");
+    let o = genforge(&["sample", r, "--n", "4", "--out", grid.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for net in ["g", "d"] {
+        let fig = tmp.path().join(format!("attn-{net}.png"));
+        let o = genforge(&[
+            "sample",
+            r,
+            "--attention",
+            net,
+            "--out",
+            fig.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // 5 images of 16x16 above one map per head (2 heads), enlarged 8x.
+        assert_eq!(png_size(&fig), (8 * (5 * 18 + 2), 8 * (3 * 18 + 2)));
+    }
+    let o = genforge(&[
+        "sample",
+        r,
+        "--attention",
+        "x",
+        "--out",
+        grid.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "g or d");
+    // A width the heads do not divide is a config error, not a panic.
+    let bad = tmp.path().join("bad");
+    let o = genforge(&[
+        "train",
+        "vitgan-tiny",
+        "--run-dir",
+        bad.to_str().unwrap(),
+        "--set",
+        "model.heads=3",
+    ]);
+    assert_clean_failure(&o, "model.heads");
+    assert!(!bad.exists());
+}
+
+#[test]
 fn bad_input_gives_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let r = tmp.path().join("r");
@@ -225,7 +288,10 @@ fn presets_lists_the_seed_presets() {
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.contains("dcgan-mnist") && out.contains("sagan-mnist"),
+        out.contains("dcgan-mnist")
+            && out.contains("sagan-mnist")
+            && out.contains("vitgan-mnist")
+            && out.contains("vitgan-cifar10"),
         "{out}"
     );
 }

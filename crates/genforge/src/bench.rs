@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use burn::module::Module;
+
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Serialize;
 
@@ -20,6 +22,9 @@ pub struct BenchReport {
     pub img_per_s: f64,
     /// Peak resident memory of the process (VmHWM), MiB.
     pub peak_rss_mib: f64,
+    /// Trainable parameters of G and D (to check a reference builds the same model).
+    pub g_params: usize,
+    pub d_params: usize,
     /// Mean seconds per step of each phase, from a separate synchronised pass.
     pub phases: Vec<(String, f64)>,
 }
@@ -74,6 +79,8 @@ pub fn run(
         sec_per_step,
         img_per_s: batch as f64 / sec_per_step,
         peak_rss_mib: peak_rss_mib(),
+        g_params: trainer.g.num_params(),
+        d_params: trainer.d.num_params(),
         phases: phases
             .seconds
             .into_iter()

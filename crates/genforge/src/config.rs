@@ -258,7 +258,10 @@ impl TrainConfig {
                     .into(),
             ));
         }
-        for (k, v) in [("train.bcr_real", t.bcr_real), ("train.bcr_fake", t.bcr_fake)] {
+        for (k, v) in [
+            ("train.bcr_real", t.bcr_real),
+            ("train.bcr_fake", t.bcr_fake),
+        ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::Config(format!("{k} must be >= 0, got {v}")));
             }

@@ -10,11 +10,11 @@ use burn::tensor::{Device, Tensor};
 
 use super::ModelConfig;
 use crate::nn::equalized::{EqualizedLinear, EqualizedOpts};
+use crate::nn::init;
 use crate::nn::layer_norm::{LayerNorm, SelfModulatedLayerNorm};
 use crate::nn::multi_head_attention::MultiHeadAttention;
 use crate::nn::siren::{Lff, Siren, patch_coords};
 use crate::nn::spectral_norm::ImprovedSpectralNorm;
-use crate::nn::init;
 use crate::rng::Rng;
 
 /// Learning-rate multiplier of the mapping network (StyleGAN2, kept by the seed).
@@ -39,7 +39,14 @@ impl MappingNetwork {
             ..Default::default()
         };
         let layers = (0..n)
-            .map(|i| EqualizedLinear::new([if i == 0 { z_dim } else { w_dim }, w_dim], opts, rng, device))
+            .map(|i| {
+                EqualizedLinear::new(
+                    [if i == 0 { z_dim } else { w_dim }, w_dim],
+                    opts,
+                    rng,
+                    device,
+                )
+            })
             .collect();
         MappingNetwork { layers }
     }
@@ -136,7 +143,14 @@ impl Generator {
             blocks,
             sln_out: SelfModulatedLayerNorm::new(d, d, rng, device),
             lff: Lff::new(d, rng, device),
-            siren: Siren::new(d, cfg.siren_layers, cfg.channels, cfg.demodulation, rng, device),
+            siren: Siren::new(
+                d,
+                cfg.siren_layers,
+                cfg.channels,
+                cfg.demodulation,
+                rng,
+                device,
+            ),
             patch: cfg.patch,
             channels: cfg.channels,
             resolution: cfg.resolution,
@@ -227,7 +241,12 @@ impl PatchEmbedding {
             .normalize(self.weight.val().reshape([d, c * k * k]) * self.gain)
             .reshape([d, c, k, k]);
         let p = self.patch;
-        let t = conv2d(x, w, Some(self.bias.val()), ConvOptions::new([p, p], [p / 2, p / 2], [1, 1], 1)); // [b, d, g, g]
+        let t = conv2d(
+            x,
+            w,
+            Some(self.bias.val()),
+            ConvOptions::new([p, p], [p / 2, p / 2], [1, 1], 1),
+        ); // [b, d, g, g]
         let [_, _, gh, gw] = t.dims();
         let t = t.reshape([b, d, gh * gw]).swap_dims(1, 2); // [b, tokens, d]
         let cls = self.cls.val().repeat_dim(0, b); // [b, 1, d]
@@ -371,7 +390,10 @@ mod tests {
         let mut rng = Rng::new(13);
         let g = Generator::new(&cfg, &mut rng, &device);
         let d = Discriminator::new(&cfg, &mut rng, &device);
-        let z = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(3 * 8, 0.0, 1.0), [3, 8]), &device);
+        let z = Tensor::<2>::from_data(
+            TensorData::new(rng.normal_vec(3 * 8, 0.0, 1.0), [3, 8]),
+            &device,
+        );
         let out = g.forward(z);
         assert_eq!(out.images.dims(), [3, 3, 16, 16]);
         assert_eq!(out.attention.len(), 2);

@@ -85,7 +85,11 @@ pub fn diff_augment(x: Tensor<4>, policy: Policy, rng: &mut Rng) -> Tensor<4> {
         let index = Tensor::<3, Int>::from_data(TensorData::new(index, [b, 1, h * w]), &device)
             .repeat_dim(1, c); // [b, c, h*w]
         let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, 1, h, w]), &device);
-        x = x.reshape([b, c, h * w]).gather(2, index).reshape([b, c, h, w]) * mask;
+        x = x
+            .reshape([b, c, h * w])
+            .gather(2, index)
+            .reshape([b, c, h, w])
+            * mask;
     }
     if policy.cutout {
         let (ch, cw) = (cut(h), cut(w));
@@ -150,9 +154,15 @@ mod tests {
         let (h, w) = (10, 10);
         let v: Vec<f32> = (0..h * w).map(|i| i as f32 + 1.0).collect();
         let x = Tensor::<4>::from_data(TensorData::new(v.clone(), [1, 1, h, w]), &device);
-        let policy = Policy { translation: true, ..Default::default() };
+        let policy = Policy {
+            translation: true,
+            ..Default::default()
+        };
         let mut rng = Rng::new(12);
-        let y = diff_augment(x, policy, &mut rng).into_data().try_to_vec::<f32>().unwrap();
+        let y = diff_augment(x, policy, &mut rng)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         // Recover the shift from the first non-zero value and check every pixel against it.
         let mut ok = false;
         for ty in -1i64..=1 {

@@ -49,7 +49,13 @@ impl EqualizedLinear {
         rng: &mut Rng,
         device: &Device,
     ) -> Self {
-        let weight = init::normal([fan_out, fan_in], 0.0, 1.0 / opts.lr_multiplier, rng, device);
+        let weight = init::normal(
+            [fan_out, fan_in],
+            0.0,
+            1.0 / opts.lr_multiplier,
+            rng,
+            device,
+        );
         let weight_gain = opts.lr_multiplier / (fan_in as f64).sqrt();
         let isn = opts
             .isn
@@ -113,7 +119,14 @@ mod tests {
         let y = layer.forward(x).into_data().try_to_vec::<f32>().unwrap();
         // y = x (w_stored * 0.01 / sqrt(6))^T + b_stored * 0.01, by explicit loops.
         let w = layer.weight.val().into_data().try_to_vec::<f32>().unwrap();
-        let b = layer.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap();
+        let b = layer
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let gain = 0.01 / 6f64.sqrt();
         for r in 0..8 {
             for o in 0..3 {
@@ -121,7 +134,11 @@ mod tests {
                 for i in 0..6 {
                     acc += x_v[r * 6 + i] as f64 * w[o * 6 + i] as f64 * gain;
                 }
-                assert!((acc - y[r * 3 + o] as f64).abs() < 1e-5, "{acc} {}", y[r * 3 + o]);
+                assert!(
+                    (acc - y[r * 3 + o] as f64).abs() < 1e-5,
+                    "{acc} {}",
+                    y[r * 3 + o]
+                );
             }
         }
         // The bias starts at bias_init, and the stored weights at unit-scale / lr_multiplier.

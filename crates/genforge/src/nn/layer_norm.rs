@@ -82,7 +82,10 @@ mod tests {
         let mut sln = SelfModulatedLayerNorm::new(d, 4, &mut rng, &device);
         sln.gamma.weight = Param::from_tensor(Tensor::zeros([d, 4], &device));
         sln.beta.weight = Param::from_tensor(Tensor::zeros([d, 4], &device));
-        let w = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(b * 4, 0.0, 1.0), [b, 4]), &device);
+        let w = Tensor::<2>::from_data(
+            TensorData::new(rng.normal_vec(b * 4, 0.0, 1.0), [b, 4]),
+            &device,
+        );
         let y = sln.forward(h, w).into_data().try_to_vec::<f32>().unwrap();
         // LayerNorm by hand, per row.
         for r in 0..b * n {
@@ -91,7 +94,11 @@ mod tests {
             let var = row.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
             for i in 0..d {
                 let want = (row[i] as f64 - mean) / (var + EPS).sqrt();
-                assert!((want - y[r * d + i] as f64).abs() < 1e-4, "{want} {}", y[r * d + i]);
+                assert!(
+                    (want - y[r * d + i] as f64).abs() < 1e-4,
+                    "{want} {}",
+                    y[r * d + i]
+                );
             }
         }
     }
@@ -101,10 +108,22 @@ mod tests {
         let device = Device::flex();
         let mut rng = Rng::new(6);
         let sln = SelfModulatedLayerNorm::new(8, 4, &mut rng, &device);
-        let h = Tensor::<3>::from_data(TensorData::new(rng.normal_vec(24, 0.0, 1.0), [1, 3, 8]), &device);
-        let w1 = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(4, 0.0, 1.0), [1, 4]), &device);
-        let w2 = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(4, 0.0, 1.0), [1, 4]), &device);
-        let d = (sln.forward(h.clone(), w1) - sln.forward(h, w2)).abs().sum().into_scalar::<f32>();
+        let h = Tensor::<3>::from_data(
+            TensorData::new(rng.normal_vec(24, 0.0, 1.0), [1, 3, 8]),
+            &device,
+        );
+        let w1 = Tensor::<2>::from_data(
+            TensorData::new(rng.normal_vec(4, 0.0, 1.0), [1, 4]),
+            &device,
+        );
+        let w2 = Tensor::<2>::from_data(
+            TensorData::new(rng.normal_vec(4, 0.0, 1.0), [1, 4]),
+            &device,
+        );
+        let d = (sln.forward(h.clone(), w1) - sln.forward(h, w2))
+            .abs()
+            .sum()
+            .into_scalar::<f32>();
         assert!(d > 1e-3);
     }
 }

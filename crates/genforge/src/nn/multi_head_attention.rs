@@ -37,8 +37,18 @@ pub fn l2_logits(q: Tensor<4>, k: Tensor<4>) -> Tensor<4> {
 }
 
 impl MultiHeadAttention {
-    pub fn new(d: usize, heads: usize, l2: bool, isn: bool, rng: &mut Rng, device: &Device) -> Self {
-        assert!(d % heads == 0, "hidden size {d} is not divisible by {heads} heads");
+    pub fn new(
+        d: usize,
+        heads: usize,
+        l2: bool,
+        isn: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        assert!(
+            d.is_multiple_of(heads),
+            "hidden size {d} is not divisible by {heads} heads"
+        );
         let opts = EqualizedOpts {
             isn,
             ..Default::default()
@@ -62,11 +72,7 @@ impl MultiHeadAttention {
             .forward(x) // [b, n, parts * d]
             .reshape([b, n, parts, h, dh])
             .permute([2, 0, 3, 1, 4]); // [parts, b, h, n, dh]
-        let part = |i: usize| {
-            qkv.clone()
-                .slice([i..i + 1])
-                .reshape([b, h, n, dh])
-        };
+        let part = |i: usize| qkv.clone().narrow(0, i, 1).reshape([b, h, n, dh]);
         let q = part(0);
         let (logits, v) = if self.l2 {
             (l2_logits(q.clone(), q), part(1))
@@ -99,7 +105,10 @@ mod tests {
         let (b, h, n, dh) = (2, 3, 5, 4);
         let qv = rng.normal_vec(b * h * n * dh, 0.0, 1.0);
         let q = Tensor::<4>::from_data(TensorData::new(qv.clone(), [b, h, n, dh]), &device);
-        let got = l2_logits(q.clone(), q).into_data().try_to_vec::<f32>().unwrap();
+        let got = l2_logits(q.clone(), q)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         for bh in 0..b * h {
             for i in 0..n {
                 for j in 0..n {
@@ -123,7 +132,10 @@ mod tests {
         let device = Device::flex();
         let mut rng = Rng::new(8);
         let att = MultiHeadAttention::new(8, 2, true, false, &mut rng, &device);
-        let x = Tensor::<3>::from_data(TensorData::new(rng.normal_vec(2 * 6 * 8, 0.0, 3.0), [2, 6, 8]), &device);
+        let x = Tensor::<3>::from_data(
+            TensorData::new(rng.normal_vec(2 * 6 * 8, 0.0, 3.0), [2, 6, 8]),
+            &device,
+        );
         let a = att.forward(x);
         assert_eq!(a.out.dims(), [2, 6, 8]);
         assert_eq!(a.weights.dims(), [2, 2, 6, 6]);

@@ -10,9 +10,16 @@ use crate::rng::Rng;
 /// SIREN's frequency factor `omega_0` (Sitzmann et al.; the seed uses 30 for every layer).
 pub const OMEGA_0: f64 = 30.0;
 
-fn uniform<const D: usize>(shape: [usize; D], bound: f64, rng: &mut Rng, device: &Device) -> Param<Tensor<D>> {
+fn uniform<const D: usize>(
+    shape: [usize; D],
+    bound: f64,
+    rng: &mut Rng,
+    device: &Device,
+) -> Param<Tensor<D>> {
     let n = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
+        .collect();
     Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device))
 }
 
@@ -41,7 +48,13 @@ impl Lff {
 /// Pixel coordinates of a `p x p` patch in `[-1, 1]^2`, row-major, each `(x, y)` = (column,
 /// row) as numpy's `meshgrid(coords, coords)`: `[p * p, 2]`.
 pub fn patch_coords(p: usize, device: &Device) -> Tensor<2> {
-    let c = |i: usize| if p == 1 { 0.0 } else { -1.0 + 2.0 * i as f32 / (p - 1) as f32 };
+    let c = |i: usize| {
+        if p == 1 {
+            0.0
+        } else {
+            -1.0 + 2.0 * i as f32 / (p - 1) as f32
+        }
+    };
     let mut v = Vec::with_capacity(p * p * 2);
     for row in 0..p {
         for col in 0..p {
@@ -62,7 +75,13 @@ pub struct ModulatedLinear {
 }
 
 impl ModulatedLinear {
-    pub fn new([fan_in, fan_out]: [usize; 2], bound: f64, demodulation: bool, rng: &mut Rng, device: &Device) -> Self {
+    pub fn new(
+        [fan_in, fan_out]: [usize; 2],
+        bound: f64,
+        demodulation: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
         ModulatedLinear {
             weight: uniform([fan_out, fan_in], bound, rng, device),
             demodulation,
@@ -81,7 +100,9 @@ impl ModulatedLinear {
         let y = y.reshape([m, s, fan_out]);
         if self.demodulation {
             // sum_i (w_oi s_i)^2 = (s^2) (w^2)^T: [m, out]
-            let demod = (style.square().matmul(w.square().transpose()) + 1e-8).sqrt().recip();
+            let demod = (style.square().matmul(w.square().transpose()) + 1e-8)
+                .sqrt()
+                .recip();
             y * demod.unsqueeze_dim::<3>(1)
         } else {
             y
@@ -99,13 +120,32 @@ pub struct Siren {
 
 impl Siren {
     /// `hidden_layers` sine layers after the first (seed: 1), all modulated by `[m, hidden]` styles.
-    pub fn new(hidden: usize, hidden_layers: usize, channels: usize, demodulation: bool, rng: &mut Rng, device: &Device) -> Self {
+    pub fn new(
+        hidden: usize,
+        hidden_layers: usize,
+        channels: usize,
+        demodulation: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
         let h = hidden as f64;
         // SIREN init: first layer U(+-1/in), later layers U(+-sqrt(6/in)/omega_0).
         let later = (6.0 / h).sqrt() / OMEGA_0;
-        let mut layers = vec![ModulatedLinear::new([hidden, hidden], 1.0 / h, demodulation, rng, device)];
+        let mut layers = vec![ModulatedLinear::new(
+            [hidden, hidden],
+            1.0 / h,
+            demodulation,
+            rng,
+            device,
+        )];
         for _ in 0..hidden_layers {
-            layers.push(ModulatedLinear::new([hidden, hidden], later, demodulation, rng, device));
+            layers.push(ModulatedLinear::new(
+                [hidden, hidden],
+                later,
+                demodulation,
+                rng,
+                device,
+            ));
         }
         let out = ModulatedLinear::new([hidden, channels], later, demodulation, rng, device);
         Siren { layers, out }
@@ -135,7 +175,10 @@ mod tests {
         let max = f.clone().abs().max().into_scalar::<f32>();
         assert!(max <= 1.0);
         let siren = Siren::new(16, 1, 3, false, &mut rng, &device);
-        let style = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(5 * 16, 0.0, 1.0), [5, 16]), &device);
+        let style = Tensor::<2>::from_data(
+            TensorData::new(rng.normal_vec(5 * 16, 0.0, 1.0), [5, 16]),
+            &device,
+        );
         assert_eq!(siren.forward(f, style).dims(), [5, 16, 3]);
     }
 
@@ -150,7 +193,11 @@ mod tests {
             let sv = rng.normal_vec(m * i, 0.0, 1.0);
             let x = Tensor::<3>::from_data(TensorData::new(xv.clone(), [m, s, i]), &device);
             let st = Tensor::<2>::from_data(TensorData::new(sv.clone(), [m, i]), &device);
-            let y = layer.forward(x, st).into_data().try_to_vec::<f32>().unwrap();
+            let y = layer
+                .forward(x, st)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             let w = layer.weight.val().into_data().try_to_vec::<f32>().unwrap();
             for a in 0..m {
                 // The seed's per-sample weight w'[o][i] = w[o][i] s[i] / sqrt(in), demodulated.
@@ -177,7 +224,10 @@ mod tests {
 
     #[test]
     fn coords_are_x_then_y() {
-        let c = patch_coords(3, &Device::flex()).into_data().try_to_vec::<f32>().unwrap();
+        let c = patch_coords(3, &Device::flex())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         // Row 0 col 2 is (x = 1, y = -1); row 2 col 0 is (x = -1, y = 1).
         assert_eq!(&c[4..6], &[1.0, -1.0]);
         assert_eq!(&c[12..14], &[-1.0, 1.0]);

@@ -234,7 +234,10 @@ mod tests {
         let isn = ImprovedSpectralNorm::new(&t0, &device);
         let sigma0 = sigma_reference(&w0, rows, cols);
         let stored = isn.sigma_init.value().into_scalar::<f32>() as f64;
-        assert!((stored - sigma0).abs() / sigma0 < 1e-5, "{stored} vs {sigma0}");
+        assert!(
+            (stored - sigma0).abs() / sigma0 < 1e-5,
+            "{stored} vs {sigma0}"
+        );
         // "Training" moves W to a different matrix with a different spectrum; after a few
         // power-iteration steps the normalized weight's top singular value is sigma(W_init).
         let w1: Vec<f32> = w0
@@ -246,10 +249,17 @@ mod tests {
         assert!((sigma_reference(&w1, rows, cols) - sigma0).abs() > 1.0);
         let mut wn = Vec::new();
         for _ in 0..100 {
-            wn = isn.normalize(t1.clone()).into_data().try_to_vec::<f32>().unwrap();
+            wn = isn
+                .normalize(t1.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
         }
         let after = sigma_reference(&wn, rows, cols);
-        assert!((after - sigma0).abs() / sigma0 < 1e-3, "{after} vs {sigma0}");
+        assert!(
+            (after - sigma0).abs() / sigma0 < 1e-3,
+            "{after} vs {sigma0}"
+        );
     }
 
     #[test]

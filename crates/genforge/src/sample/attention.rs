@@ -7,8 +7,8 @@ use image::imageops::FilterType;
 use image::{DynamicImage, Rgb, RgbImage};
 
 use super::grid::{PAD, to_u8};
-use crate::models::{Discriminator, Generator};
 use crate::models::sagan::centre_attention;
+use crate::models::{Discriminator, Generator};
 use crate::{Error, Result};
 
 /// Matplotlib's "Reds" colormap, sampled at 0, 0.25, 0.5, 0.75, 1.
@@ -82,7 +82,12 @@ fn head_maps(weights: &Tensor<4>, i: usize, query: usize, first_key: usize) -> M
 /// - ViTGAN generator: the centre patch's map in G's last block, one row per head;
 /// - ViTGAN discriminator (`d` given): the class token's map over D's patches in its last block,
 ///   one row per head, for the generated images.
-pub fn figure(g: &Generator, d: Option<&Discriminator>, net: Net, z: Tensor<2>) -> Result<DynamicImage> {
+pub fn figure(
+    g: &Generator,
+    d: Option<&Discriminator>,
+    net: Net,
+    z: Tensor<2>,
+) -> Result<DynamicImage> {
     let n = z.dims()[0];
     let (images, maps): (Tensor<4>, Vec<Maps>) = match g {
         Generator::Conv(g) => {
@@ -100,8 +105,16 @@ pub fn figure(g: &Generator, d: Option<&Discriminator>, net: Net, z: Tensor<2>) 
             let nn = map.dims()[1];
             let maps = (0..n)
                 .map(|i| {
-                    let one = map.clone().slice([i..i + 1, 0..nn, 0..nn]).reshape([nn, nn]);
-                    vec![centre_attention(one).into_data().try_to_vec::<f32>().expect("f32")]
+                    let one = map
+                        .clone()
+                        .slice([i..i + 1, 0..nn, 0..nn])
+                        .reshape([nn, nn]);
+                    vec![
+                        centre_attention(one)
+                            .into_data()
+                            .try_to_vec::<f32>()
+                            .expect("f32"),
+                    ]
                 })
                 .collect();
             (out.images, maps)
@@ -117,11 +130,16 @@ pub fn figure(g: &Generator, d: Option<&Discriminator>, net: Net, z: Tensor<2>) 
                 }
                 (Net::Discriminator, Some(Discriminator::Vit(d))) => {
                     let logits = d.forward(out.images.clone());
-                    let last = logits.attention.last().expect("ViTGAN has at least one block");
+                    let last = logits
+                        .attention
+                        .last()
+                        .expect("ViTGAN has at least one block");
                     (0..n).map(|i| head_maps(last, i, 0, 1)).collect()
                 }
                 (Net::Discriminator, _) => {
-                    return Err(Error::Config("--attention d needs the run's discriminator".into()));
+                    return Err(Error::Config(
+                        "--attention d needs the run's discriminator".into(),
+                    ));
                 }
             };
             (out.images, maps)

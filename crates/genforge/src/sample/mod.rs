@@ -43,7 +43,11 @@ pub fn load_generator(
 }
 
 /// The discriminator of a run's checkpoint (attention figures of D).
-pub fn load_discriminator(cfg: &TrainConfig, ckpt: &Path, device: &Device) -> Result<Discriminator> {
+pub fn load_discriminator(
+    cfg: &TrainConfig,
+    ckpt: &Path,
+    device: &Device,
+) -> Result<Discriminator> {
     let d = Discriminator::new(&cfg.model, &mut Rng::new(0), device);
     load_module(d, &ckpt.join("discriminator.bpk"))
 }

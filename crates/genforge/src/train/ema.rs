@@ -29,7 +29,10 @@ struct Blend {
 
 impl ModuleMapper for Blend {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let src = self.source.next().expect("EMA and generator have the same parameters");
+        let src = self
+            .source
+            .next()
+            .expect("EMA and generator have the same parameters");
         let beta = self.beta;
         param.map(|ema| {
             let dims = ema.dims();
@@ -96,7 +99,11 @@ mod tests {
         for i in 0..e0.len() {
             let want = 0.9 * e0[i] as f64 + 0.1 * g0[i] as f64;
             let tol = 1e-5 * want.abs().max(1.0);
-            assert!((out[i] as f64 - want).abs() < tol, "param {i}: {} vs {want}", out[i]);
+            assert!(
+                (out[i] as f64 - want).abs() < tol,
+                "param {i}: {} vs {want}",
+                out[i]
+            );
         }
     }
 }

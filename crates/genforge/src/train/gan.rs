@@ -225,15 +225,26 @@ impl GanTrainer {
 
     /// ViTGAN's D pass: one batch of `[T(real), T(fake), real, fake]` (`T` = DiffAugment), the
     /// seed's loss with bCR; returns the augmented real and fake logits and the loss.
-    fn vitgan_d_logits(&mut self, real: Tensor<4>, fake: Tensor<4>) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    fn vitgan_d_logits(
+        &mut self,
+        real: Tensor<4>,
+        fake: Tensor<4>,
+    ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
         let b = real.dims()[0];
         let real_aug = diff_augment(real.clone(), self.augment, &mut self.state.rng);
         let fake_aug = diff_augment(fake.clone(), self.augment, &mut self.state.rng);
-        let logits = self.d.forward(Tensor::cat(vec![real_aug, fake_aug, real, fake], 0)); // [4b]
-        let part = |i: usize| logits.clone().slice([i * b..(i + 1) * b]);
+        let logits = self
+            .d
+            .forward(Tensor::cat(vec![real_aug, fake_aug, real, fake], 0)); // [4b]
+        let part = |i: usize| logits.clone().narrow(0, i * b, b);
         let (ra, fa) = (part(0), part(1));
         let t = &self.cfg.train;
-        let loss = losses::d_vitgan_loss([ra.clone(), fa.clone()], [part(2), part(3)], t.bcr_real, t.bcr_fake);
+        let loss = losses::d_vitgan_loss(
+            [ra.clone(), fa.clone()],
+            [part(2), part(3)],
+            t.bcr_real,
+            t.bcr_fake,
+        );
         (ra, fa, loss)
     }
 

@@ -81,7 +81,12 @@ mod tests {
         assert!((s(bcr(t(&[1.0, 0.0]), t(&[0.0, 2.0]))) - 2.5).abs() < 1e-6);
         // With identity augmentation the ViTGAN loss is exactly half the BCE pair.
         let (r, f) = (t(&[0.5, -1.0]), t(&[2.0]));
-        let v = s(d_vitgan_loss([r.clone(), f.clone()], [r.clone(), f.clone()], 10.0, 10.0));
+        let v = s(d_vitgan_loss(
+            [r.clone(), f.clone()],
+            [r.clone(), f.clone()],
+            10.0,
+            10.0,
+        ));
         assert!((v - 0.5 * s(d_bce_loss(r, f))).abs() < 1e-7);
     }
 
