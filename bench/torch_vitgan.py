@@ -65,6 +65,10 @@ class MHA(nn.Module):
         self.h, self.l2 = heads, l2
         self.qkv = EqLinear(d, d * (2 if l2 else 3), isn=l2)
         self.out = EqLinear(d, d, isn=l2)
+        if l2:  # q starts small enough that attention is not one-hot on each token itself
+            with torch.no_grad():
+                self.qkv.w[:d] *= (2 * math.sqrt(d // heads)) ** -0.5
+            self.qkv.isn = ISN(self.qkv.w * self.qkv.gain)
 
     def forward(self, x):
         b, n, d = x.shape
@@ -90,12 +94,14 @@ class MLP(nn.Module):
 
 
 class ModLinear(nn.Module):
+    """Equalized: stored U(-1, 1), times the SIREN bound and 1/sqrt(in) at run time."""
     def __init__(self, i, o, bound):
         super().__init__()
-        self.w = nn.Parameter(torch.empty(o, i).uniform_(-bound, bound))
+        self.w = nn.Parameter(torch.empty(o, i).uniform_(-1, 1))
+        self.gain = bound / math.sqrt(i)
 
     def forward(self, x, style):  # x [m or 1, s, i], style [m, i]
-        return (x * style[:, None]) @ (self.w / math.sqrt(self.w.shape[1])).t()
+        return (x * style[:, None]) @ (self.w * self.gain).t()
 
 
 class Generator(nn.Module):
@@ -108,8 +114,8 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(nn.ModuleDict(dict(s1=SLN(d), att=MHA(d, heads), s2=SLN(d), mlp=MLP(d, ratio)))
                                     for _ in range(depth))
         self.sln = SLN(d)
-        self.lff_w = nn.Parameter(torch.empty(2, d).uniform_(-math.sqrt(4.5), math.sqrt(4.5)))
-        self.lff_b = nn.Parameter(torch.empty(d).uniform_(-1 / math.sqrt(2), 1 / math.sqrt(2)))
+        self.lff_w = nn.Parameter(torch.empty(2, d).uniform_(-1, 1))
+        self.lff_b = nn.Parameter(torch.empty(d).uniform_(-1, 1))
         later = math.sqrt(6 / d) / 30
         self.siren = nn.ModuleList([ModLinear(d, d, 1 / d)] + [ModLinear(d, d, later) for _ in range(siren_layers)])
         self.out = ModLinear(d, ch, later)
@@ -120,14 +126,14 @@ class Generator(nn.Module):
     def forward(self, z):
         w = z * (z.square().mean(1, keepdim=True) + 1e-8).rsqrt()
         for fc in self.mapping:
-            w = F.leaky_relu(fc(w), 0.2)
+            w = F.leaky_relu(fc(w), 0.2) * math.sqrt(2)
         b = z.shape[0]
         h = torch.sin(self.pos)[None].repeat(b, 1, 1)
         for blk in self.blocks:
             h = h + blk["att"](blk["s1"](h, w))
             h = h + blk["mlp"](blk["s2"](h, w))
         e = self.sln(h, w).reshape(-1, h.shape[-1])                  # [b*n, d] patch styles
-        x = torch.sin(self.coords @ self.lff_w + self.lff_b)[None]   # [1, p*p, d] Fourier features
+        x = torch.sin(self.coords @ (self.lff_w * math.sqrt(4.5)) + self.lff_b / math.sqrt(2))[None]  # [1, p*p, d]
         for layer in self.siren:
             x = torch.sin(30 * layer(x, e))
         x = self.out(x, e)                                           # [b*n, p*p, ch]

@@ -3,6 +3,18 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Overrides that train on 12 synthetic colour shapes instead of the grey digits.
+const SHAPES_RGB: [&str; 8] = [
+    "--set",
+    "data.format=shapes",
+    "--set",
+    "data.classes=[]",
+    "--set",
+    "data.limit=4",
+    "--set",
+    "model.channels=3",
+];
+
 fn genforge(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_genforge"))
         .args(args)
@@ -123,18 +135,8 @@ fn vitgan_trains_samples_and_draws_attention_of_g_and_d() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let r = run.to_str().unwrap();
-    let colour = [
-        "--set",
-        "data.format=shapes",
-        "--set",
-        "data.classes=[]",
-        "--set",
-        "data.limit=4",
-        "--set",
-        "model.channels=3",
-    ];
     let mut args = vec!["train", "vitgan-tiny", "--run-dir", r, "--steps", "2"];
-    args.extend(colour);
+    args.extend(SHAPES_RGB);
     let o = genforge(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -259,22 +261,10 @@ fn bad_input_gives_clear_errors() {
 fn colour_model_on_synthetic_shapes() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let o = genforge(&[
-        "train",
-        "dcgan-tiny",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--steps",
-        "1",
-        "--set",
-        "data.format=shapes",
-        "--set",
-        "data.classes=[]",
-        "--set",
-        "data.limit=4",
-        "--set",
-        "model.channels=3",
-    ]);
+    let mut args = vec!["train", "dcgan-tiny", "--run-dir", run.to_str().unwrap()];
+    args.extend(["--steps", "1"]);
+    args.extend(SHAPES_RGB);
+    let o = genforge(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     for f in ["samples/reals.png", "samples/step-0000001.png"] {
         let b = std::fs::read(run.join(f)).unwrap();

@@ -195,7 +195,10 @@ impl ModelConfig {
                 self.channels
             ));
         }
-        if self.patch < 2 || !self.patch.is_multiple_of(2) || !self.resolution.is_multiple_of(self.patch) {
+        if self.patch < 2
+            || !self.patch.is_multiple_of(2)
+            || !self.resolution.is_multiple_of(self.patch)
+        {
             return bad(format!(
                 "model.patch must be even and divide model.resolution ({}), got {}",
                 self.resolution, self.patch

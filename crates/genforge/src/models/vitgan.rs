@@ -26,6 +26,10 @@ fn normalize_2nd_moment(z: Tensor<2>) -> Tensor<2> {
     z / (ms + 1e-8).sqrt()
 }
 
+/// Gain after each leaky ReLU of the mapping network (StyleGAN2's `bias_act` default for lrelu),
+/// which keeps `w` at unit scale through the 8 layers instead of shrinking it ~14x.
+pub const LRELU_GAIN: f64 = std::f64::consts::SQRT_2;
+
 /// `z -> w`: an MLP of equalized linear layers with leaky ReLU 0.2, `lr_multiplier = 0.01`.
 #[derive(Module, Debug)]
 pub struct MappingNetwork {
@@ -55,7 +59,7 @@ impl MappingNetwork {
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
         let mut x = normalize_2nd_moment(z);
         for layer in &self.layers {
-            x = leaky_relu(layer.forward(x), 0.2);
+            x = leaky_relu(layer.forward(x), 0.2) * LRELU_GAIN;
         }
         x
     }
@@ -403,6 +407,38 @@ mod tests {
         // 16x16 with patch 4: a 4x4 grid of overlapping 8x8 patches plus the class token.
         assert_eq!(discriminator_tokens(16, 4), 16);
         assert_eq!(logits.attention[0].dims(), [3, 2, 17, 17]);
+    }
+
+    #[test]
+    fn initial_images_and_w_are_unit_order_and_depend_on_z() {
+        // Guards the init scales: w must not vanish through the mapping layers, and the SIREN
+        // output must start at pixel scale, not 100x below it.
+        let device = Device::flex();
+        let cfg = ModelConfig {
+            hidden: 64,
+            resolution: 32,
+            mapping_layers: 8,
+            ..tiny()
+        };
+        let mut rng = Rng::new(16);
+        let g = Generator::new(&cfg, &mut rng, &device);
+        let z = Tensor::<2>::from_data(
+            TensorData::new(rng.normal_vec(4 * 8, 0.0, 1.0), [4, 8]),
+            &device,
+        );
+        let w = g.mapping.forward(z.clone());
+        let w_std = w.var(1).mean().sqrt().into_scalar::<f32>();
+        assert!(w_std > 0.3 && w_std < 3.0, "w std {w_std}");
+        let img = g.forward(z).images;
+        let std = img.clone().var(0).mean().sqrt().into_scalar::<f32>();
+        assert!(std > 0.05 && std < 3.0, "std across samples {std}");
+        let spread = img
+            .reshape([4, 3 * 32 * 32])
+            .var(1)
+            .mean()
+            .sqrt()
+            .into_scalar::<f32>();
+        assert!(spread > 0.05 && spread < 3.0, "spatial std {spread}");
     }
 
     #[test]

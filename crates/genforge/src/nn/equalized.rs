@@ -4,7 +4,7 @@
 //! a layer down (ViTGAN's mapping network).
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::init;
 use super::spectral_norm::ImprovedSpectralNorm;
@@ -73,6 +73,26 @@ impl EqualizedLinear {
         }
     }
 
+    /// Multiply the initial weights of output rows `rows` by `factor` (and re-measure ISN's
+    /// `sigma(W_init)`), for a sub-projection that should start at a smaller scale.
+    pub fn scale_rows(mut self, rows: std::ops::Range<usize>, factor: f64) -> Self {
+        let w = self.weight.val();
+        let fan_out = w.dims()[0];
+        let device = w.device();
+        let mut mask = vec![1.0f32; fan_out];
+        mask[rows].iter_mut().for_each(|m| *m = factor as f32);
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [fan_out, 1]), &device);
+        let scaled = (w * mask).detach();
+        if self.isn.is_some() {
+            self.isn = Some(ImprovedSpectralNorm::new(
+                &(scaled.clone() * self.weight_gain),
+                &device,
+            ));
+        }
+        self.weight = Param::from_tensor(scaled);
+        self
+    }
+
     /// The `[out, in]` matrix the forward pass uses: scaled, then ISN-normalized if enabled.
     pub fn effective_weight(&self) -> Tensor<2> {
         let w = self.weight.val() * self.weight_gain;
@@ -102,7 +122,6 @@ impl EqualizedLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
 
     #[test]
     fn equals_a_plain_linear_with_scaled_weights() {

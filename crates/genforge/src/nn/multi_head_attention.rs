@@ -54,8 +54,17 @@ impl MultiHeadAttention {
             ..Default::default()
         };
         let parts = if l2 { 2 } else { 3 };
+        let mut qkv = EqualizedLinear::new([d, parts * d], opts, rng, device);
+        if l2 {
+            // With unit-scale q, ||q_i - q_j||^2 / sqrt(d_h) ~ 2 sqrt(d_h) >> 1, so every token
+            // would attend only to itself (its own distance is 0) and the class token would
+            // never read the patches; ISN then holds that scale for all of training. Start q at
+            // the scale where the mean logit gap is 1: per-component std (2 sqrt(d_h))^-1/2.
+            let dh = (d / heads) as f64;
+            qkv = qkv.scale_rows(0..d, (2.0 * dh.sqrt()).powf(-0.5));
+        }
         MultiHeadAttention {
-            qkv: EqualizedLinear::new([d, parts * d], opts, rng, device),
+            qkv,
             out: EqualizedLinear::new([d, d], opts, rng, device),
             heads,
             l2,
@@ -125,6 +134,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn l2_attention_at_init_spreads_over_other_tokens() {
+        // Unit-variance tokens (as after LayerNorm), ViTGAN-sized heads: each token's weight on
+        // itself must leave most of the mass to the others, or the class token reads nothing.
+        let device = Device::flex();
+        let mut rng = Rng::new(15);
+        let (n, d) = (65, 384);
+        let att = MultiHeadAttention::new(d, 4, true, true, &mut rng, &device);
+        let x = Tensor::<3>::from_data(
+            TensorData::new(rng.normal_vec(n * d, 0.0, 1.0), [1, n, d]),
+            &device,
+        );
+        let w = att
+            .forward(x)
+            .weights
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let mut self_weight = 0.0;
+        for h in 0..4 {
+            for i in 0..n {
+                self_weight += w[(h * n + i) * n + i] as f64;
+            }
+        }
+        let mean = self_weight / (4 * n) as f64;
+        assert!(mean < 0.2, "mean self-attention weight {mean}");
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! ViTGAN's implicit patch decoder: learned Fourier features of pixel coordinates (LFF, from
 //! CIPS) fed through SIREN sine layers whose weights are modulated by the patch embedding (the
 //! seed's `ModulatedLinear`, StyleGAN2 modulation with optional demodulation).
+//!
+//! Every weight here is equalized like the rest of G: stored uniform in [-1, 1] and multiplied at
+//! run time by its SIREN init bound. The function at initialisation is SIREN's, but Adam's steps
+//! are relative to that bound; with the raw weights (bounds down to 1/in) the seed's learning rate
+//! of 0.002 changes them by tens of percent per step and `sin(30 x)` turns that into noise.
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -10,38 +15,38 @@ use crate::rng::Rng;
 /// SIREN's frequency factor `omega_0` (Sitzmann et al.; the seed uses 30 for every layer).
 pub const OMEGA_0: f64 = 30.0;
 
-fn uniform<const D: usize>(
-    shape: [usize; D],
-    bound: f64,
-    rng: &mut Rng,
-    device: &Device,
-) -> Param<Tensor<D>> {
+/// Uniform in [-1, 1]: the stored (equalized) form of every weight in this module.
+fn uniform<const D: usize>(shape: [usize; D], rng: &mut Rng, device: &Device) -> Param<Tensor<D>> {
     let n = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
-        .collect();
+    let v: Vec<f32> = (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect();
     Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device))
 }
 
 /// Learned Fourier features: `E_fou(v) = sin(W v + b)` for 2-D coordinates `v`.
 #[derive(Module, Debug)]
 pub struct Lff {
-    /// `[2, hidden]`, uniform in `+-sqrt(9 / fan_in)` (SIREN's first-layer scale).
+    /// `[2, hidden]`, effective weight uniform in `+-sqrt(9 / fan_in)` (SIREN's first layer).
     pub weight: Param<Tensor<2>>,
+    /// Effective bias uniform in `+-1 / sqrt(fan_in)` (PyTorch's `nn.Linear` default).
     pub bias: Param<Tensor<1>>,
 }
+
+const LFF_WEIGHT_GAIN: f64 = 2.121_320_343_559_642_5; // sqrt(9 / 2)
+const LFF_BIAS_GAIN: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
 impl Lff {
     pub fn new(hidden: usize, rng: &mut Rng, device: &Device) -> Self {
         Lff {
-            weight: uniform([2, hidden], (9.0f64 / 2.0).sqrt(), rng, device),
-            bias: uniform([hidden], 1.0 / 2f64.sqrt(), rng, device),
+            weight: uniform([2, hidden], rng, device),
+            bias: uniform([hidden], rng, device),
         }
     }
 
     /// `[n, 2] -> [n, hidden]`
     pub fn forward(&self, coords: Tensor<2>) -> Tensor<2> {
-        (coords.matmul(self.weight.val()) + self.bias.val().unsqueeze::<2>()).sin()
+        let w = self.weight.val() * LFF_WEIGHT_GAIN;
+        let b = self.bias.val() * LFF_BIAS_GAIN;
+        (coords.matmul(w) + b.unsqueeze::<2>()).sin()
     }
 }
 
@@ -65,25 +70,28 @@ pub fn patch_coords(p: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v, [p * p, 2]), device)
 }
 
-/// A linear layer whose weight is scaled per input feature by a style vector:
-/// `w'_oi = s_i * w_oi / sqrt(in)`, optionally demodulated `w''_oi = w'_oi / sqrt(sum_i w'^2 + eps)`.
+/// A linear layer whose weight is scaled per input feature by a style vector (`gain` folds in the
+/// init scale): `w'_oi = s_i w_oi`, optionally demodulated `w''_oi = w'_oi / sqrt(sum_i w'^2 + eps)`.
 #[derive(Module, Debug)]
 pub struct ModulatedLinear {
-    /// `[out, in]`
+    /// `[out, in]`, stored in [-1, 1].
     pub weight: Param<Tensor<2>>,
+    /// Run-time multiplier: the effective weight is `weight * gain`, uniform in `+-gain` at init.
+    pub gain: f64,
     pub demodulation: bool,
 }
 
 impl ModulatedLinear {
     pub fn new(
         [fan_in, fan_out]: [usize; 2],
-        bound: f64,
+        gain: f64,
         demodulation: bool,
         rng: &mut Rng,
         device: &Device,
     ) -> Self {
         ModulatedLinear {
-            weight: uniform([fan_out, fan_in], bound, rng, device),
+            weight: uniform([fan_out, fan_in], rng, device),
+            gain,
             demodulation,
         }
     }
@@ -93,7 +101,7 @@ impl ModulatedLinear {
     pub fn forward(&self, x: Tensor<3>, style: Tensor<2>) -> Tensor<3> {
         let [m, fan_in] = style.dims();
         let s = x.dims()[1];
-        let w = self.weight.val() / (fan_in as f64).sqrt(); // [out, in]
+        let w = self.weight.val() * self.gain; // [out, in]
         let fan_out = w.dims()[0];
         let xs = x * style.clone().unsqueeze_dim::<3>(1); // [m, s, in]
         let y = xs.reshape([m * s, fan_in]).matmul(w.clone().transpose()); // [m*s, out]
@@ -129,7 +137,9 @@ impl Siren {
         device: &Device,
     ) -> Self {
         let h = hidden as f64;
-        // SIREN init: first layer U(+-1/in), later layers U(+-sqrt(6/in)/omega_0).
+        // SIREN init for the sine layers: first U(+-1/in), later U(+-sqrt(6/in)/omega_0), so
+        // `omega_0 * W x` has unit-order spread for unit-order inputs and styles. The linear output
+        // layer is equalized at 1/sqrt(in) (StyleGAN's toRGB scale): unit-order pixels at init.
         let later = (6.0 / h).sqrt() / OMEGA_0;
         let mut layers = vec![ModulatedLinear::new(
             [hidden, hidden],
@@ -147,7 +157,13 @@ impl Siren {
                 device,
             ));
         }
-        let out = ModulatedLinear::new([hidden, channels], later, demodulation, rng, device);
+        let out = ModulatedLinear::new(
+            [hidden, channels],
+            1.0 / h.sqrt(),
+            demodulation,
+            rng,
+            device,
+        );
         Siren { layers, out }
     }
 
@@ -188,7 +204,8 @@ mod tests {
         let mut rng = Rng::new(10);
         let (m, s, i, o) = (3, 4, 5, 2);
         for demod in [false, true] {
-            let layer = ModulatedLinear::new([i, o], 1.0, demod, &mut rng, &device);
+            let layer =
+                ModulatedLinear::new([i, o], 1.0 / (i as f64).sqrt(), demod, &mut rng, &device);
             let xv = rng.normal_vec(m * s * i, 0.0, 1.0);
             let sv = rng.normal_vec(m * i, 0.0, 1.0);
             let x = Tensor::<3>::from_data(TensorData::new(xv.clone(), [m, s, i]), &device);
@@ -199,6 +216,7 @@ mod tests {
                 .try_to_vec::<f32>()
                 .unwrap();
             let w = layer.weight.val().into_data().try_to_vec::<f32>().unwrap();
+            assert!((layer.gain - 1.0 / (i as f64).sqrt()).abs() < 1e-12);
             for a in 0..m {
                 // The seed's per-sample weight w'[o][i] = w[o][i] s[i] / sqrt(in), demodulated.
                 let wp: Vec<f64> = (0..o * i)
