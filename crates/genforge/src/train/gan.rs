@@ -223,8 +223,9 @@ impl GanTrainer {
         })
     }
 
-    /// ViTGAN's D pass: one batch of `[T(real), T(fake), real, fake]` (`T` = DiffAugment), the
-    /// seed's loss with bCR; returns the augmented real and fake logits and the loss.
+    /// ViTGAN's D pass: one batch of `[T(real), T(fake), real, fake]` (`T` = DiffAugment; the
+    /// plain half only when bCR is on) and the seed's loss; returns the augmented real and fake
+    /// logits and the loss.
     fn vitgan_d_logits(
         &mut self,
         real: Tensor<4>,
@@ -233,18 +234,22 @@ impl GanTrainer {
         let b = real.dims()[0];
         let real_aug = diff_augment(real.clone(), self.augment, &mut self.state.rng);
         let fake_aug = diff_augment(fake.clone(), self.augment, &mut self.state.rng);
-        let logits = self
-            .d
-            .forward(Tensor::cat(vec![real_aug, fake_aug, real, fake], 0)); // [4b]
+        let t = &self.cfg.train;
+        // The plain copies only feed bCR; without it D sees the augmented batch alone.
+        let bcr = t.bcr_real > 0.0 || t.bcr_fake > 0.0;
+        let mut batch = vec![real_aug, fake_aug];
+        if bcr {
+            batch.extend([real, fake]);
+        }
+        let logits = self.d.forward(Tensor::cat(batch, 0)); // [4b] or [2b]
         let part = |i: usize| logits.clone().narrow(0, i * b, b);
         let (ra, fa) = (part(0), part(1));
-        let t = &self.cfg.train;
-        let loss = losses::d_vitgan_loss(
-            [ra.clone(), fa.clone()],
-            [part(2), part(3)],
-            t.bcr_real,
-            t.bcr_fake,
-        );
+        let plain = if bcr {
+            [part(2), part(3)]
+        } else {
+            [ra.clone(), fa.clone()]
+        };
+        let loss = losses::d_vitgan_loss([ra.clone(), fa.clone()], plain, t.bcr_real, t.bcr_fake);
         (ra, fa, loss)
     }
 
