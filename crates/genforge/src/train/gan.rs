@@ -175,7 +175,16 @@ impl GanTrainer {
 
         // D step: fakes are detached so only D receives gradients.
         let z = self.latents(b);
-        let fake = self.g.forward(z).detach(); // [b, c, h, w]
+        let fake = match &self.g {
+            // No BatchNorm: the fakes can come from G without autodiff bookkeeping.
+            Generator::Vit(_) => {
+                let g = self.g.valid();
+                let plain = g.device();
+                g.forward(z.to_device(&plain)).to_device(&self.device)
+            }
+            // DCGAN/SAGAN need G's training-mode BatchNorm here, as the seed.
+            Generator::Conv(_) => self.g.forward(z).detach(),
+        }; // [b, c, h, w]
         let (d_real, d_fake, d_loss) = if self.cfg.model.family == Family::Vitgan {
             self.vitgan_d_logits(real, fake)
         } else {
