@@ -57,24 +57,29 @@ impl EqualizedLinear {
             device,
         );
         let weight_gain = opts.lr_multiplier / (fan_in as f64).sqrt();
-        let isn = opts
-            .isn
-            .then(|| ImprovedSpectralNorm::new(&(weight.val() * weight_gain), device));
         let bias = opts.bias_init.map(|b| {
             // Stored so that `bias * lr_multiplier` starts at `b`.
             Param::from_tensor(Tensor::full([fan_out], b / opts.lr_multiplier, device))
         });
-        EqualizedLinear {
+        let layer = EqualizedLinear {
             weight,
             bias,
             weight_gain,
             bias_gain: opts.lr_multiplier,
-            isn,
-        }
+            isn: None,
+        };
+        if opts.isn { layer.with_isn() } else { layer }
     }
 
-    /// Multiply the initial weights of output rows `rows` by `factor` (and re-measure ISN's
-    /// `sigma(W_init)`), for a sub-projection that should start at a smaller scale.
+    /// Put the layer under ISN, measuring `sigma(W_init)` on its current weights.
+    pub fn with_isn(mut self) -> Self {
+        let w = self.weight.val() * self.weight_gain;
+        self.isn = Some(ImprovedSpectralNorm::new(&w, &w.device()));
+        self
+    }
+
+    /// Multiply the initial weights of output rows `rows` by `factor`, for a sub-projection that
+    /// should start at a smaller scale. Call before [`with_isn`](Self::with_isn).
     pub fn scale_rows(mut self, rows: std::ops::Range<usize>, factor: f64) -> Self {
         let w = self.weight.val();
         let fan_out = w.dims()[0];
@@ -82,14 +87,8 @@ impl EqualizedLinear {
         let mut mask = vec![1.0f32; fan_out];
         mask[rows].iter_mut().for_each(|m| *m = factor as f32);
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [fan_out, 1]), &device);
-        let scaled = (w * mask).detach();
-        if self.isn.is_some() {
-            self.isn = Some(ImprovedSpectralNorm::new(
-                &(scaled.clone() * self.weight_gain),
-                &device,
-            ));
-        }
-        self.weight = Param::from_tensor(scaled);
+        debug_assert!(self.isn.is_none(), "scale_rows after with_isn");
+        self.weight = Param::from_tensor((w * mask).detach());
         self
     }
 

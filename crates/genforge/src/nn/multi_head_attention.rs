@@ -54,7 +54,9 @@ impl MultiHeadAttention {
             ..Default::default()
         };
         let parts = if l2 { 2 } else { 3 };
-        let mut qkv = EqualizedLinear::new([d, parts * d], opts, rng, device);
+        // ISN is attached after any rescaling, so sigma(W_init) is measured once, on the final init.
+        let plain = EqualizedOpts { isn: false, ..opts };
+        let mut qkv = EqualizedLinear::new([d, parts * d], plain, rng, device);
         if l2 {
             // With unit-scale q, ||q_i - q_j||^2 / sqrt(d_h) ~ 2 sqrt(d_h) >> 1, so every token
             // would attend only to itself (its own distance is 0) and the class token would
@@ -62,6 +64,9 @@ impl MultiHeadAttention {
             // the scale where the mean logit gap is 1: per-component std (2 sqrt(d_h))^-1/2.
             let dh = (d / heads) as f64;
             qkv = qkv.scale_rows(0..d, (2.0 * dh.sqrt()).powf(-0.5));
+        }
+        if isn {
+            qkv = qkv.with_isn();
         }
         MultiHeadAttention {
             qkv,
