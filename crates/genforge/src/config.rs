@@ -62,6 +62,12 @@ pub struct TrainingConfig {
     pub bcr_fake: f64,
     /// Decay of the generator's weight average used for samples (ViTGAN: 0.995; 0 = off).
     pub ema_decay: f64,
+    /// Adam learning rate of single-network families (VQ-VAE-2, PixelCNN).
+    pub lr: f64,
+    /// Fraction of the data held out (the last images or code maps) for held-out metrics.
+    pub holdout: f64,
+    /// Held-out images or code maps evaluated at each sample step (0: all).
+    pub eval_limit: usize,
 }
 
 impl Default for TrainingConfig {
@@ -84,6 +90,9 @@ impl Default for TrainingConfig {
             bcr_real: 10.0,
             bcr_fake: 10.0,
             ema_decay: 0.0,
+            lr: 3e-4,
+            holdout: 0.0,
+            eval_limit: 0,
         }
     }
 }
@@ -232,7 +241,11 @@ impl TrainConfig {
         if t.batch == 0 {
             return Err(Error::Config("train.batch must be at least 1".into()));
         }
-        for (k, v) in [("train.g_lr", t.g_lr), ("train.d_lr", t.d_lr)] {
+        for (k, v) in [
+            ("train.g_lr", t.g_lr),
+            ("train.d_lr", t.d_lr),
+            ("train.lr", t.lr),
+        ] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(Error::Config(format!(
                     "{k} must be a positive number, got {v}"
@@ -249,6 +262,20 @@ impl TrainConfig {
                 "train.ema_decay must be in [0, 1), got {}",
                 t.ema_decay
             )));
+        }
+        if !(0.0..0.5).contains(&t.holdout) {
+            return Err(Error::Config(format!(
+                "train.holdout must be in [0, 0.5), got {}",
+                t.holdout
+            )));
+        }
+        let codes = self.data.format == crate::data::DataFormat::Codes;
+        if codes != (self.model.family == crate::models::Family::Pixelcnn) {
+            return Err(Error::Config(
+                "data.format = \"codes\" (code maps from `genforge encode`) goes with \
+                 model.family = \"pixelcnn\", and only with it"
+                    .into(),
+            ));
         }
         if t.ema_decay > 0.0 && self.model.family != crate::models::Family::Vitgan {
             return Err(Error::Config(

@@ -6,6 +6,7 @@
 //! filter, limit, channel conversion, bilinear resize, normalisation).
 
 pub mod cifar;
+pub mod codes;
 pub mod folder;
 pub mod idx;
 pub mod loader;
@@ -25,12 +26,14 @@ pub enum DataFormat {
     Cifar10,
     Folder,
     Shapes,
+    /// Code maps written by `genforge encode` (PixelCNN priors).
+    Codes,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// `idx` | `cifar10` | `folder` | `shapes`.
+    /// `idx` | `cifar10` | `folder` | `shapes` | `codes`.
     pub format: DataFormat,
     /// File or directory; relative paths also resolve against the repository root.
     pub path: String,
@@ -79,6 +82,12 @@ pub fn load(cfg: &DataConfig, path: &Path, channels: usize, resolution: usize) -
         DataFormat::Shapes => {
             let per_class = if cfg.limit == 0 { 1000 } else { cfg.limit };
             shapes::generate(per_class, resolution, cfg.seed)
+        }
+        DataFormat::Codes => {
+            return Err(Error::data(
+                path,
+                "holds code maps, not images; code maps train a PixelCNN prior",
+            ));
         }
     };
     prepare(raw, cfg, path, channels, resolution)

@@ -46,6 +46,26 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// PyTorch's default `nn.Conv2d` init: weight and bias uniform in `+-1/sqrt(fan_in)`
+    /// (the VQ-VAE and PixelCNN reference implementations keep it). `kernel` = `[kh, kw]`.
+    pub fn pytorch(
+        [cin, cout]: [usize; 2],
+        [kh, kw]: [usize; 2],
+        stride: usize,
+        padding: usize,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let bound = 1.0 / ((cin * kh * kw) as f64).sqrt();
+        Conv2d {
+            weight: init::uniform([cout, cin, kh, kw], bound, rng, device),
+            bias: init::uniform([cout], bound, rng, device),
+            stride,
+            padding,
+            sn: None,
+        }
+    }
+
     /// `channels` = `[in, out]`.
     pub fn new(
         [cin, cout]: [usize; 2],
@@ -89,6 +109,26 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
+    /// PyTorch's default `nn.ConvTranspose2d` init (fan-in over `out * k * k`, as PyTorch
+    /// computes it from the `[in, out, k, k]` weight).
+    pub fn pytorch(
+        [cin, cout]: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let bound = 1.0 / ((cout * kernel * kernel) as f64).sqrt();
+        ConvTranspose2d {
+            weight: init::uniform([cin, cout, kernel, kernel], bound, rng, device),
+            bias: init::uniform([cout], bound, rng, device),
+            stride,
+            padding,
+            sn: None,
+        }
+    }
+
     /// `channels` = `[in, out]`.
     pub fn new(
         [cin, cout]: [usize; 2],

@@ -24,3 +24,17 @@ pub fn normal<const D: usize>(
 pub fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
     Param::from_tensor(Tensor::zeros(shape, device))
 }
+
+/// Uniform in `[-bound, bound]`.
+pub fn uniform<const D: usize>(
+    shape: [usize; D],
+    bound: f64,
+    rng: &mut Rng,
+    device: &Device,
+) -> Param<Tensor<D>> {
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
+        .collect();
+    Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device))
+}

@@ -5,10 +5,12 @@ pub mod diff_augment;
 pub mod equalized;
 pub mod init;
 pub mod layer_norm;
+pub mod masked_conv;
 pub mod multi_head_attention;
 pub mod self_attention;
 pub mod siren;
 pub mod spectral_norm;
+pub mod vector_quantizer;
 
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use self_attention::SelfAttention;

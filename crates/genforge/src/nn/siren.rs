@@ -17,9 +17,7 @@ pub const OMEGA_0: f64 = 30.0;
 
 /// Uniform in [-1, 1]: the stored (equalized) form of every weight in this module.
 fn uniform<const D: usize>(shape: [usize; D], rng: &mut Rng, device: &Device) -> Param<Tensor<D>> {
-    let n = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect();
-    Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device))
+    super::init::uniform(shape, 1.0, rng, device)
 }
 
 /// Learned Fourier features: `E_fou(v) = sin(W v + b)` for 2-D coordinates `v`.

@@ -104,7 +104,7 @@ impl GanTrainer {
         let g_ema = (cfg.train.ema_decay > 0.0).then(|| g.valid());
         let augment = match cfg.model.family {
             Family::Vitgan => Policy::parse(&cfg.model.diffaugment).unwrap_or_default(),
-            Family::Dcgan | Family::Sagan => Policy::default(),
+            _ => Policy::default(),
         };
         GanTrainer {
             g_opt: adam(&cfg),
