@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use genforge::config::{PRESETS, TrainConfig};
 use genforge::train::loop_::RunSource;
-use genforge::train::{Progress, StepStats, TrainOptions};
+use genforge::train::{Progress, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -72,11 +72,88 @@ enum Command {
         /// Checkpoint directory (default: the latest in the run).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// VQ-VAE-2: the prior run (`genforge train pixelcnn-...`) to sample codes from.
+        #[arg(long, value_name = "PRIOR_RUN_DIR")]
+        prior: Option<PathBuf>,
+        /// VQ-VAE-2: softmax temperature of the priors (below 1: sharper, less diverse).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// VQ-VAE-2: class of every sample, for a class-conditional prior.
+        #[arg(long)]
+        label: Option<u32>,
         /// Attention figure of 5 images instead of samples: `g` (default) or `d`. SAGAN: the
         /// seed's centre-pixel maps of G. ViTGAN: one row per head, of G's centre patch or of
         /// D's class token, from the last transformer block.
         #[arg(long, value_name = "g|d", num_args = 0..=1, default_missing_value = "g")]
         attention: Option<String>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// VQ-VAE-2: originals above reconstructions, then decoded with the top codes zeroed and with
+    /// the bottom codes zeroed (seed 004's `top=0 | bottom=0`); prints MSE and PSNR over all of
+    /// the input.
+    Reconstruct {
+        run_dir: PathBuf,
+        /// A PNG/JPEG image or a dataset path (default: the run's own data).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Dataset format of --input when it is not an image (default: the run's data.format).
+        #[arg(long)]
+        format: Option<String>,
+        /// Images in the figure.
+        #[arg(long, default_value_t = 8)]
+        n: usize,
+        /// Skip this many images of the input before the figure's (the run's held-out images
+        /// are its last ones).
+        #[arg(long, default_value_t = 0)]
+        skip: usize,
+        #[arg(long, default_value = "reconstructions.png")]
+        out: PathBuf,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// VQ-VAE-2: write the top and bottom code maps of a dataset (input of the PixelCNN priors).
+    Encode {
+        run_dir: PathBuf,
+        /// Output directory (default: RUN_DIR/codes).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Dataset path (default: the run's own data).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Dataset format of --input (default: the run's data.format).
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// VQ-VAE-2: morph image A into image B through the continuous latents, as a grid and a GIF.
+    Interpolate {
+        run_dir: PathBuf,
+        #[arg(long)]
+        a: PathBuf,
+        #[arg(long)]
+        b: PathBuf,
+        /// Images from A to B, both included.
+        #[arg(long, default_value_t = 10)]
+        frames: usize,
+        /// Snap every mix to its nearest codes before decoding.
+        #[arg(long)]
+        requantize: bool,
+        #[arg(long, default_value = "interpolation.png")]
+        out: PathBuf,
+        /// GIF path (default: --out with a .gif extension).
+        #[arg(long)]
+        gif: Option<PathBuf>,
+        /// Milliseconds per GIF frame.
+        #[arg(long, default_value_t = 120)]
+        delay_ms: u32,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -138,11 +215,11 @@ impl Progress for CliProgress {
         }
     }
 
-    fn step(&mut self, step: u64, s: &StepStats, img_per_s: f64) {
-        let msg = format!(
-            "{img_per_s:.1} img/s  d_loss {:.4}  g_loss {:.4}",
-            s.d_loss, s.g_loss
-        );
+    fn step(&mut self, step: u64, values: &[(&'static str, f64)], img_per_s: f64) {
+        let mut msg = format!("{img_per_s:.1} img/s");
+        for (k, v) in values.iter().take(3) {
+            msg.push_str(&format!("  {k} {v:.4}"));
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_position(step);
@@ -236,10 +313,39 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             out,
             checkpoint,
+            prior,
+            temperature,
+            label,
             attention,
             device,
         } => {
             let device = genforge::device::parse(&device)?;
+            if let Some(prior) = prior {
+                return sample_vqvae(
+                    &run_dir,
+                    &prior,
+                    checkpoint.as_deref(),
+                    genforge::sample::vq::SampleOptions {
+                        n,
+                        temperature,
+                        seed,
+                        label,
+                    },
+                    &out,
+                    &device,
+                );
+            }
+            if run_dir.join("config.toml").is_file() {
+                let cfg = TrainConfig::load_file(&run_dir.join("config.toml"))?;
+                if !cfg.model.family.is_gan() {
+                    bail!(
+                        "{} is a {:?} run: sample a VQ-VAE-2 run with --prior PRIOR_RUN_DIR \
+                         (a `genforge train pixelcnn-...` run on its codes)",
+                        run_dir.display(),
+                        cfg.model.family
+                    );
+                }
+            }
             let (cfg, g, ckpt) =
                 genforge::sample::load_generator(&run_dir, checkpoint.as_deref(), &device)?;
             tracing::info!("checkpoint {}", ckpt.display());
@@ -274,6 +380,101 @@ fn run(cli: Cli) -> Result<()> {
                 )?;
                 tracing::info!("wrote {}", out.display());
             }
+        }
+        Command::Reconstruct {
+            run_dir,
+            input,
+            format,
+            n,
+            skip,
+            out,
+            checkpoint,
+            device,
+        } => {
+            let device = genforge::device::parse(&device)?;
+            let (cfg, model, ckpt) =
+                genforge::sample::vq::load_vqvae(&run_dir, checkpoint.as_deref(), &device)?;
+            tracing::info!("checkpoint {}", ckpt.display());
+            let data = load_input(&cfg, input.as_deref(), format.as_deref())?;
+            let mse = genforge::train::autoencoder::AutoencoderTrainer::eval_mse(&model, &data, 0, 64);
+            println!(
+                "{} images: reconstruction MSE {mse:.5}  PSNR {:.2} dB",
+                data.len(),
+                genforge::train::autoencoder::psnr(mse)
+            );
+            if skip >= data.len() {
+                bail!("--skip {skip} leaves none of the {} input images", data.len());
+            }
+            let k = n.clamp(1, data.len() - skip);
+            let idx: Vec<usize> = (skip..skip + k).collect();
+            let (rows, _) =
+                genforge::sample::vq::reconstruction_rows(&model, data.tensor(&idx, &device));
+            genforge::sample::grid::save_png(
+                &genforge::sample::grid::make_grid(rows, Some(k)),
+                &out,
+            )?;
+            tracing::info!(
+                "wrote {} (rows: originals, reconstructions, top=0, bottom=0)",
+                out.display()
+            );
+        }
+        Command::Encode {
+            run_dir,
+            out,
+            input,
+            format,
+            checkpoint,
+            device,
+        } => {
+            let device = genforge::device::parse(&device)?;
+            let (cfg, model, ckpt) =
+                genforge::sample::vq::load_vqvae(&run_dir, checkpoint.as_deref(), &device)?;
+            let data = load_input(&cfg, input.as_deref(), format.as_deref())?;
+            let out = out.unwrap_or_else(|| run_dir.join("codes"));
+            let started = Instant::now();
+            let codes = genforge::sample::vq::encode_dataset(&model, &data, &run_dir, &ckpt, 128)?;
+            codes.write(&out)?;
+            let m = &codes.manifest;
+            tracing::info!(
+                "wrote {} code maps (top {}x{}, bottom {}x{}) to {} in {:.1} s",
+                m.count,
+                m.top[0],
+                m.top[1],
+                m.bottom[0],
+                m.bottom[1],
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Interpolate {
+            run_dir,
+            a,
+            b,
+            frames,
+            requantize,
+            out,
+            gif,
+            delay_ms,
+            checkpoint,
+            device,
+        } => {
+            let device = genforge::device::parse(&device)?;
+            let (cfg, model, _) =
+                genforge::sample::vq::load_vqvae(&run_dir, checkpoint.as_deref(), &device)?;
+            let one = |p: &Path| -> Result<_> {
+                let d = load_input(&cfg, Some(p), None)?;
+                Ok(d.tensor(&[0], &device))
+            };
+            let images =
+                genforge::sample::vq::interpolate(&model, one(&a)?, one(&b)?, frames, requantize);
+            let k = images.dims()[0];
+            genforge::sample::grid::save_png(
+                &genforge::sample::grid::make_grid(images.clone(), Some(k)),
+                &out,
+            )?;
+            let gif = gif.unwrap_or_else(|| out.with_extension("gif"));
+            genforge::sample::gif::save_gif(images, &gif, delay_ms, 4)?;
+            tracing::info!("wrote {} and {}", out.display(), gif.display());
         }
         Command::Bench {
             preset,
@@ -316,6 +517,59 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The images a VQ-VAE-2 command reads: `input` (an image or a dataset) or the run's own data.
+fn load_input(
+    cfg: &TrainConfig,
+    input: Option<&Path>,
+    format: Option<&str>,
+) -> Result<genforge::data::Dataset> {
+    let format = match format {
+        Some(f) => f.parse()?,
+        None => cfg.data.format,
+    };
+    let path = match input {
+        Some(p) => p.to_path_buf(),
+        None => cfg.resolve_data_path(),
+    };
+    Ok(genforge::data::load_input(
+        &path,
+        format,
+        &cfg.data,
+        cfg.model.channels,
+        cfg.model.resolution,
+    )?)
+}
+
+fn sample_vqvae(
+    run_dir: &Path,
+    prior: &Path,
+    checkpoint: Option<&Path>,
+    opts: genforge::sample::vq::SampleOptions,
+    out: &Path,
+    device: &genforge::burn::tensor::Device,
+) -> Result<()> {
+    if opts.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let (vq_cfg, vq, _) = genforge::sample::vq::load_vqvae(run_dir, checkpoint, device)?;
+    let (prior_cfg, top, bottom, ckpt) = genforge::sample::vq::load_priors(prior, device)?;
+    tracing::info!("prior checkpoint {}", ckpt.display());
+    let (images, t) =
+        genforge::sample::vq::sample(&vq, &vq_cfg, &prior_cfg, &top, &bottom, &opts)?;
+    genforge::sample::grid::save_png(&genforge::sample::grid::make_grid(images, None), out)?;
+    println!(
+        "{} samples in {:.2} s ({:.2} img/s): top codes {:.2} s, bottom codes {:.2} s, decode {:.2} s",
+        opts.n,
+        t.total(),
+        opts.n as f64 / t.total(),
+        t.top_seconds,
+        t.bottom_seconds,
+        t.decode_seconds
+    );
+    tracing::info!("wrote {}", out.display());
     Ok(())
 }
 

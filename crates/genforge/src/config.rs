@@ -139,6 +139,26 @@ pub const PRESETS: &[(&str, &str)] = &[
         "vitgan-tiny",
         include_str!("../../../configs/vitgan-tiny.toml"),
     ),
+    (
+        "vqvae2-mnist",
+        include_str!("../../../configs/vqvae2-mnist.toml"),
+    ),
+    (
+        "vqvae2-shapes",
+        include_str!("../../../configs/vqvae2-shapes.toml"),
+    ),
+    (
+        "vqvae2-tiny",
+        include_str!("../../../configs/vqvae2-tiny.toml"),
+    ),
+    (
+        "pixelcnn-mnist",
+        include_str!("../../../configs/pixelcnn-mnist.toml"),
+    ),
+    (
+        "pixelcnn-tiny",
+        include_str!("../../../configs/pixelcnn-tiny.toml"),
+    ),
 ];
 
 impl TrainConfig {

@@ -59,6 +59,29 @@ impl Dataset {
     }
 
     /// `[indices.len(), c, h, w]` on `device`.
+    /// The items `range` as a dataset of their own (held-out splits).
+    pub fn subset(&self, range: std::ops::Range<usize>) -> Dataset {
+        let len = self.item_len();
+        Dataset::new(
+            self.images[range.start * len..range.end * len].to_vec(),
+            self.labels[range.clone()].to_vec(),
+            range.len(),
+            self.channels,
+            self.height,
+            self.width,
+        )
+    }
+
+    /// Split off the last `fraction` of the items: (training, held-out).
+    pub fn split_holdout(self, fraction: f64) -> (Dataset, Option<Dataset>) {
+        let held = (self.n as f64 * fraction).round() as usize;
+        if held == 0 {
+            return (self, None);
+        }
+        let keep = self.n - held;
+        (self.subset(0..keep), Some(self.subset(keep..self.n)))
+    }
+
     pub fn tensor(&self, indices: &[usize], device: &Device) -> Tensor<4> {
         let mut v = Vec::with_capacity(indices.len() * self.item_len());
         for &i in indices {
@@ -99,8 +122,19 @@ pub struct BatchSampler {
 
 impl BatchSampler {
     pub fn new(dataset: &Dataset, seed: u64, batch: usize) -> Result<Self> {
-        let per_epoch = dataset.batches_per_epoch(batch)? as u64;
-        let order = (0..dataset.len()).collect();
+        Self::with_len(dataset.len(), seed, batch)
+    }
+
+    /// Batches over `n` items (images or code maps).
+    pub fn with_len(n: usize, seed: u64, batch: usize) -> Result<Self> {
+        if n < batch {
+            return Err(Error::Config(format!(
+                "the training data has {n} items, fewer than train.batch = {batch}; lower --batch \
+                 or use more data"
+            )));
+        }
+        let per_epoch = (n / batch) as u64;
+        let order = (0..n).collect();
         Ok(BatchSampler {
             seed,
             batch,

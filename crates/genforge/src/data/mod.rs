@@ -30,6 +30,24 @@ pub enum DataFormat {
     Codes,
 }
 
+impl std::str::FromStr for DataFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "idx" => DataFormat::Idx,
+            "cifar10" => DataFormat::Cifar10,
+            "folder" => DataFormat::Folder,
+            "shapes" => DataFormat::Shapes,
+            "codes" => DataFormat::Codes,
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown data format '{s}': use idx, cifar10, folder, shapes or codes"
+                )));
+            }
+        })
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
@@ -91,6 +109,40 @@ pub fn load(cfg: &DataConfig, path: &Path, channels: usize, resolution: usize) -
         }
     };
     prepare(raw, cfg, path, channels, resolution)
+}
+
+/// Images a command was pointed at: one PNG/JPEG file, or a dataset in `format` at `path`
+/// (class filter and limit from `cfg`), converted to `channels` and `resolution`.
+pub fn load_input(
+    path: &Path,
+    format: DataFormat,
+    cfg: &DataConfig,
+    channels: usize,
+    resolution: usize,
+) -> Result<Dataset> {
+    let is_image = path.is_file()
+        && path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()));
+    if !path.exists() {
+        return Err(Error::data(path, "does not exist"));
+    }
+    if is_image {
+        let one = DataConfig {
+            classes: Vec::new(),
+            limit: 0,
+            resize: true,
+            ..cfg.clone()
+        };
+        return prepare(vec![folder::decode(path)?], &one, path, channels, resolution);
+    }
+    let cfg = DataConfig {
+        format,
+        path: path.display().to_string(),
+        ..cfg.clone()
+    };
+    load(&cfg, path, channels, resolution)
 }
 
 /// Class filter, per-class limit, channel conversion, resize and normalisation to [-1, 1].

@@ -1,7 +1,10 @@
-//! Sampling from a run: fixed-seed latents, image grids, and attention figures.
+//! Sampling from a run: fixed-seed latents, image grids, GIFs, attention figures, and the
+//! VQ-VAE-2 tools ([`vq`]).
 
 pub mod attention;
+pub mod gif;
 pub mod grid;
+pub mod vq;
 
 use std::path::{Path, PathBuf};
 
@@ -53,7 +56,7 @@ pub fn load_discriminator(
 }
 
 /// The config of `run_dir` and the checkpoint to read (default: the latest).
-fn resolve(run_dir: &Path, checkpoint: Option<&Path>) -> Result<(TrainConfig, PathBuf)> {
+pub(crate) fn resolve(run_dir: &Path, checkpoint: Option<&Path>) -> Result<(TrainConfig, PathBuf)> {
     let cfg_path = run_dir.join(run::CONFIG_FILE);
     if !cfg_path.is_file() {
         return Err(Error::run(

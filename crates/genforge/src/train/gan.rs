@@ -75,14 +75,6 @@ pub struct GanTrainer {
     device: Device,
 }
 
-fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(cfg.train.beta1 as f32)
-        .with_beta_2(cfg.train.beta2 as f32)
-        .with_epsilon(cfg.train.adam_eps as f32)
-        .init()
-}
-
 const FILES: [&str; 5] = [
     "generator.bpk",
     "discriminator.bpk",
@@ -276,73 +268,81 @@ impl GanTrainer {
     /// Write every file of a checkpoint into `dir` (which must exist). Atomicity is the caller's:
     /// see [`crate::run::checkpoint`].
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let io = |e: burn::store::RecordError, f: &str| Error::run(dir.join(f), e.to_string());
         // `valid()` folds pending running-state updates (BatchNorm statistics, spectral-norm `u`)
         // into the snapshot; a plain record would save them one update stale.
-        self.g
-            .valid()
-            .into_record()
-            .save(dir.join(FILES[0]))
-            .map_err(|e| io(e, FILES[0]))?;
-        self.d
-            .valid()
-            .into_record()
-            .save(dir.join(FILES[1]))
-            .map_err(|e| io(e, FILES[1]))?;
-        self.g_opt
-            .save(dir.join(FILES[2]))
-            .map_err(|e| io(e, FILES[2]))?;
-        self.d_opt
-            .save(dir.join(FILES[3]))
-            .map_err(|e| io(e, FILES[3]))?;
+        save_module(self.g.valid(), &dir.join(FILES[0]))?;
+        save_module(self.d.valid(), &dir.join(FILES[1]))?;
+        save_optim(&self.g_opt, &dir.join(FILES[2]))?;
+        save_optim(&self.d_opt, &dir.join(FILES[3]))?;
         if let Some(avg) = &self.g_ema {
-            avg.clone()
-                .into_record()
-                .save(dir.join(EMA_FILE))
-                .map_err(|e| io(e, EMA_FILE))?;
+            save_module(avg.clone(), &dir.join(EMA_FILE))?;
         }
-        let state = serde_json::to_string_pretty(&self.state).expect("state serializes");
-        std::fs::write(dir.join(FILES[4]), state).map_err(|e| Error::io(dir.join(FILES[4]), e))?;
-        Ok(())
+        save_state(&self.state, &dir.join(FILES[4]))
     }
 
     /// Rebuild a trainer from a checkpoint directory written by [`save`](Self::save).
     pub fn load(cfg: TrainConfig, dir: &Path, device: &Device) -> Result<Self> {
-        for f in FILES {
-            if !dir.join(f).is_file() {
-                return Err(Error::run(
-                    dir,
-                    format!("checkpoint is incomplete: {f} is missing"),
-                ));
-            }
-        }
+        require_files(dir, &FILES)?;
         let mut t = GanTrainer::new(cfg, device);
         t.g = load_module(t.g, &dir.join(FILES[0]))?;
         t.d = load_module(t.d, &dir.join(FILES[1]))?;
         if let Some(avg) = t.g_ema.take() {
-            if !dir.join(EMA_FILE).is_file() {
-                return Err(Error::run(
-                    dir,
-                    format!("checkpoint is incomplete: {EMA_FILE} is missing"),
-                ));
-            }
+            require_files(dir, &[EMA_FILE])?;
             t.g_ema = Some(load_module(avg, &dir.join(EMA_FILE))?);
         }
-        let bad = |f: &str, e: burn::store::RecordError| {
-            Error::run(dir.join(f), format!("unreadable optimizer state: {e}"))
-        };
-        t.g_opt = adam(&t.cfg)
-            .load(dir.join(FILES[2]))
-            .map_err(|e| bad(FILES[2], e))?;
-        t.d_opt = adam(&t.cfg)
-            .load(dir.join(FILES[3]))
-            .map_err(|e| bad(FILES[3], e))?;
-        let text = std::fs::read_to_string(dir.join(FILES[4]))
-            .map_err(|e| Error::io(dir.join(FILES[4]), e))?;
-        t.state = serde_json::from_str(&text)
-            .map_err(|e| Error::run(dir.join(FILES[4]), format!("corrupt state: {e}")))?;
+        t.g_opt = load_optim(adam(&t.cfg), &dir.join(FILES[2]))?;
+        t.d_opt = load_optim(adam(&t.cfg), &dir.join(FILES[3]))?;
+        t.state = load_state(&dir.join(FILES[4]))?;
         Ok(t)
     }
+}
+
+/// An error naming the first of `files` missing from the checkpoint `dir`.
+pub fn require_files(dir: &Path, files: &[&str]) -> Result<()> {
+    for f in files {
+        if !dir.join(f).is_file() {
+            return Err(Error::run(
+                dir,
+                format!("checkpoint is incomplete: {f} is missing"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn save_module<M: Module>(module: M, path: &Path) -> Result<()> {
+    module
+        .into_record()
+        .save(path)
+        .map_err(|e| Error::run(path, e.to_string()))
+}
+
+pub fn save_optim(opt: &ModuleOptimizer, path: &Path) -> Result<()> {
+    opt.save(path).map_err(|e| Error::run(path, e.to_string()))
+}
+
+pub fn load_optim(opt: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
+    opt.load(path)
+        .map_err(|e| Error::run(path, format!("unreadable optimizer state: {e}")))
+}
+
+pub fn save_state(state: &TrainerState, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(state).expect("state serializes");
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+pub fn load_state(path: &Path) -> Result<TrainerState> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::run(path, format!("corrupt state: {e}")))
+}
+
+/// Adam with the config's betas and epsilon.
+pub fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(cfg.train.beta1 as f32)
+        .with_beta_2(cfg.train.beta2 as f32)
+        .with_epsilon(cfg.train.adam_eps as f32)
+        .init()
 }
 
 /// Load a `.bpk` record into a freshly built module, turning panics-to-be into errors.
@@ -357,13 +357,14 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
     })
 }
 
-fn check_finite(name: &str, v: f64, step: u64) -> Result<()> {
+pub fn check_finite(name: &str, v: f64, step: u64) -> Result<()> {
     if v.is_finite() {
         Ok(())
     } else {
         Err(Error::Diverged(format!(
             "{name} is {v} at step {step}: training diverged. The last good checkpoint is kept; \
-             resume from it with a lower learning rate (--set train.g_lr=... train.d_lr=...)"
+             resume from it with a lower learning rate (--set train.g_lr=... train.d_lr=... for GANs, \
+             train.lr=... otherwise)"
         )))
     }
 }

@@ -7,8 +7,13 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde_json::json;
 
-use super::{GanTrainer, StepStats};
+use super::autoencoder::AutoencoderTrainer;
+use super::gan::TrainerState;
+use super::prior::PriorTrainer;
+use super::GanTrainer;
 use crate::config::TrainConfig;
+use crate::data::{BatchSampler, Dataset};
+use crate::models::Family;
 use crate::run::{self, StatsWriter, checkpoint};
 use crate::sample::{self, grid};
 use crate::{Error, Result, data};
@@ -16,7 +21,8 @@ use crate::{Error, Result, data};
 /// What the caller shows the user while training runs.
 pub trait Progress {
     fn start(&mut self, run_dir: &Path, done: u64, total: u64);
-    fn step(&mut self, step: u64, stats: &StepStats, img_per_s: f64);
+    /// `values`: the step's logged numbers, most important first.
+    fn step(&mut self, step: u64, values: &[(&'static str, f64)], items_per_s: f64);
     fn message(&mut self, msg: &str);
     fn finish(&mut self);
 }
@@ -25,9 +31,31 @@ pub trait Progress {
 pub struct Silent;
 impl Progress for Silent {
     fn start(&mut self, _: &Path, _: u64, _: u64) {}
-    fn step(&mut self, _: u64, _: &StepStats, _: f64) {}
+    fn step(&mut self, _: u64, _: &[(&'static str, f64)], _: f64) {}
     fn message(&mut self, _: &str) {}
     fn finish(&mut self) {}
+}
+
+/// One kind of training (adversarial, autoencoder, prior) as the run loop drives it: the loop
+/// owns batching, logging, snapshots, checkpoints and resume; a stage owns its models and data.
+pub trait Stage {
+    /// The resolved config (written to the run directory).
+    fn config(&self) -> &TrainConfig;
+    /// Training items (images or code maps) batches are drawn from.
+    fn len(&self) -> usize;
+    /// One optimisation step on the items `batch`; returns the numbers to log.
+    fn step(&mut self, batch: &[usize]) -> Result<Vec<(&'static str, f64)>>;
+    fn state(&self) -> &TrainerState;
+    /// Write every file of a checkpoint into `dir` (atomicity is the caller's).
+    fn save(&self, dir: &Path) -> Result<()>;
+    /// Sample grids and held-out metrics at `step`; returned numbers are logged.
+    fn snapshot(&mut self, run_dir: &Path, step: u64) -> Result<Vec<(&'static str, f64)>>;
+    /// One line on the data, for the log.
+    fn describe(&self) -> String;
+    /// Once, when a new run starts (e.g. a grid of real images).
+    fn begin(&self, _run_dir: &Path) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub enum RunSource {
@@ -52,17 +80,17 @@ pub struct TrainOptions {
     pub device: Device,
 }
 
-fn fixed_grid(trainer: &GanTrainer, run_dir: &Path, step: u64) -> Result<()> {
-    let cfg = &trainer.cfg;
-    let z = sample::latents(
-        cfg.train.grid_size,
-        cfg.model.z_dim,
-        cfg.train.seed,
-        trainer.device(),
-    );
-    let images = trainer.generate(z);
-    let path = run_dir.join("samples").join(format!("step-{step:07}.png"));
-    grid::save_png(&grid::make_grid(images, None), &path)
+/// The stage of `config.model.family`, fresh or from the checkpoint `resume`.
+pub fn build_stage(
+    config: TrainConfig,
+    resume: Option<&Path>,
+    device: &Device,
+) -> Result<Box<dyn Stage>> {
+    Ok(match config.model.family {
+        Family::Vqvae2 => Box::new(AutoencoderTrainer::build(config, resume, device)?),
+        Family::Pixelcnn => Box::new(PriorTrainer::build(config, resume, device)?),
+        _ => Box::new(GanStage::build(config, resume, device)?),
+    })
 }
 
 /// Train until the configured number of steps; returns the run directory.
@@ -97,16 +125,16 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     if let Some(s) = opts.steps {
         config.train.steps = s;
     }
-    let data_path = config.resolve_data_path();
-    let dataset = data::load(
-        &config.data,
-        &data_path,
-        config.model.channels,
-        config.model.resolution,
+    let mut stage = build_stage(
+        config,
+        resume_from.as_ref().map(|(_, p)| p.as_path()),
+        &opts.device,
     )?;
-    let mut sampler = data::BatchSampler::new(&dataset, config.train.seed, config.train.batch)?;
+    let cfg = stage.config().clone();
+    let t = &cfg.train;
+    let mut sampler = BatchSampler::with_len(stage.len(), t.seed, t.batch)?;
 
-    let (run_dir, mut trainer) = match (opts.source, resume_from) {
+    let run_dir = match (opts.source, resume_from) {
         (
             RunSource::New {
                 run_dir, runs_root, ..
@@ -115,40 +143,23 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
         ) => {
             let dir = match run_dir {
                 Some(d) => d,
-                None => run::next_run_dir(&runs_root, &config.name)?,
+                None => run::next_run_dir(&runs_root, &cfg.name)?,
             };
-            run::create(&dir, &config.to_toml())?;
-            (dir, GanTrainer::new(config, &opts.device))
+            run::create(&dir, &cfg.to_toml())?;
+            dir
         }
-        (RunSource::Resume { run_dir, .. }, Some((step, ckpt))) => {
+        (RunSource::Resume { run_dir, .. }, Some((step, _))) => {
             progress.message(&format!("resuming {} from step {step}", run_dir.display()));
-            let trainer = GanTrainer::load(config.clone(), &ckpt, &opts.device)?;
-            run::write_atomic(&run_dir.join(run::CONFIG_FILE), config.to_toml().as_bytes())?;
-            (run_dir, trainer)
+            run::write_atomic(&run_dir.join(run::CONFIG_FILE), cfg.to_toml().as_bytes())?;
+            run_dir
         }
         (RunSource::Resume { .. }, None) => unreachable!("resume always has a checkpoint"),
     };
-    let cfg = trainer.cfg.clone();
-    let t = &cfg.train;
-    progress.message(&format!(
-        "{}: {} images of {}x{}x{} from {}",
-        cfg.name,
-        dataset.len(),
-        dataset.channels,
-        dataset.height,
-        dataset.width,
-        data_path.display()
-    ));
+    progress.message(&stage.describe());
 
-    let start = trainer.state.step;
+    let start = stage.state().step;
     if start == 0 {
-        let n = t.grid_size.min(dataset.len());
-        let idx: Vec<usize> = (0..n).collect();
-        let reals = dataset.tensor(&idx, &Device::flex());
-        grid::save_png(
-            &grid::make_grid(reals, None),
-            &run_dir.join("samples").join("reals.png"),
-        )?;
+        stage.begin(&run_dir)?;
     }
     if start >= t.steps {
         progress.message(&format!(
@@ -160,43 +171,154 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     let mut window = Instant::now();
     let mut window_steps = 0u64;
     let mut last_ckpt = start;
-    while trainer.state.step < t.steps {
-        let step0 = trainer.state.step;
-        let real = dataset.tensor(sampler.indices(step0), trainer.device());
-        let stats = trainer.train_step(real)?;
-        let step = trainer.state.step;
+    while stage.state().step < t.steps {
+        let step0 = stage.state().step;
+        let values = stage.step(sampler.indices(step0))?;
+        let step = stage.state().step;
         window_steps += 1;
         let elapsed = window.elapsed().as_secs_f64();
         let sec_per_step = elapsed / window_steps as f64;
-        let img_per_s = t.batch as f64 / sec_per_step;
-        progress.step(step, &stats, img_per_s);
+        let items_per_s = t.batch as f64 / sec_per_step;
+        progress.step(step, &values, items_per_s);
         if step % t.log_every == 0 || step == t.steps {
-            stats_out.write(&json!({
+            let mut line = json!({
                 "step": step,
-                "images_seen": trainer.state.images_seen,
-                "d_loss": stats.d_loss,
-                "g_loss": stats.g_loss,
-                "d_real": stats.d_real,
-                "d_fake": stats.d_fake,
-                "sec_per_step": sec_per_step,
-                "img_per_s": img_per_s,
-            }))?;
+                "images_seen": stage.state().images_seen,
+            });
+            for (k, v) in &values {
+                line[*k] = json!(v);
+            }
+            line["sec_per_step"] = json!(sec_per_step);
+            line["img_per_s"] = json!(items_per_s);
+            stats_out.write(&line)?;
             window = Instant::now();
             window_steps = 0;
         }
         if (t.sample_every > 0 && step % t.sample_every == 0) || step == t.steps {
-            fixed_grid(&trainer, &run_dir, step)?;
+            let values = stage.snapshot(&run_dir, step)?;
+            if !values.is_empty() {
+                let mut line = json!({ "step": step });
+                let mut msg = format!("step {step}:");
+                for (k, v) in &values {
+                    line[*k] = json!(v);
+                    msg.push_str(&format!(" {k} {v:.4}"));
+                }
+                stats_out.write(&line)?;
+                progress.message(&msg);
+            }
         }
         if (t.checkpoint_every > 0 && step % t.checkpoint_every == 0) || step == t.steps {
-            checkpoint::save(&run_dir, step, t.keep_checkpoints, |d| trainer.save(d))?;
+            checkpoint::save(&run_dir, step, t.keep_checkpoints, |d| stage.save(d))?;
             last_ckpt = step;
         }
     }
-    if last_ckpt != trainer.state.step {
-        checkpoint::save(&run_dir, trainer.state.step, t.keep_checkpoints, |d| {
-            trainer.save(d)
+    if last_ckpt != stage.state().step {
+        checkpoint::save(&run_dir, stage.state().step, t.keep_checkpoints, |d| {
+            stage.save(d)
         })?;
     }
     progress.finish();
     Ok(run_dir)
+}
+
+/// The adversarial families: a [`GanTrainer`] and its images.
+pub struct GanStage {
+    trainer: GanTrainer,
+    dataset: Dataset,
+    data_path: PathBuf,
+}
+
+impl GanStage {
+    pub fn build(config: TrainConfig, resume: Option<&Path>, device: &Device) -> Result<Self> {
+        let data_path = config.resolve_data_path();
+        let dataset = data::load(
+            &config.data,
+            &data_path,
+            config.model.channels,
+            config.model.resolution,
+        )?;
+        let trainer = match resume {
+            Some(ckpt) => GanTrainer::load(config, ckpt, device)?,
+            None => GanTrainer::new(config, device),
+        };
+        Ok(GanStage {
+            trainer,
+            dataset,
+            data_path,
+        })
+    }
+}
+
+impl Stage for GanStage {
+    fn config(&self) -> &TrainConfig {
+        &self.trainer.cfg
+    }
+
+    fn len(&self) -> usize {
+        self.dataset.len()
+    }
+
+    fn step(&mut self, batch: &[usize]) -> Result<Vec<(&'static str, f64)>> {
+        let real = self.dataset.tensor(batch, self.trainer.device());
+        let s = self.trainer.train_step(real)?;
+        Ok(vec![
+            ("d_loss", s.d_loss),
+            ("g_loss", s.g_loss),
+            ("d_real", s.d_real),
+            ("d_fake", s.d_fake),
+        ])
+    }
+
+    fn state(&self) -> &TrainerState {
+        &self.trainer.state
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        self.trainer.save(dir)
+    }
+
+    fn snapshot(&mut self, run_dir: &Path, step: u64) -> Result<Vec<(&'static str, f64)>> {
+        let cfg = &self.trainer.cfg;
+        let z = sample::latents(
+            cfg.train.grid_size,
+            cfg.model.z_dim,
+            cfg.train.seed,
+            self.trainer.device(),
+        );
+        let images = self.trainer.generate(z);
+        let path = run_dir.join("samples").join(format!("step-{step:07}.png"));
+        grid::save_png(&grid::make_grid(images, None), &path)?;
+        Ok(Vec::new())
+    }
+
+    fn describe(&self) -> String {
+        describe_images(&self.trainer.cfg, &self.dataset, &self.data_path)
+    }
+
+    fn begin(&self, run_dir: &Path) -> Result<()> {
+        save_reals(&self.dataset, self.trainer.cfg.train.grid_size, run_dir)
+    }
+}
+
+/// `name: N images of CxHxW from PATH`
+pub fn describe_images(cfg: &TrainConfig, dataset: &Dataset, path: &Path) -> String {
+    format!(
+        "{}: {} images of {}x{}x{} from {}",
+        cfg.name,
+        dataset.len(),
+        dataset.channels,
+        dataset.height,
+        dataset.width,
+        path.display()
+    )
+}
+
+/// `samples/reals.png`: the first `n` images of the training data.
+pub fn save_reals(dataset: &Dataset, n: usize, run_dir: &Path) -> Result<()> {
+    let idx: Vec<usize> = (0..n.min(dataset.len())).collect();
+    let reals = dataset.tensor(&idx, &Device::flex());
+    grid::save_png(
+        &grid::make_grid(reals, None),
+        &run_dir.join("samples").join("reals.png"),
+    )
 }

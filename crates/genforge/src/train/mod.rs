@@ -1,10 +1,12 @@
 //! Training: [`losses`] (pure functions), [`ema`] (generator weight averaging), [`gan`] (one adversarial iteration and its state) and
 //! [`loop_`] (the run: batches, logging, samples, checkpoints, resume).
 
+pub mod autoencoder;
 pub mod ema;
 pub mod gan;
 pub mod loop_;
 pub mod losses;
+pub mod prior;
 
 pub use gan::{GanTrainer, StepStats};
-pub use loop_::{Progress, TrainOptions, train};
+pub use loop_::{Progress, Stage, TrainOptions, train};
