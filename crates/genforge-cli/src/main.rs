@@ -157,7 +157,8 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
-    /// Time full train steps (D step + G step) of a preset.
+    /// Time train steps of a preset: GANs a D step + G step, VQ-VAE-2 one autoencoder step,
+    /// PixelCNN one step of each prior (timed apart; reads the code maps at data.path).
     Bench {
         preset: String,
         #[arg(long, default_value_t = 5)]
@@ -396,14 +397,18 @@ fn run(cli: Cli) -> Result<()> {
                 genforge::sample::vq::load_vqvae(&run_dir, checkpoint.as_deref(), &device)?;
             tracing::info!("checkpoint {}", ckpt.display());
             let data = load_input(&cfg, input.as_deref(), format.as_deref())?;
-            let mse = genforge::train::autoencoder::AutoencoderTrainer::eval_mse(&model, &data, 0, 64);
+            let mse =
+                genforge::train::autoencoder::AutoencoderTrainer::eval_mse(&model, &data, 0, 64);
             println!(
                 "{} images: reconstruction MSE {mse:.5}  PSNR {:.2} dB",
                 data.len(),
                 genforge::train::autoencoder::psnr(mse)
             );
             if skip >= data.len() {
-                bail!("--skip {skip} leaves none of the {} input images", data.len());
+                bail!(
+                    "--skip {skip} leaves none of the {} input images",
+                    data.len()
+                );
             }
             let k = n.clamp(1, data.len() - skip);
             let idx: Vec<usize> = (skip..skip + k).collect();
@@ -500,15 +505,19 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
+                let models: Vec<String> = report
+                    .models
+                    .iter()
+                    .map(|(n, p)| format!("{n} {:.2}M", *p as f64 / 1e6))
+                    .collect();
                 println!(
                     "genforge {preset} batch {} on {device}: {:.3} s/step  {:.1} img/s  peak RSS {:.0} MiB  \
-                     params G {:.2}M D {:.2}M",
+                     params {}",
                     report.batch,
                     report.sec_per_step,
                     report.img_per_s,
                     report.peak_rss_mib,
-                    report.g_params as f64 / 1e6,
-                    report.d_params as f64 / 1e6
+                    models.join(", ")
                 );
                 let total: f64 = report.phases.iter().map(|p| p.1).sum();
                 for (name, s) in &report.phases {
@@ -557,8 +566,7 @@ fn sample_vqvae(
     let (vq_cfg, vq, _) = genforge::sample::vq::load_vqvae(run_dir, checkpoint, device)?;
     let (prior_cfg, top, bottom, ckpt) = genforge::sample::vq::load_priors(prior, device)?;
     tracing::info!("prior checkpoint {}", ckpt.display());
-    let (images, t) =
-        genforge::sample::vq::sample(&vq, &vq_cfg, &prior_cfg, &top, &bottom, &opts)?;
+    let (images, t) = genforge::sample::vq::sample(&vq, &vq_cfg, &prior_cfg, &top, &bottom, &opts)?;
     genforge::sample::grid::save_png(&genforge::sample::grid::make_grid(images, None), out)?;
     println!(
         "{} samples in {:.2} s ({:.2} img/s): top codes {:.2} s, bottom codes {:.2} s, decode {:.2} s",

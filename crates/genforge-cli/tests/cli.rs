@@ -285,3 +285,120 @@ fn presets_lists_the_seed_presets() {
         "{out}"
     );
 }
+
+#[test]
+fn vqvae2_two_stages_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vq = tmp.path().join("vq");
+    let vqs = vq.to_str().unwrap();
+    let o = genforge(&["train", "vqvae2-tiny", "--run-dir", vqs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats = std::fs::read_to_string(vq.join("stats.jsonl")).unwrap();
+    assert!(stats.contains("perplexity_bottom") && stats.contains("heldout_psnr"));
+
+    // Reconstruction figure: 4 rows (originals, recon, top=0, bottom=0) of 8 images at 16x16.
+    let fig = tmp.path().join("recon.png");
+    let o = genforge(&["reconstruct", vqs, "--out", fig.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("PSNR"));
+    assert_eq!(png_size(&fig), (8 * 18 + 2, 4 * 18 + 2));
+
+    // Interpolation between two PNGs: a grid and a GIF.
+    let digits = tmp.path().join("digits");
+    let o = genforge(&["sample", vqs, "--out", digits.to_str().unwrap()]);
+    assert!(!o.status.success(), "a vqvae2 run needs --prior");
+    assert!(stderr(&o).contains("--prior"), "{}", stderr(&o));
+    let a = tmp.path().join("a.png");
+    let b = tmp.path().join("b.png");
+    image_like(&a, 0);
+    image_like(&b, 255);
+    let grid = tmp.path().join("morph.png");
+    let o = genforge(&[
+        "interpolate",
+        vqs,
+        "--a",
+        a.to_str().unwrap(),
+        "--b",
+        b.to_str().unwrap(),
+        "--frames",
+        "5",
+        "--out",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(png_size(&grid), (5 * 18 + 2, 18 + 2));
+    let gif = std::fs::read(tmp.path().join("morph.gif")).unwrap();
+    assert_eq!(&gif[..6], b"GIF89a");
+
+    // Codes, priors, samples.
+    let o = genforge(&["encode", vqs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest = std::fs::read_to_string(vq.join("codes/codes.json")).unwrap();
+    assert!(manifest.contains("\"count\": 80"), "{manifest}");
+    let prior = tmp.path().join("prior");
+    let codes = format!("data.path={}", vq.join("codes").display());
+    let o = genforge(&[
+        "train",
+        "pixelcnn-tiny",
+        "--run-dir",
+        prior.to_str().unwrap(),
+        "--set",
+        &codes,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(prior.join("stats.jsonl"))
+            .unwrap()
+            .contains("heldout_bottom_bits")
+    );
+    let out = tmp.path().join("samples.png");
+    let o = genforge(&[
+        "sample",
+        vqs,
+        "--prior",
+        prior.to_str().unwrap(),
+        "--n",
+        "4",
+        "--temperature",
+        "0.8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("img/s"));
+    assert_eq!(png_size(&out), (2 * 18 + 2, 2 * 18 + 2));
+
+    // Clear errors: a class label for an unconditional prior, priors on images, GAN sampling
+    // options on a prior run.
+    let o = genforge(&[
+        "sample",
+        vqs,
+        "--prior",
+        prior.to_str().unwrap(),
+        "--label",
+        "3",
+    ]);
+    assert_clean_failure(&o, "class-conditional");
+    let o = genforge(&[
+        "train",
+        "pixelcnn-tiny",
+        "--set",
+        "data.path=/nonexistent/codes",
+        "--runs-root",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "codes.json");
+    let o = genforge(&["train", "vqvae2-tiny", "--set", "model.bottom_stride=3"]);
+    assert_clean_failure(&o, "model.bottom_stride");
+    let o = genforge(&["reconstruct", prior.to_str().unwrap()]);
+    assert_clean_failure(&o, "not a vqvae2 run");
+}
+
+/// A 28x28 grey PNG filled with `v`, with a white bar so it is not blank.
+fn image_like(path: &Path, v: u8) {
+    let mut img = image::GrayImage::from_pixel(28, 28, image::Luma([v]));
+    for y in 8..20 {
+        img.put_pixel(14, y, image::Luma([255 - v]));
+    }
+    img.save(path).unwrap();
+}

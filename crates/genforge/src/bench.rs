@@ -10,8 +10,12 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::config::TrainConfig;
+use crate::models::Family;
 use crate::train::GanTrainer;
+use crate::train::Stage;
+use crate::train::autoencoder::AutoencoderTrainer;
 use crate::train::gan::PhaseTimes;
+use crate::train::prior::{Level, PriorTrainer};
 
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
@@ -27,6 +31,8 @@ pub struct BenchReport {
     pub d_params: usize,
     /// Mean seconds per step of each phase, from a separate synchronised pass.
     pub phases: Vec<(String, f64)>,
+    /// Trainable parameters of every network of the step, by name.
+    pub models: Vec<(String, usize)>,
 }
 
 /// Peak resident set size of this process in MiB (Linux; 0 elsewhere).
@@ -49,6 +55,11 @@ pub fn run(
     warmup: usize,
     mut on_step: impl FnMut(usize, f64),
 ) -> Result<BenchReport> {
+    match cfg.model.family {
+        Family::Vqvae2 => return run_autoencoder(cfg, device, steps, warmup, on_step),
+        Family::Pixelcnn => return run_prior(cfg, device, steps, warmup, on_step),
+        _ => {}
+    }
     let m = &cfg.model;
     let batch = cfg.train.batch;
     let shape = [batch, m.channels, m.resolution, m.resolution];
@@ -81,10 +92,105 @@ pub fn run(
         peak_rss_mib: peak_rss_mib(),
         g_params: trainer.g.num_params(),
         d_params: trainer.d.num_params(),
+        models: vec![
+            ("G".into(), trainer.g.num_params()),
+            ("D".into(), trainer.d.num_params()),
+        ],
         phases: phases
             .seconds
             .into_iter()
             .map(|(n, s)| (n.to_string(), s / phase_steps as f64))
             .collect(),
+    })
+}
+
+/// Times `f` over `warmup` + `steps` calls; returns mean seconds of the timed ones.
+fn time_steps(
+    device: &Device,
+    steps: usize,
+    warmup: usize,
+    mut f: impl FnMut() -> Result<()>,
+    mut on_step: impl FnMut(usize, f64),
+) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let _ = device.sync();
+    let t0 = Instant::now();
+    for i in 0..steps {
+        let s = Instant::now();
+        f()?;
+        let _ = device.sync();
+        on_step(i, s.elapsed().as_secs_f64());
+    }
+    Ok(t0.elapsed().as_secs_f64() / steps as f64)
+}
+
+/// VQ-VAE-2 stage 1: one step (forward, backward, Adam, both EMA codebook updates) on the first
+/// `batch` images of the preset's data.
+fn run_autoencoder(
+    cfg: TrainConfig,
+    device: &Device,
+    steps: usize,
+    warmup: usize,
+    on_step: impl FnMut(usize, f64),
+) -> Result<BenchReport> {
+    let (preset, batch) = (cfg.name.clone(), cfg.train.batch);
+    let mut t = AutoencoderTrainer::build(cfg, None, device)?;
+    let idx: Vec<usize> = (0..batch.min(t.train_items())).collect();
+    let dev = device.clone().autodiff();
+    let sec = time_steps(&dev, steps, warmup, || t.step(&idx).map(|_| ()), on_step)?;
+    let n = t.model.num_params();
+    Ok(BenchReport {
+        preset,
+        batch,
+        steps,
+        sec_per_step: sec,
+        img_per_s: batch as f64 / sec,
+        peak_rss_mib: peak_rss_mib(),
+        g_params: n,
+        d_params: 0,
+        phases: Vec::new(),
+        models: vec![("vqvae2".into(), n)],
+    })
+}
+
+/// VQ-VAE-2 stage 2: one step of the top prior and one of the bottom prior, timed apart, on
+/// the first `batch` code maps at `data.path`.
+fn run_prior(
+    cfg: TrainConfig,
+    device: &Device,
+    steps: usize,
+    warmup: usize,
+    mut on_step: impl FnMut(usize, f64),
+) -> Result<BenchReport> {
+    let (preset, batch) = (cfg.name.clone(), cfg.train.batch);
+    let mut t = PriorTrainer::build(cfg, None, device)?;
+    let idx: Vec<usize> = (0..batch.min(t.train_items())).collect();
+    let dev = t.device().clone();
+    let mut phases = Vec::new();
+    for level in [Level::Top, Level::Bottom] {
+        let sec = time_steps(
+            &dev,
+            steps,
+            warmup,
+            || t.train_level(level, &idx).map(|_| ()),
+            &mut on_step,
+        )?;
+        phases.push((format!("{level:?}_prior").to_lowercase(), sec));
+    }
+    let sec: f64 = phases.iter().map(|p| p.1).sum();
+    let (nt, nb) = (t.top.num_params(), t.bottom.num_params());
+    Ok(BenchReport {
+        preset,
+        batch,
+        steps,
+        sec_per_step: sec,
+        img_per_s: batch as f64 / sec,
+        peak_rss_mib: peak_rss_mib(),
+        g_params: nt,
+        d_params: nb,
+        phases,
+        models: vec![("top prior".into(), nt), ("bottom prior".into(), nb)],
     })
 }

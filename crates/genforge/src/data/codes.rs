@@ -86,11 +86,17 @@ impl CodeMaps {
                     ),
                 ));
             }
-            let v: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            let v: Vec<u16> = b
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
             if let Some(bad) = v.iter().find(|&&c| c as usize >= manifest.codebook_size) {
                 return Err(Error::data(
                     &p,
-                    format!("holds code {bad}, outside the codebook of {}", manifest.codebook_size),
+                    format!(
+                        "holds code {bad}, outside the codebook of {}",
+                        manifest.codebook_size
+                    ),
                 ));
             }
             Ok(v)
@@ -133,9 +139,14 @@ impl CodeMaps {
                 .collect()
         };
         let n = indices.len();
-        let top = Tensor::from_data(TensorData::new(gather(&self.top, th * tw), [n, th, tw]), device);
-        let bottom =
-            Tensor::from_data(TensorData::new(gather(&self.bottom, bh * bw), [n, bh, bw]), device);
+        let top = Tensor::from_data(
+            TensorData::new(gather(&self.top, th * tw), [n, th, tw]),
+            device,
+        );
+        let bottom = Tensor::from_data(
+            TensorData::new(gather(&self.bottom, bh * bw), [n, bh, bw]),
+            device,
+        );
         let labels: Vec<i64> = indices
             .iter()
             .map(|&i| self.labels.get(i).copied().unwrap_or(0) as i64)
@@ -178,6 +189,9 @@ mod tests {
         assert_eq!(lv, vec![9]);
         std::fs::write(dir.path().join(TOP), [0u8; 3]).unwrap();
         let err = CodeMaps::read(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("top.u16") && err.contains("expected 8"), "{err}");
+        assert!(
+            err.contains("top.u16") && err.contains("expected 8"),
+            "{err}"
+        );
     }
 }

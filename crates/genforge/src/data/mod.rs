@@ -135,7 +135,13 @@ pub fn load_input(
             resize: true,
             ..cfg.clone()
         };
-        return prepare(vec![folder::decode(path)?], &one, path, channels, resolution);
+        return prepare(
+            vec![folder::decode(path)?],
+            &one,
+            path,
+            channels,
+            resolution,
+        );
     }
     let cfg = DataConfig {
         format,

@@ -241,7 +241,10 @@ impl ModelConfig {
     fn validate_vqvae2(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
         if ![1, 3].contains(&self.channels) {
-            return bad(format!("model.channels must be 1 or 3, got {}", self.channels));
+            return bad(format!(
+                "model.channels must be 1 or 3, got {}",
+                self.channels
+            ));
         }
         for (k, v) in [
             ("model.bottom_stride", self.bottom_stride),
@@ -273,7 +276,10 @@ impl ModelConfig {
             ));
         }
         if !(0.0..1.0).contains(&self.vq_decay) {
-            return bad(format!("model.vq_decay must be in [0, 1), got {}", self.vq_decay));
+            return bad(format!(
+                "model.vq_decay must be in [0, 1), got {}",
+                self.vq_decay
+            ));
         }
         if !(self.vq_epsilon > 0.0 && self.commitment >= 0.0) {
             return bad("model.vq_epsilon must be > 0 and model.commitment >= 0".into());

@@ -39,7 +39,13 @@ impl TopCodeCondition {
 }
 
 /// `[b, h, w]` codes -> `[b, c, h, w]` rows of `table` (`[K, c]`).
-fn embed_codes(table: &Param<Tensor<2>>, codes: Tensor<3, Int>, b: usize, h: usize, w: usize) -> Tensor<4> {
+fn embed_codes(
+    table: &Param<Tensor<2>>,
+    codes: Tensor<3, Int>,
+    b: usize,
+    h: usize,
+    w: usize,
+) -> Tensor<4> {
     let c = table.dims()[1];
     table
         .val()
@@ -129,10 +135,11 @@ impl GatedPixelCnn {
             && let Some(labels) = labels
         {
             let b = labels.dims()[0];
-            let one_hot = labels
-                .one_hot::<2>(self.num_classes)
-                .float()
-                .reshape([b, self.num_classes, 1, 1]);
+            let one_hot =
+                labels
+                    .one_hot::<2>(self.num_classes)
+                    .float()
+                    .reshape([b, self.num_classes, 1, 1]);
             parts.push(one_hot.repeat_dim(2, h).repeat_dim(3, w));
         }
         (!parts.is_empty()).then(|| Tensor::cat(parts, 1))
@@ -234,7 +241,10 @@ mod tests {
         let net = GatedPixelCnn::new(spec(Some((3, 1)), 2), &mut Rng::new(2), &device);
         // A 5x5 top map with factor 1 (no upsampling) and a class.
         let top = Tensor::<3, Int>::from_data(
-            TensorData::new((0..25).map(|i| (i % 3) as i64).collect::<Vec<_>>(), [1, 5, 5]),
+            TensorData::new(
+                (0..25).map(|i| (i % 3) as i64).collect::<Vec<_>>(),
+                [1, 5, 5],
+            ),
             &device,
         );
         let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &device);
@@ -248,7 +258,10 @@ mod tests {
         let device = Device::flex();
         let net = GatedPixelCnn::new(spec(Some((3, 2)), 0), &mut Rng::new(4), &device);
         let codes = Tensor::<3, Int>::from_data(
-            TensorData::new((0..2 * 4 * 4).map(|i| (i % 6) as i64).collect::<Vec<_>>(), [2, 4, 4]),
+            TensorData::new(
+                (0..2 * 4 * 4).map(|i| (i % 6) as i64).collect::<Vec<_>>(),
+                [2, 4, 4],
+            ),
             &device,
         );
         let top = Tensor::<3, Int>::from_data(
@@ -270,6 +283,10 @@ mod tests {
                 sum += lse - at(t[bi * 16 + pos] as usize);
             }
         }
-        assert!((ce as f64 - sum / 32.0).abs() < 1e-4, "{ce} vs {}", sum / 32.0);
+        assert!(
+            (ce as f64 - sum / 32.0).abs() < 1e-4,
+            "{ce} vs {}",
+            sum / 32.0
+        );
     }
 }

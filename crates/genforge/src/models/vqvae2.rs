@@ -173,8 +173,7 @@ impl VqVae2 {
         let (ch, d, rb, rc) = (cfg.width, cfg.code_dim, cfg.res_blocks, cfg.res_channels);
         let vq = |rng: &mut Rng| {
             EmaVectorQuantizer::new(
-                cfg.codebook_size,
-                d,
+                [cfg.codebook_size, d],
                 cfg.vq_decay,
                 cfg.vq_epsilon,
                 cfg.commitment,
@@ -193,7 +192,14 @@ impl VqVae2 {
         let upsample_t = (0..cfg.top_stride.trailing_zeros())
             .map(|_| ConvTranspose2d::pytorch([d, d], 4, 2, 1, rng, device))
             .collect();
-        let dec = Decoder::new([2 * d, cfg.channels, ch], cfg.bottom_stride, rb, rc, rng, device);
+        let dec = Decoder::new(
+            [2 * d, cfg.channels, ch],
+            cfg.bottom_stride,
+            rb,
+            rc,
+            rng,
+            device,
+        );
         VqVae2 {
             enc_b,
             enc_t,
@@ -273,7 +279,8 @@ mod tests {
                 ..ModelConfig::default()
             };
             let m = VqVae2::new(&cfg, &mut Rng::new(0), &device);
-            let x = Tensor::<4>::random([2, 3, res, res], Distribution::Uniform(-1.0, 1.0), &device);
+            let x =
+                Tensor::<4>::random([2, 3, res, res], Distribution::Uniform(-1.0, 1.0), &device);
             let (recon, enc) = m.forward(x);
             let (hb, ht) = (res / bs, res / bs / ts);
             assert_eq!(recon.dims(), [2, 3, res, res]);

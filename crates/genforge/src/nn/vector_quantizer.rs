@@ -90,8 +90,7 @@ fn host<const D: usize>(p: &Param<Tensor<D>>) -> Vec<f32> {
 impl EmaVectorQuantizer {
     /// `K` codes of size `D` drawn from N(0, 1) (the seed's initializer), `N = 0`, `m = e`.
     pub fn new(
-        k: usize,
-        d: usize,
+        [k, d]: [usize; 2],
         decay: f64,
         epsilon: f64,
         commitment: f64,
@@ -183,8 +182,17 @@ impl EmaVectorQuantizer {
     }
 
     /// One EMA update from a training batch: `flat` and `indices` as [`quantize`] returned them.
-    pub fn update(self, flat: Tensor<2>, indices: Tensor<3, Int>, rng: &mut Rng) -> (Self, CodebookStats) {
-        let rows: Vec<f32> = flat.into_data().convert::<f32>().try_into_vec().expect("f32");
+    pub fn update(
+        self,
+        flat: Tensor<2>,
+        indices: Tensor<3, Int>,
+        rng: &mut Rng,
+    ) -> (Self, CodebookStats) {
+        let rows: Vec<f32> = flat
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("f32");
         let idx: Vec<usize> = indices
             .into_data()
             .convert::<i64>()
@@ -232,8 +240,8 @@ pub fn ema_update(
             *s += z;
         }
     }
-    for i in 0..k {
-        cb.cluster_size[i] = cb.cluster_size[i] * decay + counts[i] * (1.0 - decay);
+    for (size, count) in cb.cluster_size.iter_mut().zip(&counts) {
+        *size = *size * decay + count * (1.0 - decay);
     }
     for (m, s) in cb.embed_avg.iter_mut().zip(&sums) {
         *m = *m * decay + s * (1.0 - decay);
@@ -258,13 +266,15 @@ pub fn ema_update(
         .sum();
 
     let mut restarted = 0;
-    for i in 0..k {
-        cb.unused_steps[i] = if counts[i] > 0.0 {
+    for (i, &count) in counts.iter().enumerate() {
+        cb.unused_steps[i] = if count > 0.0 {
             0.0
         } else {
             cb.unused_steps[i] + 1.0
         };
-        if dead_code_steps > 0 && cb.unused_steps[i] >= dead_code_steps as f32 && !indices.is_empty()
+        if dead_code_steps > 0
+            && cb.unused_steps[i] >= dead_code_steps as f32
+            && !indices.is_empty()
         {
             // A dead code becomes a random encoder output of this batch, with the weight of one
             // assignment, so it sits where the data is and its average stays finite.
@@ -290,7 +300,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     fn vq(k: usize, d: usize, dead: usize, device: &Device) -> EmaVectorQuantizer {
-        EmaVectorQuantizer::new(k, d, 0.99, 1e-5, 0.25, dead, &mut Rng::new(3), device)
+        EmaVectorQuantizer::new([k, d], 0.99, 1e-5, 0.25, dead, &mut Rng::new(3), device)
     }
 
     #[test]
@@ -316,8 +326,8 @@ mod tests {
             0.0 * g + 0.0 * (1.0 - g),
             0.0 * g + 3.2 * (1.0 - g),
             0.5 * g + 3.8 * (1.0 - g),
-            -1.0 * g,
-            -1.0 * g,
+            -g,
+            -g,
         ];
         let n: f32 = n_new.iter().sum();
         for i in 0..3 {
@@ -327,7 +337,10 @@ mod tests {
                 assert!((cb.embed_avg[i * 2 + c] - m_new[i * 2 + c]).abs() < 1e-6);
                 let want = m_new[i * 2 + c] / smoothed;
                 let got = cb.embed[i * 2 + c];
-                assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{i} {c}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{i} {c}: {got} vs {want}"
+                );
             }
         }
         // The unused code's vector is divided by ~eps: it moves far away, as in the seed.
@@ -374,14 +387,22 @@ mod tests {
         // Brute force nearest code on the host.
         let cb = q.to_host();
         let rows: Vec<f32> = out.flat.clone().into_data().try_into_vec().unwrap();
-        let idx: Vec<i64> = out.indices.clone().into_data().convert::<i64>().try_into_vec().unwrap();
+        let idx: Vec<i64> = out
+            .indices
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec()
+            .unwrap();
         for (j, &got) in idx.iter().enumerate() {
             let dist = |i: usize| -> f32 {
                 (0..4)
                     .map(|c| (rows[j * 4 + c] - cb.embed[i * 4 + c]).powi(2))
                     .sum()
             };
-            let best = (0..16).min_by(|&a, &b| dist(a).total_cmp(&dist(b))).unwrap();
+            let best = (0..16)
+                .min_by(|&a, &b| dist(a).total_cmp(&dist(b)))
+                .unwrap();
             assert_eq!(got as usize, best);
         }
         let back = q.indices_to_codes(out.indices.clone());
@@ -389,7 +410,12 @@ mod tests {
         assert!(diff < 1e-5, "{diff}");
         // Codes of the codes are the codes.
         let again = q.quantize(back);
-        let same: Vec<i64> = again.indices.into_data().convert::<i64>().try_into_vec().unwrap();
+        let same: Vec<i64> = again
+            .indices
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec()
+            .unwrap();
         assert_eq!(same, idx);
     }
 

@@ -52,14 +52,19 @@ mod tests {
     fn frames_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.gif");
-        let v: Vec<f32> = (0..3 * 4 * 4).map(|i| if i < 16 { -1.0 } else { 1.0 }).collect();
+        let v: Vec<f32> = (0..3 * 4 * 4)
+            .map(|i| if i < 16 { -1.0 } else { 1.0 })
+            .collect();
         let frames = Tensor::<4>::from_data(TensorData::new(v, [3, 1, 4, 4]), &Device::flex());
         save_gif(frames, &path, 100, 2).unwrap();
         let dec = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
             std::fs::File::open(&path).unwrap(),
         ))
         .unwrap();
-        let frames: Vec<_> = dec.into_frames().collect::<std::result::Result<_, _>>().unwrap();
+        let frames: Vec<_> = dec
+            .into_frames()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0].buffer().dimensions(), (8, 8));
         assert_eq!(frames[0].buffer().get_pixel(0, 0).0[0], 0);

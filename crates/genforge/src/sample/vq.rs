@@ -116,7 +116,10 @@ pub fn reconstruction_rows(model: &VqVae2, x: Tensor<4>) -> (Tensor<4>, f64) {
     let enc = model.encode(x.clone());
     let (qt, qb) = (enc.top.codes, enc.bottom.codes);
     let recon = model.decode(qt.clone(), qb.clone());
-    let mse = (recon.clone() - x.clone()).square().mean().into_scalar::<f32>() as f64;
+    let mse = (recon.clone() - x.clone())
+        .square()
+        .mean()
+        .into_scalar::<f32>() as f64;
     let top_zero = model.decode(qt.zeros_like(), qb.clone());
     let bottom_zero = model.decode(qt, qb.zeros_like());
     (Tensor::cat(vec![x, recon, top_zero, bottom_zero], 0), mse)
@@ -226,8 +229,15 @@ fn sample_codes(
                 .narrow(2, rows - 1, 1)
                 .narrow(3, c, 1)
                 .reshape([n, k]);
-            let l: Vec<f32> = logits.into_data().convert::<f32>().try_into_vec().expect("f32");
-            for (i, code) in draw(&l, n, k, opts.temperature, rng).into_iter().enumerate() {
+            let l: Vec<f32> = logits
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec()
+                .expect("f32");
+            for (i, code) in draw(&l, n, k, opts.temperature, rng)
+                .into_iter()
+                .enumerate()
+            {
                 codes[i * h * w + r * w + c] = code;
             }
         }
@@ -247,7 +257,9 @@ pub fn sample(
 ) -> Result<(Tensor<4>, SampleTiming)> {
     let m = &vq_cfg.model;
     let k = vq.quantize_t.codebook_size();
-    if top.codebook_size() != k || bottom.codebook_size() != k || prior_cfg.model.top_stride != m.top_stride
+    if top.codebook_size() != k
+        || bottom.codebook_size() != k
+        || prior_cfg.model.top_stride != m.top_stride
     {
         return Err(Error::Config(format!(
             "the prior was trained on codes of another shape (codebook {} / top stride {}) than \
@@ -289,9 +301,8 @@ pub fn sample(
     let hb = m.resolution / m.bottom_stride;
     let ht = hb / m.top_stride;
     let n = opts.n;
-    let label_t = labels.map(|l| {
-        Tensor::<1, Int>::from_data(TensorData::new(vec![l as i64; n], [n]), &device)
-    });
+    let label_t = labels
+        .map(|l| Tensor::<1, Int>::from_data(TensorData::new(vec![l as i64; n], [n]), &device));
     let mut rng = Rng::new(opts.seed).fork(0x5a3e);
 
     let t0 = Instant::now();

@@ -12,12 +12,12 @@ use super::gan::{
     save_module, save_optim, save_state,
 };
 use super::loop_::{Stage, describe_images, save_reals};
+use crate::Result;
 use crate::config::TrainConfig;
 use crate::data::{self, Dataset};
 use crate::models::vqvae2::VqVae2;
 use crate::rng::Rng;
 use crate::sample::grid;
-use crate::Result;
 
 pub const MODEL_FILE: &str = "vqvae2.bpk";
 const FILES: [&str; 3] = [MODEL_FILE, "optim.bpk", "state.json"];
@@ -42,7 +42,12 @@ pub struct AutoencoderTrainer {
 impl AutoencoderTrainer {
     pub fn build(cfg: TrainConfig, resume: Option<&Path>, device: &Device) -> Result<Self> {
         let data_path = cfg.resolve_data_path();
-        let all = data::load(&cfg.data, &data_path, cfg.model.channels, cfg.model.resolution)?;
+        let all = data::load(
+            &cfg.data,
+            &data_path,
+            cfg.model.channels,
+            cfg.model.resolution,
+        )?;
         let (train, held) = all.split_holdout(cfg.train.holdout);
         let mut t = Self::new(cfg, train, held, data_path, device);
         if let Some(dir) = resume {
@@ -62,7 +67,11 @@ impl AutoencoderTrainer {
         device: &Device,
     ) -> Self {
         let device = device.clone().autodiff();
-        let model = VqVae2::new(&cfg.model, &mut Rng::new(cfg.train.seed).fork(0x7a7e), &device);
+        let model = VqVae2::new(
+            &cfg.model,
+            &mut Rng::new(cfg.train.seed).fork(0x7a7e),
+            &device,
+        );
         AutoencoderTrainer {
             opt: adam(&cfg),
             state: TrainerState {
@@ -98,9 +107,10 @@ impl AutoencoderTrainer {
         let (qt, top) = model
             .quantize_t
             .update(enc.top.flat, enc.top.indices, &mut self.state.rng);
-        let (qb, bottom) = model
-            .quantize_b
-            .update(enc.bottom.flat, enc.bottom.indices, &mut self.state.rng);
+        let (qb, bottom) =
+            model
+                .quantize_b
+                .update(enc.bottom.flat, enc.bottom.indices, &mut self.state.rng);
         model.quantize_t = qt;
         model.quantize_b = qb;
         self.model = model;
@@ -122,7 +132,11 @@ impl AutoencoderTrainer {
 
     /// Mean reconstruction MSE over `dataset` (at most `limit` images; 0: all), inference mode.
     pub fn eval_mse(model: &VqVae2, dataset: &Dataset, limit: usize, batch: usize) -> f64 {
-        let n = if limit == 0 { dataset.len() } else { limit.min(dataset.len()) };
+        let n = if limit == 0 {
+            dataset.len()
+        } else {
+            limit.min(dataset.len())
+        };
         let device = model.device();
         let mut sum = 0.0;
         for start in (0..n).step_by(batch.max(1)) {
@@ -140,7 +154,7 @@ impl Stage for AutoencoderTrainer {
         &self.cfg
     }
 
-    fn len(&self) -> usize {
+    fn train_items(&self) -> usize {
         self.train.len()
     }
 
@@ -169,7 +183,10 @@ impl Stage for AutoencoderTrainer {
         let x = source.tensor(&idx, &model.device());
         let (recon, _) = model.forward(x.clone());
         let path = run_dir.join("samples").join(format!("step-{step:07}.png"));
-        grid::save_png(&grid::make_grid(Tensor::cat(vec![x, recon], 0), Some(n)), &path)?;
+        grid::save_png(
+            &grid::make_grid(Tensor::cat(vec![x, recon], 0), Some(n)),
+            &path,
+        )?;
         Ok(match &self.held {
             Some(held) => {
                 let mse = Self::eval_mse(&model, held, self.cfg.train.eval_limit, 64);

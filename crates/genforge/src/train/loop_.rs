@@ -7,10 +7,10 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde_json::json;
 
+use super::GanTrainer;
 use super::autoencoder::AutoencoderTrainer;
 use super::gan::TrainerState;
 use super::prior::PriorTrainer;
-use super::GanTrainer;
 use crate::config::TrainConfig;
 use crate::data::{BatchSampler, Dataset};
 use crate::models::Family;
@@ -42,7 +42,7 @@ pub trait Stage {
     /// The resolved config (written to the run directory).
     fn config(&self) -> &TrainConfig;
     /// Training items (images or code maps) batches are drawn from.
-    fn len(&self) -> usize;
+    fn train_items(&self) -> usize;
     /// One optimisation step on the items `batch`; returns the numbers to log.
     fn step(&mut self, batch: &[usize]) -> Result<Vec<(&'static str, f64)>>;
     fn state(&self) -> &TrainerState;
@@ -132,7 +132,7 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     )?;
     let cfg = stage.config().clone();
     let t = &cfg.train;
-    let mut sampler = BatchSampler::with_len(stage.len(), t.seed, t.batch)?;
+    let mut sampler = BatchSampler::with_len(stage.train_items(), t.seed, t.batch)?;
 
     let run_dir = match (opts.source, resume_from) {
         (
@@ -254,7 +254,7 @@ impl Stage for GanStage {
         &self.trainer.cfg
     }
 
-    fn len(&self) -> usize {
+    fn train_items(&self) -> usize {
         self.dataset.len()
     }
 

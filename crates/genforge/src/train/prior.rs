@@ -32,9 +32,17 @@ const FILES: [&str; 5] = [
 
 /// The two priors of a run's config (sizes from `model.*`, which the run resolved from its
 /// code maps).
-pub fn build_priors(cfg: &TrainConfig, rng: &mut Rng, device: &Device) -> (GatedPixelCnn, GatedPixelCnn) {
+pub fn build_priors(
+    cfg: &TrainConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> (GatedPixelCnn, GatedPixelCnn) {
     let m = &cfg.model;
-    let classes = if m.class_conditional { m.num_classes } else { 0 };
+    let classes = if m.class_conditional {
+        m.num_classes
+    } else {
+        0
+    };
     let spec = PixelCnnSpec {
         codes: m.codebook_size,
         channels: m.width,
@@ -160,7 +168,9 @@ impl PriorTrainer {
         let (mut st, mut sb) = (0.0, 0.0);
         let batch = self.cfg.train.batch.max(1);
         for start in (0..n).step_by(batch) {
-            let idx: Vec<usize> = (start..(start + batch).min(n)).map(|i| self.n_train + i).collect();
+            let idx: Vec<usize> = (start..(start + batch).min(n))
+                .map(|i| self.n_train + i)
+                .collect();
             let (lt, lb) = prior_losses(&self.cfg, &top, &bottom, self.codes.batch(&idx, &device));
             st += lt.into_scalar::<f32>() as f64 * idx.len() as f64;
             sb += lb.into_scalar::<f32>() as f64 * idx.len() as f64;
@@ -169,35 +179,66 @@ impl PriorTrainer {
     }
 }
 
+/// Which prior.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Top,
+    Bottom,
+}
+
+impl PriorTrainer {
+    /// One optimizer step of one prior on the code maps `batch`; returns its loss in nats.
+    /// (Does not advance the step counter: a training step is both levels.)
+    pub fn train_level(&mut self, level: Level, batch: &[usize]) -> Result<f64> {
+        let step = self.state.step + 1;
+        let lr = self.cfg.train.lr;
+        let (t, b, labels) = self.codes.batch(batch, &self.device);
+        let labels = labels_if(&self.cfg, labels);
+        let loss = match level {
+            Level::Top => {
+                let [_, h, w] = t.dims();
+                let cond = self.top.condition(None, labels, [h, w]);
+                cross_entropy(self.top.forward(t.clone(), cond.as_ref()), t)
+            }
+            Level::Bottom => {
+                let [_, h, w] = b.dims();
+                let cond = self.bottom.condition(Some(t), labels, [h, w]);
+                cross_entropy(self.bottom.forward(b.clone(), cond.as_ref()), b)
+            }
+        };
+        let v = loss.clone().into_scalar::<f32>() as f64;
+        check_finite(&format!("{level:?} prior loss").to_lowercase(), v, step)?;
+        match level {
+            Level::Top => {
+                let grads = GradientsParams::from_grads(loss.backward(), &self.top);
+                self.top = self.top_opt.step(lr, self.top.clone(), grads);
+            }
+            Level::Bottom => {
+                let grads = GradientsParams::from_grads(loss.backward(), &self.bottom);
+                self.bottom = self.bottom_opt.step(lr, self.bottom.clone(), grads);
+            }
+        }
+        Ok(v)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
 impl Stage for PriorTrainer {
     fn config(&self) -> &TrainConfig {
         &self.cfg
     }
 
-    fn len(&self) -> usize {
+    fn train_items(&self) -> usize {
         self.n_train
     }
 
     fn step(&mut self, batch: &[usize]) -> Result<Vec<(&'static str, f64)>> {
-        let step = self.state.step + 1;
-        let lr = self.cfg.train.lr;
-        let (lt, lb) = prior_losses(
-            &self.cfg,
-            &self.top,
-            &self.bottom,
-            self.codes.batch(batch, &self.device),
-        );
-        let (vt, vb) = (
-            lt.clone().into_scalar::<f32>() as f64,
-            lb.clone().into_scalar::<f32>() as f64,
-        );
-        check_finite("top prior loss", vt, step)?;
-        check_finite("bottom prior loss", vb, step)?;
-        let grads = GradientsParams::from_grads(lt.backward(), &self.top);
-        self.top = self.top_opt.step(lr, self.top.clone(), grads);
-        let grads = GradientsParams::from_grads(lb.backward(), &self.bottom);
-        self.bottom = self.bottom_opt.step(lr, self.bottom.clone(), grads);
-        self.state.step = step;
+        let vt = self.train_level(Level::Top, batch)?;
+        let vb = self.train_level(Level::Bottom, batch)?;
+        self.state.step += 1;
         self.state.images_seen += batch.len() as u64;
         Ok(vec![
             ("top_nats", vt),
