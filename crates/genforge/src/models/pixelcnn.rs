@@ -2,14 +2,15 @@
 //! pass a type-A gated layer with a 7x7 kernel then type-B layers with 3x3 kernels, the skip
 //! outputs are summed, and a `relu -> 1x1 -> relu -> 1x1` head gives logits over the K codes at
 //! every position. Conditioning (the upsampled top codes for the bottom prior, a one-hot class
-//! for a class-conditional prior) enters every layer's gates.
+//! for a class-conditional prior) enters every layer's gates. Maps are channels-last,
+//! `[b, h, w, c]` (see [`crate::nn::masked_conv`]).
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::nn::masked_conv::{GatedMaskedConv2d, MaskType};
-use crate::nn::{Conv2d, ConvTranspose2d, init};
+use crate::nn::masked_conv::{Dense, GatedMaskedConv2d, MaskType};
+use crate::nn::{ConvTranspose2d, init};
 use crate::rng::Rng;
 
 /// The seed's kernel sizes: 7 for the first (type A) layer, 3 for the rest.
@@ -27,18 +28,18 @@ pub struct TopCodeCondition {
 }
 
 impl TopCodeCondition {
-    /// `[b, ht, wt]` codes -> `[b, c, ht * factor, wt * factor]`
+    /// `[b, ht, wt]` codes -> `[b, ht * factor, wt * factor, c]`
     pub fn forward(&self, top: Tensor<3, Int>) -> Tensor<4> {
         let [b, h, w] = top.dims();
-        let mut x = embed_codes(&self.embed, top, b, h, w);
+        let mut x = embed_codes(&self.embed, top, b, h, w).permute([0, 3, 1, 2]); // [b, c, h, w]
         for up in &self.upsample {
             x = relu(up.forward(x));
         }
-        x
+        x.permute([0, 2, 3, 1])
     }
 }
 
-/// `[b, h, w]` codes -> `[b, c, h, w]` rows of `table` (`[K, c]`).
+/// `[b, h, w]` codes -> `[b, h, w, c]` rows of `table` (`[K, c]`).
 fn embed_codes(
     table: &Param<Tensor<2>>,
     codes: Tensor<3, Int>,
@@ -51,7 +52,6 @@ fn embed_codes(
         .val()
         .select(0, codes.reshape([b * h * w]))
         .reshape([b, h, w, c])
-        .permute([0, 3, 1, 2])
 }
 
 #[derive(Module, Debug)]
@@ -60,7 +60,7 @@ pub struct GatedPixelCnn {
     pub embed: Param<Tensor<2>>,
     pub layers: Vec<GatedMaskedConv2d>,
     /// 1x1, `p -> p` and `p -> K`.
-    pub head: Vec<Conv2d>,
+    pub head: Vec<Dense>,
     /// Bottom prior: the top codes as conditioning.
     pub top_condition: Option<TopCodeCondition>,
     /// Classes of a class-conditional prior (0: unconditional on the class).
@@ -107,8 +107,8 @@ impl GatedPixelCnn {
             embed: init::normal([spec.codes, p], 0.0, 1.0, rng, device),
             layers,
             head: vec![
-                Conv2d::pytorch([p, p], [1, 1], 1, 0, rng, device),
-                Conv2d::pytorch([p, spec.codes], [1, 1], 1, 0, rng, device),
+                Dense::new([p, p], p, true, rng, device),
+                Dense::new([p, spec.codes], p, true, rng, device),
             ],
             top_condition,
             num_classes: spec.num_classes,
@@ -120,7 +120,7 @@ impl GatedPixelCnn {
     }
 
     /// The conditioning map for a batch at `[h, w]`: upsampled top codes and/or a one-hot class,
-    /// `[b, c, h, w]`; `None` for an unconditional prior.
+    /// `[b, h, w, c]`; `None` for an unconditional prior.
     pub fn condition(
         &self,
         top: Option<Tensor<3, Int>>,
@@ -139,19 +139,19 @@ impl GatedPixelCnn {
                 labels
                     .one_hot::<2>(self.num_classes)
                     .float()
-                    .reshape([b, self.num_classes, 1, 1]);
-            parts.push(one_hot.repeat_dim(2, h).repeat_dim(3, w));
+                    .reshape([b, 1, 1, self.num_classes]);
+            parts.push(one_hot.repeat_dim(1, h).repeat_dim(2, w));
         }
-        (!parts.is_empty()).then(|| Tensor::cat(parts, 1))
+        (!parts.is_empty()).then(|| Tensor::cat(parts, 3))
     }
 
-    /// Logits over the K codes, `[b, h, w]` codes -> `[b, K, h, w]`.
+    /// Logits over the K codes, `[b, h, w]` codes -> `[b, h, w, K]`.
     pub fn forward(&self, codes: Tensor<3, Int>, cond: Option<&Tensor<4>>) -> Tensor<4> {
         let [b, h, w] = codes.dims();
         self.forward_embedded(embed_codes(&self.embed, codes, b, h, w), cond)
     }
 
-    /// [`forward`](Self::forward) from the embedded codes `[b, p, h, w]` (the causality test
+    /// [`forward`](Self::forward) from the embedded codes `[b, h, w, p]` (the causality test
     /// differentiates through this input).
     pub fn forward_embedded(&self, x: Tensor<4>, cond: Option<&Tensor<4>>) -> Tensor<4> {
         let (mut v, mut h) = (x.clone(), x);
@@ -165,8 +165,8 @@ impl GatedPixelCnn {
                 None => out.skip,
             });
         }
-        let s = skip.expect("at least one layer"); // [b, p, h, w]
-        self.head[1].forward(relu(self.head[0].forward(relu(s)))) // [b, K, h, w]
+        let s = skip.expect("at least one layer"); // [b, h, w, p]
+        self.head[1].forward(relu(self.head[0].forward(relu(s)))) // [b, h, w, K]
     }
 
     /// Rows needed above a position: the type-A layer reaches `FIRST_KERNEL / 2` rows up and each
@@ -176,11 +176,11 @@ impl GatedPixelCnn {
     }
 }
 
-/// Mean cross-entropy of `logits` (`[b, K, h, w]`) against `codes` (`[b, h, w]`), in nats.
+/// Mean cross-entropy of `logits` (`[b, h, w, K]`) against `codes` (`[b, h, w]`), in nats.
 pub fn cross_entropy(logits: Tensor<4>, codes: Tensor<3, Int>) -> Tensor<1> {
-    let [b, k, h, w] = logits.dims();
+    let [b, h, w, k] = logits.dims();
     let n = b * h * w;
-    let logp = log_softmax(logits.permute([0, 2, 3, 1]).reshape([n, k]), 1); // [N, K]
+    let logp = log_softmax(logits.reshape([n, k]), 1); // [N, K]
     -logp.gather(1, codes.reshape([n, 1])).mean()
 }
 
@@ -203,17 +203,17 @@ mod tests {
     /// non-zero for every j < i (all earlier positions are inside the receptive field here).
     fn check_causality(net: &GatedPixelCnn, cond: Option<Tensor<4>>, device: &Device) {
         let (hh, ww) = (5, 5);
-        let x = Tensor::<4>::random([1, 16, hh, ww], Distribution::Normal(0.0, 1.0), device)
+        let x = Tensor::<4>::random([1, hh, ww, 16], Distribution::Normal(0.0, 1.0), device)
             .require_grad();
         for i in 0..hh * ww {
             let (r, c) = (i / ww, i % ww);
             let logits = net.forward_embedded(x.clone(), cond.as_ref());
-            let out = logits.narrow(2, r, 1).narrow(3, c, 1).sum();
+            let out = logits.narrow(1, r, 1).narrow(2, c, 1).sum();
             let grads = out.backward();
-            let g = x.grad(&grads).expect("input gradient"); // [1, p, h, w]
+            let g = x.grad(&grads).expect("input gradient"); // [1, h, w, p]
             let per_pos: Vec<f32> = g
                 .abs()
-                .sum_dim(1)
+                .sum_dim(3)
                 .reshape([hh * ww])
                 .into_data()
                 .try_into_vec()
@@ -249,7 +249,7 @@ mod tests {
         );
         let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &device);
         let cond = net.condition(Some(top), Some(labels), [5, 5]);
-        assert_eq!(cond.as_ref().unwrap().dims(), [1, 16 + 2, 5, 5]);
+        assert_eq!(cond.as_ref().unwrap().dims(), [1, 5, 5, 16 + 2]);
         check_causality(&net, cond.map(|c| c.detach()), &device);
     }
 
@@ -269,16 +269,16 @@ mod tests {
             &device,
         );
         let cond = net.condition(Some(top), None, [4, 4]).unwrap();
-        assert_eq!(cond.dims(), [2, 16, 4, 4]);
+        assert_eq!(cond.dims(), [2, 4, 4, 16]);
         let logits = net.forward(codes.clone(), Some(&cond));
-        assert_eq!(logits.dims(), [2, 6, 4, 4]);
+        assert_eq!(logits.dims(), [2, 4, 4, 6]);
         let ce: f32 = cross_entropy(logits.clone(), codes.clone()).into_scalar();
         let l: Vec<f32> = logits.into_data().try_into_vec().unwrap();
         let t: Vec<i64> = codes.into_data().convert::<i64>().try_into_vec().unwrap();
         let mut sum = 0.0f64;
         for bi in 0..2 {
             for pos in 0..16 {
-                let at = |k: usize| l[bi * 6 * 16 + k * 16 + pos] as f64;
+                let at = |k: usize| l[(bi * 16 + pos) * 6 + k] as f64;
                 let lse = (0..6).map(|k| at(k).exp()).sum::<f64>().ln();
                 sum += lse - at(t[bi * 16 + pos] as usize);
             }

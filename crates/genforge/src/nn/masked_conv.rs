@@ -4,21 +4,26 @@
 //! activations, conditioning added inside both gates, a residual on the horizontal stack and a
 //! skip output.
 //!
-//! Causality comes from the kernel shapes and one-sided padding, not from zeroed 3x3 masks:
-//! the vertical kernel is `(k/2 + 1) x k` padded only on top, so its output at row `r` sees rows
-//! `r - k/2 ..= r`; the horizontal kernel is `1 x (k/2 + 1)` padded only on the left, so it sees
-//! columns `c - k/2 ..= c`. Mask type A (the first layer, whose input holds the current pixel)
-//! zeroes the last kernel row and column, so position `(r, c)` sees only rows `< r` and columns
-//! `< c`; every later layer (type B) may include its own position because its inputs no longer
-//! carry the current pixel. The vertical stack feeds the horizontal one at the same position,
-//! which closes the blind spot of the original single-stack PixelCNN.
+//! Causality comes from the kernel shapes and one-sided padding: the vertical kernel is
+//! `(k/2 + 1) x k` padded only on top, so its output at row `r` sees rows `r - k/2 ..= r`; the
+//! horizontal kernel is `1 x (k/2 + 1)` padded only on the left, so it sees columns
+//! `c - k/2 ..= c`. Mask type A (the first layer, whose input holds the current pixel) drops the
+//! last kernel row and column, so position `(r, c)` sees only rows `< r` and columns `< c`; every
+//! later layer (type B) may include its own position because its inputs no longer carry the
+//! current pixel. The vertical stack feeds the horizontal one at the same position, which closes
+//! the blind spot of the original single-stack PixelCNN.
+//!
+//! Code maps are small (4x4 to 32x32), where per-image convolution GEMMs are thin; so the layer
+//! works channels-last, `[b, h, w, c]`, and runs each convolution as one matrix product over the
+//! whole batch: the kernel taps are shifted views concatenated along channels (im2col), and 1x1
+//! convolutions are plain linear maps.
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{sigmoid, tanh};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
-use super::Conv2d;
+use super::init;
 use crate::rng::Rng;
 
 /// PixelCNN mask types: A excludes the current position (first layer), B includes it.
@@ -28,39 +33,94 @@ pub enum MaskType {
     B,
 }
 
+/// A 1x1 convolution on channels-last maps: `[.., in] -> [.., out]`.
+#[derive(Module, Debug)]
+pub struct Dense {
+    /// `[in, out]`
+    pub weight: Param<Tensor<2>>,
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Dense {
+    /// PyTorch's default init with fan-in `fan_in` (uniform in `+-1/sqrt(fan_in)`); `bias`
+    /// false leaves a zero bias.
+    pub fn new(
+        [cin, cout]: [usize; 2],
+        fan_in: usize,
+        bias: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        Dense {
+            weight: init::uniform([cin, cout], bound, rng, device),
+            bias: if bias {
+                init::uniform([cout], bound, rng, device)
+            } else {
+                init::zeros([cout], device)
+            },
+        }
+    }
+
+    /// `[b, h, w, in] -> [b, h, w, out]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, h, w, c] = x.dims();
+        let out = self.weight.dims()[1];
+        let y = x.reshape([b * h * w, c]).matmul(self.weight.val()) + self.bias.val().unsqueeze();
+        y.reshape([b, h, w, out])
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct GatedMaskedConv2d {
-    /// `[2p, p, k/2 + 1, k]`: rows above (and the current row for type B).
-    pub vertical: Conv2d,
-    /// `[2p, p, 1, k/2 + 1]`: pixels to the left (and the current one for type B).
-    pub horizontal: Conv2d,
-    /// 1x1, `2p -> 2p`: the vertical stack's features into the horizontal gate.
-    pub vertical_to_horizontal: Conv2d,
-    /// 1x1, `p -> p` on the gated horizontal output (added to the input for type B).
-    pub horizontal_out: Conv2d,
-    /// 1x1, `p -> p`: this layer's contribution to the skip sum.
-    pub skip: Conv2d,
-    /// 1x1 without bias, `cond -> 4p`: conditioning for the vertical and horizontal gates.
-    pub condition: Option<Conv2d>,
+    /// Vertical kernel as `[taps * p, 2p]`, taps `(dy, dx)` row-major over the `(k/2 + 1) x k`
+    /// kernel (type A: without its last row).
+    pub vertical: Dense,
+    /// Horizontal kernel as `[taps * p, 2p]`, taps `dx` over `1 x (k/2 + 1)` (type A: without the
+    /// last).
+    pub horizontal: Dense,
+    /// `2p -> 2p`: the vertical stack's features into the horizontal gate.
+    pub vertical_to_horizontal: Dense,
+    /// `p -> p` on the gated horizontal output (added to the input for type B).
+    pub horizontal_out: Dense,
+    /// `p -> p`: this layer's contribution to the skip sum.
+    pub skip: Dense,
+    /// `cond -> 4p`, no bias: conditioning for the vertical and horizontal gates.
+    pub condition: Option<Dense>,
     pub kernel: usize,
     /// True for mask type A.
     pub mask_a: bool,
 }
 
-/// Outputs of one gated layer.
+/// Outputs of one gated layer, each `[b, h, w, p]`.
 pub struct GatedOutput {
-    /// `[b, p, h, w]`
     pub vertical: Tensor<4>,
-    /// `[b, p, h, w]`
     pub horizontal: Tensor<4>,
-    /// `[b, p, h, w]`
     pub skip: Tensor<4>,
 }
 
 fn gate(x: Tensor<4>) -> Tensor<4> {
-    let [_, c2, _, _] = x.dims();
-    let c = c2 / 2;
-    tanh(x.clone().narrow(1, 0, c)) * sigmoid(x.narrow(1, c, c))
+    let c = x.dims()[3] / 2;
+    tanh(x.clone().narrow(3, 0, c)) * sigmoid(x.narrow(3, c, c))
+}
+
+/// `[b, h, w, c]` padded by `(top, left, right)` -> the `[b, h, w, c * taps]` stack of the views
+/// at each tap offset `(dy, dx)`.
+fn taps(
+    x: Tensor<4>,
+    (top, left, right): (usize, usize, usize),
+    offsets: &[(usize, usize)],
+) -> Tensor<4> {
+    let [_, h, w, _] = x.dims();
+    let padded = x.pad(
+        [(0, 0), (top, 0), (left, right), (0, 0)],
+        PadMode::Constant(0.0),
+    );
+    let views: Vec<Tensor<4>> = offsets
+        .iter()
+        .map(|&(dy, dx)| padded.clone().narrow(1, dy, h).narrow(2, dx, w))
+        .collect();
+    Tensor::cat(views, 3)
 }
 
 impl GatedMaskedConv2d {
@@ -77,92 +137,74 @@ impl GatedMaskedConv2d {
         assert!(kernel % 2 == 1, "PixelCNN kernels are odd");
         let p = channels;
         let half = kernel / 2;
-        let mut vertical = Conv2d::pytorch([p, 2 * p], [half + 1, kernel], 1, 0, rng, device);
-        let mut horizontal = Conv2d::pytorch([p, 2 * p], [1, half + 1], 1, 0, rng, device);
-        if mask == MaskType::A {
-            // Zero the masked taps at init too, so the stored weights read as what is used.
-            let (wv, wh) = (vertical.weight.val(), horizontal.weight.val());
-            vertical.weight = Param::from_tensor((wv.clone() * last_row_mask(&wv)).detach());
-            horizontal.weight = Param::from_tensor((wh.clone() * last_col_mask(&wh)).detach());
-        }
-        let condition = (cond_channels > 0).then(|| {
-            let mut c = Conv2d::pytorch([cond_channels, 4 * p], [1, 1], 1, 0, rng, device);
-            c.bias = Param::from_tensor(Tensor::zeros([4 * p], device));
-            c
-        });
+        let mask_a = mask == MaskType::A;
+        let (nv, nh) = (
+            Self::vertical_offsets(kernel, mask_a).len(),
+            Self::horizontal_offsets(kernel, mask_a).len(),
+        );
+        // Fan-in of the full kernels, as PyTorch initialises a masked convolution.
         GatedMaskedConv2d {
-            vertical,
-            horizontal,
-            vertical_to_horizontal: Conv2d::pytorch([2 * p, 2 * p], [1, 1], 1, 0, rng, device),
-            horizontal_out: Conv2d::pytorch([p, p], [1, 1], 1, 0, rng, device),
-            skip: Conv2d::pytorch([p, p], [1, 1], 1, 0, rng, device),
-            condition,
+            vertical: Dense::new([nv * p, 2 * p], p * (half + 1) * kernel, true, rng, device),
+            horizontal: Dense::new([nh * p, 2 * p], p * (half + 1), true, rng, device),
+            vertical_to_horizontal: Dense::new([2 * p, 2 * p], 2 * p, true, rng, device),
+            horizontal_out: Dense::new([p, p], p, true, rng, device),
+            skip: Dense::new([p, p], p, true, rng, device),
+            condition: (cond_channels > 0)
+                .then(|| Dense::new([cond_channels, 4 * p], cond_channels, false, rng, device)),
             kernel,
-            mask_a: mask == MaskType::A,
+            mask_a,
         }
     }
 
-    /// `v`, `h`: `[b, p, h, w]`; `cond`: `[b, c, h, w]` when the layer is conditioned.
+    /// Vertical taps `(dy, dx)` into the input padded by `k/2` on top and both sides.
+    fn vertical_offsets(kernel: usize, mask_a: bool) -> Vec<(usize, usize)> {
+        let rows = kernel / 2 + usize::from(!mask_a);
+        (0..rows)
+            .flat_map(|dy| (0..kernel).map(move |dx| (dy, dx)))
+            .collect()
+    }
+
+    /// Horizontal taps `(0, dx)` into the input padded by `k/2` on the left.
+    fn horizontal_offsets(kernel: usize, mask_a: bool) -> Vec<(usize, usize)> {
+        (0..kernel / 2 + usize::from(!mask_a))
+            .map(|dx| (0, dx))
+            .collect()
+    }
+
+    /// `v`, `h`: `[b, h, w, p]`; `cond`: `[b, h, w, c]` when the layer is conditioned.
     pub fn forward(&self, v: Tensor<4>, h: Tensor<4>, cond: Option<&Tensor<4>>) -> GatedOutput {
-        let half = self.kernel / 2;
-        let (mut wv, mut wh) = (self.vertical.weight.val(), self.horizontal.weight.val());
-        if self.mask_a {
-            wv = wv.clone() * last_row_mask(&wv);
-            wh = wh.clone() * last_col_mask(&wh);
-        }
-        let conv = |x: Tensor<4>, w: Tensor<4>, b: Tensor<1>| {
-            burn::tensor::module::conv2d(
-                x,
-                w,
-                Some(b),
-                burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-            )
-        };
-        // Vertical: pad top k/2, left and right k/2. [b, 2p, h, w]
-        let v_pre = conv(
-            v.pad((half, half, half, 0), PadMode::Constant(0.0)),
-            wv,
-            self.vertical.bias.val(),
+        let (k, half) = (self.kernel, self.kernel / 2);
+        let v_taps = taps(
+            v,
+            (half, half, half),
+            &Self::vertical_offsets(k, self.mask_a),
         );
-        // Horizontal: pad left k/2. [b, 2p, h, w]
-        let h_pre = conv(
-            h.clone().pad((half, 0, 0, 0), PadMode::Constant(0.0)),
-            wh,
-            self.horizontal.bias.val(),
-        ) + self.vertical_to_horizontal.forward(v_pre.clone());
-        let (mut v_pre, mut h_pre) = (v_pre, h_pre);
+        let mut v_pre = self.vertical.forward(v_taps); // [b, h, w, 2p]
+        let h_taps = taps(
+            h.clone(),
+            (0, half, 0),
+            &Self::horizontal_offsets(k, self.mask_a),
+        );
+        let mut h_pre =
+            self.horizontal.forward(h_taps) + self.vertical_to_horizontal.forward(v_pre.clone()); // [b, h, w, 2p]
         if let (Some(c), Some(cond)) = (&self.condition, cond) {
-            let cv = c.forward(cond.clone()); // [b, 4p, h, w]
-            let p2 = cv.dims()[1] / 2;
-            v_pre = v_pre + cv.clone().narrow(1, 0, p2);
-            h_pre = h_pre + cv.narrow(1, p2, p2);
+            let cv = c.forward(cond.clone()); // [b, h, w, 4p]
+            let p2 = cv.dims()[3] / 2;
+            v_pre = v_pre + cv.clone().narrow(3, 0, p2);
+            h_pre = h_pre + cv.narrow(3, p2, p2);
         }
-        let v_out = gate(v_pre); // [b, p, h, w]
-        let gated = gate(h_pre); // [b, p, h, w]
+        let vertical = gate(v_pre); // [b, h, w, p]
+        let gated = gate(h_pre); // [b, h, w, p]
         let skip = self.skip.forward(gated.clone());
-        let mut h_out = self.horizontal_out.forward(gated);
+        let mut horizontal = self.horizontal_out.forward(gated);
         if !self.mask_a {
             // Type A's input holds the current pixel; a residual would leak it.
-            h_out = h_out + h;
+            horizontal = horizontal + h;
         }
         GatedOutput {
-            vertical: v_out,
-            horizontal: h_out,
+            vertical,
+            horizontal,
             skip,
         }
     }
-}
-
-/// Ones with the last kernel row zero (`[o, i, kh, kw]`).
-fn last_row_mask(w: &Tensor<4>) -> Tensor<4> {
-    let [o, i, kh, kw] = w.dims();
-    let ones = Tensor::<4>::ones([o, i, kh - 1, kw], &w.device());
-    Tensor::cat(vec![ones, Tensor::zeros([o, i, 1, kw], &w.device())], 2)
-}
-
-/// Ones with the last kernel column zero.
-fn last_col_mask(w: &Tensor<4>) -> Tensor<4> {
-    let [o, i, kh, kw] = w.dims();
-    let ones = Tensor::<4>::ones([o, i, kh, kw - 1], &w.device());
-    Tensor::cat(vec![ones, Tensor::zeros([o, i, kh, 1], &w.device())], 3)
 }

@@ -217,7 +217,7 @@ fn sample_codes(
     for r in 0..h {
         let first = r.saturating_sub(reach);
         let rows = r + 1 - first;
-        let band_cond = cond.map(|c| c.clone().narrow(2, first, rows));
+        let band_cond = cond.map(|c| c.clone().narrow(1, first, rows));
         for c in 0..w {
             let mut band = Vec::with_capacity(n * rows * w);
             for i in 0..n {
@@ -225,9 +225,9 @@ fn sample_codes(
             }
             let x = Tensor::<3, Int>::from_data(TensorData::new(band, [n, rows, w]), device);
             let logits = prior
-                .forward(x, band_cond.as_ref()) // [n, K, rows, w]
-                .narrow(2, rows - 1, 1)
-                .narrow(3, c, 1)
+                .forward(x, band_cond.as_ref()) // [n, rows, w, K]
+                .narrow(1, rows - 1, 1)
+                .narrow(2, c, 1)
                 .reshape([n, k]);
             let l: Vec<f32> = logits
                 .into_data()
@@ -378,8 +378,8 @@ mod tests {
             TensorData::new(v[first * w..(r + 1) * w].to_vec(), [1, r + 1 - first, w]),
             &device,
         );
-        let part = net.forward(band, None).narrow(2, r - first, 1);
-        let diff: f32 = (part - full.narrow(2, r, 1)).abs().max().into_scalar();
+        let part = net.forward(band, None).narrow(1, r - first, 1);
+        let diff: f32 = (part - full.narrow(1, r, 1)).abs().max().into_scalar();
         assert!(diff < 1e-5, "{diff}");
         assert!(first > 0, "the test must actually crop rows");
     }
