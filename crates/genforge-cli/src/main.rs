@@ -93,7 +93,8 @@ enum Command {
     /// the bottom codes zeroed (seed 004's `top=0 | bottom=0`); prints MSE and PSNR over all of
     /// the input.
     Reconstruct {
-        run_dir: PathBuf,
+        #[command(flatten)]
+        run: VqRun,
         /// A PNG/JPEG image or a dataset path (default: the run's own data).
         #[arg(long)]
         input: Option<PathBuf>,
@@ -109,14 +110,11 @@ enum Command {
         skip: usize,
         #[arg(long, default_value = "reconstructions.png")]
         out: PathBuf,
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        #[arg(long, default_value = "cpu")]
-        device: String,
     },
     /// VQ-VAE-2: write the top and bottom code maps of a dataset (input of the PixelCNN priors).
     Encode {
-        run_dir: PathBuf,
+        #[command(flatten)]
+        run: VqRun,
         /// Output directory (default: RUN_DIR/codes).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -126,14 +124,11 @@ enum Command {
         /// Dataset format of --input (default: the run's data.format).
         #[arg(long)]
         format: Option<String>,
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        #[arg(long, default_value = "cpu")]
-        device: String,
     },
     /// VQ-VAE-2: morph image A into image B through the continuous latents, as a grid and a GIF.
     Interpolate {
-        run_dir: PathBuf,
+        #[command(flatten)]
+        run: VqRun,
         #[arg(long)]
         a: PathBuf,
         #[arg(long)]
@@ -152,10 +147,6 @@ enum Command {
         /// Milliseconds per GIF frame.
         #[arg(long, default_value_t = 120)]
         delay_ms: u32,
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        #[arg(long, default_value = "cpu")]
-        device: String,
     },
     /// Time train steps of a preset: GANs a D step + G step, VQ-VAE-2 one autoencoder step,
     /// PixelCNN one step of each prior (timed apart; reads the code maps at data.path).
@@ -175,6 +166,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The VQ-VAE-2 run a command reads.
+#[derive(clap::Args)]
+struct VqRun {
+    /// A `vqvae2` run directory.
+    run_dir: PathBuf,
+    /// Checkpoint directory (default: the latest in the run).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+impl VqRun {
+    fn load(
+        &self,
+    ) -> Result<(
+        TrainConfig,
+        genforge::models::vqvae2::VqVae2,
+        PathBuf,
+        genforge::burn::tensor::Device,
+    )> {
+        let device = genforge::device::parse(&self.device)?;
+        let (cfg, model, ckpt) =
+            genforge::sample::vq::load_vqvae(&self.run_dir, self.checkpoint.as_deref(), &device)?;
+        tracing::info!("checkpoint {}", ckpt.display());
+        Ok((cfg, model, ckpt, device))
+    }
 }
 
 /// A bar on a terminal, periodic log lines otherwise.
@@ -383,19 +403,14 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Reconstruct {
-            run_dir,
+            run,
             input,
             format,
             n,
             skip,
             out,
-            checkpoint,
-            device,
         } => {
-            let device = genforge::device::parse(&device)?;
-            let (cfg, model, ckpt) =
-                genforge::sample::vq::load_vqvae(&run_dir, checkpoint.as_deref(), &device)?;
-            tracing::info!("checkpoint {}", ckpt.display());
+            let (cfg, model, _, device) = run.load()?;
             let data = load_input(&cfg, input.as_deref(), format.as_deref())?;
             let mse =
                 genforge::train::autoencoder::AutoencoderTrainer::eval_mse(&model, &data, 0, 64);
@@ -424,20 +439,17 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Encode {
-            run_dir,
+            run,
             out,
             input,
             format,
-            checkpoint,
-            device,
         } => {
-            let device = genforge::device::parse(&device)?;
-            let (cfg, model, ckpt) =
-                genforge::sample::vq::load_vqvae(&run_dir, checkpoint.as_deref(), &device)?;
+            let (cfg, model, ckpt, _) = run.load()?;
+            let run_dir = &run.run_dir;
             let data = load_input(&cfg, input.as_deref(), format.as_deref())?;
             let out = out.unwrap_or_else(|| run_dir.join("codes"));
             let started = Instant::now();
-            let codes = genforge::sample::vq::encode_dataset(&model, &data, &run_dir, &ckpt, 128)?;
+            let codes = genforge::sample::vq::encode_dataset(&model, &data, run_dir, &ckpt, 128)?;
             codes.write(&out)?;
             let m = &codes.manifest;
             tracing::info!(
@@ -452,7 +464,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Interpolate {
-            run_dir,
+            run,
             a,
             b,
             frames,
@@ -460,12 +472,8 @@ fn run(cli: Cli) -> Result<()> {
             out,
             gif,
             delay_ms,
-            checkpoint,
-            device,
         } => {
-            let device = genforge::device::parse(&device)?;
-            let (cfg, model, _) =
-                genforge::sample::vq::load_vqvae(&run_dir, checkpoint.as_deref(), &device)?;
+            let (cfg, model, _, device) = run.load()?;
             let one = |p: &Path| -> Result<_> {
                 let d = load_input(&cfg, Some(p), None)?;
                 Ok(d.tensor(&[0], &device))

@@ -26,7 +26,8 @@ pub struct BenchReport {
     pub img_per_s: f64,
     /// Peak resident memory of the process (VmHWM), MiB.
     pub peak_rss_mib: f64,
-    /// Trainable parameters of G and D (to check a reference builds the same model).
+    /// Parameters of G and D (to check a reference builds the same model); for other families
+    /// the first two of `models`.
     pub g_params: usize,
     pub d_params: usize,
     /// Mean seconds per step of each phase, from a separate synchronised pass.
@@ -141,18 +142,36 @@ fn run_autoencoder(
     let dev = device.clone().autodiff();
     let sec = time_steps(&dev, steps, warmup, || t.step(&idx).map(|_| ()), on_step)?;
     let n = t.model.num_params();
-    Ok(BenchReport {
+    Ok(stage_report(
+        preset,
+        batch,
+        steps,
+        sec,
+        Vec::new(),
+        vec![("vqvae2".into(), n)],
+    ))
+}
+
+fn stage_report(
+    preset: String,
+    batch: usize,
+    steps: usize,
+    sec: f64,
+    phases: Vec<(String, f64)>,
+    models: Vec<(String, usize)>,
+) -> BenchReport {
+    BenchReport {
         preset,
         batch,
         steps,
         sec_per_step: sec,
         img_per_s: batch as f64 / sec,
         peak_rss_mib: peak_rss_mib(),
-        g_params: n,
-        d_params: 0,
-        phases: Vec::new(),
-        models: vec![("vqvae2".into(), n)],
-    })
+        g_params: models.first().map_or(0, |m| m.1),
+        d_params: models.get(1).map_or(0, |m| m.1),
+        phases,
+        models,
+    }
 }
 
 /// VQ-VAE-2 stage 2: one step of the top prior and one of the bottom prior, timed apart, on
@@ -180,17 +199,9 @@ fn run_prior(
         phases.push((format!("{level:?}_prior").to_lowercase(), sec));
     }
     let sec: f64 = phases.iter().map(|p| p.1).sum();
-    let (nt, nb) = (t.top.num_params(), t.bottom.num_params());
-    Ok(BenchReport {
-        preset,
-        batch,
-        steps,
-        sec_per_step: sec,
-        img_per_s: batch as f64 / sec,
-        peak_rss_mib: peak_rss_mib(),
-        g_params: nt,
-        d_params: nb,
-        phases,
-        models: vec![("top prior".into(), nt), ("bottom prior".into(), nb)],
-    })
+    let models = vec![
+        ("top prior".into(), t.top.num_params()),
+        ("bottom prior".into(), t.bottom.num_params()),
+    ];
+    Ok(stage_report(preset, batch, steps, sec, phases, models))
 }

@@ -1,10 +1,12 @@
 //! Resume is exact: N steps straight and N/2 + resume to N give identical weights (G, D, spectral
 //! norm vectors, BatchNorm statistics) and identical samples.
 
+mod common;
+
 use std::path::Path;
 
-use genforge::burn::module::{Module, ModuleVisitor, Param};
-use genforge::burn::tensor::{Device, Tensor};
+use common::{params, run};
+use genforge::burn::tensor::Device;
 use genforge::config::TrainConfig;
 use genforge::models::{Discriminator, Generator};
 use genforge::rng::Rng;
@@ -13,51 +15,12 @@ use genforge::train::gan::load_module;
 use genforge::train::loop_::{RunSource, Silent};
 use genforge::train::{TrainOptions, train};
 
-struct Flatten(Vec<f32>);
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0
-            .extend(param.val().into_data().try_to_vec::<f32>().unwrap());
-    }
-}
-
-fn params<M: Module>(m: &M) -> Vec<f32> {
-    let mut f = Flatten(Vec::new());
-    m.visit(&mut f);
-    f.0
-}
-
-fn run(preset: &str, dir: &Path, steps: u64, resume: bool) {
-    let source = if resume {
-        RunSource::Resume {
-            run_dir: dir.to_path_buf(),
-            overrides: vec![],
-        }
-    } else {
-        let config = Box::new(TrainConfig::load(preset, &[]).unwrap());
-        RunSource::New {
-            config,
-            run_dir: Some(dir.to_path_buf()),
-            runs_root: dir.to_path_buf(),
-        }
-    };
-    train(
-        TrainOptions {
-            source,
-            steps: Some(steps),
-            device: Device::flex(),
-        },
-        &mut Silent,
-    )
-    .unwrap();
-}
-
 fn check(preset: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("straight"), tmp.path().join("resumed"));
-    run(preset, &a, 4, false);
-    run(preset, &b, 2, false);
-    run(preset, &b, 4, true);
+    run(preset, &a, 4, false, &[]);
+    run(preset, &b, 2, false, &[]);
+    run(preset, &b, 4, true, &[]);
     let device = Device::flex();
     let (_, ga, _) = sample::load_generator(&a, None, &device).unwrap();
     let (_, gb, ckpt) = sample::load_generator(&b, None, &device).unwrap();
@@ -132,7 +95,7 @@ fn vitgan_resume_is_exact() {
 fn resume_refuses_a_changed_model() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("r");
-    run("dcgan-tiny", &dir, 2, false);
+    run("dcgan-tiny", &dir, 2, false, &[]);
     let source = RunSource::Resume {
         run_dir: dir.clone(),
         overrides: vec!["model.z_dim=9".into()],

@@ -1,52 +1,14 @@
 //! VQ-VAE-2 and its priors through the training loop: reconstruction error falls on the shipped
 //! digits, and resume is exact for both stages (weights, codebook EMA state, logged losses).
 
+mod common;
+
 use std::path::Path;
 
-use genforge::burn::module::{Module, ModuleVisitor, Param};
-use genforge::burn::tensor::{Device, Tensor};
+use common::{params, run};
+use genforge::burn::tensor::Device;
 use genforge::config::TrainConfig;
 use genforge::sample::vq::{load_priors, load_vqvae};
-use genforge::train::loop_::{RunSource, Silent};
-use genforge::train::{TrainOptions, train};
-
-struct Flatten(Vec<f32>);
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0
-            .extend(param.val().into_data().try_to_vec::<f32>().unwrap());
-    }
-}
-
-fn params<M: Module>(m: &M) -> Vec<f32> {
-    let mut f = Flatten(Vec::new());
-    m.visit(&mut f);
-    f.0
-}
-
-fn run(preset: &str, dir: &Path, steps: u64, resume: bool, set: &[String]) {
-    let source = if resume {
-        RunSource::Resume {
-            run_dir: dir.to_path_buf(),
-            overrides: vec![],
-        }
-    } else {
-        RunSource::New {
-            config: Box::new(TrainConfig::load(preset, set).unwrap()),
-            run_dir: Some(dir.to_path_buf()),
-            runs_root: dir.to_path_buf(),
-        }
-    };
-    train(
-        TrainOptions {
-            source,
-            steps: Some(steps),
-            device: Device::flex(),
-        },
-        &mut Silent,
-    )
-    .unwrap();
-}
 
 fn stats(dir: &Path, key: &str) -> Vec<f64> {
     std::fs::read_to_string(dir.join("stats.jsonl"))

@@ -33,6 +33,18 @@ impl ResBlock {
     }
 }
 
+fn res_stack(
+    n: usize,
+    channels: usize,
+    res_channels: usize,
+    rng: &mut Rng,
+    device: &Device,
+) -> Vec<ResBlock> {
+    (0..n)
+        .map(|_| ResBlock::new(channels, res_channels, rng, device))
+        .collect()
+}
+
 /// `log2(stride)` stride-2 3x3 convs (ReLU between), a 3x3 conv, residual blocks, ReLU.
 #[derive(Module, Debug)]
 pub struct Encoder {
@@ -61,9 +73,7 @@ impl Encoder {
         Encoder {
             down,
             conv: Conv2d::pytorch([c, ch], [3, 3], 1, 1, rng, device),
-            res: (0..res_blocks)
-                .map(|_| ResBlock::new(ch, res_channels, rng, device))
-                .collect(),
+            res: res_stack(res_blocks, ch, res_channels, rng, device),
         }
     }
 
@@ -113,9 +123,7 @@ impl Decoder {
         }
         Decoder {
             conv: Conv2d::pytorch([cin, ch], [3, 3], 1, 1, rng, device),
-            res: (0..res_blocks)
-                .map(|_| ResBlock::new(ch, res_channels, rng, device))
-                .collect(),
+            res: res_stack(res_blocks, ch, res_channels, rng, device),
             up,
         }
     }

@@ -74,11 +74,7 @@ impl AutoencoderTrainer {
         );
         AutoencoderTrainer {
             opt: adam(&cfg),
-            state: TrainerState {
-                step: 0,
-                images_seen: 0,
-                rng: Rng::new(cfg.train.seed).fork(0xc0de),
-            },
+            state: TrainerState::new(cfg.train.seed, 0xc0de),
             cfg,
             model,
             device,

@@ -35,6 +35,17 @@ pub struct TrainerState {
     pub rng: Rng,
 }
 
+impl TrainerState {
+    /// Step 0 with the run's random stream `label` forked from `seed`.
+    pub fn new(seed: u64, label: u64) -> Self {
+        TrainerState {
+            step: 0,
+            images_seen: 0,
+            rng: Rng::new(seed).fork(label),
+        }
+    }
+}
+
 /// Accumulated seconds per phase of a train step.
 #[derive(Default, Debug, Clone)]
 pub struct PhaseTimes {

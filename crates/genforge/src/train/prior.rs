@@ -132,11 +132,7 @@ impl PriorTrainer {
         let mut t = PriorTrainer {
             top_opt: adam(&cfg),
             bottom_opt: adam(&cfg),
-            state: TrainerState {
-                step: 0,
-                images_seen: 0,
-                rng: Rng::new(cfg.train.seed).fork(0x9c0e),
-            },
+            state: TrainerState::new(cfg.train.seed, 0x9c0e),
             cfg,
             top,
             bottom,
