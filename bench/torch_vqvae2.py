@@ -9,6 +9,7 @@ banded-row scheme. Random data of the right shapes; the compute does not depend 
 """
 import argparse
 import math
+import resource
 import time
 
 import torch
@@ -280,6 +281,7 @@ def main():
         t3 = time.perf_counter()
     print(f"torch sampling {a.n} images: {t3 - t0:.2f} s ({a.n / (t3 - t0):.2f} img/s): top {t1 - t0:.2f} s, "
           f"bottom {t2 - t1:.2f} s, decode {t3 - t2:.2f} s")
+    print(f"torch peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (all three)")
 
 
 if __name__ == "__main__":

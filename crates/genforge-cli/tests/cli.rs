@@ -368,6 +368,42 @@ fn vqvae2_two_stages_from_the_command_line() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("img/s"));
     assert_eq!(png_size(&out), (2 * 18 + 2, 2 * 18 + 2));
 
+    // A class-conditional pair of priors samples a chosen class.
+    let cprior = tmp.path().join("cprior");
+    let o = genforge(&[
+        "train",
+        "pixelcnn-tiny",
+        "--run-dir",
+        cprior.to_str().unwrap(),
+        "--set",
+        &codes,
+        "--set",
+        "model.class_conditional=true",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = genforge(&[
+        "sample",
+        vqs,
+        "--prior",
+        cprior.to_str().unwrap(),
+        "--n",
+        "2",
+        "--label",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = genforge(&[
+        "sample",
+        vqs,
+        "--prior",
+        cprior.to_str().unwrap(),
+        "--n",
+        "2",
+    ]);
+    assert_clean_failure(&o, "--label");
+
     // Clear errors: a class label for an unconditional prior, priors on images, GAN sampling
     // options on a prior run.
     let o = genforge(&[

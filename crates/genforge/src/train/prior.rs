@@ -122,6 +122,17 @@ impl PriorTrainer {
                 "has no labels, so model.class_conditional must be false",
             ));
         }
+        if cfg.model.class_conditional
+            && let Some(&max) = codes.labels.iter().max()
+            && max as usize >= cfg.model.num_classes
+        {
+            return Err(Error::Config(format!(
+                "the code maps have labels up to {max}, but model.num_classes is {}; set \
+                 model.num_classes={}",
+                cfg.model.num_classes,
+                max + 1
+            )));
+        }
         // The sizes come from the code maps; the run's config records them.
         cfg.model.codebook_size = m.codebook_size;
         cfg.model.top_stride = factor;
