@@ -169,6 +169,48 @@ impl GatedPixelCnn {
         self.head[1].forward(relu(self.head[0].forward(relu(s)))) // [b, h, w, K]
     }
 
+    /// Sampling, once per row: the raw vertical pre-activation of every layer at the last row of
+    /// `codes` (`[b, rows, w]`, the rows the receptive field reaches, ending with the row being
+    /// sampled), each `[b, 1, w, 2p]`. The vertical stacks see only rows above, so these stay
+    /// valid while the row is filled in.
+    pub fn vertical_rows(&self, codes: Tensor<3, Int>, cond: Option<&Tensor<4>>) -> Vec<Tensor<4>> {
+        let [b, h, w] = codes.dims();
+        let mut v = embed_codes(&self.embed, codes, b, h, w);
+        let mut out = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let cv = layer.condition_parts(cond).map(|c| c.0);
+            let (v_pre, gated) = layer.vertical_step(v, cv.as_ref());
+            out.push(v_pre.narrow(1, h - 1, 1));
+            v = gated;
+        }
+        out
+    }
+
+    /// Sampling, once per position: logits of one row (`[b, 1, w]` codes, `[b, 1, w, K]` out)
+    /// from its vertical pre-activations ([`vertical_rows`](Self::vertical_rows)) and the row's
+    /// conditioning; only the horizontal stacks and the head run.
+    pub fn row_logits(
+        &self,
+        row: Tensor<3, Int>,
+        vertical: &[Tensor<4>],
+        cond: Option<&Tensor<4>>,
+    ) -> Tensor<4> {
+        let [b, h, w] = row.dims();
+        let mut x = embed_codes(&self.embed, row, b, h, w);
+        let mut skip: Option<Tensor<4>> = None;
+        for (layer, v_pre) in self.layers.iter().zip(vertical) {
+            let ch = layer.condition_parts(cond).map(|c| c.1);
+            let (out, s) = layer.horizontal_step(x, v_pre.clone(), ch.as_ref());
+            x = out;
+            skip = Some(match skip {
+                Some(acc) => acc + s,
+                None => s,
+            });
+        }
+        let s = skip.expect("at least one layer");
+        self.head[1].forward(relu(self.head[0].forward(relu(s))))
+    }
+
     /// Rows needed above a position: the type-A layer reaches `FIRST_KERNEL / 2` rows up and each
     /// type-B layer one more.
     pub fn receptive_rows(&self) -> usize {

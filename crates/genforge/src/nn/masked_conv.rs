@@ -173,38 +173,72 @@ impl GatedMaskedConv2d {
 
     /// `v`, `h`: `[b, h, w, p]`; `cond`: `[b, h, w, c]` when the layer is conditioned.
     pub fn forward(&self, v: Tensor<4>, h: Tensor<4>, cond: Option<&Tensor<4>>) -> GatedOutput {
+        let cond = self.condition_parts(cond);
+        let (v_pre, vertical) = self.vertical_step(v, cond.as_ref().map(|c| &c.0));
+        let (horizontal, skip) = self.horizontal_step(h, v_pre, cond.as_ref().map(|c| &c.1));
+        GatedOutput {
+            vertical,
+            horizontal,
+            skip,
+        }
+    }
+
+    /// The conditioning projected for the vertical and the horizontal gate, `[b, h, w, 2p]` each.
+    pub fn condition_parts(&self, cond: Option<&Tensor<4>>) -> Option<(Tensor<4>, Tensor<4>)> {
+        let (c, cond) = (self.condition.as_ref()?, cond?);
+        let cv = c.forward(cond.clone()); // [b, h, w, 4p]
+        let p2 = cv.dims()[3] / 2;
+        Some((cv.clone().narrow(3, 0, p2), cv.narrow(3, p2, p2)))
+    }
+
+    /// The vertical stack: its pre-activation before conditioning (which also feeds the
+    /// horizontal gate), `[b, h, w, 2p]`, and its gated output, `[b, h, w, p]`.
+    pub fn vertical_step(
+        &self,
+        v: Tensor<4>,
+        cond_v: Option<&Tensor<4>>,
+    ) -> (Tensor<4>, Tensor<4>) {
         let (k, half) = (self.kernel, self.kernel / 2);
         let v_taps = taps(
             v,
             (half, half, half),
             &Self::vertical_offsets(k, self.mask_a),
         );
-        let mut v_pre = self.vertical.forward(v_taps); // [b, h, w, 2p]
+        let v_pre = self.vertical.forward(v_taps); // [b, h, w, 2p]
+        let gated = match cond_v {
+            Some(c) => gate(v_pre.clone() + c.clone()),
+            None => gate(v_pre.clone()),
+        };
+        (v_pre, gated)
+    }
+
+    /// The horizontal stack given the same rows' vertical pre-activation: its output (with the
+    /// residual for type B) and its skip contribution, `[b, h, w, p]` each. Rows are independent
+    /// here, so this runs on any subset of rows.
+    pub fn horizontal_step(
+        &self,
+        h: Tensor<4>,
+        v_pre: Tensor<4>,
+        cond_h: Option<&Tensor<4>>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let (k, half) = (self.kernel, self.kernel / 2);
         let h_taps = taps(
             h.clone(),
             (0, half, 0),
             &Self::horizontal_offsets(k, self.mask_a),
         );
         let mut h_pre =
-            self.horizontal.forward(h_taps) + self.vertical_to_horizontal.forward(v_pre.clone()); // [b, h, w, 2p]
-        if let (Some(c), Some(cond)) = (&self.condition, cond) {
-            let cv = c.forward(cond.clone()); // [b, h, w, 4p]
-            let p2 = cv.dims()[3] / 2;
-            v_pre = v_pre + cv.clone().narrow(3, 0, p2);
-            h_pre = h_pre + cv.narrow(3, p2, p2);
+            self.horizontal.forward(h_taps) + self.vertical_to_horizontal.forward(v_pre); // [b, h, w, 2p]
+        if let Some(c) = cond_h {
+            h_pre = h_pre + c.clone();
         }
-        let vertical = gate(v_pre); // [b, h, w, p]
         let gated = gate(h_pre); // [b, h, w, p]
         let skip = self.skip.forward(gated.clone());
-        let mut horizontal = self.horizontal_out.forward(gated);
+        let mut out = self.horizontal_out.forward(gated);
         if !self.mask_a {
             // Type A's input holds the current pixel; a residual would leak it.
-            horizontal = horizontal + h;
+            out = out + h;
         }
-        GatedOutput {
-            vertical,
-            horizontal,
-            skip,
-        }
+        (out, skip)
     }
 }

@@ -200,8 +200,9 @@ fn draw(logits: &[f32], n: usize, k: usize, temperature: f64, rng: &mut Rng) -> 
 }
 
 /// Ancestral sampling of `[n, h, w]` codes from `prior`, all images at once, in raster order.
-/// Position `(r, c)` depends only on rows `<= r`, and on at most `receptive_rows` rows above, so
-/// each step runs the network on that band of rows alone.
+/// The vertical stacks see only the rows above, so they run once per row, on the band of rows the
+/// receptive field reaches; each position then runs only the horizontal stacks and the head on
+/// its own row.
 fn sample_codes(
     prior: &GatedPixelCnn,
     [h, w]: [usize; 2],
@@ -214,19 +215,21 @@ fn sample_codes(
     let k = prior.codebook_size();
     let reach = prior.receptive_rows();
     let mut codes = vec![0i64; n * h * w];
+    let rows_of = |codes: &[i64], first: usize, last: usize| -> Tensor<3, Int> {
+        let mut band = Vec::with_capacity(n * (last - first) * w);
+        for i in 0..n {
+            band.extend_from_slice(&codes[i * h * w + first * w..i * h * w + last * w]);
+        }
+        Tensor::from_data(TensorData::new(band, [n, last - first, w]), device)
+    };
     for r in 0..h {
         let first = r.saturating_sub(reach);
-        let rows = r + 1 - first;
-        let band_cond = cond.map(|c| c.clone().narrow(1, first, rows));
+        let band_cond = cond.map(|c| c.clone().narrow(1, first, r + 1 - first));
+        let vertical = prior.vertical_rows(rows_of(&codes, first, r + 1), band_cond.as_ref());
+        let row_cond = cond.map(|c| c.clone().narrow(1, r, 1));
         for c in 0..w {
-            let mut band = Vec::with_capacity(n * rows * w);
-            for i in 0..n {
-                band.extend_from_slice(&codes[i * h * w + first * w..i * h * w + (r + 1) * w]);
-            }
-            let x = Tensor::<3, Int>::from_data(TensorData::new(band, [n, rows, w]), device);
             let logits = prior
-                .forward(x, band_cond.as_ref()) // [n, rows, w, K]
-                .narrow(1, rows - 1, 1)
+                .row_logits(rows_of(&codes, r, r + 1), &vertical, row_cond.as_ref()) // [n, 1, w, K]
                 .narrow(2, c, 1)
                 .reshape([n, k]);
             let l: Vec<f32> = logits
@@ -347,6 +350,56 @@ mod tests {
             .filter(|_| draw(&logits, 1, 3, 0.5, &mut rng)[0] == 1)
             .count();
         assert!((hits as f64 / n as f64 - 0.9).abs() < 0.02, "{hits}");
+    }
+
+    #[test]
+    fn row_cached_logits_equal_full_map_logits() {
+        // The sampler's split (vertical stacks per row on a band, horizontal stacks per row)
+        // gives the full network's logits, with and without conditioning.
+        use crate::models::pixelcnn::PixelCnnSpec;
+        let device = Device::flex();
+        let net = GatedPixelCnn::new(
+            PixelCnnSpec {
+                codes: 5,
+                channels: 8,
+                layers: 3,
+                num_classes: 3,
+                top: Some((4, 2)),
+            },
+            &mut Rng::new(2),
+            &device,
+        );
+        let (h, w) = (10, 4);
+        let v: Vec<i64> = (0..2 * h * w).map(|i| (i * 7 % 5) as i64).collect();
+        let codes = Tensor::<3, Int>::from_data(TensorData::new(v.clone(), [2, h, w]), &device);
+        let top = Tensor::<3, Int>::from_data(
+            TensorData::new(
+                (0..2 * 5 * 2).map(|i| (i % 4) as i64).collect::<Vec<_>>(),
+                [2, 5, 2],
+            ),
+            &device,
+        );
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+        let cond = net.condition(Some(top), Some(labels), [h, w]).unwrap();
+        let full = net.forward(codes.clone(), Some(&cond)); // [2, h, w, K]
+        let reach = net.receptive_rows();
+        for r in [0usize, 3, 9] {
+            let first = r.saturating_sub(reach);
+            let vertical = net.vertical_rows(
+                codes.clone().narrow(1, first, r + 1 - first),
+                Some(&cond.clone().narrow(1, first, r + 1 - first)),
+            );
+            let row = net.row_logits(
+                codes.clone().narrow(1, r, 1),
+                &vertical,
+                Some(&cond.clone().narrow(1, r, 1)),
+            );
+            let diff: f32 = (row - full.clone().narrow(1, r, 1))
+                .abs()
+                .max()
+                .into_scalar();
+            assert!(diff < 1e-4, "row {r}: {diff}");
+        }
     }
 
     #[test]
