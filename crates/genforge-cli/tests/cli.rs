@@ -401,8 +401,25 @@ fn vqvae2_two_stages_from_the_command_line() {
         cprior.to_str().unwrap(),
         "--n",
         "2",
+        "--label",
+        "10",
     ]);
-    assert_clean_failure(&o, "--label");
+    assert_clean_failure(&o, "outside the prior's 10 classes");
+    // Without --label the classes come in turn.
+    let o = genforge(&[
+        "sample",
+        vqs,
+        "--prior",
+        cprior.to_str().unwrap(),
+        "--n",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The prior runs drew sample grids through the VQ-VAE-2 they were encoded with.
+    assert!(prior.join("samples/step-0000003.png").is_file());
+    assert!(cprior.join("samples/step-0000003.png").is_file());
 
     // Clear errors: a class label for an unconditional prior, priors on images, GAN sampling
     // options on a prior run.

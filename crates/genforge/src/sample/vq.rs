@@ -158,7 +158,7 @@ pub struct SampleOptions {
     /// Softmax temperature (1: the model's distribution; lower: sharper).
     pub temperature: f64,
     pub seed: u64,
-    /// Class of every sample for a class-conditional prior.
+    /// Class of every sample for a class-conditional prior (default: the classes in turn).
     pub label: Option<u32>,
 }
 
@@ -280,19 +280,17 @@ pub fn sample(
         )));
     }
     let conditional = prior_cfg.model.class_conditional;
-    let labels = match (conditional, opts.label) {
-        (true, Some(l)) if (l as usize) < prior_cfg.model.num_classes => Some(l),
+    let classes = prior_cfg.model.num_classes;
+    let n = opts.n;
+    let labels: Option<Vec<i64>> = match (conditional, opts.label) {
+        (true, Some(l)) if (l as usize) < classes => Some(vec![l as i64; n]),
         (true, Some(l)) => {
             return Err(Error::Config(format!(
                 "--label {l} is outside the prior's {} classes",
                 prior_cfg.model.num_classes
             )));
         }
-        (true, None) => {
-            return Err(Error::Config(
-                "this prior is class-conditional; pass --label N".into(),
-            ));
-        }
+        (true, None) => Some((0..n).map(|i| (i % classes) as i64).collect()),
         (false, Some(_)) => {
             return Err(Error::Config(
                 "--label needs a class-conditional prior (model.class_conditional = true)".into(),
@@ -303,9 +301,7 @@ pub fn sample(
     let device = vq.device();
     let hb = m.resolution / m.bottom_stride;
     let ht = hb / m.top_stride;
-    let n = opts.n;
-    let label_t = labels
-        .map(|l| Tensor::<1, Int>::from_data(TensorData::new(vec![l as i64; n], [n]), &device));
+    let label_t = labels.map(|l| Tensor::<1, Int>::from_data(TensorData::new(l, [n]), &device));
     let mut rng = Rng::new(opts.seed).fork(0x5a3e);
 
     let t0 = Instant::now();

@@ -18,7 +18,7 @@ use crate::config::TrainConfig;
 use crate::data::codes::CodeMaps;
 use crate::models::pixelcnn::{GatedPixelCnn, PixelCnnSpec, cross_entropy};
 use crate::rng::Rng;
-use crate::{Error, Result};
+use crate::{Error, Result, sample};
 
 pub const TOP_FILE: &str = "prior_top.bpk";
 pub const BOTTOM_FILE: &str = "prior_bottom.bpk";
@@ -267,7 +267,24 @@ impl Stage for PriorTrainer {
         save_state(&self.state, &dir.join(FILES[4]))
     }
 
-    fn snapshot(&mut self, _run_dir: &Path, _step: u64) -> Result<Vec<(&'static str, f64)>> {
+    /// Held-out bits per code, and a grid from the full sampler through the VQ-VAE-2 the code
+    /// maps came from (when that run is still where `encode` found it).
+    fn snapshot(&mut self, run_dir: &Path, step: u64) -> Result<Vec<(&'static str, f64)>> {
+        let vq_run = PathBuf::from(&self.codes.manifest.vqvae_run);
+        if vq_run.join(crate::run::CONFIG_FILE).is_file() {
+            let device = self.device.clone().inner();
+            let (vq_cfg, vq, _) = sample::vq::load_vqvae(&vq_run, None, &device)?;
+            let opts = sample::vq::SampleOptions {
+                n: self.cfg.train.grid_size.clamp(1, 64),
+                temperature: 1.0,
+                seed: self.cfg.train.seed,
+                label: None,
+            };
+            let (top, bottom) = (self.top.valid(), self.bottom.valid());
+            let (images, _) = sample::vq::sample(&vq, &vq_cfg, &self.cfg, &top, &bottom, &opts)?;
+            let path = run_dir.join("samples").join(format!("step-{step:07}.png"));
+            sample::grid::save_png(&sample::grid::make_grid(images, None), &path)?;
+        }
         let ln2 = std::f64::consts::LN_2;
         Ok(match self.eval(self.cfg.train.eval_limit) {
             Some((t, b)) => vec![
