@@ -23,6 +23,13 @@ fn genforge(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// Run and require success, showing stderr otherwise.
+fn genforge_ok(args: &[&str]) -> Output {
+    let o = genforge(args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -291,15 +298,13 @@ fn vqvae2_two_stages_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let vq = tmp.path().join("vq");
     let vqs = vq.to_str().unwrap();
-    let o = genforge(&["train", "vqvae2-tiny", "--run-dir", vqs]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    genforge_ok(&["train", "vqvae2-tiny", "--run-dir", vqs]);
     let stats = std::fs::read_to_string(vq.join("stats.jsonl")).unwrap();
     assert!(stats.contains("perplexity_bottom") && stats.contains("heldout_psnr"));
 
     // Reconstruction figure: 4 rows (originals, recon, top=0, bottom=0) of 8 images at 16x16.
     let fig = tmp.path().join("recon.png");
-    let o = genforge(&["reconstruct", vqs, "--out", fig.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = genforge_ok(&["reconstruct", vqs, "--out", fig.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("PSNR"));
     assert_eq!(png_size(&fig), (8 * 18 + 2, 4 * 18 + 2));
 
@@ -313,7 +318,7 @@ fn vqvae2_two_stages_from_the_command_line() {
     image_like(&a, 0);
     image_like(&b, 255);
     let grid = tmp.path().join("morph.png");
-    let o = genforge(&[
+    genforge_ok(&[
         "interpolate",
         vqs,
         "--a",
@@ -325,19 +330,17 @@ fn vqvae2_two_stages_from_the_command_line() {
         "--out",
         grid.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(png_size(&grid), (5 * 18 + 2, 18 + 2));
     let gif = std::fs::read(tmp.path().join("morph.gif")).unwrap();
     assert_eq!(&gif[..6], b"GIF89a");
 
     // Codes, priors, samples.
-    let o = genforge(&["encode", vqs]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    genforge_ok(&["encode", vqs]);
     let manifest = std::fs::read_to_string(vq.join("codes/codes.json")).unwrap();
     assert!(manifest.contains("\"count\": 80"), "{manifest}");
     let prior = tmp.path().join("prior");
     let codes = format!("data.path={}", vq.join("codes").display());
-    let o = genforge(&[
+    genforge_ok(&[
         "train",
         "pixelcnn-tiny",
         "--run-dir",
@@ -345,14 +348,13 @@ fn vqvae2_two_stages_from_the_command_line() {
         "--set",
         &codes,
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         std::fs::read_to_string(prior.join("stats.jsonl"))
             .unwrap()
             .contains("heldout_bottom_bits")
     );
     let out = tmp.path().join("samples.png");
-    let o = genforge(&[
+    let o = genforge_ok(&[
         "sample",
         vqs,
         "--prior",
@@ -364,13 +366,12 @@ fn vqvae2_two_stages_from_the_command_line() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("img/s"));
     assert_eq!(png_size(&out), (2 * 18 + 2, 2 * 18 + 2));
 
     // A class-conditional pair of priors samples a chosen class.
     let cprior = tmp.path().join("cprior");
-    let o = genforge(&[
+    genforge_ok(&[
         "train",
         "pixelcnn-tiny",
         "--run-dir",
@@ -380,8 +381,7 @@ fn vqvae2_two_stages_from_the_command_line() {
         "--set",
         "model.class_conditional=true",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = genforge(&[
+    genforge_ok(&[
         "sample",
         vqs,
         "--prior",
@@ -393,7 +393,6 @@ fn vqvae2_two_stages_from_the_command_line() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let o = genforge(&[
         "sample",
         vqs,
@@ -406,7 +405,7 @@ fn vqvae2_two_stages_from_the_command_line() {
     ]);
     assert_clean_failure(&o, "outside the prior's 10 classes");
     // Without --label the classes come in turn.
-    let o = genforge(&[
+    genforge_ok(&[
         "sample",
         vqs,
         "--prior",
@@ -416,7 +415,6 @@ fn vqvae2_two_stages_from_the_command_line() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     // The prior runs drew sample grids through the VQ-VAE-2 they were encoded with.
     assert!(prior.join("samples/step-0000003.png").is_file());
     assert!(cprior.join("samples/step-0000003.png").is_file());
