@@ -81,16 +81,97 @@ enum Command {
         /// VQ-VAE-2: class of every sample, for a class-conditional prior.
         #[arg(long)]
         label: Option<u32>,
+        /// StyleGAN: truncation psi, `w_avg + psi (w - w_avg)` (1: none, 0: the average image).
+        #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+        psi: f64,
+        /// StyleGAN: truncate only the first K style layers (the paper's cutoff; default: all).
+        #[arg(long, value_name = "K")]
+        cutoff: Option<usize>,
         /// Attention figure of 5 images instead of samples: `g` (default) or `d`. SAGAN: the
-        /// seed's centre-pixel maps of G. ViTGAN: one row per head, of G's centre patch or of
+        /// article's centre-pixel maps of G. ViTGAN: one row per head, of G's centre patch or of
         /// D's class token, from the last transformer block.
         #[arg(long, value_name = "g|d", num_args = 0..=1, default_missing_value = "g")]
         attention: Option<String>,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// StyleGAN: the truncation sweep, one row per seed and one column per psi.
+    Truncation {
+        #[command(flatten)]
+        run: StyleRun,
+        /// Seeds, one row each.
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
+        seeds: Vec<u64>,
+        /// psi values, one column each (default: -1 to 1 in steps of 0.25).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            allow_hyphen_values = true,
+            default_value = "-1,-0.75,-0.5,-0.25,0,0.25,0.5,0.75,1"
+        )]
+        psi: Vec<f64>,
+        /// Truncate only the first K style layers.
+        #[arg(long, value_name = "K")]
+        cutoff: Option<usize>,
+        #[arg(long, default_value = "truncation.png")]
+        out: PathBuf,
+    },
+    /// StyleGAN: the style-mixing grid. Source A seeds across the top, source B seeds down the
+    /// side; each cell is A's image with B's styles in the chosen layers.
+    Mix {
+        #[command(flatten)]
+        run: StyleRun,
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+        a: Vec<u64>,
+        #[arg(long, value_delimiter = ',', default_value = "5,6,7")]
+        b: Vec<u64>,
+        /// Layers taken from B: coarse (4x4-8x8), middle (16x16-32x32), fine (64x64 and up; the
+        /// last resolution of a small network) or a range A..B of style layers.
+        #[arg(long, default_value = "coarse")]
+        styles: String,
+        #[arg(long, default_value = "mixing.png")]
+        out: PathBuf,
+    },
+    /// StyleGAN: the noise figure. Per seed: noise in every layer, in none, in the coarse layers
+    /// only, in the fine layers only, two more noise draws, and the per-pixel standard deviation
+    /// over --draws draws.
+    Noise {
+        #[command(flatten)]
+        run: StyleRun,
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
+        seeds: Vec<u64>,
+        #[arg(long, default_value_t = 100)]
+        draws: usize,
+        #[arg(long, default_value = "noise.png")]
+        out: PathBuf,
+    },
+    /// StyleGAN: morph seed A into seed B (lerp in W, or slerp in Z) as a looping GIF and a strip.
+    Morph {
+        #[command(flatten)]
+        run: StyleRun,
+        #[arg(long)]
+        a: u64,
+        #[arg(long)]
+        b: u64,
+        /// Frames from A to B, both included.
+        #[arg(long, default_value_t = 40)]
+        frames: usize,
+        /// Interpolate the latents z spherically instead of w linearly.
+        #[arg(long)]
+        slerp: bool,
+        #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+        psi: f64,
+        /// Strip PNG (every frame in one row).
+        #[arg(long, default_value = "morph.png")]
+        out: PathBuf,
+        /// GIF path (default: --out with a .gif extension).
+        #[arg(long)]
+        gif: Option<PathBuf>,
+        #[arg(long, default_value_t = 80)]
+        delay_ms: u32,
+    },
     /// VQ-VAE-2: originals above reconstructions, then decoded with the top codes zeroed and with
-    /// the bottom codes zeroed (seed 004's `top=0 | bottom=0`); prints MSE and PSNR over all of
+    /// the bottom codes zeroed (the article's `top=0 | bottom=0`); prints MSE and PSNR over all of
     /// the input.
     Reconstruct {
         #[command(flatten)]
@@ -195,6 +276,34 @@ impl VqRun {
         tracing::info!("checkpoint {}", ckpt.display());
         Ok((cfg, model, ckpt, device))
     }
+}
+
+/// The StyleGAN run a command reads.
+#[derive(clap::Args)]
+struct StyleRun {
+    /// A `stylegan` run directory.
+    run_dir: PathBuf,
+    /// Checkpoint directory (default: the latest in the run).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+impl StyleRun {
+    fn load(&self) -> Result<genforge::models::stylegan::Generator> {
+        let device = genforge::device::parse(&self.device)?;
+        let (_, g, ckpt) =
+            genforge::sample::stylegan::load(&self.run_dir, self.checkpoint.as_deref(), &device)?;
+        tracing::info!("checkpoint {}", ckpt.display());
+        Ok(g)
+    }
+}
+
+fn save_grid(images: genforge::burn::tensor::Tensor<4>, cols: usize, out: &Path) -> Result<()> {
+    genforge::sample::grid::save_png(&genforge::sample::grid::make_grid(images, Some(cols)), out)?;
+    tracing::info!("wrote {}", out.display());
+    Ok(())
 }
 
 /// A bar on a terminal, periodic log lines otherwise.
@@ -337,6 +446,8 @@ fn run(cli: Cli) -> Result<()> {
             prior,
             temperature,
             label,
+            psi,
+            cutoff,
             attention,
             device,
         } => {
@@ -356,16 +467,21 @@ fn run(cli: Cli) -> Result<()> {
                     &device,
                 );
             }
-            if run_dir.join("config.toml").is_file() {
-                let cfg = TrainConfig::load_file(&run_dir.join("config.toml"))?;
-                if !cfg.model.family.is_gan() {
-                    bail!(
-                        "{} is a {:?} run: sample a VQ-VAE-2 run with --prior PRIOR_RUN_DIR \
-                         (a `genforge train pixelcnn-...` run on its codes)",
-                        run_dir.display(),
-                        cfg.model.family
-                    );
-                }
+            let cfg = genforge::run::open(&run_dir)?;
+            if cfg.model.kind() != genforge::models::Kind::Gan {
+                bail!(
+                    "{} is a {} run: sample a VQ-VAE-2 run with --prior PRIOR_RUN_DIR \
+                     (a `genforge train pixelcnn-...` run on its codes)",
+                    run_dir.display(),
+                    cfg.model.family()
+                );
+            }
+            if (psi != 1.0 || cutoff.is_some()) && cfg.model.as_stylegan().is_none() {
+                bail!(
+                    "--psi and --cutoff are StyleGAN's truncation trick; {} is a {} run",
+                    run_dir.display(),
+                    cfg.model.family()
+                );
             }
             let (cfg, g, ckpt) =
                 genforge::sample::load_generator(&run_dir, checkpoint.as_deref(), &device)?;
@@ -378,7 +494,8 @@ fn run(cli: Cli) -> Result<()> {
                     }
                     genforge::sample::attention::Net::Generator => None,
                 };
-                let z = genforge::sample::latents(5, cfg.model.z_dim, seed, &device);
+                let z_dim = cfg.model.z_dim().expect("a GAN run");
+                let z = genforge::sample::latents(5, z_dim, seed, &device);
                 let fig = genforge::sample::attention::figure(&g, d.as_ref(), net, z)?;
                 genforge::sample::grid::save_png(&fig, &out)?;
                 tracing::info!("wrote {}", out.display());
@@ -387,8 +504,18 @@ fn run(cli: Cli) -> Result<()> {
             if n == 0 {
                 bail!("--n must be at least 1");
             }
-            let z = genforge::sample::latents(n, cfg.model.z_dim, seed, &device);
-            let images = g.forward(z);
+            let z =
+                genforge::sample::latents(n, cfg.model.z_dim().expect("a GAN run"), seed, &device);
+            let images = match &g {
+                genforge::models::Generator::Style(s) => {
+                    genforge::sample::stylegan::check_psi(psi)?;
+                    if let Some(k) = cutoff {
+                        genforge::sample::stylegan::check_layers(s, &(0..k.max(1)))?;
+                    }
+                    s.generate(z, psi, cutoff, &mut genforge::rng::Rng::new(seed))
+                }
+                g => g.forward(z, None),
+            };
             let as_dir =
                 out.is_dir() || out.to_string_lossy().ends_with('/') || out.extension().is_none();
             if as_dir {
@@ -401,6 +528,66 @@ fn run(cli: Cli) -> Result<()> {
                 )?;
                 tracing::info!("wrote {}", out.display());
             }
+        }
+        Command::Truncation {
+            run,
+            seeds,
+            psi,
+            cutoff,
+            out,
+        } => {
+            let g = run.load()?;
+            let images = genforge::sample::stylegan::truncation_sweep(&g, &seeds, &psi, cutoff)?;
+            save_grid(images, psi.len(), &out)?;
+        }
+        Command::Mix {
+            run,
+            a,
+            b,
+            styles,
+            out,
+        } => {
+            let g = run.load()?;
+            if a.is_empty() || b.is_empty() {
+                bail!("--a and --b need at least one seed each");
+            }
+            let layers = genforge::sample::stylegan::style_range(&g, &styles)?;
+            tracing::info!(
+                "B's styles in layers {}..{} of {}",
+                layers.start,
+                layers.end,
+                g.num_layers()
+            );
+            let (images, cols) = genforge::sample::stylegan::mixing_grid(&g, &a, &b, layers)?;
+            save_grid(images, cols, &out)?;
+        }
+        Command::Noise {
+            run,
+            seeds,
+            draws,
+            out,
+        } => {
+            let g = run.load()?;
+            let (images, cols) = genforge::sample::stylegan::noise_figure(&g, &seeds, draws)?;
+            save_grid(images, cols, &out)?;
+        }
+        Command::Morph {
+            run,
+            a,
+            b,
+            frames,
+            slerp,
+            psi,
+            out,
+            gif,
+            delay_ms,
+        } => {
+            let g = run.load()?;
+            let images = genforge::sample::stylegan::morph(&g, a, b, frames, slerp, psi)?;
+            save_grid(images.clone(), frames, &out)?;
+            let gif = gif.unwrap_or_else(|| out.with_extension("gif"));
+            genforge::sample::gif::save_gif(images, &gif, delay_ms, 4)?;
+            tracing::info!("wrote {}", gif.display());
         }
         Command::Reconstruct {
             run,
@@ -551,12 +738,9 @@ fn load_input(
         Some(p) => p.to_path_buf(),
         None => cfg.resolve_data_path(),
     };
+    let (channels, resolution) = cfg.model.image_shape().expect("an image family");
     Ok(genforge::data::load_input(
-        &path,
-        format,
-        &cfg.data,
-        cfg.model.channels,
-        cfg.model.resolution,
+        &path, format, &cfg.data, channels, resolution,
     )?)
 }
 

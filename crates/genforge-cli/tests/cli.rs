@@ -280,6 +280,110 @@ fn colour_model_on_synthetic_shapes() {
 }
 
 #[test]
+fn stylegan_trains_and_draws_every_figure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    genforge_ok(&["train", "stylegan-tiny", "--run-dir", r, "--steps", "2"]);
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("family = \"stylegan\"") && !cfg.contains("codebook_size"),
+        "{cfg}"
+    );
+    let stats = std::fs::read_to_string(run.join("stats.jsonl")).unwrap();
+    assert!(stats.contains("\"r1\""), "R1 runs at step 2: {stats}");
+    let out = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    // 16x16 images with 2 pixels of padding; the tiny network has 6 style layers.
+    genforge_ok(&[
+        "sample",
+        r,
+        "--n",
+        "4",
+        "--psi",
+        "0.5",
+        "--cutoff",
+        "2",
+        "--out",
+        &out("s.png"),
+    ]);
+    assert_eq!(png_size(Path::new(&out("s.png"))), (2 * 18 + 2, 2 * 18 + 2));
+    genforge_ok(&[
+        "truncation",
+        r,
+        "--seeds",
+        "0,1",
+        "--psi",
+        "-1,0,1",
+        "--out",
+        &out("t.png"),
+    ]);
+    assert_eq!(png_size(Path::new(&out("t.png"))), (3 * 18 + 2, 2 * 18 + 2));
+    genforge_ok(&[
+        "mix",
+        r,
+        "--a",
+        "0,1,2",
+        "--b",
+        "3,4",
+        "--styles",
+        "fine",
+        "--out",
+        &out("m.png"),
+    ]);
+    assert_eq!(png_size(Path::new(&out("m.png"))), (4 * 18 + 2, 3 * 18 + 2));
+    genforge_ok(&[
+        "noise",
+        r,
+        "--seeds",
+        "0",
+        "--draws",
+        "4",
+        "--out",
+        &out("n.png"),
+    ]);
+    assert_eq!(png_size(Path::new(&out("n.png"))), (7 * 18 + 2, 18 + 2));
+    genforge_ok(&[
+        "morph",
+        r,
+        "--a",
+        "0",
+        "--b",
+        "1",
+        "--frames",
+        "5",
+        "--out",
+        &out("morph.png"),
+    ]);
+    assert_eq!(png_size(Path::new(&out("morph.png"))), (5 * 18 + 2, 18 + 2));
+    let gif = std::fs::read(out("morph.gif")).unwrap();
+    assert_eq!(&gif[..6], b"GIF89a");
+    // Bad input: one clear line each.
+    let o = genforge(&["sample", r, "--psi", "5", "--out", &out("x.png")]);
+    assert_clean_failure(&o, "psi");
+    let o = genforge(&["truncation", r, "--cutoff", "9", "--out", &out("x.png")]);
+    assert_clean_failure(&o, "6 style layers");
+    let o = genforge(&["mix", r, "--styles", "2..9", "--out", &out("x.png")]);
+    assert_clean_failure(&o, "6 style layers");
+    let o = genforge(&["mix", r, "--styles", "middle", "--out", &out("x.png")]);
+    assert_clean_failure(&o, "no middle styles");
+    let other = tmp.path().join("dcgan");
+    genforge_ok(&[
+        "train",
+        "dcgan-tiny",
+        "--run-dir",
+        other.to_str().unwrap(),
+        "--steps",
+        "1",
+    ]);
+    let o = genforge(&["morph", other.to_str().unwrap(), "--a", "0", "--b", "1"]);
+    assert_clean_failure(&o, "needs a StyleGAN run");
+    let o = genforge(&["sample", other.to_str().unwrap(), "--psi", "0.7"]);
+    assert_clean_failure(&o, "StyleGAN");
+    let o = genforge(&["train", "stylegan-tiny", "--set", "train.style_mixing=1.5"]);
+    assert_clean_failure(&o, "train.style_mixing");
+}
+
+#[test]
 fn presets_lists_the_seed_presets() {
     let o = genforge(&["presets"]);
     assert!(o.status.success());
@@ -288,7 +392,9 @@ fn presets_lists_the_seed_presets() {
         out.contains("dcgan-mnist")
             && out.contains("sagan-mnist")
             && out.contains("vitgan-mnist")
-            && out.contains("vitgan-cifar10"),
+            && out.contains("vitgan-cifar10")
+            && out.contains("stylegan-mnist")
+            && out.contains("stylegan-ffhq"),
         "{out}"
     );
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::config::TrainConfig;
-use crate::models::Family;
+use crate::models::Kind;
 use crate::train::GanTrainer;
 use crate::train::Stage;
 use crate::train::autoencoder::AutoencoderTrainer;
@@ -56,25 +56,25 @@ pub fn run(
     warmup: usize,
     mut on_step: impl FnMut(usize, f64),
 ) -> Result<BenchReport> {
-    match cfg.model.family {
-        Family::Vqvae2 => return run_autoencoder(cfg, device, steps, warmup, on_step),
-        Family::Pixelcnn => return run_prior(cfg, device, steps, warmup, on_step),
-        _ => {}
+    match cfg.model.kind() {
+        Kind::Autoencoder => return run_autoencoder(cfg, device, steps, warmup, on_step),
+        Kind::Prior => return run_prior(cfg, device, steps, warmup, on_step),
+        Kind::Gan => {}
     }
-    let m = &cfg.model;
+    let (channels, resolution) = cfg.model.image_shape().expect("an image family");
     let batch = cfg.train.batch;
-    let shape = [batch, m.channels, m.resolution, m.resolution];
+    let shape = [batch, channels, resolution, resolution];
     let preset = cfg.name.clone();
     let mut trainer = GanTrainer::new(cfg, device);
     let real = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), trainer.device());
     for _ in 0..warmup {
-        trainer.train_step(real.clone())?;
+        trainer.train_step(real.clone(), None)?;
     }
     let _ = trainer.device().sync();
     let t0 = Instant::now();
     for i in 0..steps {
         let s = Instant::now();
-        trainer.train_step(real.clone())?;
+        trainer.train_step(real.clone(), None)?;
         on_step(i, s.elapsed().as_secs_f64());
     }
     let _ = trainer.device().sync();
@@ -82,7 +82,7 @@ pub fn run(
     let mut phases = PhaseTimes::default();
     let phase_steps = steps.clamp(1, 3);
     for _ in 0..phase_steps {
-        trainer.train_step_timed(real.clone(), Some(&mut phases))?;
+        trainer.train_step_timed(real.clone(), None, Some(&mut phases))?;
     }
     Ok(BenchReport {
         preset,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataConfig;
-use crate::models::ModelConfig;
+use crate::models::{Kind, ModelConfig};
 use crate::{Error, Result};
 
 /// Everything a run needs; saved resolved as `config.toml` in the run directory.
@@ -56,12 +56,19 @@ pub struct TrainingConfig {
     pub keep_checkpoints: usize,
     /// Images in each sample grid.
     pub grid_size: usize,
-    /// ViTGAN: bCR weight on real images (seed: 10).
+    /// bCR weight on real images, when DiffAugment is on (ViTGAN: 10).
     pub bcr_real: f64,
-    /// ViTGAN: bCR weight on generated images (seed: 10).
+    /// bCR weight on generated images, when DiffAugment is on (ViTGAN: 10).
     pub bcr_fake: f64,
     /// Decay of the generator's weight average used for samples (ViTGAN: 0.995; 0 = off).
     pub ema_decay: f64,
+    /// R1 weight gamma (StyleGAN: 10 at 1024x1024; 0 = off).
+    pub r1_gamma: f64,
+    /// Run R1 every this many steps, weighted by the interval (lazy regularization; 1 = every
+    /// step, in the same D update as the adversarial loss).
+    pub r1_interval: u64,
+    /// StyleGAN: probability of style mixing regularization in each batch (the paper's 0.9).
+    pub style_mixing: f64,
     /// Adam learning rate of single-network families (VQ-VAE-2, PixelCNN).
     pub lr: f64,
     /// Fraction of the data held out (the last images or code maps) for held-out metrics.
@@ -90,6 +97,9 @@ impl Default for TrainingConfig {
             bcr_real: 10.0,
             bcr_fake: 10.0,
             ema_decay: 0.0,
+            r1_gamma: 0.0,
+            r1_interval: 1,
+            style_mixing: 0.9,
             lr: 3e-4,
             holdout: 0.0,
             eval_limit: 0,
@@ -158,6 +168,22 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "pixelcnn-tiny",
         include_str!("../../../configs/pixelcnn-tiny.toml"),
+    ),
+    (
+        "stylegan-mnist",
+        include_str!("../../../configs/stylegan-mnist.toml"),
+    ),
+    (
+        "stylegan-emoji",
+        include_str!("../../../configs/stylegan-emoji.toml"),
+    ),
+    (
+        "stylegan-ffhq",
+        include_str!("../../../configs/stylegan-ffhq.toml"),
+    ),
+    (
+        "stylegan-tiny",
+        include_str!("../../../configs/stylegan-tiny.toml"),
     ),
 ];
 
@@ -289,34 +315,50 @@ impl TrainConfig {
                 t.holdout
             )));
         }
+        let kind = self.model.kind();
         let codes = self.data.format == crate::data::DataFormat::Codes;
-        if codes != (self.model.family == crate::models::Family::Pixelcnn) {
+        if codes != (kind == Kind::Prior) {
             return Err(Error::Config(
                 "data.format = \"codes\" (code maps from `genforge encode`) goes with \
                  model.family = \"pixelcnn\", and only with it"
                     .into(),
             ));
         }
-        if t.ema_decay > 0.0 && self.model.family != crate::models::Family::Vitgan {
-            return Err(Error::Config(
-                "train.ema_decay is supported for model.family = \"vitgan\" only (DCGAN and \
-                 SAGAN generators carry BatchNorm statistics an average of weights would not \
-                 follow)"
-                    .into(),
-            ));
+        if t.ema_decay > 0.0 && (kind != Kind::Gan || self.model.has_batchnorm()) {
+            return Err(Error::Config(format!(
+                "train.ema_decay is not supported for model.family = \"{}\" (DCGAN and SAGAN \
+                 generators carry BatchNorm statistics an average of weights would not follow); \
+                 set it to 0",
+                self.model.family()
+            )));
         }
         for (k, v) in [
             ("train.bcr_real", t.bcr_real),
             ("train.bcr_fake", t.bcr_fake),
+            ("train.r1_gamma", t.r1_gamma),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::Config(format!("{k} must be >= 0, got {v}")));
             }
         }
-        if self.model.family == crate::models::Family::Vitgan && t.loss != LossKind::Bce {
-            return Err(Error::Config(
-                "train.loss must be \"bce\" for ViTGAN (the seed's non-saturating loss)".into(),
-            ));
+        if t.r1_interval == 0 {
+            return Err(Error::Config("train.r1_interval must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&t.style_mixing) {
+            return Err(Error::Config(format!(
+                "train.style_mixing must be a probability in [0, 1], got {}",
+                t.style_mixing
+            )));
+        }
+        if matches!(
+            self.model,
+            ModelConfig::Vitgan(_) | ModelConfig::Stylegan(_)
+        ) && t.loss != LossKind::Bce
+        {
+            return Err(Error::Config(format!(
+                "train.loss must be \"bce\" for {} (its non-saturating logistic loss)",
+                self.model.family()
+            )));
         }
         if t.log_every == 0 {
             return Err(Error::Config("train.log_every must be at least 1".into()));
@@ -430,10 +472,37 @@ mod tests {
     fn model_differences_name_the_keys() {
         let a = TrainConfig::load("dcgan-mnist", &[]).unwrap();
         let mut b = a.clone();
-        b.model.z_dim = 32;
+        if let ModelConfig::Dcgan(m) = &mut b.model {
+            m.z_dim = 32;
+        }
         b.train.steps = 5;
         let d = a.model_differences(&b);
         assert_eq!(d.len(), 1);
         assert!(d[0].starts_with("model.z_dim"), "{d:?}");
+    }
+}
+
+#[cfg(test)]
+mod family_config_tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_config_holds_only_its_familys_keys() {
+        let dcgan = TrainConfig::load("dcgan-mnist", &[]).unwrap().to_toml();
+        assert!(dcgan.contains("family = \"dcgan\""), "{dcgan}");
+        for other in ["codebook_size", "g_attention", "patch", "w_dim"] {
+            assert!(
+                !dcgan.contains(other),
+                "{other} in a DCGAN config:\n{dcgan}"
+            );
+        }
+        let style = TrainConfig::load("stylegan-mnist", &[]).unwrap();
+        let keys = style.flat_keys();
+        assert!(keys.contains_key("model.w_dim") && !keys.contains_key("model.width"));
+        // A key of another family is refused with the family's own keys listed.
+        let err = TrainConfig::from_toml("[model]\nfamily = \"dcgan\"\ncodebook_size = 4\n", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("codebook_size"), "{err}");
     }
 }

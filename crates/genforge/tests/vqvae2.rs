@@ -100,6 +100,7 @@ fn both_stages_resume_exactly() {
     assert_eq!(stats(&pa, "bottom_nats"), stats(&pb, "bottom_nats"));
     assert_eq!(stats(&pa, "heldout_top_nats").len(), 2);
     // The prior run recorded the code maps' sizes.
-    assert_eq!(cfg.model.codebook_size, 16);
-    assert_eq!(cfg.model.top_stride, 2);
+    let p = cfg.model.as_pixelcnn().unwrap();
+    assert_eq!(p.codebook_size, 16);
+    assert_eq!(p.top_stride, 2);
 }

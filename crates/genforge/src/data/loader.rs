@@ -1,7 +1,7 @@
 //! In-memory dataset and batching. The batch order is a pure function of (seed, step), so a
 //! resumed run sees exactly the batches a straight run would, with no loader state to save.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -91,6 +91,12 @@ impl Dataset {
             TensorData::new(v, [indices.len(), self.channels, self.height, self.width]),
             device,
         )
+    }
+
+    /// Class labels of `indices`, `[n]` (`u32::MAX` for unlabelled images).
+    pub fn labels_tensor(&self, indices: &[usize], device: &Device) -> Tensor<1, Int> {
+        let v: Vec<i64> = indices.iter().map(|&i| self.label(i) as i64).collect();
+        Tensor::from_data(TensorData::new(v, [indices.len()]), device)
     }
 
     /// Batches per epoch (the incomplete last batch is dropped so every step has `batch` images).

@@ -26,10 +26,82 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::{leaky_relu, relu, tanh};
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
-use super::{Family, ModelConfig};
 use crate::nn::{Conv2d, ConvTranspose2d, SelfAttention, init};
 use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// `model.*` keys of `family = "dcgan"`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DcganConfig {
+    /// Latent size (the article: 20).
+    pub z_dim: usize,
+    /// The article's `image_size` argument (64): G's last hidden layer and D's first layer,
+    /// doubling towards 4x4.
+    pub width: usize,
+    /// Image channels: 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// Output side: 32, 64 or 128.
+    pub resolution: usize,
+}
+
+impl Default for DcganConfig {
+    fn default() -> Self {
+        DcganConfig {
+            z_dim: 20,
+            width: 64,
+            channels: 1,
+            resolution: 64,
+        }
+    }
+}
+
+impl DcganConfig {
+    pub fn validate(&self) -> Result<()> {
+        if ![32, 64, 128].contains(&self.resolution) {
+            return Err(Error::Config(format!(
+                "model.resolution must be 32, 64 or 128, got {}",
+                self.resolution
+            )));
+        }
+        super::check_channels(self.channels)?;
+        if self.z_dim == 0 || self.width == 0 {
+            return Err(Error::Config(
+                "model.z_dim and model.width must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn backbone(&self) -> Backbone {
+        Backbone {
+            z_dim: self.z_dim,
+            width: self.width,
+            channels: self.channels,
+            resolution: self.resolution,
+            spectral_norm: false,
+            g_attention: Vec::new(),
+            d_attention: Vec::new(),
+        }
+    }
+}
+
+/// What the convolutional backbone is built from: DCGAN's keys, plus SAGAN's spectral norm and
+/// attention placement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backbone {
+    pub z_dim: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub resolution: usize,
+    pub spectral_norm: bool,
+    /// Resolutions of G's hidden layers followed by self-attention.
+    pub g_attention: Vec<usize>,
+    /// Resolutions of D's layers followed by self-attention.
+    pub d_attention: Vec<usize>,
+}
 
 /// LeakyReLU slope of the seed's discriminator.
 pub const LEAKY_SLOPE: f64 = 0.1;
@@ -71,8 +143,8 @@ pub struct Output {
 }
 
 impl Generator {
-    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
-        let sagan = cfg.family == Family::Sagan;
+    pub fn new(cfg: &Backbone, rng: &mut Rng, device: &Device) -> Self {
+        let sagan = cfg.spectral_norm;
         let n = hidden_layers(cfg.resolution);
         let res = generator_resolutions(cfg.resolution);
         let mut blocks = Vec::with_capacity(n);
@@ -138,8 +210,8 @@ pub struct Logits {
 }
 
 impl Discriminator {
-    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
-        let sagan = cfg.family == Family::Sagan;
+    pub fn new(cfg: &Backbone, rng: &mut Rng, device: &Device) -> Self {
+        let sagan = cfg.spectral_norm;
         let mut blocks = Vec::new();
         let mut cin = cfg.channels;
         for (i, &r) in discriminator_resolutions(cfg.resolution).iter().enumerate() {
@@ -180,17 +252,18 @@ impl Discriminator {
 mod tests {
     use super::*;
 
-    fn seed_cfg(family: Family) -> ModelConfig {
-        ModelConfig {
-            family,
-            ..ModelConfig::default()
+    fn seed_cfg(sagan: bool) -> Backbone {
+        if sagan {
+            crate::models::sagan::SaganConfig::default().backbone()
+        } else {
+            DcganConfig::default().backbone()
         }
     }
 
     #[test]
     fn generator_layer_shapes_follow_the_seed_table() {
         let device = Device::flex();
-        let g = Generator::new(&seed_cfg(Family::Dcgan), &mut Rng::new(0), &device);
+        let g = Generator::new(&seed_cfg(false), &mut Rng::new(0), &device);
         let mut x = Tensor::<4>::zeros([2, 20, 1, 1], &device);
         let want = [
             [2, 512, 4, 4],
@@ -211,7 +284,7 @@ mod tests {
     #[test]
     fn discriminator_layer_shapes_follow_the_seed_table() {
         let device = Device::flex();
-        let d = Discriminator::new(&seed_cfg(Family::Dcgan), &mut Rng::new(0), &device);
+        let d = Discriminator::new(&seed_cfg(false), &mut Rng::new(0), &device);
         let mut x = Tensor::<4>::zeros([2, 1, 64, 64], &device);
         let want = [
             [2, 64, 32, 32],
@@ -235,7 +308,7 @@ mod tests {
     #[test]
     fn sagan_attention_sits_after_layers_3_and_4() {
         let device = Device::flex();
-        let cfg = seed_cfg(Family::Sagan);
+        let cfg = seed_cfg(true);
         let g = Generator::new(&cfg, &mut Rng::new(0), &device);
         let has: Vec<bool> = g.blocks.iter().map(|b| b.attention.is_some()).collect();
         assert_eq!(has, [false, false, true, true]);
@@ -256,12 +329,13 @@ mod tests {
     fn other_resolutions_and_channels() {
         let device = Device::flex();
         for (res, layers) in [(32, 3), (128, 5)] {
-            let cfg = ModelConfig {
+            let cfg = DcganConfig {
                 resolution: res,
                 channels: 3,
                 width: 8,
-                ..ModelConfig::default()
-            };
+                ..DcganConfig::default()
+            }
+            .backbone();
             let g = Generator::new(&cfg, &mut Rng::new(0), &device);
             assert_eq!(g.blocks.len(), layers);
             let img = g.forward(Tensor::zeros([1, 20], &device)).images;
@@ -274,7 +348,7 @@ mod tests {
     #[test]
     fn init_statistics_match_weights_init() {
         let device = Device::flex();
-        let g = Generator::new(&seed_cfg(Family::Dcgan), &mut Rng::new(0), &device);
+        let g = Generator::new(&seed_cfg(false), &mut Rng::new(0), &device);
         let w = g.blocks[1]
             .conv
             .weight

@@ -8,10 +8,86 @@
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::nn::masked_conv::{Dense, GatedMaskedConv2d, MaskType};
 use crate::nn::{ConvTranspose2d, init};
 use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// `model.*` keys of `family = "pixelcnn"` (stage 2). `codebook_size` and `top_stride` are
+/// read from the code maps when the run starts and recorded in its config.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PixelcnnConfig {
+    /// Channels of every gated layer.
+    pub width: usize,
+    /// Gated layers of each prior (7).
+    pub depth: usize,
+    /// Condition both priors on the image class as well.
+    pub class_conditional: bool,
+    /// Number of classes when class-conditional.
+    pub num_classes: usize,
+    /// Codes per codebook (from the code maps).
+    pub codebook_size: usize,
+    /// Bottom side / top side (from the code maps).
+    pub top_stride: usize,
+}
+
+impl Default for PixelcnnConfig {
+    fn default() -> Self {
+        PixelcnnConfig {
+            width: 64,
+            depth: 7,
+            class_conditional: false,
+            num_classes: 10,
+            codebook_size: 512,
+            top_stride: 2,
+        }
+    }
+}
+
+impl PixelcnnConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.width == 0 || self.depth == 0 {
+            return Err(Error::Config(
+                "model.width (channels) and model.depth (gated layers) must be positive".into(),
+            ));
+        }
+        if self.class_conditional && self.num_classes < 2 {
+            return Err(Error::Config(format!(
+                "model.num_classes must be at least 2 for a class-conditional prior, got {}",
+                self.num_classes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The top prior and the bottom prior (conditioned on the top codes), drawn in that order.
+    pub fn init(&self, rng: &mut Rng, device: &Device) -> (GatedPixelCnn, GatedPixelCnn) {
+        let spec = PixelCnnSpec {
+            codes: self.codebook_size,
+            channels: self.width,
+            layers: self.depth,
+            num_classes: if self.class_conditional {
+                self.num_classes
+            } else {
+                0
+            },
+            top: None,
+        };
+        let top = GatedPixelCnn::new(spec, rng, device);
+        let bottom = GatedPixelCnn::new(
+            PixelCnnSpec {
+                top: Some((self.codebook_size, self.top_stride)),
+                ..spec
+            },
+            rng,
+            device,
+        );
+        (top, bottom)
+    }
+}
 
 /// The seed's kernel sizes: 7 for the first (type A) layer, 3 for the rest.
 pub const FIRST_KERNEL: usize = 7;

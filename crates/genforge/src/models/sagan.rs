@@ -4,6 +4,79 @@
 //! (G 1e-4, D 4e-4, Adam betas 0.0/0.9). Select it with `model.family = "sagan"`.
 
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::dcgan::{self, Backbone};
+use crate::{Error, Result};
+
+/// `model.*` keys of `family = "sagan"`: DCGAN's, plus where self-attention sits.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SaganConfig {
+    pub z_dim: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub resolution: usize,
+    /// Resolutions of G's hidden layers followed by self-attention (the article: 16 and 32).
+    pub g_attention: Vec<usize>,
+    /// Resolutions of D's layers followed by self-attention (the article: 8 and 4).
+    pub d_attention: Vec<usize>,
+}
+
+impl Default for SaganConfig {
+    fn default() -> Self {
+        let d = dcgan::DcganConfig::default();
+        SaganConfig {
+            z_dim: d.z_dim,
+            width: d.width,
+            channels: d.channels,
+            resolution: d.resolution,
+            g_attention: vec![16, 32],
+            d_attention: vec![8, 4],
+        }
+    }
+}
+
+impl SaganConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.base().validate()?;
+        let g_res = dcgan::generator_resolutions(self.resolution);
+        for r in &self.g_attention {
+            if !g_res.contains(r) {
+                return Err(Error::Config(format!(
+                    "model.g_attention: {r} is not a generator hidden resolution ({g_res:?})"
+                )));
+            }
+        }
+        let d_res = dcgan::discriminator_resolutions(self.resolution);
+        for r in &self.d_attention {
+            if !d_res.contains(r) {
+                return Err(Error::Config(format!(
+                    "model.d_attention: {r} is not a discriminator layer resolution ({d_res:?})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn base(&self) -> dcgan::DcganConfig {
+        dcgan::DcganConfig {
+            z_dim: self.z_dim,
+            width: self.width,
+            channels: self.channels,
+            resolution: self.resolution,
+        }
+    }
+
+    pub fn backbone(&self) -> Backbone {
+        Backbone {
+            spectral_norm: true,
+            g_attention: self.g_attention.clone(),
+            d_attention: self.d_attention.clone(),
+            ..self.base().backbone()
+        }
+    }
+}
 
 /// The seed's attention figure panel: the map of the centre position of a square
 /// `[n, n]` attention matrix (`n = side^2`), as a `[side, side]` image.

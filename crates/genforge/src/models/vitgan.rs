@@ -3,65 +3,97 @@
 //! patches, L2 self-attention and Improved Spectral Normalization on every layer.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu, leaky_relu};
+use burn::tensor::activation::gelu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
-use super::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::nn::diff_augment::Policy;
 use crate::nn::equalized::{EqualizedLinear, EqualizedOpts};
 use crate::nn::init;
 use crate::nn::layer_norm::{LayerNorm, SelfModulatedLayerNorm};
+pub use crate::nn::mapping::{LRELU_GAIN, MAPPING_LR_MULTIPLIER, MappingNetwork};
 use crate::nn::multi_head_attention::MultiHeadAttention;
 use crate::nn::siren::{Lff, Siren, patch_coords};
 use crate::nn::spectral_norm::ImprovedSpectralNorm;
 use crate::rng::Rng;
+use crate::{Error, Result};
 
-/// Learning-rate multiplier of the mapping network (StyleGAN2, kept by the seed).
-pub const MAPPING_LR_MULTIPLIER: f64 = 0.01;
-
-/// StyleGAN2's `normalize_2nd_moment`: `z / sqrt(mean(z^2) + 1e-8)` per sample.
-fn normalize_2nd_moment(z: Tensor<2>) -> Tensor<2> {
-    let ms = z.clone().square().mean_dim(1); // [b, 1]
-    z / (ms + 1e-8).sqrt()
+/// `model.*` keys of `family = "vitgan"` (defaults: the reference CIFAR-10 settings).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VitganConfig {
+    pub z_dim: usize,
+    pub channels: usize,
+    pub resolution: usize,
+    /// Patch side in pixels (4; D's overlapping patches are twice as wide).
+    pub patch: usize,
+    /// Transformer width of G and D, also the SIREN width and `w` size (384).
+    pub hidden: usize,
+    /// Transformer blocks in G and in D (4).
+    pub depth: usize,
+    /// Attention heads (4).
+    pub heads: usize,
+    /// MLP expansion of the transformer blocks (4).
+    pub mlp_ratio: usize,
+    /// Layers of the `z -> w` mapping network (8).
+    pub mapping_layers: usize,
+    /// SIREN hidden sine layers after the first (1).
+    pub siren_layers: usize,
+    /// Demodulate the SIREN's modulated weights (off).
+    pub demodulation: bool,
+    /// DiffAugment policy for D's inputs ("color,translation,cutout").
+    pub diffaugment: String,
 }
 
-/// Gain after each leaky ReLU of the mapping network (StyleGAN2's `bias_act` default for lrelu),
-/// which keeps `w` at unit scale through the 8 layers instead of shrinking it ~14x.
-pub const LRELU_GAIN: f64 = std::f64::consts::SQRT_2;
-
-/// `z -> w`: an MLP of equalized linear layers with leaky ReLU 0.2, `lr_multiplier = 0.01`.
-#[derive(Module, Debug)]
-pub struct MappingNetwork {
-    pub layers: Vec<EqualizedLinear>,
-}
-
-impl MappingNetwork {
-    pub fn new(z_dim: usize, w_dim: usize, n: usize, rng: &mut Rng, device: &Device) -> Self {
-        let opts = EqualizedOpts {
-            lr_multiplier: MAPPING_LR_MULTIPLIER,
-            ..Default::default()
-        };
-        let layers = (0..n)
-            .map(|i| {
-                EqualizedLinear::new(
-                    [if i == 0 { z_dim } else { w_dim }, w_dim],
-                    opts,
-                    rng,
-                    device,
-                )
-            })
-            .collect();
-        MappingNetwork { layers }
-    }
-
-    /// `[b, z_dim] -> [b, w_dim]`
-    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
-        let mut x = normalize_2nd_moment(z);
-        for layer in &self.layers {
-            x = leaky_relu(layer.forward(x), 0.2) * LRELU_GAIN;
+impl Default for VitganConfig {
+    fn default() -> Self {
+        VitganConfig {
+            z_dim: 32,
+            channels: 3,
+            resolution: 32,
+            patch: 4,
+            hidden: 384,
+            depth: 4,
+            heads: 4,
+            mlp_ratio: 4,
+            mapping_layers: 8,
+            siren_layers: 1,
+            demodulation: false,
+            diffaugment: "color,translation,cutout".into(),
         }
-        x
+    }
+}
+
+impl VitganConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        super::check_channels(self.channels)?;
+        if self.patch < 2
+            || !self.patch.is_multiple_of(2)
+            || !self.resolution.is_multiple_of(self.patch)
+        {
+            return bad(format!(
+                "model.patch must be even and divide model.resolution ({}), got {}",
+                self.resolution, self.patch
+            ));
+        }
+        if self.z_dim == 0 || self.hidden == 0 || self.depth == 0 || self.mapping_layers == 0 {
+            return bad("model.z_dim, hidden, depth and mapping_layers must be positive".into());
+        }
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+            return bad(format!(
+                "model.hidden ({}) must be divisible by model.heads ({})",
+                self.hidden, self.heads
+            ));
+        }
+        if self.mlp_ratio == 0 {
+            return bad("model.mlp_ratio must be positive".into());
+        }
+        Policy::parse(&self.diffaugment)?;
+        Ok(())
     }
 }
 
@@ -130,7 +162,7 @@ pub struct Generator {
 }
 
 impl Generator {
-    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+    pub fn new(cfg: &VitganConfig, rng: &mut Rng, device: &Device) -> Self {
         let d = cfg.hidden;
         let n = (cfg.resolution / cfg.patch).pow(2);
         let blocks = (0..cfg.depth)
@@ -219,7 +251,7 @@ pub fn discriminator_tokens(resolution: usize, patch: usize) -> usize {
 }
 
 impl PatchEmbedding {
-    fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+    fn new(cfg: &VitganConfig, rng: &mut Rng, device: &Device) -> Self {
         let (d, c, k) = (cfg.hidden, cfg.channels, 2 * cfg.patch);
         let weight = init::normal([d, c, k, k], 0.0, 1.0, rng, device);
         let gain = 1.0 / ((c * k * k) as f64).sqrt();
@@ -282,7 +314,7 @@ pub struct Discriminator {
 }
 
 impl Discriminator {
-    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+    pub fn new(cfg: &VitganConfig, rng: &mut Rng, device: &Device) -> Self {
         let d = cfg.hidden;
         let blocks = (0..cfg.depth)
             .map(|_| DiscriminatorBlock {
@@ -329,9 +361,8 @@ mod tests {
     use super::*;
     use burn::tensor::TensorData;
 
-    fn tiny() -> ModelConfig {
-        ModelConfig {
-            family: super::super::Family::Vitgan,
+    fn tiny() -> VitganConfig {
+        VitganConfig {
             z_dim: 8,
             channels: 3,
             resolution: 16,
@@ -414,7 +445,7 @@ mod tests {
         // Guards the init scales: w must not vanish through the mapping layers, and the SIREN
         // output must start at pixel scale, not 100x below it.
         let device = Device::flex();
-        let cfg = ModelConfig {
+        let cfg = VitganConfig {
             hidden: 64,
             resolution: 32,
             mapping_layers: 8,
@@ -439,17 +470,5 @@ mod tests {
             .sqrt()
             .into_scalar::<f32>();
         assert!(spread > 0.05 && spread < 3.0, "spatial std {spread}");
-    }
-
-    #[test]
-    fn mapping_network_uses_the_slow_learning_rate() {
-        let device = Device::flex();
-        let mut rng = Rng::new(14);
-        let m = MappingNetwork::new(8, 16, 3, &mut rng, &device);
-        for l in &m.layers {
-            assert!((l.bias_gain - MAPPING_LR_MULTIPLIER).abs() < 1e-12);
-            let fan_in = l.weight.dims()[1] as f64;
-            assert!((l.weight_gain - MAPPING_LR_MULTIPLIER / fan_in.sqrt()).abs() < 1e-12);
-        }
     }
 }

@@ -8,10 +8,108 @@ use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 
-use super::ModelConfig;
+use serde::{Deserialize, Serialize};
+
 use crate::nn::vector_quantizer::{EmaVectorQuantizer, Quantized};
 use crate::nn::{Conv2d, ConvTranspose2d};
 use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// `model.*` keys of `family = "vqvae2"` (stage 1).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Vqvae2Config {
+    pub channels: usize,
+    pub resolution: usize,
+    /// Encoder/decoder channels.
+    pub width: usize,
+    /// Codes per codebook K (512).
+    pub codebook_size: usize,
+    /// Code vector size D (64).
+    pub code_dim: usize,
+    /// Image side / bottom code-map side, a power of two.
+    pub bottom_stride: usize,
+    /// Bottom side / top side, a power of two.
+    pub top_stride: usize,
+    /// Residual blocks at the end of each encoder and start of each decoder.
+    pub res_blocks: usize,
+    /// Hidden channels inside a residual block.
+    pub res_channels: usize,
+    /// Commitment loss weight beta (0.25).
+    pub commitment: f64,
+    /// EMA decay of the codebook statistics (0.99).
+    pub vq_decay: f64,
+    /// Laplace smoothing epsilon of the cluster sizes (1e-5).
+    pub vq_epsilon: f64,
+    /// Restart codes unused for this many steps from encoder outputs (0: never).
+    pub dead_code_steps: usize,
+}
+
+impl Default for Vqvae2Config {
+    fn default() -> Self {
+        Vqvae2Config {
+            channels: 1,
+            resolution: 32,
+            width: 64,
+            codebook_size: 512,
+            code_dim: 64,
+            bottom_stride: 4,
+            top_stride: 2,
+            res_blocks: 2,
+            res_channels: 32,
+            commitment: 0.25,
+            vq_decay: 0.99,
+            vq_epsilon: 1e-5,
+            dead_code_steps: 100,
+        }
+    }
+}
+
+impl Vqvae2Config {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        super::check_channels(self.channels)?;
+        for (k, v) in [
+            ("model.bottom_stride", self.bottom_stride),
+            ("model.top_stride", self.top_stride),
+        ] {
+            if v < 2 || !v.is_power_of_two() {
+                return bad(format!("{k} must be a power of two >= 2, got {v}"));
+            }
+        }
+        let total = self.bottom_stride * self.top_stride;
+        if self.resolution == 0 || !self.resolution.is_multiple_of(total) {
+            return bad(format!(
+                "model.resolution ({}) must be a multiple of bottom_stride * top_stride ({total})",
+                self.resolution
+            ));
+        }
+        if self.width < 2 || self.code_dim == 0 || self.codebook_size < 2 || self.res_channels == 0
+        {
+            return bad(
+                "model.width (>= 2), code_dim, codebook_size (>= 2) and res_channels must be \
+                 positive"
+                    .into(),
+            );
+        }
+        if self.codebook_size > u16::MAX as usize + 1 {
+            return bad(format!(
+                "model.codebook_size must be at most 65536 (codes are stored as 16-bit), got {}",
+                self.codebook_size
+            ));
+        }
+        if !(0.0..1.0).contains(&self.vq_decay) {
+            return bad(format!(
+                "model.vq_decay must be in [0, 1), got {}",
+                self.vq_decay
+            ));
+        }
+        if !(self.vq_epsilon > 0.0 && self.commitment >= 0.0) {
+            return bad("model.vq_epsilon must be > 0 and model.commitment >= 0".into());
+        }
+        Ok(())
+    }
+}
 
 /// `x + conv1x1(relu(conv3x3(relu(x))))`
 #[derive(Module, Debug)]
@@ -177,7 +275,7 @@ impl Encoded {
 }
 
 impl VqVae2 {
-    pub fn new(cfg: &ModelConfig, rng: &mut Rng, device: &Device) -> Self {
+    pub fn new(cfg: &Vqvae2Config, rng: &mut Rng, device: &Device) -> Self {
         let (ch, d, rb, rc) = (cfg.width, cfg.code_dim, cfg.res_blocks, cfg.res_channels);
         let vq = |rng: &mut Rng| {
             EmaVectorQuantizer::new(
@@ -273,8 +371,7 @@ mod tests {
     fn both_levels_have_the_configured_shapes() {
         let device = Device::flex();
         for (res, bs, ts) in [(32, 4, 2), (32, 2, 2), (64, 2, 4), (32, 8, 2)] {
-            let cfg = ModelConfig {
-                family: super::super::Family::Vqvae2,
+            let cfg = Vqvae2Config {
                 channels: 3,
                 resolution: res,
                 width: 16,
@@ -284,7 +381,7 @@ mod tests {
                 res_blocks: 1,
                 bottom_stride: bs,
                 top_stride: ts,
-                ..ModelConfig::default()
+                ..Vqvae2Config::default()
             };
             let m = VqVae2::new(&cfg, &mut Rng::new(0), &device);
             let x =

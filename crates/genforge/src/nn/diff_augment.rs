@@ -149,38 +149,47 @@ mod tests {
     }
 
     #[test]
-    fn translation_moves_pixels_and_fills_zeros() {
+    fn translation_moves_each_image_by_its_drawn_shift_and_fills_zeros() {
         let device = Device::flex();
-        let (h, w) = (10, 10);
-        let v: Vec<f32> = (0..h * w).map(|i| i as f32 + 1.0).collect();
-        let x = Tensor::<4>::from_data(TensorData::new(v.clone(), [1, 1, h, w]), &device);
+        let (b, h, w) = (24, 16, 16);
+        let v: Vec<f32> = (0..b * h * w).map(|i| i as f32 + 1.0).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(v.clone(), [b, 1, h, w]), &device);
         let policy = Policy {
             translation: true,
             ..Default::default()
         };
-        let mut rng = Rng::new(12);
-        let y = diff_augment(x, policy, &mut rng)
+        let y = diff_augment(x, policy, &mut Rng::new(12))
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
-        // Recover the shift from the first non-zero value and check every pixel against it.
-        let mut ok = false;
-        for ty in -1i64..=1 {
-            for tx in -1i64..=1 {
-                let matches = (0..h as i64).all(|i| {
-                    (0..w as i64).all(|j| {
-                        let (si, sj) = (i + ty, j + tx);
-                        let want = if (0..h as i64).contains(&si) && (0..w as i64).contains(&sj) {
-                            v[(si * w as i64 + sj) as usize]
-                        } else {
-                            0.0
-                        };
-                        y[(i * w as i64 + j) as usize] == want
-                    })
-                });
-                ok |= matches;
+        // Replay the draws (ty then tx per image, uniform in [-s, s]) and check every pixel.
+        let s = shift(h) as i64;
+        assert_eq!(s, 2);
+        let mut replay = Rng::new(12);
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 0..b {
+            let ty = replay.below(2 * s as usize + 1) as i64 - s;
+            let tx = replay.below(2 * s as usize + 1) as i64 - s;
+            seen.insert((ty, tx));
+            for i in 0..h as i64 {
+                for j in 0..w as i64 {
+                    let (si, sj) = (i + ty, j + tx);
+                    let want = if (0..h as i64).contains(&si) && (0..w as i64).contains(&sj) {
+                        v[n * h * w + (si * w as i64 + sj) as usize]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(
+                        y[n * h * w + (i * w as i64 + j) as usize],
+                        want,
+                        "image {n}"
+                    );
+                }
             }
         }
-        assert!(ok, "output is not a zero-filled shift of the input");
+        // The shifts vary over the batch and reach the range's ends, so an augmentation that
+        // returned its input unchanged (shift 0) would have failed above.
+        assert!(seen.len() > 5, "{seen:?}");
+        assert!(seen.iter().any(|&(ty, tx)| ty.abs() == s || tx.abs() == s));
     }
 }

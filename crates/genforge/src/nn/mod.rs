@@ -1,12 +1,18 @@
 //! Layers burn lacks, named as in the papers.
 
+pub mod adain;
+pub mod blur;
 pub mod conv;
 pub mod diff_augment;
 pub mod equalized;
+pub mod equalized_conv;
 pub mod init;
 pub mod layer_norm;
+pub mod mapping;
 pub mod masked_conv;
+pub mod minibatch_stddev;
 pub mod multi_head_attention;
+pub mod noise;
 pub mod self_attention;
 pub mod siren;
 pub mod spectral_norm;

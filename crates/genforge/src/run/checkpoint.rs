@@ -1,10 +1,95 @@
 //! Checkpoints are directories `checkpoints/step-XXXXXXX/`. Each is written under a hidden
 //! temporary name, synced, then renamed into place, so a crash never leaves a half-written
-//! checkpoint that looks like the latest one. The newest `keep` are kept.
+//! checkpoint that looks like the latest one. The newest `keep` are kept. This module also owns
+//! the file names inside a checkpoint and how modules, optimizers and trainer state are written
+//! and read, so training and sampling share one definition.
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+
+use super::TrainerState;
 use crate::{Error, Result};
+
+/// File names inside a checkpoint directory.
+pub mod files {
+    pub const STATE: &str = "state.json";
+    pub const GENERATOR: &str = "generator.bpk";
+    pub const DISCRIMINATOR: &str = "discriminator.bpk";
+    pub const G_OPTIM: &str = "g_optim.bpk";
+    pub const D_OPTIM: &str = "d_optim.bpk";
+    /// The generator's weight average, when the run keeps one.
+    pub const GENERATOR_EMA: &str = "generator_ema.bpk";
+    pub const VQVAE2: &str = "vqvae2.bpk";
+    pub const OPTIM: &str = "optim.bpk";
+    pub const PRIOR_TOP: &str = "prior_top.bpk";
+    pub const PRIOR_BOTTOM: &str = "prior_bottom.bpk";
+    pub const OPTIM_TOP: &str = "optim_top.bpk";
+    pub const OPTIM_BOTTOM: &str = "optim_bottom.bpk";
+}
+
+/// An error naming the first of `names` missing from the checkpoint `dir`.
+pub fn require_files(dir: &Path, names: &[&str]) -> Result<()> {
+    for f in names {
+        if !dir.join(f).is_file() {
+            return Err(Error::run(
+                dir,
+                format!("checkpoint is incomplete: {f} is missing"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn save_module<M: Module>(module: M, path: &Path) -> Result<()> {
+    module
+        .into_record()
+        .save(path)
+        .map_err(|e| Error::run(path, e.to_string()))
+}
+
+/// Load a `.bpk` record into a freshly built module, turning panics-to-be into errors.
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
+    let record = ModuleRecord::load(path)
+        .map_err(|e| Error::run(path, format!("unreadable weights: {e}")))?;
+    module.try_load_record(record).map_err(|e| {
+        Error::run(
+            path,
+            format!("weights do not fit the configured model: {e}"),
+        )
+    })
+}
+
+pub fn save_optim(opt: &ModuleOptimizer, path: &Path) -> Result<()> {
+    opt.save(path).map_err(|e| Error::run(path, e.to_string()))
+}
+
+pub fn load_optim(opt: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
+    opt.load(path)
+        .map_err(|e| Error::run(path, format!("unreadable optimizer state: {e}")))
+}
+
+pub fn save_state(state: &TrainerState, dir: &Path) -> Result<()> {
+    let path = dir.join(files::STATE);
+    let text = serde_json::to_string_pretty(state).expect("state serializes");
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+}
+
+pub fn load_state(dir: &Path) -> Result<TrainerState> {
+    let path = dir.join(files::STATE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::run(&path, format!("corrupt state: {e}")))
+}
+
+/// Whether `err` is about a file inside the checkpoint `dir` (so an older checkpoint may do).
+pub fn is_checkpoint_error(err: &Error, dir: &Path) -> bool {
+    match err {
+        Error::Run { path, .. } | Error::Io { path, .. } => path.starts_with(dir),
+        _ => false,
+    }
+}
 
 pub fn dir_name(step: u64) -> String {
     format!("step-{step:07}")

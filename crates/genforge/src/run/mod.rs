@@ -6,7 +6,54 @@ pub mod checkpoint;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::rng::Rng;
 use crate::{Error, Result};
+
+/// Scalar state saved beside the weights in every checkpoint.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TrainerState {
+    pub step: u64,
+    pub images_seen: u64,
+    /// The run's random stream (latents, noise, mixing, augmentation), so a resumed run draws
+    /// what a straight run would.
+    pub rng: Rng,
+}
+
+impl TrainerState {
+    /// Step 0 with the run's random stream `label` forked from `seed`.
+    pub fn new(seed: u64, label: u64) -> Self {
+        TrainerState {
+            step: 0,
+            images_seen: 0,
+            rng: Rng::new(seed).fork(label),
+        }
+    }
+}
+
+/// The saved config of the run in `dir`; an error when `dir` is not a run directory.
+pub fn open(dir: &Path) -> Result<TrainConfig> {
+    let cfg_path = dir.join(CONFIG_FILE);
+    if !cfg_path.is_file() {
+        return Err(Error::run(
+            dir,
+            "is not a genforge run directory (no config.toml)",
+        ));
+    }
+    TrainConfig::load_file(&cfg_path)
+}
+
+/// The config of `run_dir` and the checkpoint to read (default: the latest).
+pub fn resolve(run_dir: &Path, checkpoint: Option<&Path>) -> Result<(TrainConfig, PathBuf)> {
+    let cfg = open(run_dir)?;
+    let ckpt = match checkpoint {
+        Some(c) => c.to_path_buf(),
+        None => checkpoint::latest(run_dir)?.1,
+    };
+    Ok((cfg, ckpt))
+}
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const STATS_FILE: &str = "stats.jsonl";

@@ -90,6 +90,11 @@ pub fn figure(
 ) -> Result<DynamicImage> {
     let n = z.dims()[0];
     let (images, maps): (Tensor<4>, Vec<Maps>) = match g {
+        Generator::Style(_) => {
+            return Err(Error::Config(
+                "--attention needs a model with self-attention (model.family = \"sagan\" or \"vitgan\"); StyleGAN has none".into(),
+            ));
+        }
         Generator::Conv(g) => {
             if net == Net::Discriminator {
                 return Err(Error::Config(
@@ -189,6 +194,45 @@ fn panels(images: Tensor<4>, maps: &[Maps]) -> DynamicImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panels_put_each_map_value_under_its_own_image() {
+        use burn::tensor::{Device, TensorData};
+        // Two 4x4 grey images (-1 and +1) and one 2x2 map each, with the maximum at a different
+        // corner: every map pixel must take the colour of its map cell (normalised by the map's
+        // maximum) and sit under its image.
+        let device = Device::flex();
+        let mut v = vec![-1.0f32; 16];
+        v.extend(vec![1.0f32; 16]);
+        let images = Tensor::<4>::from_data(TensorData::new(v, [2, 1, 4, 4]), &device);
+        let maps = vec![
+            vec![vec![4.0, 1.0, 2.0, 0.0]],
+            vec![vec![0.0, 0.0, 0.0, 3.0]],
+        ];
+        let fig = panels(images, &maps).to_rgb8();
+        let s = 128 / 4; // enlargement
+        assert_eq!(
+            fig.dimensions(),
+            (
+                s * (2 * (4 + PAD) + PAD) as u32,
+                s * (2 * (4 + PAD) + PAD) as u32
+            )
+        );
+        let at = |img: usize, row: usize, y: usize, x: usize| {
+            let px = PAD + img * (4 + PAD) + x;
+            let py = PAD + row * (4 + PAD) + y;
+            fig.get_pixel(px as u32 * s, py as u32 * s).0
+        };
+        assert_eq!(at(0, 0, 1, 1), [0, 0, 0]);
+        assert_eq!(at(1, 0, 2, 2), [255, 255, 255]);
+        // Map cell (r, c) covers image pixels (2r..2r+2, 2c..2c+2).
+        assert_eq!(at(0, 1, 0, 0), reds(1.0));
+        assert_eq!(at(0, 1, 0, 3), reds(0.25));
+        assert_eq!(at(0, 1, 3, 1), reds(0.5));
+        assert_eq!(at(0, 1, 3, 3), reds(0.0));
+        assert_eq!(at(1, 1, 3, 3), reds(1.0));
+        assert_eq!(at(1, 1, 0, 0), reds(0.0));
+    }
 
     #[test]
     fn colormap_ends() {

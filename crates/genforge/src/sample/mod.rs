@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod gif;
 pub mod grid;
+pub mod stylegan;
 pub mod vq;
 
 use std::path::{Path, PathBuf};
@@ -13,8 +14,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::config::TrainConfig;
 use crate::models::{Discriminator, Generator};
 use crate::rng::Rng;
-use crate::run::{self, checkpoint};
-use crate::train::gan::{EMA_FILE, load_module};
+use crate::run::checkpoint::{files, load_module};
+use crate::run::{self};
 use crate::{Error, Result};
 
 /// `n` standard-normal latents from `seed` (the same seed gives the same grid in every run).
@@ -26,20 +27,37 @@ pub fn latents(n: usize, z_dim: usize, seed: u64, device: &Device) -> Tensor<2> 
     )
 }
 
+/// Build G and D of a run's config for loading; an error when the run is not adversarial.
+fn gan_modules(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+) -> Result<(Generator, Discriminator)> {
+    cfg.model.init_gan(&mut Rng::new(0), device).ok_or_else(|| {
+        Error::run(
+            run_dir,
+            format!(
+                "is a {} run, which has no generator to sample from; use the commands for its \
+                 family (see genforge --help)",
+                cfg.model.family()
+            ),
+        )
+    })
+}
+
 /// A run's config and its generator from `checkpoint` (default: the latest), for inference:
-/// the weight average when the run keeps one (ViTGAN), else the trained weights.
+/// the weight average when the run keeps one, else the trained weights.
 pub fn load_generator(
     run_dir: &Path,
     checkpoint: Option<&Path>,
     device: &Device,
 ) -> Result<(TrainConfig, Generator, PathBuf)> {
-    let (cfg, ckpt) = resolve(run_dir, checkpoint)?;
-    let mut init = Rng::new(0);
-    let g = Generator::new(&cfg.model, &mut init, device);
-    let file = if ckpt.join(EMA_FILE).is_file() {
-        EMA_FILE
+    let (cfg, ckpt) = run::resolve(run_dir, checkpoint)?;
+    let (g, _) = gan_modules(&cfg, run_dir, device)?;
+    let file = if ckpt.join(files::GENERATOR_EMA).is_file() {
+        files::GENERATOR_EMA
     } else {
-        "generator.bpk"
+        files::GENERATOR
     };
     let g = load_module(g, &ckpt.join(file))?;
     Ok((cfg, g, ckpt))
@@ -51,23 +69,6 @@ pub fn load_discriminator(
     ckpt: &Path,
     device: &Device,
 ) -> Result<Discriminator> {
-    let d = Discriminator::new(&cfg.model, &mut Rng::new(0), device);
-    load_module(d, &ckpt.join("discriminator.bpk"))
-}
-
-/// The config of `run_dir` and the checkpoint to read (default: the latest).
-pub(crate) fn resolve(run_dir: &Path, checkpoint: Option<&Path>) -> Result<(TrainConfig, PathBuf)> {
-    let cfg_path = run_dir.join(run::CONFIG_FILE);
-    if !cfg_path.is_file() {
-        return Err(Error::run(
-            run_dir,
-            "is not a genforge run directory (no config.toml)",
-        ));
-    }
-    let cfg = TrainConfig::load_file(&cfg_path)?;
-    let ckpt = match checkpoint {
-        Some(c) => c.to_path_buf(),
-        None => checkpoint::latest(run_dir)?.1,
-    };
-    Ok((cfg, ckpt))
+    let (_, d) = gan_modules(cfg, ckpt, device)?;
+    load_module(d, &ckpt.join(files::DISCRIMINATOR))
 }

@@ -7,29 +7,15 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::resolve;
 use crate::config::TrainConfig;
 use crate::data::Dataset;
 use crate::data::codes::{CodeMaps, Manifest};
-use crate::models::Family;
 use crate::models::pixelcnn::GatedPixelCnn;
 use crate::models::vqvae2::VqVae2;
 use crate::rng::Rng;
-use crate::train::autoencoder::MODEL_FILE;
-use crate::train::gan::load_module;
-use crate::train::prior::{BOTTOM_FILE, TOP_FILE, build_priors};
+use crate::run::checkpoint::{files, load_module};
+use crate::run::resolve;
 use crate::{Error, Result};
-
-fn expect_family(cfg: &TrainConfig, run_dir: &Path, family: Family, what: &str) -> Result<()> {
-    if cfg.model.family == family {
-        Ok(())
-    } else {
-        Err(Error::run(
-            run_dir,
-            format!("is a {:?} run, not {what}", cfg.model.family).to_lowercase(),
-        ))
-    }
-}
 
 /// A VQ-VAE-2 run's config and autoencoder from `checkpoint` (default: the latest).
 pub fn load_vqvae(
@@ -38,9 +24,10 @@ pub fn load_vqvae(
     device: &Device,
 ) -> Result<(TrainConfig, VqVae2, PathBuf)> {
     let (cfg, ckpt) = resolve(run_dir, checkpoint)?;
-    expect_family(&cfg, run_dir, Family::Vqvae2, "a vqvae2 run")?;
-    let model = VqVae2::new(&cfg.model, &mut Rng::new(0), device);
-    let model = load_module(model, &ckpt.join(MODEL_FILE))?;
+    cfg.model.expect("vqvae2", run_dir)?;
+    let m = cfg.model.as_vqvae2().expect("checked above");
+    let model = VqVae2::new(m, &mut Rng::new(0), device);
+    let model = load_module(model, &ckpt.join(files::VQVAE2))?;
     Ok((cfg, model, ckpt))
 }
 
@@ -50,10 +37,11 @@ pub fn load_priors(
     device: &Device,
 ) -> Result<(TrainConfig, GatedPixelCnn, GatedPixelCnn, PathBuf)> {
     let (cfg, ckpt) = resolve(run_dir, None)?;
-    expect_family(&cfg, run_dir, Family::Pixelcnn, "a pixelcnn prior run")?;
-    let (top, bottom) = build_priors(&cfg, &mut Rng::new(0), device);
-    let top = load_module(top, &ckpt.join(TOP_FILE))?;
-    let bottom = load_module(bottom, &ckpt.join(BOTTOM_FILE))?;
+    cfg.model.expect("pixelcnn", run_dir)?;
+    let p = cfg.model.as_pixelcnn().expect("checked above");
+    let (top, bottom) = p.init(&mut Rng::new(0), device);
+    let top = load_module(top, &ckpt.join(files::PRIOR_TOP))?;
+    let bottom = load_module(bottom, &ckpt.join(files::PRIOR_BOTTOM))?;
     Ok((cfg, top, bottom, ckpt))
 }
 
@@ -258,18 +246,16 @@ pub fn sample(
     bottom: &GatedPixelCnn,
     opts: &SampleOptions,
 ) -> Result<(Tensor<4>, SampleTiming)> {
-    let m = &vq_cfg.model;
+    let m = vq_cfg.model.as_vqvae2().expect("a vqvae2 run");
+    let p = prior_cfg.model.as_pixelcnn().expect("a pixelcnn run");
     let k = vq.quantize_t.codebook_size();
-    if top.codebook_size() != k
-        || bottom.codebook_size() != k
-        || prior_cfg.model.top_stride != m.top_stride
-    {
+    if top.codebook_size() != k || bottom.codebook_size() != k || p.top_stride != m.top_stride {
         return Err(Error::Config(format!(
             "the prior was trained on codes of another shape (codebook {} / top stride {}) than \
              this VQ-VAE-2 has (codebook {k} / top stride {}); train the prior on `genforge \
              encode` output of this run",
             top.codebook_size(),
-            prior_cfg.model.top_stride,
+            p.top_stride,
             m.top_stride
         )));
     }
@@ -279,15 +265,15 @@ pub fn sample(
             opts.temperature
         )));
     }
-    let conditional = prior_cfg.model.class_conditional;
-    let classes = prior_cfg.model.num_classes;
+    let conditional = p.class_conditional;
+    let classes = p.num_classes;
     let n = opts.n;
     let labels: Option<Vec<i64>> = match (conditional, opts.label) {
         (true, Some(l)) if (l as usize) < classes => Some(vec![l as i64; n]),
         (true, Some(l)) => {
             return Err(Error::Config(format!(
                 "--label {l} is outside the prior's {} classes",
-                prior_cfg.model.num_classes
+                p.num_classes
             )));
         }
         (true, None) => Some((0..n).map(|i| (i % classes) as i64).collect()),

@@ -7,20 +7,20 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
-use super::gan::{
-    TrainerState, adam, check_finite, load_module, load_optim, load_state, require_files,
-    save_module, save_optim, save_state,
-};
+use super::gan::{adam, check_finite};
 use super::loop_::{Stage, describe_images, save_reals};
 use crate::Result;
 use crate::config::TrainConfig;
 use crate::data::{self, Dataset};
 use crate::models::vqvae2::VqVae2;
 use crate::rng::Rng;
+use crate::run::TrainerState;
+use crate::run::checkpoint::{
+    files, load_module, load_optim, load_state, require_files, save_module, save_optim, save_state,
+};
 use crate::sample::grid;
 
-pub const MODEL_FILE: &str = "vqvae2.bpk";
-const FILES: [&str; 3] = [MODEL_FILE, "optim.bpk", "state.json"];
+const FILES: [&str; 3] = [files::VQVAE2, files::OPTIM, files::STATE];
 
 /// Peak signal-to-noise ratio of a mean squared error for images in [-1, 1] (peak-to-peak 2;
 /// the same number as for [0, 1] images with a 4x smaller MSE).
@@ -42,19 +42,15 @@ pub struct AutoencoderTrainer {
 impl AutoencoderTrainer {
     pub fn build(cfg: TrainConfig, resume: Option<&Path>, device: &Device) -> Result<Self> {
         let data_path = cfg.resolve_data_path();
-        let all = data::load(
-            &cfg.data,
-            &data_path,
-            cfg.model.channels,
-            cfg.model.resolution,
-        )?;
+        let (channels, resolution) = cfg.model.image_shape().expect("an image family");
+        let all = data::load(&cfg.data, &data_path, channels, resolution)?;
         let (train, held) = all.split_holdout(cfg.train.holdout);
         let mut t = Self::new(cfg, train, held, data_path, device);
         if let Some(dir) = resume {
             require_files(dir, &FILES)?;
             t.model = load_module(t.model, &dir.join(FILES[0]))?;
             t.opt = load_optim(adam(&t.cfg), &dir.join(FILES[1]))?;
-            t.state = load_state(&dir.join(FILES[2]))?;
+            t.state = load_state(dir)?;
         }
         Ok(t)
     }
@@ -68,7 +64,7 @@ impl AutoencoderTrainer {
     ) -> Self {
         let device = device.clone().autodiff();
         let model = VqVae2::new(
-            &cfg.model,
+            cfg.model.as_vqvae2().expect("a vqvae2 config"),
             &mut Rng::new(cfg.train.seed).fork(0x7a7e),
             &device,
         );
@@ -166,7 +162,7 @@ impl Stage for AutoencoderTrainer {
     fn save(&self, dir: &Path) -> Result<()> {
         save_module(self.model.valid(), &dir.join(FILES[0]))?;
         save_optim(&self.opt, &dir.join(FILES[1]))?;
-        save_state(&self.state, &dir.join(FILES[2]))
+        save_state(&self.state, dir)
     }
 
     /// Originals above reconstructions of fixed images (held-out ones when there are), and the

@@ -57,7 +57,7 @@ pub fn update<M: Module>(ema: M, model: &M, beta: f64) -> M {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{Family, Generator, ModelConfig};
+    use crate::models::vitgan::{Generator, VitganConfig};
     use crate::rng::Rng;
     use burn::tensor::Device;
 
@@ -79,8 +79,7 @@ mod tests {
     #[test]
     fn update_is_the_convex_combination_for_every_parameter() {
         let device = Device::flex();
-        let cfg = ModelConfig {
-            family: Family::Vitgan,
+        let cfg = VitganConfig {
             z_dim: 4,
             channels: 1,
             resolution: 8,

@@ -1,49 +1,46 @@
-//! One adversarial iteration (a D step on real + fake, then a G step), the models, optimizers
-//! and latent generator it needs, and their checkpoint form.
-
-use std::path::Path;
+//! One adversarial iteration as loss phases (stylegan2-ada's `loss.py`): D main, D regularizer,
+//! G main, each an optimizer step of its own network on its own interval. The phase bodies are
+//! built from the pure functions of [`losses`] and [`regularizers`]; DiffAugment and bCR are
+//! ordinary D-main terms, R1 a D-regularizer (joined to D main when it runs every step).
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::{ema, losses};
+use super::{ema, losses, regularizers};
 use crate::config::{LossKind, TrainConfig};
-use crate::models::{Discriminator, Family, Generator};
+use crate::models::{Discriminator, Generator, Labels, ModelConfig};
 use crate::nn::diff_augment::{Policy, diff_augment};
 use crate::rng::Rng;
+use crate::run::TrainerState;
+use crate::run::checkpoint::{
+    files, load_module, load_optim, load_state, require_files, save_module, save_optim, save_state,
+};
 use crate::{Error, Result};
 
 /// Loss values of one iteration (means over the batch).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct StepStats {
     pub d_loss: f64,
     pub g_loss: f64,
     /// Mean D logit on real images and on the fakes of the D step.
     pub d_real: f64,
     pub d_fake: f64,
+    /// `mean ||grad_x D(x)||^2` on reals, on steps where R1 ran.
+    pub r1: Option<f64>,
 }
 
-/// Scalar state saved beside the weights in every checkpoint.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct TrainerState {
-    pub step: u64,
-    pub images_seen: u64,
-    /// Latent generator, so a resumed run draws the same `z` a straight run would.
-    pub rng: Rng,
-}
-
-impl TrainerState {
-    /// Step 0 with the run's random stream `label` forked from `seed`.
-    pub fn new(seed: u64, label: u64) -> Self {
-        TrainerState {
-            step: 0,
-            images_seen: 0,
-            rng: Rng::new(seed).fork(label),
-        }
-    }
+/// The phases of an iteration, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The adversarial D loss (with DiffAugment and bCR when configured), and R1 when it runs
+    /// every step.
+    DMain,
+    /// Lazy R1 (every `train.r1_interval` steps, weighted by the interval).
+    DReg,
+    /// The adversarial G loss; then the G weight average and StyleGAN's `w_avg` follow.
+    GMain,
 }
 
 /// Accumulated seconds per phase of a train step.
@@ -78,7 +75,7 @@ pub struct GanTrainer {
     pub d: Discriminator,
     /// Weight average of `g` on the plain device (`train.ema_decay > 0`).
     pub g_ema: Option<Generator>,
-    /// DiffAugment policy for D's inputs (ViTGAN).
+    /// DiffAugment policy for D's inputs.
     augment: Policy,
     g_opt: ModuleOptimizer,
     d_opt: ModuleOptimizer,
@@ -87,41 +84,32 @@ pub struct GanTrainer {
 }
 
 const FILES: [&str; 5] = [
-    "generator.bpk",
-    "discriminator.bpk",
-    "g_optim.bpk",
-    "d_optim.bpk",
-    "state.json",
+    files::GENERATOR,
+    files::DISCRIMINATOR,
+    files::G_OPTIM,
+    files::D_OPTIM,
+    files::STATE,
 ];
-/// Written beside [`FILES`] when the run keeps a generator average.
-pub const EMA_FILE: &str = "generator_ema.bpk";
 
 impl GanTrainer {
     /// Fresh models from `cfg.train.seed` on `device` (autodiff is enabled here).
     pub fn new(cfg: TrainConfig, device: &Device) -> Self {
         let device = device.clone().autodiff();
         let mut init = Rng::new(cfg.train.seed).fork(0x1417);
-        let g = Generator::new(&cfg.model, &mut init, &device);
-        let d = Discriminator::new(&cfg.model, &mut init, &device);
-        let rng = Rng::new(cfg.train.seed).fork(0x2a7e);
+        let (g, d) = cfg
+            .model
+            .init_gan(&mut init, &device)
+            .expect("GanTrainer is built for adversarial families only");
         let g_ema = (cfg.train.ema_decay > 0.0).then(|| g.valid());
-        let augment = match cfg.model.family {
-            Family::Vitgan => Policy::parse(&cfg.model.diffaugment).unwrap_or_default(),
-            _ => Policy::default(),
-        };
         GanTrainer {
             g_opt: adam(&cfg),
             d_opt: adam(&cfg),
+            augment: cfg.model.diffaugment(),
+            state: TrainerState::new(cfg.train.seed, 0x2a7e),
             cfg,
             g,
             d,
             g_ema,
-            augment,
-            state: TrainerState {
-                step: 0,
-                images_seen: 0,
-                rng,
-            },
             device,
         }
     }
@@ -131,10 +119,185 @@ impl GanTrainer {
     }
 
     fn latents(&mut self, batch: usize) -> Tensor<2> {
-        let z = self.cfg.model.z_dim;
+        let z = self.cfg.model.z_dim().expect("adversarial family");
         Tensor::from_data(
             TensorData::new(self.state.rng.normal_vec(batch * z, 0.0, 1.0), [batch, z]),
             &self.device,
+        )
+    }
+
+    /// Phases of iteration `step` (1-based), in order.
+    pub fn phases(&self, step: u64) -> Vec<Phase> {
+        let t = &self.cfg.train;
+        let mut p = vec![Phase::DMain];
+        if t.r1_gamma > 0.0 && t.r1_interval > 1 && step.is_multiple_of(t.r1_interval) {
+            p.push(Phase::DReg);
+        }
+        p.push(Phase::GMain);
+        p
+    }
+
+    /// One iteration on `real` (`[b, c, h, w]` in [-1, 1]) with labels `c`. A non-finite loss is
+    /// an error and leaves the models as they were before the offending update.
+    pub fn train_step(&mut self, real: Tensor<4>, c: Labels) -> Result<StepStats> {
+        self.train_step_timed(real, c, None)
+    }
+
+    /// [`train_step`](Self::train_step), recording where the time goes when `phases` is given
+    /// (the device is synchronised at each phase boundary, so only benchmarks ask for it).
+    pub fn train_step_timed(
+        &mut self,
+        real: Tensor<4>,
+        c: Labels,
+        mut times: Option<&mut PhaseTimes>,
+    ) -> Result<StepStats> {
+        let step = self.state.step + 1;
+        let real = real.to_device(&self.device);
+        let b = real.dims()[0];
+        let mut stats = StepStats::default();
+        if let Some(t) = times.as_deref_mut() {
+            t.mark("start", &self.device);
+        }
+        for phase in self.phases(step) {
+            self.run_phase(phase, real.clone(), c.clone(), &mut stats)?;
+            if let Some(t) = times.as_deref_mut() {
+                t.mark(phase_name(phase), &self.device);
+            }
+        }
+        self.state.step = step;
+        self.state.images_seen += b as u64;
+        Ok(stats)
+    }
+
+    /// Run one phase of the current iteration, filling its numbers into `stats`.
+    pub fn run_phase(
+        &mut self,
+        phase: Phase,
+        real: Tensor<4>,
+        c: Labels,
+        stats: &mut StepStats,
+    ) -> Result<()> {
+        let step = self.state.step + 1;
+        match phase {
+            Phase::DMain => {
+                let t = &self.cfg.train;
+                let r1_now = t.r1_gamma > 0.0 && t.r1_interval <= 1;
+                let (d_real, d_fake, mut loss) = self.d_main_loss(real.clone(), c.clone());
+                stats.d_real = d_real;
+                stats.d_fake = d_fake;
+                stats.d_loss = scalar(&loss);
+                if r1_now {
+                    let (reg, r1) = self.r1(real, c, self.cfg.train.r1_gamma);
+                    stats.r1 = Some(r1);
+                    check_finite("r1", r1, step)?;
+                    loss = loss + reg;
+                }
+                check_finite("d_loss", stats.d_loss, step)?;
+                let grads = GradientsParams::from_grads(loss.backward(), &self.d);
+                self.d = self.d_opt.step(self.cfg.train.d_lr, self.d.clone(), grads);
+            }
+            Phase::DReg => {
+                let t = &self.cfg.train;
+                let gamma = t.r1_gamma * t.r1_interval as f64;
+                let (reg, r1) = self.r1(real, c, gamma);
+                stats.r1 = Some(r1);
+                check_finite("r1", r1, step)?;
+                let grads = GradientsParams::from_grads(reg.backward(), &self.d);
+                self.d = self.d_opt.step(self.cfg.train.d_lr, self.d.clone(), grads);
+            }
+            Phase::GMain => {
+                let b = real.dims()[0];
+                let z = self.latents(b);
+                let mixing = self.cfg.train.style_mixing;
+                let (fake, w_mean) =
+                    self.g
+                        .forward_train(z, c.clone(), mixing, &mut self.state.rng);
+                let fake = if self.augment.is_identity() {
+                    fake
+                } else {
+                    diff_augment(fake, self.augment, &mut self.state.rng)
+                };
+                let loss = self.g_loss(self.d.forward(fake, c));
+                stats.g_loss = scalar(&loss);
+                check_finite("g_loss", stats.g_loss, step)?;
+                let grads = GradientsParams::from_grads(loss.backward(), &self.g);
+                self.g = self.g_opt.step(self.cfg.train.g_lr, self.g.clone(), grads);
+                if let (Some(m), Generator::Style(_)) = (w_mean, &self.g) {
+                    self.g = track_w_avg(self.g.clone(), m, &self.cfg.model);
+                }
+                if let Some(avg) = self.g_ema.take() {
+                    let beta = ema::decay_at(self.cfg.train.ema_decay, step);
+                    let avg = ema::update(avg, &self.g, beta);
+                    self.g_ema = Some(copy_buffers(avg, &self.g));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// D's main loss: returns (mean real logit, mean fake logit, loss). Fakes are detached so
+    /// only D receives gradients; with DiffAugment D sees augmented copies, and bCR compares its
+    /// logits on them with those on the plain images.
+    fn d_main_loss(&mut self, real: Tensor<4>, c: Labels) -> (f64, f64, Tensor<1>) {
+        let b = real.dims()[0];
+        let z = self.latents(b);
+        let mixing = self.cfg.train.style_mixing;
+        let fake = if self.cfg.model.has_batchnorm() {
+            // G's training-mode BatchNorm belongs to the D step, as in the DCGAN article.
+            self.g
+                .forward_train(z, c.clone(), mixing, &mut self.state.rng)
+                .0
+                .detach()
+        } else {
+            // Without BatchNorm the fakes can come from G without autodiff bookkeeping.
+            let g = self.g.valid();
+            let plain = g.device();
+            let (img, _) =
+                g.forward_train(z.to_device(&plain), c.clone(), mixing, &mut self.state.rng);
+            img.to_device(&self.device)
+        }; // [b, c, h, w]
+        let t = &self.cfg.train;
+        let (bcr_real, bcr_fake) = (t.bcr_real, t.bcr_fake);
+        let weight = self.cfg.model.d_adversarial_weight();
+        if self.augment.is_identity() {
+            let d_real = self.d.forward(real, c.clone()); // [b]
+            let d_fake = self.d.forward(fake, c); // [b]
+            let loss = self.d_loss(d_real.clone(), d_fake.clone()) * weight;
+            return (mean(&d_real), mean(&d_fake), loss);
+        }
+        let real_aug = diff_augment(real.clone(), self.augment, &mut self.state.rng);
+        let fake_aug = diff_augment(fake.clone(), self.augment, &mut self.state.rng);
+        // The plain copies only feed bCR; without it D sees the augmented batch alone.
+        let bcr = bcr_real > 0.0 || bcr_fake > 0.0;
+        let mut batch = vec![real_aug, fake_aug];
+        if bcr {
+            batch.extend([real, fake]);
+        }
+        let cc = c.map(|l| Tensor::cat(vec![l; if bcr { 4 } else { 2 }], 0));
+        let logits = self.d.forward(Tensor::cat(batch, 0), cc); // [4b] or [2b]
+        let part = |i: usize| logits.clone().narrow(0, i * b, b);
+        let (ra, fa) = (part(0), part(1));
+        let mut loss = self.d_loss(ra.clone(), fa.clone()) * weight;
+        if bcr {
+            loss = loss
+                + losses::bcr(ra.clone(), part(2)) * bcr_real
+                + losses::bcr(fa.clone(), part(3)) * bcr_fake;
+        }
+        (mean(&ra), mean(&fa), loss)
+    }
+
+    /// The R1 surrogate on `real` (plain images; the penalty is on the data, not its
+    /// augmentations) with weight `gamma`, and the logged R1 value.
+    fn r1(&self, real: Tensor<4>, c: Labels, gamma: f64) -> (Tensor<1>, f64) {
+        let d = &self.d;
+        regularizers::r1_surrogate(
+            |x| {
+                let n = x.dims()[0] / real.dims()[0].max(1);
+                let cc = c.clone().map(|l| Tensor::cat(vec![l; n.max(1)], 0));
+                d.forward(x, cc)
+            },
+            real.clone(),
+            gamma,
         )
     }
 
@@ -152,199 +315,91 @@ impl GanTrainer {
         }
     }
 
-    /// One D step then one G step on `real` (`[b, c, h, w]` in [-1, 1]). A non-finite loss is an
-    /// error and leaves the models as they were before the offending update.
-    pub fn train_step(&mut self, real: Tensor<4>) -> Result<StepStats> {
-        self.train_step_timed(real, None)
-    }
-
-    /// [`train_step`](Self::train_step), recording where the time goes when `phases` is given
-    /// (the device is synchronised at each phase boundary, so only benchmarks ask for it).
-    pub fn train_step_timed(
-        &mut self,
-        real: Tensor<4>,
-        mut phases: Option<&mut PhaseTimes>,
-    ) -> Result<StepStats> {
-        let b = real.dims()[0];
-        let device = self.device.clone();
-        let mut mark = |name: &'static str| {
-            if let Some(p) = phases.as_deref_mut() {
-                p.mark(name, &device);
-            }
-        };
-        mark("start");
-        let real = real.to_device(&self.device);
-        let step = self.state.step + 1;
-
-        // D step: fakes are detached so only D receives gradients.
-        let z = self.latents(b);
-        let fake = match &self.g {
-            // No BatchNorm: the fakes can come from G without autodiff bookkeeping.
-            Generator::Vit(_) => {
-                let g = self.g.valid();
-                let plain = g.device();
-                g.forward(z.to_device(&plain)).to_device(&self.device)
-            }
-            // DCGAN/SAGAN need G's training-mode BatchNorm here, as the seed.
-            Generator::Conv(_) => self.g.forward(z).detach(),
-        }; // [b, c, h, w]
-        let (d_real, d_fake, d_loss) = if self.cfg.model.family == Family::Vitgan {
-            self.vitgan_d_logits(real, fake)
-        } else {
-            let d_real = self.d.forward(real); // [b]
-            let d_fake = self.d.forward(fake); // [b]
-            let loss = self.d_loss(d_real.clone(), d_fake.clone());
-            (d_real, d_fake, loss)
-        };
-        mark("d_forward");
-        let d_loss_v = d_loss.clone().into_scalar::<f32>() as f64;
-        check_finite("d_loss", d_loss_v, step)?;
-        let grads = GradientsParams::from_grads(d_loss.backward(), &self.d);
-        mark("d_backward");
-        self.d = self.d_opt.step(self.cfg.train.d_lr, self.d.clone(), grads);
-        mark("d_adam");
-
-        // G step through the updated D.
-        let z = self.latents(b);
-        let fake = self.g.forward(z);
-        let fake = if self.augment.is_identity() {
-            fake
-        } else {
-            diff_augment(fake, self.augment, &mut self.state.rng)
-        };
-        let g_loss = self.g_loss(self.d.forward(fake));
-        mark("g_forward");
-        let g_loss_v = g_loss.clone().into_scalar::<f32>() as f64;
-        check_finite("g_loss", g_loss_v, step)?;
-        let grads = GradientsParams::from_grads(g_loss.backward(), &self.g);
-        mark("g_backward");
-        self.g = self.g_opt.step(self.cfg.train.g_lr, self.g.clone(), grads);
-        if let Some(avg) = self.g_ema.take() {
-            let beta = ema::decay_at(self.cfg.train.ema_decay, step);
-            self.g_ema = Some(ema::update(avg, &self.g, beta));
-        }
-        mark("g_adam");
-
-        self.state.step = step;
-        self.state.images_seen += b as u64;
-        Ok(StepStats {
-            d_loss: d_loss_v,
-            g_loss: g_loss_v,
-            d_real: d_real.mean().into_scalar::<f32>() as f64,
-            d_fake: d_fake.mean().into_scalar::<f32>() as f64,
-        })
-    }
-
-    /// ViTGAN's D pass: one batch of `[T(real), T(fake), real, fake]` (`T` = DiffAugment; the
-    /// plain half only when bCR is on) and the seed's loss; returns the augmented real and fake
-    /// logits and the loss.
-    fn vitgan_d_logits(
-        &mut self,
-        real: Tensor<4>,
-        fake: Tensor<4>,
-    ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
-        let b = real.dims()[0];
-        let real_aug = diff_augment(real.clone(), self.augment, &mut self.state.rng);
-        let fake_aug = diff_augment(fake.clone(), self.augment, &mut self.state.rng);
-        let t = &self.cfg.train;
-        // The plain copies only feed bCR; without it D sees the augmented batch alone.
-        let bcr = t.bcr_real > 0.0 || t.bcr_fake > 0.0;
-        let mut batch = vec![real_aug, fake_aug];
-        if bcr {
-            batch.extend([real, fake]);
-        }
-        let logits = self.d.forward(Tensor::cat(batch, 0)); // [4b] or [2b]
-        let part = |i: usize| logits.clone().narrow(0, i * b, b);
-        let (ra, fa) = (part(0), part(1));
-        let plain = if bcr {
-            [part(2), part(3)]
-        } else {
-            [ra.clone(), fa.clone()]
-        };
-        let loss = losses::d_vitgan_loss([ra.clone(), fa.clone()], plain, t.bcr_real, t.bcr_fake);
-        (ra, fa, loss)
-    }
-
-    /// Images from the generator in inference mode: the weight average when the run keeps one,
-    /// else G with BatchNorm running statistics and spectral norm without update.
-    pub fn generate(&self, z: Tensor<2>) -> Tensor<4> {
-        let g = match &self.g_ema {
+    /// The generator used for samples: the weight average when the run keeps one, else G with
+    /// BatchNorm running statistics and spectral norm without update.
+    pub fn sampling_generator(&self) -> Generator {
+        match &self.g_ema {
             Some(avg) => avg.clone(),
             None => self.g.valid(),
-        };
+        }
+    }
+
+    /// Images from [`sampling_generator`](Self::sampling_generator).
+    pub fn generate(&self, z: Tensor<2>, c: Labels) -> Tensor<4> {
+        let g = self.sampling_generator();
         let device = g.device();
-        g.forward(z.to_device(&device))
+        g.forward(z.to_device(&device), c.map(|l| l.to_device(&device)))
     }
 
     /// Write every file of a checkpoint into `dir` (which must exist). Atomicity is the caller's:
     /// see [`crate::run::checkpoint`].
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    pub fn save(&self, dir: &std::path::Path) -> Result<()> {
         // `valid()` folds pending running-state updates (BatchNorm statistics, spectral-norm `u`)
         // into the snapshot; a plain record would save them one update stale.
-        save_module(self.g.valid(), &dir.join(FILES[0]))?;
-        save_module(self.d.valid(), &dir.join(FILES[1]))?;
-        save_optim(&self.g_opt, &dir.join(FILES[2]))?;
-        save_optim(&self.d_opt, &dir.join(FILES[3]))?;
+        save_module(self.g.valid(), &dir.join(files::GENERATOR))?;
+        save_module(self.d.valid(), &dir.join(files::DISCRIMINATOR))?;
+        save_optim(&self.g_opt, &dir.join(files::G_OPTIM))?;
+        save_optim(&self.d_opt, &dir.join(files::D_OPTIM))?;
         if let Some(avg) = &self.g_ema {
-            save_module(avg.clone(), &dir.join(EMA_FILE))?;
+            save_module(avg.clone(), &dir.join(files::GENERATOR_EMA))?;
         }
-        save_state(&self.state, &dir.join(FILES[4]))
+        save_state(&self.state, dir)
     }
 
     /// Rebuild a trainer from a checkpoint directory written by [`save`](Self::save).
-    pub fn load(cfg: TrainConfig, dir: &Path, device: &Device) -> Result<Self> {
+    pub fn load(cfg: TrainConfig, dir: &std::path::Path, device: &Device) -> Result<Self> {
         require_files(dir, &FILES)?;
         let mut t = GanTrainer::new(cfg, device);
-        t.g = load_module(t.g, &dir.join(FILES[0]))?;
-        t.d = load_module(t.d, &dir.join(FILES[1]))?;
+        t.g = load_module(t.g, &dir.join(files::GENERATOR))?;
+        t.d = load_module(t.d, &dir.join(files::DISCRIMINATOR))?;
         if let Some(avg) = t.g_ema.take() {
-            require_files(dir, &[EMA_FILE])?;
-            t.g_ema = Some(load_module(avg, &dir.join(EMA_FILE))?);
+            require_files(dir, &[files::GENERATOR_EMA])?;
+            t.g_ema = Some(load_module(avg, &dir.join(files::GENERATOR_EMA))?);
         }
-        t.g_opt = load_optim(adam(&t.cfg), &dir.join(FILES[2]))?;
-        t.d_opt = load_optim(adam(&t.cfg), &dir.join(FILES[3]))?;
-        t.state = load_state(&dir.join(FILES[4]))?;
+        t.g_opt = load_optim(adam(&t.cfg), &dir.join(files::G_OPTIM))?;
+        t.d_opt = load_optim(adam(&t.cfg), &dir.join(files::D_OPTIM))?;
+        t.state = load_state(dir)?;
         Ok(t)
     }
 }
 
-/// An error naming the first of `files` missing from the checkpoint `dir`.
-pub fn require_files(dir: &Path, files: &[&str]) -> Result<()> {
-    for f in files {
-        if !dir.join(f).is_file() {
-            return Err(Error::run(
-                dir,
-                format!("checkpoint is incomplete: {f} is missing"),
-            ));
-        }
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::DMain => "d_main",
+        Phase::DReg => "d_reg",
+        Phase::GMain => "g_main",
     }
-    Ok(())
 }
 
-pub fn save_module<M: Module>(module: M, path: &Path) -> Result<()> {
-    module
-        .into_record()
-        .save(path)
-        .map_err(|e| Error::run(path, e.to_string()))
+fn scalar(t: &Tensor<1>) -> f64 {
+    t.clone().into_scalar::<f32>() as f64
 }
 
-pub fn save_optim(opt: &ModuleOptimizer, path: &Path) -> Result<()> {
-    opt.save(path).map_err(|e| Error::run(path, e.to_string()))
+fn mean(t: &Tensor<1>) -> f64 {
+    scalar(&t.clone().mean())
 }
 
-pub fn load_optim(opt: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
-    opt.load(path)
-        .map_err(|e| Error::run(path, format!("unreadable optimizer state: {e}")))
+/// StyleGAN: fold a batch mean of `w` into `w_avg` with the family's decay.
+fn track_w_avg(g: Generator, batch_mean: Tensor<1>, model: &ModelConfig) -> Generator {
+    match (g, model.as_stylegan()) {
+        (Generator::Style(s), Some(cfg)) => {
+            Generator::Style(s.track_w_avg(batch_mean, cfg.w_avg_decay))
+        }
+        (g, _) => g,
+    }
 }
 
-pub fn save_state(state: &TrainerState, path: &Path) -> Result<()> {
-    let text = serde_json::to_string_pretty(state).expect("state serializes");
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
-}
-
-pub fn load_state(path: &Path) -> Result<TrainerState> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::run(path, format!("corrupt state: {e}")))
+/// Buffers that are copied, not averaged, into the weight average (StyleGAN's `w_avg`, as the
+/// official code's G_ema takes it from G).
+fn copy_buffers(avg: Generator, g: &Generator) -> Generator {
+    match (avg, g) {
+        (Generator::Style(mut a), Generator::Style(s)) => {
+            let w = s.w_avg.val().without_autodiff().detach();
+            a.w_avg = a.w_avg.map(|old| w.to_device(&old.device()));
+            Generator::Style(a)
+        }
+        (avg, _) => avg,
+    }
 }
 
 /// Adam with the config's betas and epsilon.
@@ -354,18 +409,6 @@ pub fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
         .with_beta_2(cfg.train.beta2 as f32)
         .with_epsilon(cfg.train.adam_eps as f32)
         .init()
-}
-
-/// Load a `.bpk` record into a freshly built module, turning panics-to-be into errors.
-pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
-    let record = ModuleRecord::load(path)
-        .map_err(|e| Error::run(path, format!("unreadable weights: {e}")))?;
-    module.try_load_record(record).map_err(|e| {
-        Error::run(
-            path,
-            format!("weights do not fit the configured model: {e}"),
-        )
-    })
 }
 
 pub fn check_finite(name: &str, v: f64, step: u64) -> Result<()> {

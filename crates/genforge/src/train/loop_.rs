@@ -9,12 +9,11 @@ use serde_json::json;
 
 use super::GanTrainer;
 use super::autoencoder::AutoencoderTrainer;
-use super::gan::TrainerState;
 use super::prior::PriorTrainer;
 use crate::config::TrainConfig;
 use crate::data::{BatchSampler, Dataset};
-use crate::models::Family;
-use crate::run::{self, StatsWriter, checkpoint};
+use crate::models::Kind;
+use crate::run::{self, StatsWriter, TrainerState, checkpoint};
 use crate::sample::{self, grid};
 use crate::{Error, Result, data};
 
@@ -43,6 +42,10 @@ pub trait Stage {
     fn config(&self) -> &TrainConfig;
     /// Training items (images or code maps) batches are drawn from.
     fn train_items(&self) -> usize;
+    /// Batch size of iteration `step` (0-based); a schedule may change it between steps.
+    fn batch_size(&self, _step: u64) -> usize {
+        self.config().train.batch
+    }
     /// One optimisation step on the items `batch`; returns the numbers to log.
     fn step(&mut self, batch: &[usize]) -> Result<Vec<(&'static str, f64)>>;
     fn state(&self) -> &TrainerState;
@@ -80,17 +83,46 @@ pub struct TrainOptions {
     pub device: Device,
 }
 
-/// The stage of `config.model.family`, fresh or from the checkpoint `resume`.
+/// The stage of `config.model`'s family, fresh or from the checkpoint `resume`.
 pub fn build_stage(
     config: TrainConfig,
     resume: Option<&Path>,
     device: &Device,
 ) -> Result<Box<dyn Stage>> {
-    Ok(match config.model.family {
-        Family::Vqvae2 => Box::new(AutoencoderTrainer::build(config, resume, device)?),
-        Family::Pixelcnn => Box::new(PriorTrainer::build(config, resume, device)?),
-        _ => Box::new(GanStage::build(config, resume, device)?),
+    Ok(match config.model.kind() {
+        Kind::Gan => Box::new(GanStage::build(config, resume, device)?),
+        Kind::Autoencoder => Box::new(AutoencoderTrainer::build(config, resume, device)?),
+        Kind::Prior => Box::new(PriorTrainer::build(config, resume, device)?),
     })
+}
+
+/// The stage of a run resumed from its newest loadable checkpoint: a checkpoint whose files are
+/// missing, truncated or corrupt is reported through `progress` and the one before it is tried.
+fn resume_stage(
+    config: TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    progress: &mut dyn Progress,
+) -> Result<(Box<dyn Stage>, u64)> {
+    let all = checkpoint::list(run_dir)?;
+    if all.is_empty() {
+        checkpoint::latest(run_dir)?;
+    }
+    let mut first_err = None;
+    for (step, dir) in all.iter().rev() {
+        match build_stage(config.clone(), Some(dir), device) {
+            Ok(stage) => return Ok((stage, *step)),
+            Err(e) if checkpoint::is_checkpoint_error(&e, dir) => {
+                progress.message(&format!(
+                    "warning: checkpoint {} is unusable ({e}); trying the one before it",
+                    dir.display()
+                ));
+                first_err.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(first_err.expect("at least one checkpoint was tried"))
 }
 
 /// Train until the configured number of steps; returns the run directory.
@@ -100,14 +132,7 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     let (config, resume_from) = match &opts.source {
         RunSource::New { config, .. } => ((**config).clone(), None),
         RunSource::Resume { run_dir, overrides } => {
-            let cfg_path = run_dir.join(run::CONFIG_FILE);
-            if !cfg_path.is_file() {
-                return Err(Error::run(
-                    run_dir,
-                    "is not a genforge run directory (no config.toml)",
-                ));
-            }
-            let saved = TrainConfig::load_file(&cfg_path)?;
+            let saved = run::open(run_dir)?;
             let mut config = saved.clone();
             config.apply_overrides(overrides)?;
             let diff = config.model_differences(&saved);
@@ -118,21 +143,24 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
                     diff.join(", ")
                 )));
             }
-            (config, Some(checkpoint::latest(run_dir)?))
+            (config, Some(run_dir.clone()))
         }
     };
     let mut config = config;
     if let Some(s) = opts.steps {
         config.train.steps = s;
     }
-    let mut stage = build_stage(
-        config,
-        resume_from.as_ref().map(|(_, p)| p.as_path()),
-        &opts.device,
-    )?;
+    let (mut stage, resume_from) = match resume_from {
+        Some(dir) => {
+            let (stage, step) = resume_stage(config, &dir, &opts.device, progress)?;
+            (stage, Some(step))
+        }
+        None => (build_stage(config, None, &opts.device)?, None),
+    };
     let cfg = stage.config().clone();
     let t = &cfg.train;
-    let mut sampler = BatchSampler::with_len(stage.train_items(), t.seed, t.batch)?;
+    let items = stage.train_items();
+    let mut sampler: Option<(usize, BatchSampler)> = None;
 
     let run_dir = match (opts.source, resume_from) {
         (
@@ -148,7 +176,7 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
             run::create(&dir, &cfg.to_toml())?;
             dir
         }
-        (RunSource::Resume { run_dir, .. }, Some((step, _))) => {
+        (RunSource::Resume { run_dir, .. }, Some(step)) => {
             progress.message(&format!("resuming {} from step {step}", run_dir.display()));
             run::write_atomic(&run_dir.join(run::CONFIG_FILE), cfg.to_toml().as_bytes())?;
             run_dir
@@ -173,12 +201,17 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     let mut last_ckpt = start;
     while stage.state().step < t.steps {
         let step0 = stage.state().step;
-        let values = stage.step(sampler.indices(step0))?;
+        let batch = stage.batch_size(step0);
+        if sampler.as_ref().is_none_or(|(b, _)| *b != batch) {
+            sampler = Some((batch, BatchSampler::with_len(items, t.seed, batch)?));
+        }
+        let (_, sampler_now) = sampler.as_mut().expect("set above");
+        let values = stage.step(sampler_now.indices(step0))?;
         let step = stage.state().step;
         window_steps += 1;
         let elapsed = window.elapsed().as_secs_f64();
         let sec_per_step = elapsed / window_steps as f64;
-        let items_per_s = t.batch as f64 / sec_per_step;
+        let items_per_s = batch as f64 / sec_per_step;
         progress.step(step, &values, items_per_s);
         if step % t.log_every == 0 || step == t.steps {
             let mut line = json!({
@@ -231,12 +264,8 @@ pub struct GanStage {
 impl GanStage {
     pub fn build(config: TrainConfig, resume: Option<&Path>, device: &Device) -> Result<Self> {
         let data_path = config.resolve_data_path();
-        let dataset = data::load(
-            &config.data,
-            &data_path,
-            config.model.channels,
-            config.model.resolution,
-        )?;
+        let (channels, resolution) = config.model.image_shape().expect("an image family");
+        let dataset = data::load(&config.data, &data_path, channels, resolution)?;
         let trainer = match resume {
             Some(ckpt) => GanTrainer::load(config, ckpt, device)?,
             None => GanTrainer::new(config, device),
@@ -259,14 +288,25 @@ impl Stage for GanStage {
     }
 
     fn step(&mut self, batch: &[usize]) -> Result<Vec<(&'static str, f64)>> {
-        let real = self.dataset.tensor(batch, self.trainer.device());
-        let s = self.trainer.train_step(real)?;
-        Ok(vec![
+        let device = self.trainer.device().clone();
+        let real = self.dataset.tensor(batch, &device);
+        let labels = self
+            .trainer
+            .cfg
+            .model
+            .is_conditional()
+            .then(|| self.dataset.labels_tensor(batch, &device));
+        let s = self.trainer.train_step(real, labels)?;
+        let mut values = vec![
             ("d_loss", s.d_loss),
             ("g_loss", s.g_loss),
             ("d_real", s.d_real),
             ("d_fake", s.d_fake),
-        ])
+        ];
+        if let Some(r1) = s.r1 {
+            values.push(("r1", r1));
+        }
+        Ok(values)
     }
 
     fn state(&self) -> &TrainerState {
@@ -281,11 +321,11 @@ impl Stage for GanStage {
         let cfg = &self.trainer.cfg;
         let z = sample::latents(
             cfg.train.grid_size,
-            cfg.model.z_dim,
+            cfg.model.z_dim().expect("an adversarial family"),
             cfg.train.seed,
             self.trainer.device(),
         );
-        let images = self.trainer.generate(z);
+        let images = self.trainer.generate(z, None);
         let path = run_dir.join("samples").join(format!("step-{step:07}.png"));
         grid::save_png(&grid::make_grid(images, None), &path)?;
         Ok(Vec::new())

@@ -35,19 +35,6 @@ pub fn bcr(augmented: Tensor<1>, plain: Tensor<1>) -> Tensor<1> {
     (augmented - plain).square().mean()
 }
 
-/// ViTGAN's D loss as the seed: `0.5 BCE(D(T(x)), 1) + 0.5 BCE(D(T(G(z))), 0)` plus bCR on
-/// real and fake with weights `lambda_real`, `lambda_fake` (`T` = DiffAugment).
-pub fn d_vitgan_loss(
-    [real_aug, fake_aug]: [Tensor<1>; 2],
-    [real, fake]: [Tensor<1>; 2],
-    lambda_real: f64,
-    lambda_fake: f64,
-) -> Tensor<1> {
-    d_bce_loss(real_aug.clone(), fake_aug.clone()) * 0.5
-        + bcr(real_aug, real) * lambda_real
-        + bcr(fake_aug, fake) * lambda_fake
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,15 +66,6 @@ mod tests {
     fn bcr_is_zero_for_identity_augmentation_and_mse_otherwise() {
         assert_eq!(s(bcr(t(&[0.3, -2.0]), t(&[0.3, -2.0]))), 0.0);
         assert!((s(bcr(t(&[1.0, 0.0]), t(&[0.0, 2.0]))) - 2.5).abs() < 1e-6);
-        // With identity augmentation the ViTGAN loss is exactly half the BCE pair.
-        let (r, f) = (t(&[0.5, -1.0]), t(&[2.0]));
-        let v = s(d_vitgan_loss(
-            [r.clone(), f.clone()],
-            [r.clone(), f.clone()],
-            10.0,
-            10.0,
-        ));
-        assert!((v - 0.5 * s(d_bce_loss(r, f))).abs() < 1e-7);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod gan;
 pub mod loop_;
 pub mod losses;
 pub mod prior;
+pub mod regularizers;
 
 pub use gan::{GanTrainer, StepStats};
 pub use loop_::{Progress, Stage, TrainOptions, train};

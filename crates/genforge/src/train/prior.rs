@@ -9,62 +9,34 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::gan::{
-    TrainerState, adam, check_finite, load_module, load_optim, load_state, require_files,
-    save_module, save_optim, save_state,
-};
+use super::gan::{adam, check_finite};
 use super::loop_::Stage;
 use crate::config::TrainConfig;
 use crate::data::codes::CodeMaps;
-use crate::models::pixelcnn::{GatedPixelCnn, PixelCnnSpec, cross_entropy};
+use crate::models::ModelConfig;
+use crate::models::pixelcnn::{GatedPixelCnn, cross_entropy};
 use crate::rng::Rng;
+use crate::run::TrainerState;
+use crate::run::checkpoint::{
+    files, load_module, load_optim, load_state, require_files, save_module, save_optim, save_state,
+};
 use crate::{Error, Result, sample};
 
-pub const TOP_FILE: &str = "prior_top.bpk";
-pub const BOTTOM_FILE: &str = "prior_bottom.bpk";
 const FILES: [&str; 5] = [
-    TOP_FILE,
-    BOTTOM_FILE,
-    "optim_top.bpk",
-    "optim_bottom.bpk",
-    "state.json",
+    files::PRIOR_TOP,
+    files::PRIOR_BOTTOM,
+    files::OPTIM_TOP,
+    files::OPTIM_BOTTOM,
+    files::STATE,
 ];
-
-/// The two priors of a run's config (sizes from `model.*`, which the run resolved from its
-/// code maps).
-pub fn build_priors(
-    cfg: &TrainConfig,
-    rng: &mut Rng,
-    device: &Device,
-) -> (GatedPixelCnn, GatedPixelCnn) {
-    let m = &cfg.model;
-    let classes = if m.class_conditional {
-        m.num_classes
-    } else {
-        0
-    };
-    let spec = PixelCnnSpec {
-        codes: m.codebook_size,
-        channels: m.width,
-        layers: m.depth,
-        num_classes: classes,
-        top: None,
-    };
-    let top = GatedPixelCnn::new(spec, rng, device);
-    let bottom = GatedPixelCnn::new(
-        PixelCnnSpec {
-            top: Some((m.codebook_size, m.top_stride)),
-            ..spec
-        },
-        rng,
-        device,
-    );
-    (top, bottom)
-}
 
 /// Class labels of a batch when the priors are class-conditional.
 fn labels_if(cfg: &TrainConfig, labels: Tensor<1, Int>) -> Option<Tensor<1, Int>> {
-    cfg.model.class_conditional.then_some(labels)
+    pixelcnn_cfg(cfg).class_conditional.then_some(labels)
+}
+
+fn pixelcnn_cfg(cfg: &TrainConfig) -> &crate::models::pixelcnn::PixelcnnConfig {
+    cfg.model.as_pixelcnn().expect("a pixelcnn config")
 }
 
 pub struct PriorTrainer {
@@ -116,30 +88,34 @@ impl PriorTrainer {
                 ),
             ));
         }
-        if cfg.model.class_conditional && !m.labels {
+        let pc = pixelcnn_cfg(&cfg).clone();
+        if pc.class_conditional && !m.labels {
             return Err(Error::data(
                 &codes_path,
                 "has no labels, so model.class_conditional must be false",
             ));
         }
-        if cfg.model.class_conditional
+        if pc.class_conditional
             && let Some(&max) = codes.labels.iter().max()
-            && max as usize >= cfg.model.num_classes
+            && max as usize >= pc.num_classes
         {
             return Err(Error::Config(format!(
                 "the code maps have labels up to {max}, but model.num_classes is {}; set \
                  model.num_classes={}",
-                cfg.model.num_classes,
+                pc.num_classes,
                 max + 1
             )));
         }
         // The sizes come from the code maps; the run's config records them.
-        cfg.model.codebook_size = m.codebook_size;
-        cfg.model.top_stride = factor;
+        if let ModelConfig::Pixelcnn(p) = &mut cfg.model {
+            p.codebook_size = m.codebook_size;
+            p.top_stride = factor;
+        }
         let held = (codes.len() as f64 * cfg.train.holdout).round() as usize;
         let n_train = codes.len() - held;
         let device = device.clone().autodiff();
-        let (top, bottom) = build_priors(&cfg, &mut Rng::new(cfg.train.seed).fork(0x9c0d), &device);
+        let (top, bottom) =
+            pixelcnn_cfg(&cfg).init(&mut Rng::new(cfg.train.seed).fork(0x9c0d), &device);
         let mut t = PriorTrainer {
             top_opt: adam(&cfg),
             bottom_opt: adam(&cfg),
@@ -158,7 +134,7 @@ impl PriorTrainer {
             t.bottom = load_module(t.bottom, &dir.join(FILES[1]))?;
             t.top_opt = load_optim(adam(&t.cfg), &dir.join(FILES[2]))?;
             t.bottom_opt = load_optim(adam(&t.cfg), &dir.join(FILES[3]))?;
-            t.state = load_state(&dir.join(FILES[4]))?;
+            t.state = load_state(dir)?;
         }
         Ok(t)
     }
@@ -264,7 +240,7 @@ impl Stage for PriorTrainer {
         save_module(self.bottom.valid(), &dir.join(FILES[1]))?;
         save_optim(&self.top_opt, &dir.join(FILES[2]))?;
         save_optim(&self.bottom_opt, &dir.join(FILES[3]))?;
-        save_state(&self.state, &dir.join(FILES[4]))
+        save_state(&self.state, dir)
     }
 
     /// Held-out bits per code, and a grid from the full sampler through the VQ-VAE-2 the code

@@ -1,0 +1,117 @@
+//! The low-pass filter StyleGAN puts after each upsampling and before each downsampling
+//! ("Making Convolutional Networks Shift-Invariant Again", Zhang 2019): the binomial kernel
+//! `[1, 2, 1]` in each direction, normalised to sum 1, zero padding, applied per channel.
+
+use burn::tensor::Tensor;
+
+/// The separable 1-D taps, normalised.
+pub const TAPS: [f32; 3] = [0.25, 0.5, 0.25];
+
+/// The 3x3 kernel `outer(TAPS, TAPS)` (sums to 1).
+pub fn kernel() -> [[f32; 3]; 3] {
+    let mut k = [[0.0; 3]; 3];
+    for (i, row) in k.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = TAPS[i] * TAPS[j];
+        }
+    }
+    k
+}
+
+/// `[b, c, h, w] -> [b, c, h, w]`: the vertical pass then the horizontal pass (shifted slices of
+/// a zero-padded copy, so no depthwise convolution is needed).
+pub fn blur(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let p = x.pad([(1, 1), (0, 0)], burn::tensor::ops::PadMode::Constant(0.0)); // [b, c, h+2, w]
+    let v = p.clone().slice([0..b, 0..c, 0..h, 0..w]) * TAPS[0]
+        + p.clone().slice([0..b, 0..c, 1..h + 1, 0..w]) * TAPS[1]
+        + p.slice([0..b, 0..c, 2..h + 2, 0..w]) * TAPS[2];
+    let p = v.pad([(0, 0), (1, 1)], burn::tensor::ops::PadMode::Constant(0.0)); // [b, c, h, w+2]
+    p.clone().slice([0..b, 0..c, 0..h, 0..w]) * TAPS[0]
+        + p.clone().slice([0..b, 0..c, 0..h, 1..w + 1]) * TAPS[1]
+        + p.slice([0..b, 0..c, 0..h, 2..w + 2]) * TAPS[2]
+}
+
+/// Nearest-neighbour 2x upsampling, `[b, c, h, w] -> [b, c, 2h, 2w]`.
+pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .repeat_dim(3, 2)
+        .repeat_dim(5, 2)
+        .reshape([b, c, 2 * h, 2 * w])
+}
+
+/// 2x2 box downsampling (average pooling), `[b, c, h, w] -> [b, c, h/2, w/2]`.
+pub fn downsample2x(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h / 2, 2, w / 2, 2])
+        .mean_dim(5)
+        .mean_dim(3)
+        .reshape([b, c, h / 2, w / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn kernel_sums_to_one_and_is_separable() {
+        let k = kernel();
+        let sum: f32 = k.iter().flatten().sum();
+        assert!((sum - 1.0).abs() < 1e-7);
+        // Rank one: every 2x2 minor vanishes, and the row sums are the taps.
+        for i in 0..2 {
+            for j in 0..2 {
+                let minor = k[i][j] * k[i + 1][j + 1] - k[i][j + 1] * k[i + 1][j];
+                assert!(minor.abs() < 1e-9);
+            }
+        }
+        for (i, row) in k.iter().enumerate() {
+            assert!((row.iter().sum::<f32>() - TAPS[i]).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn blur_equals_the_3x3_kernel_with_zero_padding() {
+        let device = Device::flex();
+        let (h, w) = (4, 5);
+        let v: Vec<f32> = (0..2 * h * w)
+            .map(|i| ((i * 7) % 11) as f32 - 5.0)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(v.clone(), [1, 2, h, w]), &device);
+        let y = blur(x).into_data().try_to_vec::<f32>().unwrap();
+        let k = kernel();
+        for c in 0..2 {
+            for i in 0..h {
+                for j in 0..w {
+                    let mut acc = 0.0;
+                    for (di, row) in k.iter().enumerate() {
+                        for (dj, kv) in row.iter().enumerate() {
+                            let (si, sj) = (i as i64 + di as i64 - 1, j as i64 + dj as i64 - 1);
+                            if (0..h as i64).contains(&si) && (0..w as i64).contains(&sj) {
+                                acc += kv * v[(c * h + si as usize) * w + sj as usize];
+                            }
+                        }
+                    }
+                    let got = y[(c * h + i) * w + j];
+                    assert!((acc - got).abs() < 1e-5, "{acc} {got}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn up_and_down_sampling_invert_each_other() {
+        let device = Device::flex();
+        let v: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(v.clone(), [1, 1, 3, 4]), &device);
+        let up = upsample2x(x.clone());
+        assert_eq!(up.dims(), [1, 1, 6, 8]);
+        let u = up.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(u[0..8], [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]);
+        assert_eq!(u[8..16], u[0..8]);
+        let back = downsample2x(up).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(back, v);
+    }
+}

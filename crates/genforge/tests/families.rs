@@ -1,0 +1,253 @@
+//! The same checks for every adversarial family, from one table: the family builds, one step is
+//! finite, the D phase leaves G's weights alone and the G phase D's, resume is exact (N steps
+//! straight equal N/2 + resume to N: weights, spectral-norm vectors, BatchNorm statistics, the G
+//! average, StyleGAN's w_avg, every random stream, logged losses, samples), and sampling works.
+
+mod common;
+
+use std::path::Path;
+
+use common::{params, run};
+use genforge::burn::module::{Module, ModuleVisitor, Param};
+use genforge::burn::tensor::{Device, Distribution, Tensor};
+use genforge::config::TrainConfig;
+use genforge::models::Generator;
+use genforge::rng::Rng;
+use genforge::run::checkpoint::{files, load_module};
+use genforge::sample;
+use genforge::train::GanTrainer;
+use genforge::train::gan::{Phase, StepStats};
+use genforge::train::loop_::{RunSource, Silent};
+use genforge::train::{TrainOptions, train};
+
+/// The tiny preset of every adversarial family.
+const FAMILIES: &[&str] = &["dcgan-tiny", "sagan-tiny", "vitgan-tiny", "stylegan-tiny"];
+
+/// Trainable weights only (not spectral-norm vectors, BatchNorm statistics or w_avg, which a
+/// forward pass may update by design).
+fn weights<M: Module>(m: &M) -> Vec<f32> {
+    struct W(Vec<f32>);
+    impl ModuleVisitor for W {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if p.val().is_require_grad() {
+                self.0
+                    .extend(p.val().into_data().try_to_vec::<f32>().unwrap());
+            }
+        }
+    }
+    let mut w = W(Vec::new());
+    m.visit(&mut w);
+    w.0
+}
+
+fn real_batch(cfg: &TrainConfig, device: &Device) -> Tensor<4> {
+    let (c, r) = cfg.model.image_shape().unwrap();
+    Tensor::random(
+        [cfg.train.batch, c, r, r],
+        Distribution::Uniform(-1.0, 1.0),
+        device,
+    )
+}
+
+#[test]
+fn each_family_builds_steps_and_its_phases_touch_only_their_network() {
+    for preset in FAMILIES {
+        let cfg = TrainConfig::load(preset, &[]).unwrap();
+        let mut t = GanTrainer::new(cfg.clone(), &Device::flex());
+        let real = real_batch(&cfg, t.device());
+        let (g0, d0) = (weights(&t.g), weights(&t.d));
+        assert!(
+            !g0.is_empty() && !d0.is_empty(),
+            "{preset}: no trainable weights"
+        );
+        let mut stats = StepStats::default();
+        t.run_phase(Phase::DMain, real.clone(), None, &mut stats)
+            .unwrap();
+        let (g1, d1) = (weights(&t.g), weights(&t.d));
+        assert_eq!(g0, g1, "{preset}: the D phase changed G");
+        assert_ne!(d0, d1, "{preset}: the D phase left D unchanged");
+        t.run_phase(Phase::GMain, real.clone(), None, &mut stats)
+            .unwrap();
+        let (g2, d2) = (weights(&t.g), weights(&t.d));
+        assert_eq!(d1, d2, "{preset}: the G phase changed D");
+        assert_ne!(g1, g2, "{preset}: the G phase left G unchanged");
+        let s = t.train_step(real, None).unwrap();
+        for v in [s.d_loss, s.g_loss, s.d_real, s.d_fake] {
+            assert!(v.is_finite(), "{preset}: {s:?}");
+        }
+    }
+}
+
+#[test]
+fn the_r1_phase_updates_only_d_and_logs_the_gradient_norm() {
+    let cfg = TrainConfig::load("stylegan-tiny", &[]).unwrap();
+    let mut t = GanTrainer::new(cfg.clone(), &Device::flex());
+    assert_eq!(t.phases(1), [Phase::DMain, Phase::GMain]);
+    assert_eq!(t.phases(2), [Phase::DMain, Phase::DReg, Phase::GMain]);
+    let real = real_batch(&cfg, t.device());
+    let (g0, d0) = (weights(&t.g), weights(&t.d));
+    let mut stats = StepStats::default();
+    t.run_phase(Phase::DReg, real, None, &mut stats).unwrap();
+    assert_eq!(weights(&t.g), g0);
+    assert_ne!(weights(&t.d), d0);
+    assert!(stats.r1.unwrap() > 0.0);
+}
+
+fn stats_lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p.join("stats.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{} {} {} {}", v["step"], v["d_loss"], v["g_loss"], v["r1"])
+        })
+        .collect()
+}
+
+fn load_raw(cfg: &TrainConfig, ckpt: &Path, device: &Device) -> (Generator, Vec<f32>) {
+    let (g, d) = cfg.model.init_gan(&mut Rng::new(5), device).unwrap();
+    let g = load_module(g, &ckpt.join(files::GENERATOR)).unwrap();
+    let d = load_module(d, &ckpt.join(files::DISCRIMINATOR)).unwrap();
+    let dp = params(&d);
+    (g, dp)
+}
+
+fn resume_is_exact(preset: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("straight"), tmp.path().join("resumed"));
+    run(preset, &a, 4, false, &[]);
+    run(preset, &b, 2, false, &[]);
+    run(preset, &b, 4, true, &[]);
+    let device = Device::flex();
+    let (_, ga, _) = sample::load_generator(&a, None, &device).unwrap();
+    let (_, gb, ckpt) = sample::load_generator(&b, None, &device).unwrap();
+    assert!(ckpt.ends_with("step-0000004"));
+    let pa = params(&ga);
+    assert_eq!(
+        pa,
+        params(&gb),
+        "{preset}: sampling generators differ after resume"
+    );
+    // G moved away from its initialisation, so equality is not trivial.
+    let cfg = TrainConfig::load(preset, &[]).unwrap();
+    let init = GanTrainer::new(cfg.clone(), &device);
+    assert_ne!(params(&init.g), pa);
+    let (raw_a, da) = load_raw(&cfg, &a.join("checkpoints/step-0000004"), &device);
+    let (raw_b, db) = load_raw(&cfg, &b.join("checkpoints/step-0000004"), &device);
+    assert_eq!(da, db, "{preset}: discriminators differ");
+    let raw = params(&raw_a);
+    assert_eq!(raw, params(&raw_b), "{preset}: raw generators differ");
+    if cfg.train.ema_decay > 0.0 {
+        assert_ne!(raw, pa, "{preset}: the average should lag the generator");
+    }
+    let state = |p: &Path| std::fs::read(p.join("checkpoints/step-0000004/state.json")).unwrap();
+    assert_eq!(state(&a), state(&b), "{preset}: step / rng state differ");
+    let z = sample::latents(4, cfg.model.z_dim().unwrap(), 9, &device);
+    let (ia, ib) = (ga.forward(z.clone(), None), gb.forward(z, None));
+    assert_eq!(ia.clone().into_data(), ib.into_data());
+    // Sampling works: the right shape, finite, and a sample grid was written at the end.
+    let (c, r) = cfg.model.image_shape().unwrap();
+    assert_eq!(ia.dims(), [4, c, r, r]);
+    assert!(ia.is_finite().all().into_scalar::<bool>());
+    assert!(b.join("samples/step-0000004.png").is_file());
+    assert_eq!(
+        stats_lines(&a),
+        stats_lines(&b),
+        "{preset}: logged losses differ"
+    );
+}
+
+#[test]
+fn resume_is_exact_for_every_family() {
+    for preset in FAMILIES {
+        resume_is_exact(preset);
+    }
+}
+
+#[test]
+fn resume_falls_back_past_a_corrupt_latest_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("straight"), tmp.path().join("broken"));
+    run("stylegan-tiny", &a, 6, false, &[]);
+    run("stylegan-tiny", &b, 4, false, &[]);
+    // A crash mid-copy, or a bad disk: step 4's generator is cut short.
+    let bad = b.join("checkpoints/step-0000004").join(files::GENERATOR);
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
+    struct Log(Vec<String>);
+    impl genforge::train::Progress for Log {
+        fn start(&mut self, _: &Path, _: u64, _: u64) {}
+        fn step(&mut self, _: u64, _: &[(&'static str, f64)], _: f64) {}
+        fn message(&mut self, m: &str) {
+            self.0.push(m.to_string());
+        }
+        fn finish(&mut self) {}
+    }
+    let mut log = Log(Vec::new());
+    train(
+        TrainOptions {
+            source: RunSource::Resume {
+                run_dir: b.clone(),
+                overrides: vec![],
+            },
+            steps: Some(6),
+            device: Device::flex(),
+        },
+        &mut log,
+    )
+    .unwrap();
+    let warning = log
+        .0
+        .iter()
+        .find(|m| m.contains("warning"))
+        .expect("a warning");
+    assert!(warning.contains("generator.bpk"), "{warning}");
+    assert!(
+        log.0.iter().any(|m| m.contains("from step 2")),
+        "{:?}",
+        log.0
+    );
+    // Resumed from step 2, the run still ends exactly where a straight run does.
+    let device = Device::flex();
+    let (_, ga, _) = sample::load_generator(&a, None, &device).unwrap();
+    let (_, gb, _) = sample::load_generator(&b, None, &device).unwrap();
+    assert_eq!(params(&ga), params(&gb));
+    // Every checkpoint unusable: the error names the file, and nothing is overwritten.
+    let c = tmp.path().join("hopeless");
+    run("dcgan-tiny", &c, 2, false, &[]);
+    std::fs::write(c.join("checkpoints/step-0000002/state.json"), b"{").unwrap();
+    let err = train(
+        TrainOptions {
+            source: RunSource::Resume {
+                run_dir: c.clone(),
+                overrides: vec![],
+            },
+            steps: Some(4),
+            device: Device::flex(),
+        },
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("state.json"), "{err}");
+}
+
+#[test]
+fn resume_refuses_a_changed_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    run("dcgan-tiny", &dir, 2, false, &[]);
+    let source = RunSource::Resume {
+        run_dir: dir.clone(),
+        overrides: vec!["model.z_dim=9".into()],
+    };
+    let err = train(
+        TrainOptions {
+            source,
+            steps: Some(4),
+            device: Device::flex(),
+        },
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("model.z_dim"), "{err}");
+}
