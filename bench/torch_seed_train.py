@@ -1,7 +1,7 @@
-"""PyTorch reference training of seed 001's DCGAN / SAGAN on the data genforge ships.
+"""PyTorch reference training of the DCGAN/SAGAN article's DCGAN / SAGAN on the data genforge ships.
 
 Same data (data/mnist, digits 7 and 8, the first 200 of each in file order, bilinear resize to
-64x64, [-1, 1]), same models (imported from ../shared/reference/torch_gan_step.py, the seed's
+64x64, [-1, 1]), same models (imported from ../shared/reference/torch_gan_step.py, the DCGAN/SAGAN article's
 layer tables), same losses and optimizers as genforge's presets. Writes fixed-latent grids with G in
 eval mode, as `genforge train` does, so the two can be compared step for step.
 

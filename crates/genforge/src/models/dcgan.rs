@@ -1,4 +1,4 @@
-//! DCGAN (Radford et al. 2016) with seed 001's layer tables. At 64x64, `z_dim = 20`, width 64:
+//! DCGAN (Radford et al. 2016) with the DCGAN/SAGAN article's layer tables. At 64x64, `z_dim = 20`, width 64:
 //!
 //! | G layer | op                               | output            |
 //! |---------|----------------------------------|-------------------|
@@ -18,7 +18,7 @@
 //!
 //! Other resolutions add or drop stride-2 layers (32: three hidden G layers, 128: five), keeping
 //! `width` channels next to the image and doubling towards 4x4. Conv weights N(0, 0.02), biases
-//! 0; BatchNorm weight N(1, 0.02), bias 0 (the seed's `weights_init`). D has no BatchNorm.
+//! 0; BatchNorm weight N(1, 0.02), bias 0 (the DCGAN/SAGAN article's `weights_init`). D has no BatchNorm.
 //! With `spectral_norm` (SAGAN) every conv but G's and D's `last` is spectrally normalized, and
 //! self-attention follows the layers whose resolutions are listed.
 
@@ -103,7 +103,7 @@ pub struct Backbone {
     pub d_attention: Vec<usize>,
 }
 
-/// LeakyReLU slope of the seed's discriminator.
+/// LeakyReLU slope of the DCGAN/SAGAN article's discriminator.
 pub const LEAKY_SLOPE: f64 = 0.1;
 
 fn hidden_layers(resolution: usize) -> usize {

@@ -1,4 +1,4 @@
-//! The Gated PixelCNN prior over VQ-VAE-2 code maps (seed 004's `pixelCNN`): codes are embedded,
+//! The Gated PixelCNN prior over VQ-VAE-2 code maps (the VQ-VAE-2 article's `pixelCNN`): codes are embedded,
 //! pass a type-A gated layer with a 7x7 kernel then type-B layers with 3x3 kernels, the skip
 //! outputs are summed, and a `relu -> 1x1 -> relu -> 1x1` head gives logits over the K codes at
 //! every position. Conditioning (the upsampled top codes for the bottom prior, a one-hot class
@@ -89,11 +89,11 @@ impl PixelcnnConfig {
     }
 }
 
-/// The seed's kernel sizes: 7 for the first (type A) layer, 3 for the rest.
+/// The VQ-VAE-2 article's kernel sizes: 7 for the first (type A) layer, 3 for the rest.
 pub const FIRST_KERNEL: usize = 7;
 pub const KERNEL: usize = 3;
 
-/// Top codes as a conditioning map at the bottom resolution (seed 004 upsamples the condition
+/// Top codes as a conditioning map at the bottom resolution (the VQ-VAE-2 article upsamples the condition
 /// with a stride-2 transposed convolution and ReLU).
 #[derive(Module, Debug)]
 pub struct TopCodeCondition {

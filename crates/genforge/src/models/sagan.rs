@@ -1,4 +1,4 @@
-//! SAGAN (Zhang et al. 2019) as seed 001 builds it: the DCGAN backbone of [`super::dcgan`] with
+//! SAGAN (Zhang et al. 2019) as the DCGAN/SAGAN article builds it: the DCGAN backbone of [`super::dcgan`] with
 //! spectral normalization on every conv except the output layers, Self-Attention after G's
 //! layer3/layer4 (16x16, 32x32) and D's layer3/layer4 (8x8, 4x4), the hinge loss and TTUR
 //! (G 1e-4, D 4e-4, Adam betas 0.0/0.9). Select it with `model.family = "sagan"`.
@@ -78,7 +78,7 @@ impl SaganConfig {
     }
 }
 
-/// The seed's attention figure panel: the map of the centre position of a square
+/// The DCGAN/SAGAN article's attention figure panel: the map of the centre position of a square
 /// `[n, n]` attention matrix (`n = side^2`), as a `[side, side]` image.
 /// Seed: `am1[i].view(16, 16, 16, 16)[7][7]`.
 pub fn centre_attention(map: Tensor<2>) -> Tensor<2> {

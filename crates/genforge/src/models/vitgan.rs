@@ -1,4 +1,4 @@
-//! ViTGAN (Lee et al. 2021; seeds 000 and 003): a Vision-Transformer generator with
+//! ViTGAN (Lee et al. 2021; the ViTGAN article and paper review): a Vision-Transformer generator with
 //! Self-Modulated LayerNorm and a SIREN patch decoder, and a ViT discriminator with overlapping
 //! patches, L2 self-attention and Improved Spectral Normalization on every layer.
 
@@ -149,7 +149,7 @@ pub struct Output {
 #[derive(Module, Debug)]
 pub struct Generator {
     pub mapping: MappingNetwork,
-    /// `[patches, d]`, passed through `sin` (the seed's learnable positional input).
+    /// `[patches, d]`, passed through `sin` (the ViTGAN article's learnable positional input).
     pub pos_emb: Param<Tensor<2>>,
     pub blocks: Vec<GeneratorBlock>,
     /// SLN on the transformer output, giving the patch embeddings (styles of the SIREN).
@@ -221,7 +221,7 @@ impl Generator {
 }
 
 /// `[b * g * g, p * p, c] -> [b, c, g * p, g * p]`: patch `(r, col)` pixel `(i, j)` (index
-/// `i * p + j`) lands at image row `r * p + i`, column `col * p + j` (the seed's permutation).
+/// `i * p + j`) lands at image row `r * p + i`, column `col * p + j` (the ViTGAN article's permutation).
 pub fn patches_to_image(x: Tensor<3>, b: usize, g: usize, p: usize) -> Tensor<4> {
     let c = x.dims()[2];
     x.reshape([b, g, g, p, p, c])
@@ -238,7 +238,7 @@ pub struct PatchEmbedding {
     pub bias: Param<Tensor<1>>,
     pub isn: ImprovedSpectralNorm,
     pub cls: Param<Tensor<3>>,
-    /// `[tokens + 1, d]`, through `sin` as the seed's discriminator.
+    /// `[tokens + 1, d]`, through `sin` as the ViTGAN article's discriminator.
     pub pos: Param<Tensor<2>>,
     pub patch: usize,
     pub gain: f64,

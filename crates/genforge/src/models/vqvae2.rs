@@ -1,4 +1,4 @@
-//! VQ-VAE-2 (Razavi et al. 2019) with two levels, as seed 004 builds it: stride-2 3x3
+//! VQ-VAE-2 (Razavi et al. 2019) with two levels, as the VQ-VAE-2 article builds it: stride-2 3x3
 //! convolutions and residual blocks take the image down to the bottom resolution, then further
 //! to the top; the top is quantized, decoded back up to the bottom resolution and joined with the
 //! bottom features before the bottom quantization; the decoder reconstructs the image from the

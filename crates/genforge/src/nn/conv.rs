@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use super::{SpectralNorm, init};
 use crate::rng::Rng;
 
-/// Init std of every conv weight (DCGAN paper and seed 001).
+/// Init std of every conv weight (DCGAN paper and the DCGAN/SAGAN article).
 pub const INIT_STD: f64 = 0.02;
 
 /// N(0, 0.02) weight of `shape`, zero bias, and spectral norm over the output-channel axis

@@ -1,4 +1,4 @@
-//! DiffAugment (Zhao et al. 2020) as the seed uses it: random brightness, saturation and
+//! DiffAugment (Zhao et al. 2020) as the ViTGAN article uses it: random brightness, saturation and
 //! contrast ("color"), translation with zero fill ("translation") and a zeroed square
 //! ("cutout"), all differentiable in the image, applied to real and fake inputs of D.
 //! The random draws come from the host generator so resumed runs draw the same augmentations.
@@ -8,9 +8,9 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
-/// Translation of up to this fraction of the side (the seed's `rand_translation` ratio).
+/// Translation of up to this fraction of the side (the ViTGAN article's `rand_translation` ratio).
 pub const TRANSLATION_RATIO: f64 = 0.1;
-/// Cutout square side as a fraction of the image side (the seed's `rand_cutout` ratio).
+/// Cutout square side as a fraction of the image side (the ViTGAN article's `rand_cutout` ratio).
 pub const CUTOUT_RATIO: f64 = 0.3;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -21,7 +21,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Parses the seed's policy string, e.g. `"color,translation,cutout"` (empty: none).
+    /// Parses the ViTGAN article's policy string, e.g. `"color,translation,cutout"` (empty: none).
     pub fn parse(s: &str) -> Result<Self> {
         let mut p = Policy::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -95,7 +95,7 @@ pub fn diff_augment(x: Tensor<4>, policy: Policy, rng: &mut Rng) -> Tensor<4> {
         let (ch, cw) = (cut(h), cut(w));
         let mut mask = vec![1.0f32; b * h * w];
         for n in 0..b {
-            // Centre drawn as the seed: offset in [0, side + 1 - size % 2), square from
+            // Centre drawn as the ViTGAN article: offset in [0, side + 1 - size % 2), square from
             // offset - size / 2, clipped to the image.
             let oy = rng.below(h + 1 - ch % 2) as i64 - (ch / 2) as i64;
             let ox = rng.below(w + 1 - cw % 2) as i64 - (cw / 2) as i64;

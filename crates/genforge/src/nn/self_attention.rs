@@ -1,4 +1,4 @@
-//! The Self-Attention layer of SAGAN (Zhang et al. 2019) exactly as seed 001 writes it:
+//! The Self-Attention layer of SAGAN (Zhang et al. 2019) exactly as the DCGAN/SAGAN article writes it:
 //! 1x1 convs project to query/key (C/8) and value (C); `S = q^T k`; the softmax normalises over
 //! the query axis (PyTorch `Softmax(dim=-2)`); `o = v beta^T`; `y = x + gamma o` with `gamma`
 //! starting at 0. The attention map `beta[b, j, i]` (rows sum to 1) is returned for figures.
@@ -41,7 +41,7 @@ impl SelfAttention {
             .forward(x.clone())
             .reshape([b, cq, n])
             .swap_dims(1, 2); // [b, n(j), c']
-        // s_t[j][i] = k_j . q_i = s_ij, so the seed's softmax over i is a last-axis softmax here.
+        // s_t[j][i] = k_j . q_i = s_ij, so the DCGAN/SAGAN article's softmax over i is a last-axis softmax here.
         let beta = softmax(k.matmul(q), 2); // [b, n(j), n(i)], rows sum to 1
         let v = self.value.forward(x.clone()).reshape([b, c, n]); // [b, c, n(i)]
         // o_j = sum_i beta_ji v_i, computed as beta v^T so the big matrix is never transposed.

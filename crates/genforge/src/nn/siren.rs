@@ -4,7 +4,7 @@
 //!
 //! Every weight here is equalized like the rest of G: stored uniform in [-1, 1] and multiplied at
 //! run time by its SIREN init bound. The function at initialisation is SIREN's, but Adam's steps
-//! are relative to that bound; with the raw weights (bounds down to 1/in) the seed's learning rate
+//! are relative to that bound; with the raw weights (bounds down to 1/in) the ViTGAN article's learning rate
 //! of 0.002 changes them by tens of percent per step and `sin(30 x)` turns that into noise.
 
 use burn::module::{Module, Param};
@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::rng::Rng;
 
-/// SIREN's frequency factor `omega_0` (Sitzmann et al.; the seed uses 30 for every layer).
+/// SIREN's frequency factor `omega_0` (Sitzmann et al.; the ViTGAN article uses 30 for every layer).
 pub const OMEGA_0: f64 = 30.0;
 
 /// Uniform in [-1, 1]: the stored (equalized) form of every weight in this module.
@@ -117,7 +117,7 @@ impl ModulatedLinear {
 }
 
 /// The SIREN: `sin(omega * mod(x))` for the first and each hidden layer, then a modulated
-/// linear output layer (the seed's `outermost_linear=True`).
+/// linear output layer (the ViTGAN article's `outermost_linear=True`).
 #[derive(Module, Debug)]
 pub struct Siren {
     pub layers: Vec<ModulatedLinear>,
@@ -216,7 +216,7 @@ mod tests {
             let w = layer.weight.val().into_data().try_to_vec::<f32>().unwrap();
             assert!((layer.gain - 1.0 / (i as f64).sqrt()).abs() < 1e-12);
             for a in 0..m {
-                // The seed's per-sample weight w'[o][i] = w[o][i] s[i] / sqrt(in), demodulated.
+                // The ViTGAN article's per-sample weight w'[o][i] = w[o][i] s[i] / sqrt(in), demodulated.
                 let wp: Vec<f64> = (0..o * i)
                     .map(|k| w[k] as f64 * sv[a * i + k % i] as f64 / (i as f64).sqrt())
                     .collect();

@@ -1,4 +1,4 @@
-//! The EMA vector quantizer of VQ-VAE (van den Oord et al. 2017) as seed 004 implements it: a
+//! The EMA vector quantizer of VQ-VAE (van den Oord et al. 2017) as the VQ-VAE-2 article implements it: a
 //! `(K, D)` codebook, the nearest code by L2 distance, a straight-through gradient, the commitment
 //! loss `beta * ||z_e - sg[e]||^2`, and codebook updates by exponential moving averages instead
 //! of gradients:
@@ -9,7 +9,7 @@
 //! e_i := m_i / N~_i,   N~_i = (N_i + eps) / (n + K eps) * n,   n = sum_i N_i   (Laplace smoothing)
 //! ```
 //!
-//! with `N` starting at 0 and `m` at the initial codebook. Beyond the seed, codes unused for
+//! with `N` starting at 0 and `m` at the initial codebook. Beyond the VQ-VAE-2 article, codes unused for
 //! `dead_code_steps` consecutive updates are restarted from random encoder outputs of the batch.
 //!
 //! The EMA statistics are module state (saved in checkpoints, never touched by the optimizer);
@@ -88,7 +88,7 @@ fn host<const D: usize>(p: &Param<Tensor<D>>) -> Vec<f32> {
 }
 
 impl EmaVectorQuantizer {
-    /// `K` codes of size `D` drawn from N(0, 1) (the seed's initializer), `N = 0`, `m = e`.
+    /// `K` codes of size `D` drawn from N(0, 1) (the VQ-VAE-2 article's initializer), `N = 0`, `m = e`.
     pub fn new(
         [k, d]: [usize; 2],
         decay: f64,
@@ -215,7 +215,7 @@ impl EmaVectorQuantizer {
     }
 }
 
-/// The seed's EMA update of `cb` from encoder outputs `rows` (`[N, D]` row-major) assigned to
+/// The VQ-VAE-2 article's EMA update of `cb` from encoder outputs `rows` (`[N, D]` row-major) assigned to
 /// `indices`, then the dead-code restart.
 pub fn ema_update(
     cb: &mut Codebook,
@@ -343,7 +343,7 @@ mod tests {
                 );
             }
         }
-        // The unused code's vector is divided by ~eps: it moves far away, as in the seed.
+        // The unused code's vector is divided by ~eps: it moves far away, as in the VQ-VAE-2 article.
         assert!(cb.embed[4].abs() > 1e4);
     }
 

@@ -1,5 +1,5 @@
 //! Attention figures: generated images on top and attention maps below them (red = attended),
-//! scaled to image size. SAGAN: seed 001's centre-pixel map; ViTGAN: one row per head, of G's
+//! scaled to image size. SAGAN: the DCGAN/SAGAN article's centre-pixel map; ViTGAN: one row per head, of G's
 //! centre patch or of D's class token.
 
 use burn::tensor::Tensor;

@@ -1,5 +1,5 @@
-//! VQ-VAE-2 at inference: loading runs, the reconstruction figure (seed 004's `top=0 | bottom=0`),
-//! interpolation through the continuous latents (the seed's "analogy"), and ancestral sampling
+//! VQ-VAE-2 at inference: loading runs, the reconstruction figure (the VQ-VAE-2 article's `top=0 | bottom=0`),
+//! interpolation through the continuous latents (the VQ-VAE-2 article's "analogy"), and ancestral sampling
 //! from the two PixelCNN priors.
 
 use std::path::{Path, PathBuf};
