@@ -214,7 +214,7 @@ impl ModelConfig {
     }
 
     /// An error naming the run when its family is not `want`.
-    pub fn expect(&self, want: &str, run: &std::path::Path) -> Result<()> {
+    pub fn require_family(&self, want: &str, run: &std::path::Path) -> Result<()> {
         if self.family() == want {
             Ok(())
         } else {

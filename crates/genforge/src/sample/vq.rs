@@ -24,7 +24,7 @@ pub fn load_vqvae(
     device: &Device,
 ) -> Result<(TrainConfig, VqVae2, PathBuf)> {
     let (cfg, ckpt) = resolve(run_dir, checkpoint)?;
-    cfg.model.expect("vqvae2", run_dir)?;
+    cfg.model.require_family("vqvae2", run_dir)?;
     let m = cfg.model.as_vqvae2().expect("checked above");
     let model = VqVae2::new(m, &mut Rng::new(0), device);
     let model = load_module(model, &ckpt.join(files::VQVAE2))?;
@@ -37,7 +37,7 @@ pub fn load_priors(
     device: &Device,
 ) -> Result<(TrainConfig, GatedPixelCnn, GatedPixelCnn, PathBuf)> {
     let (cfg, ckpt) = resolve(run_dir, None)?;
-    cfg.model.expect("pixelcnn", run_dir)?;
+    cfg.model.require_family("pixelcnn", run_dir)?;
     let p = cfg.model.as_pixelcnn().expect("checked above");
     let (top, bottom) = p.init(&mut Rng::new(0), device);
     let top = load_module(top, &ckpt.join(files::PRIOR_TOP))?;

@@ -159,10 +159,13 @@ impl GanTrainer {
             t.mark("start", &self.device);
         }
         for phase in self.phases(step) {
-            self.run_phase(phase, real.clone(), c.clone(), &mut stats)?;
-            if let Some(t) = times.as_deref_mut() {
-                t.mark(phase_name(phase), &self.device);
-            }
+            self.phase_timed(
+                phase,
+                real.clone(),
+                c.clone(),
+                &mut stats,
+                times.as_deref_mut(),
+            )?;
         }
         self.state.step = step;
         self.state.images_seen += b as u64;
@@ -177,6 +180,24 @@ impl GanTrainer {
         c: Labels,
         stats: &mut StepStats,
     ) -> Result<()> {
+        self.phase_timed(phase, real, c, stats, None)
+    }
+
+    /// [`run_phase`](Self::run_phase), marking forward, backward and optimizer time in `times`.
+    fn phase_timed(
+        &mut self,
+        phase: Phase,
+        real: Tensor<4>,
+        c: Labels,
+        stats: &mut StepStats,
+        mut times: Option<&mut PhaseTimes>,
+    ) -> Result<()> {
+        let device = self.device.clone();
+        let mut mark = |name: &'static str| {
+            if let Some(t) = times.as_deref_mut() {
+                t.mark(name, &device);
+            }
+        };
         let step = self.state.step + 1;
         match phase {
             Phase::DMain => {
@@ -193,8 +214,11 @@ impl GanTrainer {
                     loss = loss + reg;
                 }
                 check_finite("d_loss", stats.d_loss, step)?;
+                mark("d_forward");
                 let grads = GradientsParams::from_grads(loss.backward(), &self.d);
+                mark("d_backward");
                 self.d = self.d_opt.step(self.cfg.train.d_lr, self.d.clone(), grads);
+                mark("d_adam");
             }
             Phase::DReg => {
                 let t = &self.cfg.train;
@@ -202,8 +226,11 @@ impl GanTrainer {
                 let (reg, r1) = self.r1(real, c, gamma);
                 stats.r1 = Some(r1);
                 check_finite("r1", r1, step)?;
+                mark("r1_forward");
                 let grads = GradientsParams::from_grads(reg.backward(), &self.d);
+                mark("r1_backward");
                 self.d = self.d_opt.step(self.cfg.train.d_lr, self.d.clone(), grads);
+                mark("d_adam");
             }
             Phase::GMain => {
                 let b = real.dims()[0];
@@ -220,7 +247,9 @@ impl GanTrainer {
                 let loss = self.g_loss(self.d.forward(fake, c));
                 stats.g_loss = scalar(&loss);
                 check_finite("g_loss", stats.g_loss, step)?;
+                mark("g_forward");
                 let grads = GradientsParams::from_grads(loss.backward(), &self.g);
+                mark("g_backward");
                 self.g = self.g_opt.step(self.cfg.train.g_lr, self.g.clone(), grads);
                 if let (Some(m), Generator::Style(_)) = (w_mean, &self.g) {
                     self.g = track_w_avg(self.g.clone(), m, &self.cfg.model);
@@ -230,6 +259,7 @@ impl GanTrainer {
                     let avg = ema::update(avg, &self.g, beta);
                     self.g_ema = Some(copy_buffers(avg, &self.g));
                 }
+                mark("g_adam");
             }
         }
         Ok(())
@@ -360,14 +390,6 @@ impl GanTrainer {
         t.d_opt = load_optim(adam(&t.cfg), &dir.join(files::D_OPTIM))?;
         t.state = load_state(dir)?;
         Ok(t)
-    }
-}
-
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::DMain => "d_main",
-        Phase::DReg => "d_reg",
-        Phase::GMain => "g_main",
     }
 }
 
