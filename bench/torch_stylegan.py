@@ -7,7 +7,7 @@ norm, AdaIN `x * (1 + y_s) + y_b` from an equalized affine map of w; 1x1 toRGB. 
 probability 0.9. Discriminator: fromRGB 1x1, per resolution conv3x3, blur, conv3x3, 2x2 average
 pool (LeakyReLU after each conv), minibatch stddev (group 4), conv3x3, FC, FC. Non-saturating
 loss, R1 on reals every `--r1-interval` steps weighted by the interval (PyTorch's exact double
-backward), Adam 0.002 (0, 0.99), G weight average, w_avg tracking. One iteration = D step
+backward), Adam (0, 0.99) at the preset's rate, G weight average, w_avg tracking. One iteration = D step
 (+ R1 step when due) + G step, averaged over the iterations timed.
 
     pip install torch
@@ -16,10 +16,10 @@ backward), Adam 0.002 (0, 0.99), G weight average, w_avg tracking. One iteration
 import argparse, copy, math, resource, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
-PRESETS = {  # z/w, mapping layers, channels, resolution, channel_base, channel_max, gamma
-    "mnist": (128, 8, 1, 32, 256, 128, 0.1),
-    "emoji": (128, 8, 3, 32, 256, 128, 0.1),
-    "ffhq": (512, 8, 3, 1024, 8192, 512, 10.0),
+PRESETS = {  # z/w, mapping layers, channels, resolution, channel_base, channel_max, gamma, lr
+    "mnist": (128, 8, 1, 32, 256, 128, 10.0, 0.001),
+    "emoji": (128, 8, 3, 32, 256, 128, 10.0, 0.001),
+    "ffhq": (512, 8, 3, 1024, 8192, 512, 10.0, 0.001),
 }
 SQRT2 = math.sqrt(2)
 
@@ -151,18 +151,18 @@ def main():
     ap.add_argument("--preset", default="mnist", choices=PRESETS)
     ap.add_argument("--batch", type=int, default=32); ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=1); ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--r1-interval", type=int, default=4)
+    ap.add_argument("--r1-interval", type=int, default=4, help="ffhq: 1, as stylegan-ffhq")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    zd, nmap, ch, res, base, cmax, gamma = PRESETS[a.preset]
+    zd, nmap, ch, res, base, cmax, gamma, lr = PRESETS[a.preset]
     dev = torch.device(a.device)
     torch.set_default_device(dev)
     g, d = Generator(zd, nmap, ch, res, base, cmax), Discriminator(ch, res, base, cmax)
     g_ema = copy.deepcopy(g).requires_grad_(False)
-    og = torch.optim.Adam(g.parameters(), 0.002, betas=(0.0, 0.99))
-    od = torch.optim.Adam(d.parameters(), 0.002, betas=(0.0, 0.99))
+    og = torch.optim.Adam(g.parameters(), lr, betas=(0.0, 0.99))
+    od = torch.optim.Adam(d.parameters(), lr, betas=(0.0, 0.99))
     bs = a.batch
     real = torch.rand(bs, ch, res, res) * 2 - 1
     times = []

@@ -162,10 +162,12 @@ impl ModelConfig {
         })
     }
 
-    /// DiffAugment policy applied to D's inputs (ViTGAN; identity for the others).
+    /// DiffAugment policy applied to D's inputs (ViTGAN, optionally StyleGAN; identity for the
+    /// others).
     pub fn diffaugment(&self) -> Policy {
         match self {
             ModelConfig::Vitgan(c) => Policy::parse(&c.diffaugment).unwrap_or_default(),
+            ModelConfig::Stylegan(c) => Policy::parse(&c.diffaugment).unwrap_or_default(),
             _ => Policy::default(),
         }
     }

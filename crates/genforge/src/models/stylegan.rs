@@ -62,6 +62,8 @@ pub struct StyleganConfig {
     pub w_avg_decay: f64,
     /// Minibatch standard deviation group size (4).
     pub mbstd_group: usize,
+    /// DiffAugment policy for D's inputs (not in the paper; empty: none).
+    pub diffaugment: String,
 }
 
 impl Default for StyleganConfig {
@@ -76,6 +78,7 @@ impl Default for StyleganConfig {
             channel_max: 512,
             w_avg_decay: 0.995,
             mbstd_group: 4,
+            diffaugment: String::new(),
         }
     }
 }
@@ -112,6 +115,7 @@ impl StyleganConfig {
         if self.mbstd_group == 0 {
             return bad("model.mbstd_group must be at least 1".into());
         }
+        crate::nn::diff_augment::Policy::parse(&self.diffaugment)?;
         Ok(())
     }
 
