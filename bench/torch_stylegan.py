@@ -1,6 +1,6 @@
 """PyTorch reference for `genforge bench stylegan-*`: the same StyleGAN, layer for layer.
 
-Generator: z normalised, 8 equalized FC layers (lr multiplier 0.01, LeakyReLU 0.2 times sqrt 2)
+Generator: z normalised, equalized FC layers (8 for ffhq, 2 for the CPU presets) (lr multiplier 0.01, LeakyReLU 0.2 times sqrt 2)
 to w; a constant 4x4 input (ones); two style layers per resolution, each [nearest 2x upsample,
 conv3x3, [1,2,1] blur] or conv3x3, then noise (per-channel scale), bias, LeakyReLU 0.2, instance
 norm, AdaIN `x * (1 + y_s) + y_b` from an equalized affine map of w; 1x1 toRGB. Style mixing with
@@ -17,8 +17,8 @@ import argparse, copy, math, resource, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 PRESETS = {  # z/w, mapping layers, channels, resolution, channel_base, channel_max, gamma, lr
-    "mnist": (128, 8, 1, 32, 256, 128, 10.0, 0.001),
-    "emoji": (128, 8, 3, 32, 256, 128, 10.0, 0.001),
+    "mnist": (128, 2, 1, 32, 256, 128, 10.0, 0.001),
+    "emoji": (128, 2, 3, 32, 256, 128, 10.0, 0.001),
     "ffhq": (512, 8, 3, 1024, 8192, 512, 10.0, 0.001),
 }
 SQRT2 = math.sqrt(2)
