@@ -5,7 +5,7 @@ to w; a constant 4x4 input (ones); two style layers per resolution, each [neares
 conv3x3, [1,2,1] blur] or conv3x3, then noise (per-channel scale), bias, LeakyReLU 0.2, instance
 norm, AdaIN `x * (1 + y_s) + y_b` from an equalized affine map of w; 1x1 toRGB. Style mixing with
 probability 0.9. Discriminator: fromRGB 1x1, per resolution conv3x3, blur, conv3x3, 2x2 average
-pool (LeakyReLU after each conv), minibatch stddev (group 4), conv3x3, FC, FC. Non-saturating
+pool (LeakyReLU after each conv), minibatch stddev (the preset's group), conv3x3, FC, FC. Non-saturating
 loss, R1 on reals every `--r1-interval` steps weighted by the interval (PyTorch's exact double
 backward), Adam (0, 0.99) at the preset's rate, G weight average, w_avg tracking. One iteration = D step
 (+ R1 step when due) + G step, averaged over the iterations timed.
@@ -16,10 +16,10 @@ backward), Adam (0, 0.99) at the preset's rate, G weight average, w_avg tracking
 import argparse, copy, math, resource, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
-PRESETS = {  # z/w, mapping layers, channels, resolution, channel_base, channel_max, gamma, lr
-    "mnist": (128, 2, 1, 32, 256, 128, 10.0, 0.001),
-    "emoji": (128, 2, 3, 32, 256, 128, 10.0, 0.001),
-    "ffhq": (512, 8, 3, 1024, 8192, 512, 10.0, 0.001),
+PRESETS = {  # z/w, mapping layers, channels, resolution, channel_base, channel_max, gamma, lr, mbstd group
+    "mnist": (128, 2, 1, 32, 256, 128, 10.0, 0.001, 32),
+    "emoji": (128, 2, 3, 32, 256, 128, 10.0, 0.001, 4),
+    "ffhq": (512, 8, 3, 1024, 8192, 512, 10.0, 0.001, 4),
 }
 SQRT2 = math.sqrt(2)
 
@@ -120,8 +120,9 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, ch, res, base, cmax):
+    def __init__(self, ch, res, base, cmax, group=4):
         super().__init__()
+        self.group = group
         self.from_rgb = EqConv(ch, nf(res, base, cmax), 1)
         blocks, r = [], res
         while r > 4:
@@ -138,7 +139,7 @@ class Discriminator(nn.Module):
         for c0, c1 in self.blocks:
             x = lrelu(F.avg_pool2d(c1(blur(lrelu(c0(x)))), 2))
         b, c, h, w = x.shape
-        g = min(4, b)
+        g = max(k for k in range(1, min(self.group, b) + 1) if b % k == 0)
         y = x.view(g, -1, c, h, w)
         y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean((1, 2, 3))
         y = y.view(1, -1, 1, 1, 1).expand(g, -1, 1, h, w).reshape(b, 1, h, w)
@@ -156,10 +157,10 @@ def main():
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    zd, nmap, ch, res, base, cmax, gamma, lr = PRESETS[a.preset]
+    zd, nmap, ch, res, base, cmax, gamma, lr, group = PRESETS[a.preset]
     dev = torch.device(a.device)
     torch.set_default_device(dev)
-    g, d = Generator(zd, nmap, ch, res, base, cmax), Discriminator(ch, res, base, cmax)
+    g, d = Generator(zd, nmap, ch, res, base, cmax), Discriminator(ch, res, base, cmax, group)
     g_ema = copy.deepcopy(g).requires_grad_(False)
     og = torch.optim.Adam(g.parameters(), lr, betas=(0.0, 0.99))
     od = torch.optim.Adam(d.parameters(), lr, betas=(0.0, 0.99))
