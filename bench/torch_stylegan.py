@@ -18,7 +18,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 
 PRESETS = {  # z/w, mapping layers, channels, resolution, channel_base, channel_max, gamma, lr, mbstd group
     "mnist": (128, 2, 1, 32, 256, 128, 10.0, 0.001, 32),
-    "emoji": (128, 2, 3, 32, 256, 128, 10.0, 0.001, 4),
+    "emoji": (128, 2, 3, 32, 256, 128, 10.0, 0.001, 32),
     "ffhq": (512, 8, 3, 1024, 8192, 512, 10.0, 0.001, 4),
 }
 SQRT2 = math.sqrt(2)
