@@ -130,22 +130,8 @@ impl ModelConfig {
     /// G and D of an adversarial family, G's weights drawn first from `rng`.
     pub fn init_gan(&self, rng: &mut Rng, device: &Device) -> Option<(Generator, Discriminator)> {
         Some(match self {
-            ModelConfig::Dcgan(c) => {
-                let b = c.backbone();
-                let g = dcgan::Generator::new(&b, rng, device);
-                (
-                    Generator::Conv(g),
-                    Discriminator::Conv(dcgan::Discriminator::new(&b, rng, device)),
-                )
-            }
-            ModelConfig::Sagan(c) => {
-                let b = c.backbone();
-                let g = dcgan::Generator::new(&b, rng, device);
-                (
-                    Generator::Conv(g),
-                    Discriminator::Conv(dcgan::Discriminator::new(&b, rng, device)),
-                )
-            }
+            ModelConfig::Dcgan(c) => conv_pair(&c.backbone(), rng, device),
+            ModelConfig::Sagan(c) => conv_pair(&c.backbone(), rng, device),
             ModelConfig::Vitgan(c) => {
                 let g = vitgan::Generator::new(c, rng, device);
                 (
@@ -296,6 +282,13 @@ impl Discriminator {
             Discriminator::Style(d) => d.forward(x),
         }
     }
+}
+
+/// DCGAN's or SAGAN's G and D on the shared backbone, G's weights drawn first.
+fn conv_pair(b: &dcgan::Backbone, rng: &mut Rng, device: &Device) -> (Generator, Discriminator) {
+    let g = dcgan::Generator::new(b, rng, device);
+    let d = dcgan::Discriminator::new(b, rng, device);
+    (Generator::Conv(g), Discriminator::Conv(d))
 }
 
 /// Checks shared by the image families' configs.
