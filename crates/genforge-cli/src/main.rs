@@ -229,6 +229,79 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         delay_ms: u32,
     },
+    /// Score a run's samples against real images (FID, KID, IS, precision/recall), or a folder
+    /// of generated images against a folder of real ones (--real/--fake). Prints a table and
+    /// appends the numbers to RUN_DIR/metrics.jsonl.
+    Eval {
+        /// The run to score (omit with --real/--fake).
+        #[arg(required_unless_present = "fake")]
+        run_dir: Option<PathBuf>,
+        /// Checkpoint directory (default: the latest in the run).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Real images: a dataset path (default: the run's own data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Dataset format of --data (default: the run's data.format).
+        #[arg(long)]
+        format: Option<String>,
+        /// Generated images to score (and at most this many real ones).
+        #[arg(long, default_value_t = 10000)]
+        n: usize,
+        /// Any of fid, kid, is, pr, comma separated.
+        #[arg(long, default_value = "fid,kid,is,pr")]
+        metrics: String,
+        /// Feature network: `mnist` (the shipped digit classifier) or a classifier .bpk from
+        /// `genforge train-classifier`.
+        #[arg(long, default_value = "mnist")]
+        features: String,
+        /// VQ-VAE-2: the prior run to sample codes from.
+        #[arg(long, value_name = "PRIOR_RUN_DIR")]
+        prior: Option<PathBuf>,
+        /// VQ-VAE-2: softmax temperature of the priors.
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// StyleGAN: truncation psi.
+        #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+        psi: f64,
+        /// Latent seed of the generated images.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Folder mode: real images (PNG/JPEG, any size).
+        #[arg(long, requires = "fake", conflicts_with = "run_dir")]
+        real: Option<PathBuf>,
+        /// Folder mode: generated images.
+        #[arg(long, requires = "real")]
+        fake: Option<PathBuf>,
+        /// Images per feature-network batch.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Do not read or write the real-feature cache.
+        #[arg(long)]
+        no_cache: bool,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Train the MNIST feature network on labelled digits and report its held-out accuracy
+    /// (the shipped `crates/genforge/assets/mnist-classifier.bpk` is this command's output).
+    TrainClassifier {
+        /// Labelled digits (IDX files; default: the shipped MNIST).
+        #[arg(long, default_value = "data/mnist")]
+        data: String,
+        #[arg(long, default_value_t = 3000)]
+        steps: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Fraction of the digits held out for the accuracy (the last ones).
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "mnist-classifier.bpk")]
+        out: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Time train steps of a preset: GANs a D step + G step, VQ-VAE-2 one autoencoder step,
     /// PixelCNN one step of each prior (timed apart; reads the code maps at data.path).
     Bench {
@@ -676,6 +749,133 @@ fn run(cli: Cli) -> Result<()> {
             genforge::sample::gif::save_gif(images, &gif, delay_ms, 4)?;
             tracing::info!("wrote {} and {}", out.display(), gif.display());
         }
+        Command::Eval {
+            run_dir,
+            checkpoint,
+            data,
+            format,
+            n,
+            metrics,
+            features,
+            prior,
+            temperature,
+            psi,
+            seed,
+            real,
+            fake,
+            batch,
+            no_cache,
+            device,
+        } => {
+            let device = genforge::device::parse(&device)?;
+            let opts = genforge::metrics::eval::EvalOptions {
+                n,
+                metrics: genforge::metrics::Metric::parse_list(&metrics)?,
+                batch: batch.max(1),
+                ..Default::default()
+            };
+            if n == 0 {
+                bail!("--n must be at least 1");
+            }
+            let cache = if no_cache {
+                None
+            } else {
+                genforge::metrics::cache::default_dir()
+            };
+            let mut bars = EvalBars::default();
+            let mut progress = |set: &str, done: usize, total: usize| bars.update(set, done, total);
+            let scores = match (run_dir, real, fake) {
+                (_, Some(real), Some(fake)) => genforge::metrics::eval::evaluate_folders(
+                    &real,
+                    &fake,
+                    &features,
+                    cache.as_deref(),
+                    &opts,
+                    &device,
+                    &mut progress,
+                )?,
+                (Some(run_dir), _, _) => {
+                    let format = format.map(|f| f.parse()).transpose()?;
+                    let req = genforge::metrics::eval::RunEval {
+                        run_dir: &run_dir,
+                        checkpoint: checkpoint.as_deref(),
+                        prior: prior.as_deref(),
+                        psi,
+                        temperature,
+                        seed,
+                        data: data.as_deref(),
+                        format,
+                        features: &features,
+                        cache_dir: cache.as_deref(),
+                        opts,
+                    };
+                    let (scores, record) =
+                        genforge::metrics::eval::evaluate_run(&req, &device, &mut progress)?;
+                    tracing::info!(
+                        "appended to {}: {record}",
+                        run_dir
+                            .join(genforge::metrics::eval::METRICS_FILE)
+                            .display()
+                    );
+                    scores
+                }
+                _ => bail!("give a RUN_DIR, or --real DIR and --fake DIR"),
+            };
+            drop(progress);
+            bars.finish();
+            println!(
+                "{} generated vs {} real images, {} features",
+                scores.n_fake, scores.n_real, features
+            );
+            for (name, value) in scores.rows() {
+                println!("{name:>10}  {value}");
+            }
+        }
+        Command::TrainClassifier {
+            data,
+            steps,
+            batch,
+            holdout,
+            seed,
+            out,
+            device,
+        } => {
+            use genforge::metrics::mnist_classifier;
+            let device = genforge::device::parse(&device)?;
+            let path = genforge::config::resolve_shipped(&data);
+            let cfg = genforge::data::DataConfig::default();
+            let all = genforge::data::load_input(
+                &path,
+                genforge::data::DataFormat::Idx,
+                &cfg,
+                1,
+                mnist_classifier::RESOLUTION,
+            )?;
+            let (train, held) = all.split_holdout(holdout);
+            let Some(held) = held else {
+                bail!("--holdout {holdout} holds out no digits; use a fraction such as 0.2")
+            };
+            if train.len() < batch {
+                bail!(
+                    "{} training digits, fewer than --batch {batch}",
+                    train.len()
+                );
+            }
+            let t0 = Instant::now();
+            let net = mnist_classifier::train(&train, steps, batch, seed, &device, |step, loss| {
+                tracing::info!("step {step}/{steps}: cross-entropy {loss:.4}");
+            });
+            let acc = mnist_classifier::accuracy(&net, &held, &device);
+            genforge::run::checkpoint::save_module(net, &out)?;
+            println!(
+                "held-out accuracy {:.2}% on {} digits ({} trained on, {steps} steps, {:.0} s); wrote {}",
+                acc * 100.0,
+                held.len(),
+                train.len(),
+                t0.elapsed().as_secs_f64(),
+                out.display()
+            );
+        }
         Command::Bench {
             preset,
             steps,
@@ -773,6 +973,50 @@ fn sample_vqvae(
     Ok(())
 }
 
+/// One progress bar per image set of an evaluation (plain log lines when not on a terminal).
+#[derive(Default)]
+struct EvalBars {
+    set: String,
+    bar: Option<ProgressBar>,
+    last_log: Option<Instant>,
+}
+
+impl EvalBars {
+    fn update(&mut self, set: &str, done: usize, total: usize) {
+        if self.set != set {
+            self.finish();
+            self.set = set.to_string();
+            if std::io::stderr().is_terminal() {
+                let bar = ProgressBar::new(total as u64);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+                    )
+                    .expect("template")
+                    .progress_chars("=> "),
+                );
+                bar.set_message(format!("{set} images"));
+                self.bar = Some(bar);
+            }
+        }
+        match &self.bar {
+            Some(bar) => bar.set_position(done as u64),
+            None => {
+                if done == total || self.last_log.is_none_or(|t| t.elapsed().as_secs() >= 10) {
+                    tracing::info!("features of {set} images: {done}/{total}");
+                    self.last_log = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // A bug should still read as one error line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -783,6 +1027,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {

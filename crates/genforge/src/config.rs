@@ -75,6 +75,13 @@ pub struct TrainingConfig {
     pub holdout: f64,
     /// Held-out images or code maps evaluated at each sample step (0: all).
     pub eval_limit: usize,
+    /// GANs: steps between FID/KID evaluations logged to `stats.jsonl`, keeping the checkpoint
+    /// with the lowest FID as `checkpoints/best` (0: off).
+    pub eval_every: u64,
+    /// Generated (and real) images per evaluation during training.
+    pub eval_n: usize,
+    /// Feature network of evaluations during training (see `genforge eval --features`).
+    pub eval_features: String,
 }
 
 impl Default for TrainingConfig {
@@ -103,6 +110,9 @@ impl Default for TrainingConfig {
             lr: 3e-4,
             holdout: 0.0,
             eval_limit: 0,
+            eval_every: 0,
+            eval_n: 1000,
+            eval_features: "mnist".into(),
         }
     }
 }
@@ -307,6 +317,12 @@ impl TrainConfig {
             return Err(Error::Config(format!(
                 "train.ema_decay must be in [0, 1), got {}",
                 t.ema_decay
+            )));
+        }
+        if t.eval_every > 0 && t.eval_n < 10 {
+            return Err(Error::Config(format!(
+                "train.eval_n must be at least 10 when train.eval_every is set, got {}",
+                t.eval_n
             )));
         }
         if !(0.0..0.5).contains(&t.holdout) {

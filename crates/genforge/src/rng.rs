@@ -77,6 +77,18 @@ impl Rng {
             items.swap(i, j);
         }
     }
+
+    /// `m` distinct indices from `0..n` in random order (partial Fisher-Yates).
+    pub fn choose(&mut self, n: usize, m: usize) -> Vec<usize> {
+        assert!(m <= n, "cannot choose {m} of {n}");
+        let mut all: Vec<usize> = (0..n).collect();
+        for i in 0..m {
+            let j = i + self.below(n - i);
+            all.swap(i, j);
+        }
+        all.truncate(m);
+        all
+    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,49 @@ pub fn save(
     Ok(final_dir)
 }
 
+/// The checkpoint with the lowest FID of evaluations during training, and its record.
+pub const BEST: &str = "best";
+const BEST_RECORD: &str = "best.json";
+
+/// FID of `checkpoints/best`, if the run has one.
+pub fn best_fid(run_dir: &Path) -> Option<f64> {
+    let path = run_dir.join("checkpoints").join(BEST).join(BEST_RECORD);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    v.get("fid")?.as_f64()
+}
+
+/// Replace `checkpoints/best` with a checkpoint written by `write`: the new one is complete
+/// under a temporary name before the old one is moved aside, so a crash leaves one of them.
+pub fn save_best(
+    run_dir: &Path,
+    step: u64,
+    fid: f64,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let root = run_dir.join("checkpoints");
+    let best = root.join(BEST);
+    let tmp = root.join(".tmp-best");
+    let old = root.join(".old-best");
+    for d in [&tmp, &old] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    write(&tmp)?;
+    let record = serde_json::json!({ "step": step, "fid": fid });
+    std::fs::write(tmp.join(BEST_RECORD), record.to_string())
+        .map_err(|e| Error::io(tmp.join(BEST_RECORD), e))?;
+    if best.exists() {
+        std::fs::rename(&best, &old).map_err(|e| Error::io(&best, e))?;
+    }
+    std::fs::rename(&tmp, &best).map_err(|e| Error::io(&best, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(best)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

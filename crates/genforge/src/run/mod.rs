@@ -88,14 +88,29 @@ pub fn create(dir: &Path, config_toml: &str) -> Result<()> {
     write_atomic(&dir.join(CONFIG_FILE), config_toml.as_bytes())
 }
 
-/// Write a file through a temporary sibling and a rename, so readers never see half of it.
+/// Write a file through a uniquely named temporary sibling and a rename, so readers never see
+/// half of it and two writers never share a temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut f = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        .and_then(|_| f.as_file().sync_all())
+        .map_err(|e| Error::io(f.path(), e))?;
+    f.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Append one JSON object as a line to `path` (created when missing).
+pub fn append_jsonl(path: &Path, line: &serde_json::Value) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    writeln!(f, "{line}").map_err(|e| Error::io(path, e))
 }
 
 /// Appends one JSON object per line to `stats.jsonl`.

@@ -72,3 +72,111 @@ pub fn load_discriminator(
     let (_, d) = gan_modules(cfg, ckpt, device)?;
     load_module(d, &ckpt.join(files::DISCRIMINATOR))
 }
+
+/// What a run generates from, for scoring many images in batches: a GAN's generator (StyleGAN
+/// with its truncation `psi`), or a VQ-VAE-2 decoder with its two PixelCNN priors.
+pub enum Generated {
+    Gan {
+        g: Generator,
+        z_dim: usize,
+        psi: f64,
+    },
+    VqVae2 {
+        vq_cfg: Box<TrainConfig>,
+        prior_cfg: Box<TrainConfig>,
+        vq: Box<crate::models::vqvae2::VqVae2>,
+        top: Box<crate::models::pixelcnn::GatedPixelCnn>,
+        bottom: Box<crate::models::pixelcnn::GatedPixelCnn>,
+        temperature: f64,
+    },
+}
+
+impl Generated {
+    /// A run's sampler from `checkpoint` (default: the latest); VQ-VAE-2 runs need `prior`.
+    pub fn load(
+        run_dir: &Path,
+        checkpoint: Option<&Path>,
+        prior: Option<&Path>,
+        psi: f64,
+        temperature: f64,
+        device: &Device,
+    ) -> Result<(TrainConfig, Generated, PathBuf)> {
+        let cfg = run::open(run_dir)?;
+        if cfg.model.as_vqvae2().is_some() {
+            let prior = prior.ok_or_else(|| {
+                Error::run(
+                    run_dir,
+                    "is a VQ-VAE-2 run: give --prior PRIOR_RUN_DIR (its PixelCNN prior run) to \
+                     sample through both stages",
+                )
+            })?;
+            let (vq_cfg, vq, ckpt) = vq::load_vqvae(run_dir, checkpoint, device)?;
+            let (prior_cfg, top, bottom, _) = vq::load_priors(prior, device)?;
+            return Ok((
+                vq_cfg.clone(),
+                Generated::VqVae2 {
+                    vq_cfg: Box::new(vq_cfg),
+                    prior_cfg: Box::new(prior_cfg),
+                    vq: Box::new(vq),
+                    top: Box::new(top),
+                    bottom: Box::new(bottom),
+                    temperature,
+                },
+                ckpt,
+            ));
+        }
+        if psi != 1.0 {
+            if cfg.model.as_stylegan().is_none() {
+                return Err(Error::Config(format!(
+                    "--psi is StyleGAN's truncation trick; {} is a {} run",
+                    run_dir.display(),
+                    cfg.model.family()
+                )));
+            }
+            stylegan::check_psi(psi)?;
+        }
+        let (cfg, g, ckpt) = load_generator(run_dir, checkpoint, device)?;
+        let z_dim = cfg.model.z_dim().expect("a GAN run");
+        Ok((cfg, Generated::Gan { g, z_dim, psi }, ckpt))
+    }
+
+    /// Images `start..start + len` of the stream drawn from `seed`. A GAN's latents depend only
+    /// on (seed, image index), so batching does not change them.
+    pub fn batch(&self, start: usize, len: usize, seed: u64, device: &Device) -> Result<Tensor<4>> {
+        match self {
+            Generated::Gan { g, z_dim, psi } => {
+                let z: Vec<Tensor<2>> = (start..start + len)
+                    .map(|i| latents(1, *z_dim, per_image_seed(seed, i), device))
+                    .collect();
+                let z = Tensor::cat(z, 0); // [len, z_dim]
+                Ok(match g {
+                    Generator::Style(st) => {
+                        let mut rng = Rng::new(per_image_seed(seed, start)).fork(0x4015E);
+                        st.generate(z, *psi, None, &mut rng)
+                    }
+                    g => g.forward(z, None),
+                })
+            }
+            Generated::VqVae2 {
+                vq_cfg,
+                prior_cfg,
+                vq,
+                top,
+                bottom,
+                temperature,
+            } => {
+                let opts = vq::SampleOptions {
+                    n: len,
+                    temperature: *temperature,
+                    seed: per_image_seed(seed, start),
+                    label: None,
+                };
+                Ok(vq::sample(vq, vq_cfg, prior_cfg, top, bottom, &opts)?.0)
+            }
+        }
+    }
+}
+
+fn per_image_seed(seed: u64, i: usize) -> u64 {
+    seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}

@@ -12,6 +12,9 @@ use super::autoencoder::AutoencoderTrainer;
 use super::prior::PriorTrainer;
 use crate::config::TrainConfig;
 use crate::data::{BatchSampler, Dataset};
+use crate::metrics::eval::{EvalOptions, Scores, generated_features, real_features, score};
+use crate::metrics::features::{Extraction, FeatureNet};
+use crate::metrics::{self, Metric};
 use crate::models::Kind;
 use crate::run::{self, StatsWriter, TrainerState, checkpoint};
 use crate::sample::{self, grid};
@@ -53,6 +56,11 @@ pub trait Stage {
     fn save(&self, dir: &Path) -> Result<()>;
     /// Sample grids and held-out metrics at `step`; returned numbers are logged.
     fn snapshot(&mut self, run_dir: &Path, step: u64) -> Result<Vec<(&'static str, f64)>>;
+    /// FID and KID of `n` generated images against the training images under the feature
+    /// network `features`; `None` for stages that cannot generate on their own.
+    fn evaluate(&mut self, _n: usize, _features: &str) -> Result<Option<Scores>> {
+        Ok(None)
+    }
     /// One line on the data, for the log.
     fn describe(&self) -> String;
     /// Once, when a new run starts (e.g. a grid of real images).
@@ -244,6 +252,9 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
             checkpoint::save(&run_dir, step, t.keep_checkpoints, |d| stage.save(d))?;
             last_ckpt = step;
         }
+        if t.eval_every > 0 && (step % t.eval_every == 0 || step == t.steps) {
+            evaluate(&mut *stage, &run_dir, step, &mut stats_out, progress)?;
+        }
     }
     if last_ckpt != stage.state().step {
         checkpoint::save(&run_dir, stage.state().step, t.keep_checkpoints, |d| {
@@ -254,11 +265,42 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     Ok(run_dir)
 }
 
+/// FID/KID at `step` into `stats.jsonl`; a new lowest FID replaces `checkpoints/best`.
+fn evaluate(
+    stage: &mut dyn Stage,
+    run_dir: &Path,
+    step: u64,
+    stats_out: &mut StatsWriter,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let t = stage.config().train.clone();
+    let Some(s) = stage.evaluate(t.eval_n, &t.eval_features)? else {
+        return Ok(());
+    };
+    let fid = s.fid.expect("FID is always evaluated");
+    let kid = s.kid.expect("KID is always evaluated");
+    stats_out.write(&json!({ "step": step, "fid": fid, "kid": kid }))?;
+    let best = checkpoint::best_fid(run_dir);
+    let improved = best.is_none_or(|b| fid < b);
+    if improved {
+        checkpoint::save_best(run_dir, step, fid, |d| stage.save(d))?;
+    }
+    progress.message(&format!(
+        "step {step}: FID {fid:.3}, KID {kid:.5} ({} {} features){}",
+        t.eval_n,
+        t.eval_features,
+        if improved { ", new best" } else { "" }
+    ));
+    Ok(())
+}
+
 /// The adversarial families: a [`GanTrainer`] and its images.
 pub struct GanStage {
     trainer: GanTrainer,
     dataset: Dataset,
     data_path: PathBuf,
+    /// Feature network and real features of evaluations during training, built on first use.
+    eval: Option<(FeatureNet, Extraction)>,
 }
 
 impl GanStage {
@@ -274,6 +316,7 @@ impl GanStage {
             trainer,
             dataset,
             data_path,
+            eval: None,
         })
     }
 }
@@ -329,6 +372,45 @@ impl Stage for GanStage {
         let path = run_dir.join("samples").join(format!("step-{step:07}.png"));
         grid::save_png(&grid::make_grid(images, None), &path)?;
         Ok(Vec::new())
+    }
+
+    fn evaluate(&mut self, n: usize, features: &str) -> Result<Option<Scores>> {
+        let device = Device::flex();
+        if self.eval.is_none() {
+            let net = FeatureNet::load(features, &device)?;
+            let cache = metrics::cache::default_dir();
+            let real = real_features(
+                &net,
+                &self.dataset,
+                n,
+                100,
+                cache.as_deref(),
+                &device,
+                |_| {},
+            )?;
+            self.eval = Some((net, real));
+        }
+        let (net, real) = self.eval.as_ref().expect("built above");
+        let cfg = &self.trainer.cfg;
+        let z_dim = cfg.model.z_dim().expect("an adversarial family");
+        // The same latents at every evaluation, apart from the training streams.
+        let fake = generated_features(
+            net,
+            n,
+            100,
+            |start, len| {
+                let z =
+                    sample::latents(len, z_dim, cfg.train.seed ^ 0xE7A1 ^ start as u64, &device);
+                Ok(self.trainer.generate(z, None).to_device(&device))
+            },
+            |_| {},
+        )?;
+        let opts = EvalOptions {
+            n,
+            metrics: vec![Metric::Fid, Metric::Kid],
+            ..EvalOptions::default()
+        };
+        Ok(Some(score(real, &fake, &opts)))
     }
 
     fn describe(&self) -> String {

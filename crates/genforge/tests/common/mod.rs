@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test crate uses a different part
 //! Helpers shared by the integration tests: flattening a module's parameters and running a
 //! preset through the training loop.
 

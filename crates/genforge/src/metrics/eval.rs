@@ -1,0 +1,314 @@
+//! `genforge eval`: features of real and generated images, then the metrics asked for.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor};
+use serde::Serialize;
+
+use super::features::{Extraction, FeatureNet, extract_all};
+use super::frechet::{GaussianStats, frechet_distance};
+use super::inception_score::inception_score;
+use super::kid::{KidOptions, kid};
+use super::precision_recall::precision_recall;
+use super::{Metric, cache};
+use crate::data::{DataConfig, DataFormat, Dataset};
+use crate::run::append_jsonl;
+use crate::run::checkpoint::load_state;
+use crate::sample::Generated;
+use crate::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    /// Generated images (and at most this many real ones).
+    pub n: usize,
+    pub metrics: Vec<Metric>,
+    pub batch: usize,
+    pub kid: KidOptions,
+    /// Neighbours of improved precision/recall.
+    pub pr_k: usize,
+    /// Inception Score splits.
+    pub is_splits: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            n: 10_000,
+            metrics: vec![Metric::Fid, Metric::Kid, Metric::Is, Metric::Pr],
+            batch: 100,
+            kid: KidOptions::default(),
+            pr_k: 3,
+            is_splits: 10,
+        }
+    }
+}
+
+/// One evaluation's numbers (absent: not asked for).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Scores {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fid: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid_std: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_std: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall: Option<f64>,
+    pub n_real: usize,
+    pub n_fake: usize,
+}
+
+impl Scores {
+    /// `name value` rows for printing.
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = Vec::new();
+        if let Some(v) = self.fid {
+            rows.push(("FID", format!("{v:.3}")));
+        }
+        if let (Some(m), Some(s)) = (self.kid, self.kid_std) {
+            rows.push(("KID", format!("{m:.5} ± {s:.5}")));
+        }
+        if let (Some(m), Some(s)) = (self.is, self.is_std) {
+            rows.push(("IS", format!("{m:.3} ± {s:.3}")));
+        }
+        if let (Some(p), Some(r)) = (self.precision, self.recall) {
+            rows.push(("precision", format!("{p:.4}")));
+            rows.push(("recall", format!("{r:.4}")));
+        }
+        rows
+    }
+}
+
+/// The metrics in `opts.metrics` between two extractions.
+pub fn score(real: &Extraction, fake: &Extraction, opts: &EvalOptions) -> Scores {
+    let (r, f) = (&real.features, &fake.features);
+    let mut s = Scores {
+        n_real: r.n,
+        n_fake: f.n,
+        ..Scores::default()
+    };
+    for m in &opts.metrics {
+        match m {
+            Metric::Fid => {
+                if r.n.min(f.n) < r.d {
+                    tracing::warn!(
+                        "FID from {} samples of {}-d features: the covariances are singular and \
+                         the value is biased upwards; compare only FIDs taken with the same count",
+                        r.n.min(f.n),
+                        r.d
+                    );
+                }
+                s.fid = Some(frechet_distance(
+                    &GaussianStats::of(r),
+                    &GaussianStats::of(f),
+                ));
+            }
+            Metric::Kid => {
+                let (m, sd) = kid(r, f, opts.kid);
+                s.kid = Some(m);
+                s.kid_std = Some(sd);
+            }
+            Metric::Is => {
+                let splits = opts.is_splits.min(fake.probs.n).max(1);
+                let (m, sd) = inception_score(&fake.probs.data, fake.probs.n, fake.probs.d, splits);
+                s.is = Some(m);
+                s.is_std = Some(sd);
+            }
+            Metric::Pr => {
+                let (p, rc) = precision_recall(r, f, opts.pr_k);
+                s.precision = Some(p);
+                s.recall = Some(rc);
+            }
+        }
+    }
+    s
+}
+
+/// Features of the first `n` images of `data`, from the cache when it has them.
+pub fn real_features(
+    net: &FeatureNet,
+    data: &Dataset,
+    n: usize,
+    batch: usize,
+    cache_dir: Option<&Path>,
+    device: &Device,
+    progress: impl FnMut(usize),
+) -> Result<Extraction> {
+    let n = n.min(data.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let pixels: Vec<f32> = idx
+        .iter()
+        .flat_map(|&i| data.image(i).iter().copied())
+        .collect();
+    let key = cache::key(
+        &pixels,
+        [n, data.channels, data.height, data.width],
+        net.fingerprint(),
+    );
+    if let Some(hit) = cache_dir.and_then(|d| cache::load(d, &key)) {
+        tracing::info!("real features from the cache ({key})");
+        return Ok(hit);
+    }
+    let e = extract_all(
+        net,
+        n,
+        batch,
+        |start, len| {
+            let idx: Vec<usize> = (start..start + len).collect();
+            Ok(data.tensor(&idx, device))
+        },
+        progress,
+    )?;
+    if let Some(d) = cache_dir {
+        cache::store(d, &key, &e);
+    }
+    Ok(e)
+}
+
+/// Features of `n` images drawn by `generate(start, len)`.
+pub fn generated_features(
+    net: &FeatureNet,
+    n: usize,
+    batch: usize,
+    generate: impl FnMut(usize, usize) -> Result<Tensor<4>>,
+    progress: impl FnMut(usize),
+) -> Result<Extraction> {
+    if n == 0 {
+        return Err(Error::Config("--n must be at least 1".into()));
+    }
+    extract_all(net, n, batch, generate, progress)
+}
+
+/// What to score: a run's samples against real images.
+pub struct RunEval<'a> {
+    pub run_dir: &'a Path,
+    pub checkpoint: Option<&'a Path>,
+    /// VQ-VAE-2: the prior run to sample codes from.
+    pub prior: Option<&'a Path>,
+    pub psi: f64,
+    pub temperature: f64,
+    pub seed: u64,
+    /// Real images (default: the run's own data) and their format (default: the run's).
+    pub data: Option<&'a Path>,
+    pub format: Option<DataFormat>,
+    pub features: &'a str,
+    pub cache_dir: Option<&'a Path>,
+    pub opts: EvalOptions,
+}
+
+/// Progress of an evaluation: which set, images done, images in all.
+pub type EvalProgress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+/// Score a run; the returned record (also appended to `metrics.jsonl` in the run) names the
+/// checkpoint, its step, the feature network and the counts.
+pub fn evaluate_run(
+    req: &RunEval,
+    device: &Device,
+    progress: EvalProgress,
+) -> Result<(Scores, serde_json::Value)> {
+    let net = FeatureNet::load(req.features, device)?;
+    let (cfg, generated, ckpt) = Generated::load(
+        req.run_dir,
+        req.checkpoint,
+        req.prior,
+        req.psi,
+        req.temperature,
+        device,
+    )?;
+    let (channels, resolution) = cfg.model.image_shape().expect("an image family");
+    let path = req
+        .data
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cfg.resolve_data_path());
+    let format = req.format.unwrap_or(cfg.data.format);
+    let data = crate::data::load_input(&path, format, &cfg.data, channels, resolution)?;
+    let t0 = Instant::now();
+    let n_real = req.opts.n.min(data.len());
+    let real = real_features(
+        &net,
+        &data,
+        n_real,
+        req.opts.batch,
+        req.cache_dir,
+        device,
+        |done| progress("real", done, n_real),
+    )?;
+    let fake = generated_features(
+        &net,
+        req.opts.n,
+        req.opts.batch,
+        |start, len| generated.batch(start, len, req.seed, device),
+        |done| progress("generated", done, req.opts.n),
+    )?;
+    let scores = score(&real, &fake, &req.opts);
+    let step = load_state(&ckpt).map(|s| s.step).ok();
+    let mut record = serde_json::json!({
+        "checkpoint": ckpt.file_name().map(|f| f.to_string_lossy().to_string()),
+        "step": step,
+        "features": net.name(),
+        "data": path.display().to_string(),
+        "seed": req.seed,
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    if req.psi != 1.0 {
+        record["psi"] = req.psi.into();
+    }
+    merge(&mut record, &scores);
+    append_jsonl(&req.run_dir.join(METRICS_FILE), &record)?;
+    Ok((scores, record))
+}
+
+/// Where `genforge eval` appends its results inside a run.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+fn merge(record: &mut serde_json::Value, scores: &Scores) {
+    if let (Some(r), serde_json::Value::Object(s)) = (
+        record.as_object_mut(),
+        serde_json::to_value(scores).expect("scores serialize"),
+    ) {
+        r.extend(s);
+    }
+}
+
+/// Score a folder of generated images against a folder of real ones (PNG/JPEG, any size; both
+/// are converted to what the feature network reads).
+pub fn evaluate_folders(
+    real_dir: &Path,
+    fake_dir: &Path,
+    features: &str,
+    cache_dir: Option<&Path>,
+    opts: &EvalOptions,
+    device: &Device,
+    progress: EvalProgress,
+) -> Result<Scores> {
+    let net = FeatureNet::load(features, device)?;
+    let (channels, side) = net.input();
+    let cfg = DataConfig {
+        format: DataFormat::Folder,
+        ..DataConfig::default()
+    };
+    let load = |dir: &Path| crate::data::load_input(dir, DataFormat::Folder, &cfg, channels, side);
+    let (real_data, fake_data) = (load(real_dir)?, load(fake_dir)?);
+    let n_real = opts.n.min(real_data.len());
+    let n_fake = opts.n.min(fake_data.len());
+    let real = real_features(
+        &net,
+        &real_data,
+        n_real,
+        opts.batch,
+        cache_dir,
+        device,
+        |d| progress("real", d, n_real),
+    )?;
+    let fake = real_features(&net, &fake_data, n_fake, opts.batch, None, device, |d| {
+        progress("generated", d, n_fake)
+    })?;
+    Ok(score(&real, &fake, opts))
+}
