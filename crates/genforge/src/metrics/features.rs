@@ -8,6 +8,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
 
 use super::Features;
+use super::inception::{self, InceptionV3};
 use super::mnist_classifier::{self, MnistClassifier};
 use crate::data::resize_bilinear;
 use crate::rng::Rng;
@@ -17,6 +18,11 @@ use crate::{Error, Result};
 static MNIST_WEIGHTS: &[u8] = include_bytes!("../../assets/mnist-classifier.bpk");
 
 pub enum FeatureNet {
+    /// The FID Inception network with pytorch-fid's weights.
+    Inception {
+        net: Box<InceptionV3>,
+        fingerprint: u64,
+    },
     Mnist {
         net: MnistClassifier,
         /// `mnist` for the shipped weights, else the file they came from.
@@ -51,9 +57,18 @@ fn classifier_from_bytes(
 }
 
 impl FeatureNet {
-    /// `mnist` (the shipped classifier) or a `.bpk` file of classifier weights written by
-    /// `genforge train-classifier`.
+    /// `inception` (pytorch-fid's weight file, found as [`inception::candidate_paths`] says),
+    /// a path to that `.pth` file, `mnist` (the shipped classifier) or a `.bpk` file of
+    /// classifier weights written by `genforge train-classifier`.
     pub fn load(spec: &str, device: &Device) -> Result<Self> {
+        if spec == "inception" || spec.ends_with(".pth") {
+            let path = (spec != "inception").then(|| Path::new(spec));
+            let (net, fingerprint) = inception::load(path, true, device)?;
+            return Ok(FeatureNet::Inception {
+                net: Box::new(net),
+                fingerprint,
+            });
+        }
         let (bytes, source, name) = match spec {
             "mnist" => (
                 MNIST_WEIGHTS.to_vec(),
@@ -67,8 +82,8 @@ impl FeatureNet {
             }
             other => {
                 return Err(Error::Config(format!(
-                    "unknown feature network '{other}': use mnist or a .bpk file from \
-                     `genforge train-classifier`"
+                    "unknown feature network '{other}': use inception, mnist, the Inception \
+                     .pth file, or a .bpk file from `genforge train-classifier`"
                 )));
             }
         };
@@ -83,25 +98,30 @@ impl FeatureNet {
 
     pub fn name(&self) -> &str {
         match self {
+            FeatureNet::Inception { .. } => "inception",
             FeatureNet::Mnist { name, .. } => name,
         }
     }
 
     pub fn fingerprint(&self) -> u64 {
         match self {
-            FeatureNet::Mnist { fingerprint, .. } => *fingerprint,
+            FeatureNet::Inception { fingerprint, .. } | FeatureNet::Mnist { fingerprint, .. } => {
+                *fingerprint
+            }
         }
     }
 
     /// Channels and side the network reads.
     pub fn input(&self) -> (usize, usize) {
         match self {
+            FeatureNet::Inception { .. } => (3, inception::RESOLUTION),
             FeatureNet::Mnist { .. } => (1, mnist_classifier::RESOLUTION),
         }
     }
 
     fn device(&self) -> Device {
         match self {
+            FeatureNet::Inception { net, .. } => net.devices()[0].clone(),
             FeatureNet::Mnist { net, .. } => net.devices()[0].clone(),
         }
     }
@@ -111,20 +131,16 @@ impl FeatureNet {
     pub fn extract(&self, images: Tensor<4>) -> (Features, Features) {
         let x = preprocess(images, self.input(), &self.device());
         let b = x.dims()[0];
-        match self {
-            FeatureNet::Mnist { net, .. } => {
-                let (f, logits) = net.forward(x);
-                let probs = burn::tensor::activation::softmax(logits, 1);
-                (
-                    Features::new(
-                        b,
-                        mnist_classifier::FEATURES,
-                        to_vec(f.reshape([b, mnist_classifier::FEATURES])),
-                    ),
-                    Features::new(b, mnist_classifier::CLASSES, to_vec(probs)),
-                )
-            }
-        }
+        let (f, logits) = match self {
+            FeatureNet::Inception { net, .. } => net.forward(x),
+            FeatureNet::Mnist { net, .. } => net.forward(x),
+        };
+        let (d, k) = (f.dims()[1], logits.dims()[1]);
+        let probs = burn::tensor::activation::softmax(logits, 1);
+        (
+            Features::new(b, d, to_vec(f)),
+            Features::new(b, k, to_vec(probs)),
+        )
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod eval;
 pub mod features;
 pub mod frechet;
+pub mod inception;
 pub mod inception_score;
 pub mod kid;
 pub mod mnist_classifier;
