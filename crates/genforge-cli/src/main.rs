@@ -282,6 +282,19 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Time feature extraction of an evaluation network (`inception` or `mnist`) on random
+    /// 32x32 RGB images, resize included. Without pytorch-fid's weight file the Inception network
+    /// runs on formula weights (same speed).
+    BenchFeatures {
+        #[arg(default_value = "inception")]
+        network: String,
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Train the MNIST feature network on labelled digits and report its held-out accuracy
     /// (the shipped `crates/genforge/assets/mnist-classifier.bpk` is this command's output).
     TrainClassifier {
@@ -830,6 +843,31 @@ fn run(cli: Cli) -> Result<()> {
             for (name, value) in scores.rows() {
                 println!("{name:>10}  {value}");
             }
+        }
+        Command::BenchFeatures {
+            network,
+            n,
+            batch,
+            device,
+        } => {
+            let device = genforge::device::parse(&device)?;
+            if n == 0 || batch == 0 {
+                bail!("--n and --batch must be at least 1");
+            }
+            let r = genforge::bench::features(&network, n, batch, &device)?;
+            println!(
+                "{}: {:.1} img/s ({} images, batch {}, peak RSS {:.0} MiB{})",
+                r.network,
+                r.img_per_s,
+                r.images,
+                r.batch,
+                r.peak_rss_mib,
+                if r.formula_weights {
+                    ", formula weights"
+                } else {
+                    ""
+                }
+            );
         }
         Command::TrainClassifier {
             data,

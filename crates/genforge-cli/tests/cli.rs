@@ -384,6 +384,95 @@ fn stylegan_trains_and_draws_every_figure() {
 }
 
 #[test]
+fn eval_scores_a_run_and_two_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache_env = ("GENFORGE_CACHE", cache.to_str().unwrap());
+    genforge_ok(&["train", "dcgan-tiny", "--run-dir", r]);
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", r, "--n", "40", "--batch", "16"];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
+            .args(&args)
+            .env(cache_env.0, cache_env.1)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let o = eval(&[]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    for row in ["FID", "KID", "IS", "precision", "recall"] {
+        assert!(table.contains(row), "{table}");
+    }
+    // Logs piped to a file carry no colour escapes.
+    assert!(!stderr(&o).contains('\u{1b}'), "{}", stderr(&o));
+    // The real features were cached; a second evaluation reads them and gives the same table.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    let again = eval(&[]);
+    assert!(
+        stderr(&again).contains("from the cache"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(String::from_utf8_lossy(&again.stdout), table);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["step"], 4);
+    assert_eq!(lines[0]["n_real"], 32); // dcgan-tiny trains on 32 digits
+    assert_eq!(lines[0]["fid"], lines[1]["fid"]);
+
+    // Folder mode: the run's own samples against real digits written as PNGs.
+    let fake = tmp.path().join("fake/");
+    genforge_ok(&["sample", r, "--n", "24", "--out", fake.to_str().unwrap()]);
+    let real = tmp.path().join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    for (i, v) in [0u8, 60, 120, 180, 240, 30, 90, 150, 210, 20]
+        .iter()
+        .enumerate()
+    {
+        image_like(&real.join(format!("{i}.png")), *v);
+    }
+    let o = genforge_ok(&[
+        "eval",
+        "--real",
+        real.to_str().unwrap(),
+        "--fake",
+        fake.to_str().unwrap(),
+        "--metrics",
+        "fid,pr",
+        "--no-cache",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("24 generated vs 10 real"), "{out}");
+
+    // Clear errors.
+    assert_clean_failure(
+        &genforge(&["eval", r, "--metrics", "fid,lpips"]),
+        "unknown metric 'lpips'",
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .args(["eval", r, "--features", "inception"])
+        .env("GENFORGE_CACHE", cache.to_str().unwrap())
+        .env("TORCH_HOME", tmp.path())
+        .env_remove("GENFORGE_INCEPTION")
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "pt_inception-2015-12-05-6726825d.pth");
+    assert!(
+        stderr(&o).contains("https://github.com/mseitzer/pytorch-fid"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn presets_lists_the_seed_presets() {
     let o = genforge(&["presets"]);
     assert!(o.status.success());
@@ -474,6 +563,27 @@ fn vqvae2_two_stages_from_the_command_line() {
     ]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("img/s"));
     assert_eq!(png_size(&out), (2 * 18 + 2, 2 * 18 + 2));
+
+    // Scoring samples through both stages.
+    let o = genforge_ok(&[
+        "eval",
+        vqs,
+        "--prior",
+        prior.to_str().unwrap(),
+        "--n",
+        "12",
+        "--batch",
+        "6",
+        "--metrics",
+        "fid,is",
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("FID") && table.contains("IS") && !table.contains("KID"),
+        "{table}"
+    );
+    let record = std::fs::read_to_string(vq.join("metrics.jsonl")).unwrap();
+    assert!(record.contains("\"n_fake\":12"), "{record}");
 
     // A class-conditional pair of priors samples a chosen class.
     let cprior = tmp.path().join("cprior");

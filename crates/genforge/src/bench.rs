@@ -205,3 +205,60 @@ fn run_prior(
     ];
     Ok(stage_report(preset, batch, steps, sec, phases, models))
 }
+
+/// Feature-extraction throughput of an evaluation network.
+#[derive(Debug, Serialize)]
+pub struct FeatureBench {
+    pub network: String,
+    pub batch: usize,
+    pub images: usize,
+    pub img_per_s: f64,
+    pub peak_rss_mib: f64,
+    /// Whether the network held formula weights (the weight file was not found); the speed is
+    /// the same.
+    pub formula_weights: bool,
+}
+
+/// Time feature extraction of `images` random 32x32 RGB images in batches of `batch`, as
+/// `genforge eval` runs it (resize included), after one warm-up batch. `network`: `inception`
+/// (pytorch-fid's weights when found, else formula weights) or `mnist`.
+pub fn features(
+    network: &str,
+    images: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<FeatureBench> {
+    use crate::metrics::features::{FeatureNet, extract_all};
+    use crate::metrics::inception::{InceptionV3, Init};
+    let (net, formula_weights) = match network {
+        "inception" => match FeatureNet::load("inception", device) {
+            Ok(net) => (net, false),
+            Err(_) => (
+                FeatureNet::Inception {
+                    net: Box::new(InceptionV3::new(Init::Formula, device)),
+                    fingerprint: 0,
+                },
+                true,
+            ),
+        },
+        other => (FeatureNet::load(other, device)?, false),
+    };
+    let draw = |_: usize, len: usize| {
+        Ok(Tensor::<4>::random(
+            [len, 3, 32, 32],
+            Distribution::Uniform(-1.0, 1.0),
+            device,
+        ))
+    };
+    extract_all(&net, batch, batch, draw, |_| {})?;
+    let t0 = Instant::now();
+    extract_all(&net, images, batch, draw, |_| {})?;
+    Ok(FeatureBench {
+        network: network.to_string(),
+        batch,
+        images,
+        img_per_s: images as f64 / t0.elapsed().as_secs_f64(),
+        peak_rss_mib: peak_rss_mib(),
+        formula_weights,
+    })
+}

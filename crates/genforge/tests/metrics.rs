@@ -39,10 +39,16 @@ fn the_shipped_classifier_reads_held_out_digits() {
     // `genforge train-classifier` trains on the first 8000 shipped digits; the last 2000 are
     // held out.
     let (net, device) = net();
-    let FeatureNet::Mnist { net, .. } = &net;
+    let FeatureNet::Mnist { net, .. } = &net else {
+        unreachable!("mnist is the classifier")
+    };
     let (_, held) = digits(&[]).split_holdout(0.2);
     let acc = accuracy(net, &held.unwrap(), &device);
     assert!(acc > 0.98, "held-out accuracy {acc}");
+    // The feature scale was set on the training digits: mean square 1 there.
+    let (train, _) = digits(&[]).split_holdout(0.2);
+    let ms = genforge::metrics::mnist_classifier::mean_square_feature(net, &train, &device);
+    assert!((ms - 1.0).abs() < 1e-3, "mean square feature {ms}");
 }
 
 #[test]

@@ -5,9 +5,12 @@
 //! published Inception FIDs.
 //!
 //! 32x32 grey in [-1, 1] -> conv3x3(32) -> conv3x3/2(32) -> conv3x3/2(64) -> conv3x3/2(64),
-//! ReLU after each -> dense over the 4x4 map (128, ReLU: the features) -> linear(10).
+//! ReLU after each -> dense over the 4x4 map (128, ReLU) -> linear(10). The features are the
+//! dense layer's activations times a fixed scale set after training so that their mean square
+//! over the training digits is 1: KID's kernel `(x·y/d + 1)^3` then sees magnitudes like those
+//! of Inception features, and KID values land in a familiar range.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -27,6 +30,8 @@ pub struct MnistClassifier {
     /// The dense layer as a 4x4 valid convolution.
     dense: Conv2d,
     head: Conv2d,
+    /// `[1]`: multiplies the features (not trained; see the module docs).
+    feature_scale: Param<Tensor<1>>,
 }
 
 impl MnistClassifier {
@@ -44,6 +49,7 @@ impl MnistClassifier {
             convs,
             dense: Conv2d::pytorch([64, FEATURES], [4, 4], 1, 0, rng, device),
             head: Conv2d::pytorch([FEATURES, CLASSES], [1, 1], 1, 0, rng, device),
+            feature_scale: Param::from_tensor(Tensor::ones([1], device)).set_require_grad(false),
         }
     }
 
@@ -56,7 +62,8 @@ impl MnistClassifier {
         let b = h.dims()[0];
         let f = relu(self.dense.forward(h)); // [b, 128, 1, 1]
         let logits = self.head.forward(f.clone()).reshape([b, CLASSES]);
-        (f.reshape([b, FEATURES]), logits)
+        let scale = self.feature_scale.val().reshape([1, 1]);
+        (f.reshape([b, FEATURES]) * scale, logits)
     }
 
     /// Class probabilities `[b, 10]`.
@@ -149,7 +156,26 @@ pub fn train(
         let lr = 1e-3 * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps as f64).cos());
         net = opt.step(lr.max(1e-5), net, grads);
     }
-    net.valid()
+    let mut net = net.valid();
+    let device = net.devices()[0].clone();
+    let ms = mean_square_feature(&net, data, &device);
+    net.feature_scale = Param::from_tensor(Tensor::from_data(
+        TensorData::new(vec![(1.0 / ms.sqrt()) as f32], [1]),
+        &device,
+    ))
+    .set_require_grad(false);
+    net
+}
+
+/// Mean of the squared feature values over `data`.
+pub fn mean_square_feature(net: &MnistClassifier, data: &Dataset, device: &Device) -> f64 {
+    let mut sum = 0.0;
+    for start in (0..data.len()).step_by(256) {
+        let idx: Vec<usize> = (start..(start + 256).min(data.len())).collect();
+        let f = net.forward(data.tensor(&idx, device)).0;
+        sum += f.square().sum().into_scalar::<f32>() as f64;
+    }
+    sum / (data.len() * FEATURES) as f64
 }
 
 #[cfg(test)]
