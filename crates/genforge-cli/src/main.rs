@@ -282,6 +282,14 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Write RUN_DIR/report.html: loss and metric curves, the sample-grid timeline, figures in
+    /// the run directory, timing and the resolved config, in one self-contained file.
+    Report {
+        run_dir: PathBuf,
+        /// Output file (default: RUN_DIR/report.html).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Time feature extraction of an evaluation network (`inception` or `mnist`) on random
     /// 32x32 RGB images, resize included. Without pytorch-fid's weight file the Inception network
     /// runs on formula weights (same speed).
@@ -843,6 +851,10 @@ fn run(cli: Cli) -> Result<()> {
             for (name, value) in scores.rows() {
                 println!("{name:>10}  {value}");
             }
+        }
+        Command::Report { run_dir, out } => {
+            let path = genforge::report::write(&run_dir, out.as_deref())?;
+            println!("wrote {}", path.display());
         }
         Command::BenchFeatures {
             network,

@@ -428,6 +428,27 @@ fn eval_scores_a_run_and_two_folders() {
     assert_eq!(lines[0]["n_real"], 32); // dcgan-tiny trains on 32 digits
     assert_eq!(lines[0]["fid"], lines[1]["fid"]);
 
+    // The run report: one self-contained HTML file.
+    let o = genforge_ok(&["report", r]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("report.html"));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for part in [
+        "<svg",
+        "losses",
+        "d_loss",
+        "Samples over training",
+        "step-0000004",
+        "data:image/png;base64,",
+        "<td>mnist</td>",
+        "family = \"dcgan\"",
+    ] {
+        assert!(html.contains(part), "report lacks {part}");
+    }
+    assert!(
+        !html.contains("src=\"/") && !html.contains("src=\"file:"),
+        "external image links"
+    );
+
     // Folder mode: the run's own samples against real digits written as PNGs.
     let fake = tmp.path().join("fake/");
     genforge_ok(&["sample", r, "--n", "24", "--out", fake.to_str().unwrap()]);

@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod models;
 pub mod nn;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sample;

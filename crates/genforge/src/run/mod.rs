@@ -96,6 +96,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     let mut f = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    // Temporary files are private; the result is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(f.path(), e))?;
+    }
     f.write_all(bytes)
         .and_then(|_| f.as_file().sync_all())
         .map_err(|e| Error::io(f.path(), e))?;

@@ -1,0 +1,393 @@
+//! `genforge report`: one self-contained HTML file per run, with loss and metric curves (inline
+//! SVG drawn by plotters), the sample-grid timeline, the figures in the run directory, timing
+//! and the resolved config. Images are embedded as data URIs, so the file can be mailed or
+//! archived on its own.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use plotters::prelude::*;
+
+use crate::run::{self, checkpoint};
+use crate::{Error, Result};
+
+/// Keys of `stats.jsonl` that are bookkeeping, not curves.
+const NOT_CURVES: [&str; 4] = ["step", "images_seen", "sec_per_step", "img_per_s"];
+/// At most this many sample grids in the timeline (evenly spaced, the last always included).
+const MAX_GRIDS: usize = 12;
+
+/// One named series of (step, value) points.
+type Series = (String, Vec<(f64, f64)>);
+
+fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// Every numeric key of `lines` (except `skip`) as a series over `step`.
+fn series(lines: &[serde_json::Value], skip: &[&str]) -> BTreeMap<String, Vec<(f64, f64)>> {
+    let mut out: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for l in lines {
+        let (Some(obj), Some(step)) = (l.as_object(), l.get("step").and_then(|s| s.as_f64()))
+        else {
+            continue;
+        };
+        for (k, v) in obj {
+            if let Some(v) = v.as_f64().filter(|v| v.is_finite())
+                && !skip.contains(&k.as_str())
+            {
+                out.entry(k.clone()).or_default().push((step, v));
+            }
+        }
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A line chart of `lines` as an SVG string.
+pub fn line_chart(title: &str, lines: &[Series]) -> Result<String> {
+    let pts = lines.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return Ok(String::new());
+    }
+    if x1 - x0 < 1e-9 {
+        x1 = x0 + 1.0;
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let mut svg = String::new();
+    let err = |e: String| Error::Config(format!("plot '{title}': {e}"));
+    {
+        let root = SVGBackend::with_string(&mut svg, (560, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(55)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        for (i, (name, points)) in lines.iter().enumerate() {
+            let colour = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| err(e.to_string()))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+            // Sparse series (evaluations) get a marker per point.
+            if points.len() <= 40 {
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        if lines.len() > 1 {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+        }
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+fn data_uri(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mime = match path.extension().and_then(|e| e.to_str()) {
+        Some("gif") => "image/gif",
+        Some("jpg") | Some("jpeg") => "image/jpeg",
+        _ => "image/png",
+    };
+    Ok(format!(
+        "data:{mime};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+fn images_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["png", "gif", "jpg", "jpeg"].contains(&e))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Evenly spaced picks of at most `k` items, the last always included.
+fn spaced<T: Clone>(items: &[T], k: usize) -> Vec<T> {
+    if items.len() <= k {
+        return items.to_vec();
+    }
+    (0..k)
+        .map(|i| items[(i * (items.len() - 1)) / (k - 1)].clone())
+        .collect()
+}
+
+/// Write `run_dir/report.html` (or `out`) and return its path.
+pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
+    let cfg = run::open(run_dir)?;
+    let config_text = std::fs::read_to_string(run_dir.join(run::CONFIG_FILE))
+        .map_err(|e| Error::io(run_dir.join(run::CONFIG_FILE), e))?;
+    let stats = read_jsonl(&run_dir.join("stats.jsonl"))?;
+    let evals = read_jsonl(&run_dir.join(crate::metrics::eval::METRICS_FILE))?;
+    let curves = series(&stats, &NOT_CURVES);
+    let timing = series(&stats, &[]);
+
+    let mut html = String::new();
+    let title = format!("{} ({})", cfg.name, run_dir.display());
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>genforge report: {t}</title>\n\
+         <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}\
+         h2{{border-bottom:1px solid #ccc;margin-top:2em}}.charts{{display:flex;flex-wrap:wrap;gap:8px}}\
+         figure{{display:inline-block;margin:6px;text-align:center}}figure img{{image-rendering:pixelated;max-width:540px}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+         pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>\n\
+         <h1>{t}</h1>\n<p>{family} run. {desc}</p>\n",
+        t = escape(&title),
+        family = cfg.model.family(),
+        desc = escape(&cfg.description),
+    );
+
+    // Summary and timing.
+    let last = stats.iter().rev().find(|l| l.get("images_seen").is_some());
+    let step = last.and_then(|l| l["step"].as_u64()).unwrap_or(0);
+    let seen = last.and_then(|l| l["images_seen"].as_u64()).unwrap_or(0);
+    let mut seconds = 0.0;
+    let mut prev = 0.0;
+    if let Some(sps) = timing.get("sec_per_step") {
+        for &(s, v) in sps {
+            seconds += (s - prev) * v;
+            prev = s;
+        }
+    }
+    let checkpoints = checkpoint::list(run_dir)?;
+    let _ = write!(
+        html,
+        "<h2>Summary</h2><table><tr><th>steps</th><th>images seen</th><th>training time</th>\
+         <th>checkpoints</th><th>best FID (during training)</th></tr><tr><td>{step}</td><td>{seen}</td>\
+         <td>{:.0} s</td><td>{}</td><td>{}</td></tr></table>\n",
+        seconds,
+        checkpoints
+            .iter()
+            .map(|(s, _)| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        checkpoint::best_fid(run_dir).map_or("-".into(), |f| format!("{f:.3}")),
+    );
+
+    // Curves: losses together, every other value on its own.
+    html.push_str("<h2>Training curves</h2><div class=\"charts\">\n");
+    let (losses, others): (Vec<_>, Vec<_>) = curves
+        .into_iter()
+        .filter(|(k, _)| k != "fid" && k != "kid")
+        .partition(|(k, _)| k.ends_with("loss"));
+    if !losses.is_empty() {
+        html.push_str(&line_chart("losses", &losses)?);
+    }
+    for s in &others {
+        html.push_str(&line_chart(&s.0, std::slice::from_ref(s))?);
+    }
+    if let Some(ips) = timing.get("img_per_s") {
+        html.push_str(&line_chart(
+            "images per second",
+            &[("img/s".into(), ips.clone())],
+        )?);
+    }
+    html.push_str("</div>\n");
+
+    // Metrics: during training (stats.jsonl) and from `genforge eval` (metrics.jsonl).
+    let train_metrics = series(&stats, &NOT_CURVES);
+    let eval_metrics = series(&evals, &["seed", "seconds", "n_real", "n_fake"]);
+    let mut metric_charts = String::new();
+    for key in ["fid", "kid", "is", "precision", "recall"] {
+        let mut lines: Vec<Series> = Vec::new();
+        if let Some(p) = train_metrics.get(key) {
+            lines.push((format!("{key} (training)"), p.clone()));
+        }
+        if let Some(p) = eval_metrics.get(key) {
+            lines.push((format!("{key} (genforge eval)"), p.clone()));
+        }
+        // A metric taken at one step only is read from the table below.
+        lines.retain(|(_, p)| p.iter().any(|q| q.0 != p[0].0));
+        if !lines.is_empty() {
+            metric_charts.push_str(&line_chart(&key.to_uppercase(), &lines)?);
+        }
+    }
+    if !metric_charts.is_empty() {
+        let _ = write!(
+            html,
+            "<h2>Metrics</h2><div class=\"charts\">{metric_charts}</div>\n"
+        );
+    }
+    if !evals.is_empty() {
+        html.push_str("<table><tr><th>step</th><th>checkpoint</th><th>features</th><th>n</th><th>FID</th><th>KID</th><th>IS</th><th>precision</th><th>recall</th></tr>\n");
+        for e in &evals {
+            let f = |k: &str| {
+                e.get(k)
+                    .and_then(|v| v.as_f64())
+                    .map_or("-".into(), |v| format!("{v:.4}"))
+            };
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e["step"],
+                escape(e["checkpoint"].as_str().unwrap_or("-")),
+                escape(e["features"].as_str().unwrap_or("-")),
+                e["n_fake"],
+                f("fid"),
+                f("kid"),
+                f("is"),
+                f("precision"),
+                f("recall"),
+            );
+        }
+        html.push_str("</table>\n");
+    }
+
+    // Sample-grid timeline.
+    let samples = run_dir.join("samples");
+    let grids: Vec<PathBuf> = images_in(&samples)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
+        })
+        .collect();
+    if !grids.is_empty() {
+        html.push_str("<h2>Samples over training</h2>\n");
+        for g in spaced(&grids, MAX_GRIDS) {
+            let name = g
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let _ = writeln!(
+                html,
+                "<figure><img src=\"{}\" alt=\"{name}\"><figcaption>{name}</figcaption></figure>",
+                data_uri(&g)?
+            );
+        }
+    }
+    let reals = samples.join("reals.png");
+    if reals.is_file() {
+        let _ = writeln!(
+            html,
+            "<h2>Training images</h2><figure><img src=\"{}\" alt=\"reals\"></figure>",
+            data_uri(&reals)?
+        );
+    }
+    let figures: Vec<PathBuf> = images_in(run_dir)
+        .into_iter()
+        .chain(images_in(&run_dir.join("figures")))
+        .collect();
+    if !figures.is_empty() {
+        html.push_str("<h2>Figures</h2>\n");
+        for f in figures {
+            let name = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let _ = writeln!(
+                html,
+                "<figure><img src=\"{}\" alt=\"{n}\"><figcaption>{n}</figcaption></figure>",
+                data_uri(&f)?,
+                n = escape(&name)
+            );
+        }
+    }
+    let _ = write!(
+        html,
+        "<h2>Config</h2><pre>{}</pre>\n</body></html>\n",
+        escape(&config_text)
+    );
+    let path = out.map_or_else(|| run_dir.join("report.html"), Path::to_path_buf);
+    run::write_atomic(&path, html.as_bytes())?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_reads_numeric_keys_over_steps() {
+        let lines: Vec<serde_json::Value> = [
+            r#"{"step": 5, "d_loss": 1.0, "g_loss": 2.0, "img_per_s": 9.0}"#,
+            r#"{"step": 10, "d_loss": 0.5, "g_loss": null, "note": "x"}"#,
+            r#"{"step": 10, "fid": 30.0}"#,
+        ]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+        let s = series(&lines, &NOT_CURVES);
+        assert_eq!(s["d_loss"], vec![(5.0, 1.0), (10.0, 0.5)]);
+        assert_eq!(s["g_loss"], vec![(5.0, 2.0)]);
+        assert_eq!(s["fid"], vec![(10.0, 30.0)]);
+        assert!(!s.contains_key("img_per_s") && !s.contains_key("note"));
+    }
+
+    #[test]
+    fn spaced_keeps_first_and_last() {
+        let v: Vec<usize> = (0..30).collect();
+        let s = spaced(&v, 4);
+        assert_eq!(s.first(), Some(&0));
+        assert_eq!(s.last(), Some(&29));
+        assert_eq!(s.len(), 4);
+        assert_eq!(spaced(&v[..3], 4), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn charts_are_svg_with_the_series_names() {
+        let svg = line_chart(
+            "losses",
+            &[
+                ("d_loss".into(), vec![(0.0, 1.0), (1.0, 0.5)]),
+                ("g_loss".into(), vec![(0.0, 2.0), (1.0, 1.5)]),
+            ],
+        )
+        .unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("d_loss") && svg.contains("g_loss") && svg.contains("polyline"));
+    }
+}
