@@ -279,6 +279,10 @@ enum Command {
         /// Do not read or write the real-feature cache.
         #[arg(long)]
         no_cache: bool,
+        /// Score the run's last N real images against its first N instead of generated ones:
+        /// the real-data floor at this sample count (nothing is appended to metrics.jsonl).
+        #[arg(long, conflicts_with_all = ["real", "fake", "prior"])]
+        floor: bool,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -786,6 +790,7 @@ fn run(cli: Cli) -> Result<()> {
             fake,
             batch,
             no_cache,
+            floor,
             device,
         } => {
             let device = genforge::device::parse(&device)?;
@@ -830,23 +835,26 @@ fn run(cli: Cli) -> Result<()> {
                         cache_dir: cache.as_deref(),
                         opts,
                     };
-                    let (scores, record) =
-                        genforge::metrics::eval::evaluate_run(&req, &device, &mut progress)?;
-                    tracing::info!(
-                        "appended to {}: {record}",
-                        run_dir
-                            .join(genforge::metrics::eval::METRICS_FILE)
-                            .display()
-                    );
-                    scores
+                    if floor {
+                        genforge::metrics::eval::evaluate_floor(&req, &device, &mut progress)?
+                    } else {
+                        let (scores, record) =
+                            genforge::metrics::eval::evaluate_run(&req, &device, &mut progress)?;
+                        let file = run_dir.join(genforge::metrics::eval::METRICS_FILE);
+                        tracing::info!("appended to {}: {record}", file.display());
+                        scores
+                    }
                 }
                 _ => bail!("give a RUN_DIR, or --real DIR and --fake DIR"),
             };
             drop(progress);
             bars.finish();
             println!(
-                "{} generated vs {} real images, {} features",
-                scores.n_fake, scores.n_real, features
+                "{} {} vs {} real images, {} features",
+                scores.n_fake,
+                if floor { "held-out real" } else { "generated" },
+                scores.n_real,
+                features
             );
             for (name, value) in scores.rows() {
                 println!("{name:>10}  {value}");

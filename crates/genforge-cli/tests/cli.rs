@@ -418,6 +418,10 @@ fn eval_scores_a_run_and_two_folders() {
         stderr(&again)
     );
     assert_eq!(String::from_utf8_lossy(&again.stdout), table);
+    // The floor: the run's last 16 digits against its first 16, not appended to metrics.jsonl.
+    let floor = eval(&["--floor"]);
+    let floor = String::from_utf8_lossy(&floor.stdout).into_owned();
+    assert!(floor.contains("16 held-out real vs 16 real"), "{floor}");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()

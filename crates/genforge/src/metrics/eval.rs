@@ -1,6 +1,6 @@
 //! `genforge eval`: features of real and generated images, then the metrics asked for.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
@@ -12,6 +12,7 @@ use super::inception_score::inception_score;
 use super::kid::{KidOptions, kid};
 use super::precision_recall::precision_recall;
 use super::{Metric, cache};
+use crate::config::TrainConfig;
 use crate::data::{DataConfig, DataFormat, Dataset};
 use crate::run::append_jsonl;
 use crate::run::checkpoint::load_state;
@@ -222,13 +223,7 @@ pub fn evaluate_run(
         req.temperature,
         device,
     )?;
-    let (channels, resolution) = cfg.model.image_shape().expect("an image family");
-    let path = req
-        .data
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| cfg.resolve_data_path());
-    let format = req.format.unwrap_or(cfg.data.format);
-    let data = crate::data::load_input(&path, format, &cfg.data, channels, resolution)?;
+    let (data, path) = real_data(&cfg, req)?;
     let t0 = Instant::now();
     let n_real = req.opts.n.min(data.len());
     let real = real_features(
@@ -263,6 +258,49 @@ pub fn evaluate_run(
     merge(&mut record, &scores);
     append_jsonl(&req.run_dir.join(METRICS_FILE), &record)?;
     Ok((scores, record))
+}
+
+/// The real images of an evaluation at the run's shape: `--data` in `--format`, else the run's
+/// own data.
+fn real_data(cfg: &TrainConfig, req: &RunEval) -> Result<(Dataset, PathBuf)> {
+    let (channels, resolution) = cfg.model.image_shape().ok_or_else(|| {
+        Error::run(
+            req.run_dir,
+            "is a prior run; evaluate its VQ-VAE-2 run with --prior pointing here",
+        )
+    })?;
+    let path = req
+        .data
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cfg.resolve_data_path());
+    let format = req.format.unwrap_or(cfg.data.format);
+    let data = crate::data::load_input(&path, format, &cfg.data, channels, resolution)?;
+    Ok((data, path))
+}
+
+/// The real-data floor of a run's evaluation: its last `n` real images scored against its first
+/// `n` (at most half the data each, so the sets are disjoint), with the run's feature network.
+/// What a perfect generator would score at this sample count; nothing is appended to
+/// `metrics.jsonl`.
+pub fn evaluate_floor(req: &RunEval, device: &Device, progress: EvalProgress) -> Result<Scores> {
+    let cfg = crate::run::open(req.run_dir)?;
+    let net = FeatureNet::load(req.features, device)?;
+    let (data, _) = real_data(&cfg, req)?;
+    let n = req.opts.n.min(data.len() / 2);
+    if n < 2 {
+        return Err(Error::Config(format!(
+            "the real data has {} images; the floor needs at least 4",
+            data.len()
+        )));
+    }
+    let real = real_features(&net, &data, n, req.opts.batch, req.cache_dir, device, |d| {
+        progress("real", d, n)
+    })?;
+    let held = data.subset(data.len() - n..data.len());
+    let other = real_features(&net, &held, n, req.opts.batch, req.cache_dir, device, |d| {
+        progress("held-out real", d, n)
+    })?;
+    Ok(score(&real, &other, &req.opts))
 }
 
 /// Where `genforge eval` appends its results inside a run.
