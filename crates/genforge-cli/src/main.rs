@@ -556,6 +556,7 @@ fn run(cli: Cli) -> Result<()> {
                     &prior,
                     checkpoint.as_deref(),
                     genforge::sample::vq::SampleOptions {
+                        label_offset: 0,
                         n,
                         temperature,
                         seed,
@@ -858,6 +859,9 @@ fn run(cli: Cli) -> Result<()> {
             );
             for (name, value) in scores.rows() {
                 println!("{name:>10}  {value}");
+            }
+            for line in scores.class_rows() {
+                println!("{line}");
             }
         }
         Command::Report { run_dir, out } => {

@@ -645,6 +645,21 @@ fn vqvae2_two_stages_from_the_command_line() {
         "10",
     ]);
     assert_clean_failure(&o, "outside the prior's 10 classes");
+    // A class-conditional sampler is scored overall and per class.
+    let o = genforge_ok(&[
+        "eval",
+        vqs,
+        "--prior",
+        cprior.to_str().unwrap(),
+        "--n",
+        "50",
+        "--metrics",
+        "fid,kid",
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    let classes = table.lines().filter(|l| l.starts_with("class ")).count();
+    assert!(classes >= 5, "{table}");
+    assert!(table.contains("(5 / "), "{table}");
     // Without --label the classes come in turn.
     genforge_ok(&[
         "sample",

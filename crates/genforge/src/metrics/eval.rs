@@ -1,5 +1,6 @@
 //! `genforge eval`: features of real and generated images, then the metrics asked for.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -64,6 +65,10 @@ pub struct Scores {
     pub recall: Option<f64>,
     pub n_real: usize,
     pub n_fake: usize,
+    /// Class-conditional samplers: the same metrics (but IS) per class, each class's samples
+    /// against the real images of that class.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_class: BTreeMap<u32, Scores>,
 }
 
 impl Scores {
@@ -85,6 +90,63 @@ impl Scores {
         }
         rows
     }
+
+    /// One line per class: `class c (n_fake / n_real): name value, ...`.
+    pub fn class_rows(&self) -> Vec<String> {
+        self.per_class
+            .iter()
+            .map(|(c, s)| {
+                let values: Vec<String> =
+                    s.rows().iter().map(|(k, v)| format!("{k} {v}")).collect();
+                format!(
+                    "class {c} ({} / {}): {}",
+                    s.n_fake,
+                    s.n_real,
+                    values.join(", ")
+                )
+            })
+            .collect()
+    }
+}
+
+/// The rows of `e` at `idx`.
+fn select(e: &Extraction, idx: &[usize]) -> Extraction {
+    Extraction {
+        features: e.features.select(idx),
+        probs: e.probs.select(idx),
+    }
+}
+
+/// Scores of each class present in both sets with enough samples (IS left out: one class).
+fn per_class(
+    real: &Extraction,
+    real_labels: &[u32],
+    fake: &Extraction,
+    fake_labels: &[u32],
+    opts: &EvalOptions,
+) -> BTreeMap<u32, Scores> {
+    let opts = EvalOptions {
+        metrics: opts
+            .metrics
+            .iter()
+            .copied()
+            .filter(|m| *m != Metric::Is)
+            .collect(),
+        ..opts.clone()
+    };
+    let classes: std::collections::BTreeSet<u32> = fake_labels.iter().copied().collect();
+    let mut out = BTreeMap::new();
+    for c in classes {
+        let of = |labels: &[u32]| -> Vec<usize> {
+            (0..labels.len()).filter(|&i| labels[i] == c).collect()
+        };
+        let (ri, fi) = (of(real_labels), of(fake_labels));
+        if ri.len().min(fi.len()) <= opts.pr_k {
+            continue;
+        }
+        out.insert(c, score(&select(real, &ri), &select(fake, &fi), &opts));
+    }
+    out
 }
 
 /// The metrics in `opts.metrics` between two extractions.
@@ -242,7 +304,14 @@ pub fn evaluate_run(
         |start, len| generated.batch(start, len, req.seed, device),
         |done| progress("generated", done, req.opts.n),
     )?;
-    let scores = score(&real, &fake, &req.opts);
+    let mut scores = score(&real, &fake, &req.opts);
+    if generated.class_of(0).is_some() {
+        let fake_labels: Vec<u32> = (0..req.opts.n)
+            .map(|i| generated.class_of(i).expect("conditional"))
+            .collect();
+        let real_labels: Vec<u32> = (0..n_real).map(|i| data.label(i)).collect();
+        scores.per_class = per_class(&real, &real_labels, &fake, &fake_labels, &req.opts);
+    }
     let step = load_state(&ckpt).map(|s| s.step).ok();
     let mut record = serde_json::json!({
         "checkpoint": ckpt.file_name().map(|f| f.to_string_lossy().to_string()),

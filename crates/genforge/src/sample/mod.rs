@@ -140,6 +140,18 @@ impl Generated {
         Ok((cfg, Generated::Gan { g, z_dim, psi }, ckpt))
     }
 
+    /// Class of image `i` of the stream, for class-conditional samplers (a class-conditional
+    /// prior draws the classes in turn).
+    pub fn class_of(&self, i: usize) -> Option<u32> {
+        match self {
+            Generated::VqVae2 { prior_cfg, .. } => {
+                let p = prior_cfg.model.as_pixelcnn().expect("a pixelcnn run");
+                p.class_conditional.then(|| (i % p.num_classes) as u32)
+            }
+            Generated::Gan { .. } => None,
+        }
+    }
+
     /// Images `start..start + len` of the stream drawn from `seed`. A GAN's latents depend only
     /// on (seed, image index), so batching does not change them.
     pub fn batch(&self, start: usize, len: usize, seed: u64, device: &Device) -> Result<Tensor<4>> {
@@ -170,6 +182,7 @@ impl Generated {
                     temperature: *temperature,
                     seed: per_image_seed(seed, start),
                     label: None,
+                    label_offset: start,
                 };
                 Ok(vq::sample(vq, vq_cfg, prior_cfg, top, bottom, &opts)?.0)
             }

@@ -148,6 +148,9 @@ pub struct SampleOptions {
     pub seed: u64,
     /// Class of every sample for a class-conditional prior (default: the classes in turn).
     pub label: Option<u32>,
+    /// With the classes in turn, sample `i` has class `(label_offset + i) % classes`, so batches
+    /// of a longer stream continue the cycle.
+    pub label_offset: usize,
 }
 
 /// Timing of [`sample`].
@@ -276,7 +279,11 @@ pub fn sample(
                 p.num_classes
             )));
         }
-        (true, None) => Some((0..n).map(|i| (i % classes) as i64).collect()),
+        (true, None) => Some(
+            (0..n)
+                .map(|i| ((opts.label_offset + i) % classes) as i64)
+                .collect(),
+        ),
         (false, Some(_)) => {
             return Err(Error::Config(
                 "--label needs a class-conditional prior (model.class_conditional = true)".into(),

@@ -251,6 +251,7 @@ impl Stage for PriorTrainer {
             let device = self.device.clone().inner();
             let (vq_cfg, vq, _) = sample::vq::load_vqvae(&vq_run, None, &device)?;
             let opts = sample::vq::SampleOptions {
+                label_offset: 0,
                 n: self.cfg.train.grid_size.clamp(1, 64),
                 temperature: 1.0,
                 seed: self.cfg.train.seed,
