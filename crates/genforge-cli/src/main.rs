@@ -848,7 +848,6 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 _ => bail!("give a RUN_DIR, or --real DIR and --fake DIR"),
             };
-            drop(progress);
             bars.finish();
             println!(
                 "{} {} vs {} real images, {} features",

@@ -201,11 +201,11 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
         }
     }
     let checkpoints = checkpoint::list(run_dir)?;
-    let _ = write!(
+    let _ = writeln!(
         html,
         "<h2>Summary</h2><table><tr><th>steps</th><th>images seen</th><th>training time</th>\
          <th>checkpoints</th><th>best FID (during training)</th></tr><tr><td>{step}</td><td>{seen}</td>\
-         <td>{:.0} s</td><td>{}</td><td>{}</td></tr></table>\n",
+         <td>{:.0} s</td><td>{}</td><td>{}</td></tr></table>",
         seconds,
         checkpoints
             .iter()
@@ -254,9 +254,9 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
         }
     }
     if !metric_charts.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             html,
-            "<h2>Metrics</h2><div class=\"charts\">{metric_charts}</div>\n"
+            "<h2>Metrics</h2><div class=\"charts\">{metric_charts}</div>"
         );
     }
     if !evals.is_empty() {

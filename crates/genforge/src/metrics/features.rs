@@ -24,7 +24,7 @@ pub enum FeatureNet {
         fingerprint: u64,
     },
     Mnist {
-        net: MnistClassifier,
+        net: Box<MnistClassifier>,
         /// `mnist` for the shipped weights, else the file they came from.
         name: String,
         /// Fingerprint of the weights, part of the real-statistics cache key.
@@ -90,7 +90,7 @@ impl FeatureNet {
         let fingerprint = fingerprint(&bytes);
         let net = classifier_from_bytes(bytes, &source, device)?;
         Ok(FeatureNet::Mnist {
-            net,
+            net: Box::new(net),
             name,
             fingerprint,
         })

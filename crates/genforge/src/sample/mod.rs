@@ -77,7 +77,7 @@ pub fn load_discriminator(
 /// with its truncation `psi`), or a VQ-VAE-2 decoder with its two PixelCNN priors.
 pub enum Generated {
     Gan {
-        g: Generator,
+        g: Box<Generator>,
         z_dim: usize,
         psi: f64,
     },
@@ -137,7 +137,15 @@ impl Generated {
         }
         let (cfg, g, ckpt) = load_generator(run_dir, checkpoint, device)?;
         let z_dim = cfg.model.z_dim().expect("a GAN run");
-        Ok((cfg, Generated::Gan { g, z_dim, psi }, ckpt))
+        Ok((
+            cfg,
+            Generated::Gan {
+                g: Box::new(g),
+                z_dim,
+                psi,
+            },
+            ckpt,
+        ))
     }
 
     /// Class of image `i` of the stream, for class-conditional samplers (a class-conditional
@@ -161,7 +169,7 @@ impl Generated {
                     .map(|i| latents(1, *z_dim, per_image_seed(seed, i), device))
                     .collect();
                 let z = Tensor::cat(z, 0); // [len, z_dim]
-                Ok(match g {
+                Ok(match &**g {
                     Generator::Style(st) => {
                         let mut rng = Rng::new(per_image_seed(seed, start)).fork(0x4015E);
                         st.generate(z, *psi, None, &mut rng)
