@@ -128,6 +128,24 @@ pub fn latest(run_dir: &Path) -> Result<(u64, PathBuf)> {
     })
 }
 
+/// A fresh directory `tmp` filled by `write` with every file synced to disk.
+fn write_synced(tmp: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if tmp.exists() {
+        std::fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
+    }
+    std::fs::create_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
+    write(tmp)?;
+    for entry in std::fs::read_dir(tmp)
+        .map_err(|e| Error::io(tmp, e))?
+        .flatten()
+    {
+        if let Ok(f) = std::fs::File::open(entry.path()) {
+            f.sync_all().map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Write a checkpoint with `write(tmp_dir)`, then rename it to its final name and prune.
 pub fn save(
     run_dir: &Path,
@@ -139,19 +157,7 @@ pub fn save(
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let final_dir = root.join(dir_name(step));
     let tmp = root.join(format!(".tmp-{}", dir_name(step)));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    write(&tmp)?;
-    for entry in std::fs::read_dir(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?
-        .flatten()
-    {
-        if let Ok(f) = std::fs::File::open(entry.path()) {
-            f.sync_all().map_err(|e| Error::io(entry.path(), e))?;
-        }
-    }
+    write_synced(&tmp, write)?;
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
     }
@@ -188,16 +194,15 @@ pub fn save_best(
     let best = root.join(BEST);
     let tmp = root.join(".tmp-best");
     let old = root.join(".old-best");
-    for d in [&tmp, &old] {
-        if d.exists() {
-            std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
-        }
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    write(&tmp)?;
-    let record = serde_json::json!({ "step": step, "fid": fid });
-    std::fs::write(tmp.join(BEST_RECORD), record.to_string())
-        .map_err(|e| Error::io(tmp.join(BEST_RECORD), e))?;
+    write_synced(&tmp, |d| {
+        write(d)?;
+        let record = serde_json::json!({ "step": step, "fid": fid });
+        std::fs::write(d.join(BEST_RECORD), record.to_string())
+            .map_err(|e| Error::io(d.join(BEST_RECORD), e))
+    })?;
     if best.exists() {
         std::fs::rename(&best, &old).map_err(|e| Error::io(&best, e))?;
     }
