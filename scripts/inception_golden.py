@@ -116,9 +116,22 @@ def main():
                     "logits": logits[0].tolist(),
                 }
             )
+    # torch's bilinear resize (align_corners=False, as pytorch-fid calls it) up and down.
+    resize = []
+    for index, (h, w), out_hw in [(2, (17, 13), (299, 299)), (3, (64, 64), (32, 32))]:
+        x = torch.from_numpy(image(index, max(h, w))[:, :h, :w].copy())[None]
+        y = torch.nn.functional.interpolate(x, size=out_hw, mode="bilinear", align_corners=False)
+        resize.append({"index": index, "in": [h, w], "out": list(out_hw), "values": y[0, 0].flatten()[::53].tolist()})
     out = pathlib.Path(__file__).resolve().parents[1] / "crates/genforge/tests/fixtures/inception_golden.json"
     out.write_text(
-        json.dumps({"source": "pytorch-fid 0.3.0 InceptionV3, formula weights", "layout": layout, "images": images})
+        json.dumps(
+            {
+                "source": "pytorch-fid 0.3.0 InceptionV3, formula weights",
+                "layout": layout,
+                "images": images,
+                "resize": resize,
+            }
+        )
         + "\n"
     )
     for im in images:

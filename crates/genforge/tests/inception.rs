@@ -143,3 +143,34 @@ fn a_wrong_or_missing_weight_file_is_a_clear_error() {
     );
     assert!(err.contains(inception::WEIGHTS_URL), "{err}");
 }
+
+/// The script's image `index` cropped to `h x w` (top-left), one channel, in [0, 1].
+fn plane(index: usize, h: usize, w: usize) -> Vec<f32> {
+    let side = h.max(w);
+    let full = image(index, side);
+    let mut v = Vec::with_capacity(h * w);
+    for y in 0..h {
+        for x in 0..w {
+            v.push((full[y * side + x] + 1.0) / 2.0);
+        }
+    }
+    v
+}
+
+#[test]
+fn bilinear_resize_matches_torch_interpolate() {
+    for case in golden()["resize"].as_array().unwrap() {
+        let dims = |k: &str| {
+            let a = case[k].as_array().unwrap();
+            (a[0].as_u64().unwrap() as usize, a[1].as_u64().unwrap() as usize)
+        };
+        let ((h, w), (oh, ow)) = (dims("in"), dims("out"));
+        let index = case["index"].as_u64().unwrap() as usize;
+        let ours = genforge::data::resize_bilinear(&plane(index, h, w), h, w, oh, ow);
+        let want = case["values"].as_array().unwrap();
+        for (k, v) in want.iter().enumerate() {
+            let (a, b) = (ours[k * 53], v.as_f64().unwrap() as f32);
+            assert!((a - b).abs() < 2e-6, "{h}x{w} -> {oh}x{ow}, value {}: {a} vs {b}", k * 53);
+        }
+    }
+}
