@@ -162,7 +162,10 @@ fn bilinear_resize_matches_torch_interpolate() {
     for case in golden()["resize"].as_array().unwrap() {
         let dims = |k: &str| {
             let a = case[k].as_array().unwrap();
-            (a[0].as_u64().unwrap() as usize, a[1].as_u64().unwrap() as usize)
+            (
+                a[0].as_u64().unwrap() as usize,
+                a[1].as_u64().unwrap() as usize,
+            )
         };
         let ((h, w), (oh, ow)) = (dims("in"), dims("out"));
         let index = case["index"].as_u64().unwrap() as usize;
@@ -170,7 +173,11 @@ fn bilinear_resize_matches_torch_interpolate() {
         let want = case["values"].as_array().unwrap();
         for (k, v) in want.iter().enumerate() {
             let (a, b) = (ours[k * 53], v.as_f64().unwrap() as f32);
-            assert!((a - b).abs() < 2e-6, "{h}x{w} -> {oh}x{ow}, value {}: {a} vs {b}", k * 53);
+            assert!(
+                (a - b).abs() < 2e-6,
+                "{h}x{w} -> {oh}x{ow}, value {}: {a} vs {b}",
+                k * 53
+            );
         }
     }
 }
