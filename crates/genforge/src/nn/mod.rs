@@ -2,12 +2,14 @@
 
 pub mod adain;
 pub mod blur;
+pub mod conditional_batch_norm;
 pub mod conv;
 pub mod diff_augment;
 pub mod equalized;
 pub mod equalized_conv;
 pub mod init;
 pub mod layer_norm;
+pub mod linear;
 pub mod mapping;
 pub mod masked_conv;
 pub mod minibatch_stddev;
