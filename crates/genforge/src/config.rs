@@ -80,6 +80,11 @@ pub struct TrainingConfig {
     pub eval_every: u64,
     /// Generated (and real) images per evaluation during training.
     pub eval_n: usize,
+    /// Discriminator steps per generator step (BigGAN: 2 at ImageNet, 4 in BigGAN-PyTorch's
+    /// CIFAR script). Each D step takes its own batch; G steps on every `d_steps`-th.
+    pub d_steps: u64,
+    /// Weight beta of BigGAN's orthogonal regularization on G (the paper: 1e-4; 0 = off).
+    pub ortho_beta: f64,
     /// Feature network of evaluations during training (see `genforge eval --features`).
     pub eval_features: String,
 }
@@ -113,6 +118,8 @@ impl Default for TrainingConfig {
             eval_every: 0,
             eval_n: 1000,
             eval_features: "mnist".into(),
+            d_steps: 1,
+            ortho_beta: 0.0,
         }
     }
 }
@@ -194,6 +201,26 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "stylegan-tiny",
         include_str!("../../../configs/stylegan-tiny.toml"),
+    ),
+    (
+        "biggan-mnist",
+        include_str!("../../../configs/biggan-mnist.toml"),
+    ),
+    (
+        "biggan-emoji",
+        include_str!("../../../configs/biggan-emoji.toml"),
+    ),
+    (
+        "biggan-cifar10",
+        include_str!("../../../configs/biggan-cifar10.toml"),
+    ),
+    (
+        "biggan-imagenet128",
+        include_str!("../../../configs/biggan-imagenet128.toml"),
+    ),
+    (
+        "biggan-tiny",
+        include_str!("../../../configs/biggan-tiny.toml"),
     ),
 ];
 
@@ -319,6 +346,21 @@ impl TrainConfig {
                 t.ema_decay
             )));
         }
+        if t.d_steps == 0 {
+            return Err(Error::Config("train.d_steps must be at least 1".into()));
+        }
+        if t.ortho_beta != 0.0 && self.model.as_biggan().is_none() {
+            return Err(Error::Config(format!(
+                "train.ortho_beta is BigGAN's orthogonal regularization; model.family = \"{}\" does not use it; set it to 0",
+                self.model.family()
+            )));
+        }
+        if !(t.ortho_beta >= 0.0 && t.ortho_beta.is_finite()) {
+            return Err(Error::Config(format!(
+                "train.ortho_beta must be a non-negative number, got {}",
+                t.ortho_beta
+            )));
+        }
         if t.eval_every > 0 && t.eval_n < 10 {
             return Err(Error::Config(format!(
                 "train.eval_n must be at least 10 when train.eval_every is set, got {}",
@@ -340,7 +382,7 @@ impl TrainConfig {
                     .into(),
             ));
         }
-        if t.ema_decay > 0.0 && (kind != Kind::Gan || self.model.has_batchnorm()) {
+        if t.ema_decay > 0.0 && (kind != Kind::Gan || !self.model.supports_ema()) {
             return Err(Error::Config(format!(
                 "train.ema_decay is not supported for model.family = \"{}\" (DCGAN and SAGAN \
                  generators carry BatchNorm statistics an average of weights would not follow); \

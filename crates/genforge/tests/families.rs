@@ -21,7 +21,13 @@ use genforge::train::loop_::{RunSource, Silent};
 use genforge::train::{TrainOptions, train};
 
 /// The tiny preset of every adversarial family.
-const FAMILIES: &[&str] = &["dcgan-tiny", "sagan-tiny", "vitgan-tiny", "stylegan-tiny"];
+const FAMILIES: &[&str] = &[
+    "dcgan-tiny",
+    "sagan-tiny",
+    "vitgan-tiny",
+    "stylegan-tiny",
+    "biggan-tiny",
+];
 
 /// Trainable weights only (not spectral-norm vectors, BatchNorm statistics or w_avg, which a
 /// forward pass may update by design).
@@ -76,6 +82,36 @@ fn each_family_builds_steps_and_its_phases_touch_only_their_network() {
             assert!(v.is_finite(), "{preset}: {s:?}");
         }
     }
+}
+
+#[test]
+fn biggan_steps_g_every_d_steps_and_averages_its_batch_norm_statistics() {
+    let cfg = TrainConfig::load("biggan-tiny", &[]).unwrap();
+    assert_eq!(cfg.train.d_steps, 2);
+    let mut t = GanTrainer::new(cfg.clone(), &Device::flex());
+    assert_eq!(t.phases(1), [Phase::DMain]);
+    assert_eq!(t.phases(2), [Phase::DMain, Phase::GMain]);
+    let real = real_batch(&cfg, t.device());
+    let g0 = weights(&t.g);
+    t.train_step(real.clone(), None).unwrap();
+    assert_eq!(weights(&t.g), g0, "step 1 is a D step only");
+    t.train_step(real, None).unwrap();
+    assert_ne!(weights(&t.g), g0, "step 2 steps G");
+    // The average carries batch-norm statistics of its own, averaged like the weights: they
+    // moved off their initial zeros but lag G's.
+    let mean = |g: &Generator| match g {
+        Generator::Big(b) => b
+            .out_bn
+            .running_mean
+            .value()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+        _ => unreachable!(),
+    };
+    let (g_stats, avg_stats) = (mean(&t.g.valid()), mean(t.g_ema.as_ref().unwrap()));
+    assert!(avg_stats.iter().all(|v| v.is_finite()) && avg_stats.iter().any(|v| *v != 0.0));
+    assert_ne!(avg_stats, g_stats);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! ([`stylegan`]) the style-based generator of Karras et al. 2019; VQ-VAE-2 ([`vqvae2`]) and its
 //! Gated PixelCNN prior ([`pixelcnn`]) the two-stage model of Razavi et al. 2019.
 
+pub mod biggan;
 pub mod dcgan;
 pub mod pixelcnn;
 pub mod sagan;
@@ -33,6 +34,7 @@ pub enum ModelConfig {
     Sagan(sagan::SaganConfig),
     Vitgan(vitgan::VitganConfig),
     Stylegan(stylegan::StyleganConfig),
+    Biggan(biggan::BigganConfig),
     /// Stage 1 of VQ-VAE-2: the hierarchical autoencoder.
     Vqvae2(vqvae2::Vqvae2Config),
     /// Stage 2 of VQ-VAE-2: the top and bottom Gated PixelCNN priors over `encode`'s code maps.
@@ -64,6 +66,7 @@ impl ModelConfig {
             ModelConfig::Sagan(_) => "sagan",
             ModelConfig::Vitgan(_) => "vitgan",
             ModelConfig::Stylegan(_) => "stylegan",
+            ModelConfig::Biggan(_) => "biggan",
             ModelConfig::Vqvae2(_) => "vqvae2",
             ModelConfig::Pixelcnn(_) => "pixelcnn",
         }
@@ -74,7 +77,8 @@ impl ModelConfig {
             ModelConfig::Dcgan(_)
             | ModelConfig::Sagan(_)
             | ModelConfig::Vitgan(_)
-            | ModelConfig::Stylegan(_) => Kind::Gan,
+            | ModelConfig::Stylegan(_)
+            | ModelConfig::Biggan(_) => Kind::Gan,
             ModelConfig::Vqvae2(_) => Kind::Autoencoder,
             ModelConfig::Pixelcnn(_) => Kind::Prior,
         }
@@ -86,6 +90,7 @@ impl ModelConfig {
             ModelConfig::Sagan(c) => c.validate(),
             ModelConfig::Vitgan(c) => c.validate(),
             ModelConfig::Stylegan(c) => c.validate(),
+            ModelConfig::Biggan(c) => c.validate(),
             ModelConfig::Vqvae2(c) => c.validate(),
             ModelConfig::Pixelcnn(c) => c.validate(),
         }
@@ -99,6 +104,7 @@ impl ModelConfig {
             ModelConfig::Sagan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Vitgan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Stylegan(c) => Some((c.channels, c.resolution)),
+            ModelConfig::Biggan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Vqvae2(c) => Some((c.channels, c.resolution)),
             ModelConfig::Pixelcnn(_) => None,
         }
@@ -111,20 +117,27 @@ impl ModelConfig {
             ModelConfig::Sagan(c) => Some(c.z_dim),
             ModelConfig::Vitgan(c) => Some(c.z_dim),
             ModelConfig::Stylegan(c) => Some(c.z_dim),
+            ModelConfig::Biggan(c) => Some(c.z_dim),
             ModelConfig::Vqvae2(_) | ModelConfig::Pixelcnn(_) => None,
         }
     }
 
-    /// Whether G and D take class labels (none of today's families; the hook BigGAN needs).
-    pub fn is_conditional(&self) -> bool {
+    /// Classes G and D are conditioned on (BigGAN); `None` for unconditional families.
+    pub fn num_classes(&self) -> Option<usize> {
         match self {
+            ModelConfig::Biggan(c) => Some(c.num_classes),
             ModelConfig::Dcgan(_)
             | ModelConfig::Sagan(_)
             | ModelConfig::Vitgan(_)
             | ModelConfig::Stylegan(_)
             | ModelConfig::Vqvae2(_)
-            | ModelConfig::Pixelcnn(_) => false,
+            | ModelConfig::Pixelcnn(_) => None,
         }
+    }
+
+    /// Whether G and D take class labels.
+    pub fn is_conditional(&self) -> bool {
+        self.num_classes().is_some()
     }
 
     /// G and D of an adversarial family, G's weights drawn first from `rng`.
@@ -143,6 +156,11 @@ impl ModelConfig {
                 let g = stylegan::Generator::new(c, rng, device);
                 let d = stylegan::Discriminator::new(c, rng, device);
                 (Generator::Style(g), Discriminator::Style(d))
+            }
+            ModelConfig::Biggan(c) => {
+                let g = biggan::Generator::new(c, rng, device);
+                let d = biggan::Discriminator::new(c, rng, device);
+                (Generator::Big(g), Discriminator::Big(d))
             }
             ModelConfig::Vqvae2(_) | ModelConfig::Pixelcnn(_) => return None,
         })
@@ -167,10 +185,26 @@ impl ModelConfig {
         }
     }
 
-    /// Whether G carries BatchNorm statistics (DCGAN, SAGAN): its training-mode forward is part
-    /// of the D step, and a weight average would not follow the statistics.
+    /// Whether G carries BatchNorm statistics (DCGAN, SAGAN, BigGAN): its training-mode
+    /// forward is part of the D step.
     pub fn has_batchnorm(&self) -> bool {
-        matches!(self, ModelConfig::Dcgan(_) | ModelConfig::Sagan(_))
+        matches!(
+            self,
+            ModelConfig::Dcgan(_) | ModelConfig::Sagan(_) | ModelConfig::Biggan(_)
+        )
+    }
+
+    /// Whether a G weight average can be kept: not for DCGAN and SAGAN, whose articles keep
+    /// none; BigGAN's averages its batch-norm statistics with the weights, as BigGAN-PyTorch.
+    pub fn supports_ema(&self) -> bool {
+        !matches!(self, ModelConfig::Dcgan(_) | ModelConfig::Sagan(_))
+    }
+
+    pub fn as_biggan(&self) -> Option<&biggan::BigganConfig> {
+        match self {
+            ModelConfig::Biggan(c) => Some(c),
+            _ => None,
+        }
     }
 
     pub fn as_vitgan(&self) -> Option<&vitgan::VitganConfig> {
@@ -222,6 +256,7 @@ pub enum Generator {
     Conv(dcgan::Generator),
     Vit(vitgan::Generator),
     Style(stylegan::Generator),
+    Big(biggan::Generator),
 }
 
 /// The discriminator of any adversarial family.
@@ -231,16 +266,31 @@ pub enum Discriminator {
     Conv(dcgan::Discriminator),
     Vit(vitgan::Discriminator),
     Style(stylegan::Discriminator),
+    Big(biggan::Discriminator),
+}
+
+/// BigGAN's labels, or the classes in turn (`i % classes`) when none are given.
+fn labels_or_cycle(c: Labels, b: usize, classes: usize, device: &Device) -> Tensor<1, Int> {
+    c.unwrap_or_else(|| {
+        let v: Vec<i64> = (0..b).map(|i| (i % classes) as i64).collect();
+        Tensor::from_data(burn::tensor::TensorData::new(v, [b]), device)
+    })
 }
 
 impl Generator {
     /// `[b, z_dim], c -> [b, c, res, res]` in inference form (StyleGAN: no mixing, random
     /// noise from `Tensor::random`, no truncation).
-    pub fn forward(&self, z: Tensor<2>, _c: Labels) -> Tensor<4> {
+    /// BigGAN without labels draws the classes in turn.
+    pub fn forward(&self, z: Tensor<2>, c: Labels) -> Tensor<4> {
         match self {
             Generator::Conv(g) => g.forward(z).images,
             Generator::Vit(g) => g.forward(z).images,
             Generator::Style(g) => g.generate(z, 1.0, None, &mut Rng::new(0)),
+            Generator::Big(g) => {
+                let classes = g.shared.dims()[0];
+                let y = labels_or_cycle(c, z.dims()[0], classes, &z.device());
+                g.forward(z, y)
+            }
         }
     }
 
@@ -250,11 +300,12 @@ impl Generator {
     pub fn forward_train(
         &self,
         z: Tensor<2>,
-        _c: Labels,
+        c: Labels,
         mixing_prob: f64,
         rng: &mut Rng,
     ) -> (Tensor<4>, Option<Tensor<1>>) {
         match self {
+            Generator::Big(_) => (self.forward(z, c), None),
             Generator::Conv(g) => (g.forward(z).images, None),
             Generator::Vit(g) => (g.forward(z).images, None),
             Generator::Style(g) => {
@@ -269,17 +320,24 @@ impl Generator {
             Generator::Conv(g) => g.blocks[0].conv.weight.val().device(),
             Generator::Vit(g) => g.device(),
             Generator::Style(g) => g.device(),
+            Generator::Big(g) => g.device(),
         }
     }
 }
 
 impl Discriminator {
     /// `[b, c, res, res], c -> [b]` logits.
-    pub fn forward(&self, x: Tensor<4>, _c: Labels) -> Tensor<1> {
+    /// BigGAN without labels scores the classes in turn.
+    pub fn forward(&self, x: Tensor<4>, c: Labels) -> Tensor<1> {
         match self {
             Discriminator::Conv(d) => d.forward(x).logits,
             Discriminator::Vit(d) => d.forward(x).logits,
             Discriminator::Style(d) => d.forward(x),
+            Discriminator::Big(d) => {
+                let classes = d.embed.dims()[0];
+                let y = labels_or_cycle(c, x.dims()[0], classes, &x.device());
+                d.forward(x, y)
+            }
         }
     }
 }

@@ -90,6 +90,12 @@ pub fn figure(
 ) -> Result<DynamicImage> {
     let n = z.dims()[0];
     let (images, maps): (Tensor<4>, Vec<Maps>) = match g {
+        Generator::Big(_) => {
+            return Err(Error::Config(
+                "--attention figures are drawn for SAGAN and ViTGAN runs; not yet for BigGAN"
+                    .into(),
+            ));
+        }
         Generator::Style(_) => {
             return Err(Error::Config(
                 "--attention needs a model with self-attention (model.family = \"sagan\" or \"vitgan\"); StyleGAN has none".into(),

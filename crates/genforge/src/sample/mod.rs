@@ -80,6 +80,8 @@ pub enum Generated {
         g: Box<Generator>,
         z_dim: usize,
         psi: f64,
+        /// Class-conditional G (BigGAN): image `i` has class `i % classes`.
+        classes: Option<usize>,
     },
     VqVae2 {
         vq_cfg: Box<TrainConfig>,
@@ -137,12 +139,14 @@ impl Generated {
         }
         let (cfg, g, ckpt) = load_generator(run_dir, checkpoint, device)?;
         let z_dim = cfg.model.z_dim().expect("a GAN run");
+        let classes = cfg.model.num_classes();
         Ok((
             cfg,
             Generated::Gan {
                 g: Box::new(g),
                 z_dim,
                 psi,
+                classes,
             },
             ckpt,
         ))
@@ -156,7 +160,7 @@ impl Generated {
                 let p = prior_cfg.model.as_pixelcnn().expect("a pixelcnn run");
                 p.class_conditional.then(|| (i % p.num_classes) as u32)
             }
-            Generated::Gan { .. } => None,
+            Generated::Gan { classes, .. } => classes.map(|k| (i % k) as u32),
         }
     }
 
@@ -164,7 +168,12 @@ impl Generated {
     /// on (seed, image index), so batching does not change them.
     pub fn batch(&self, start: usize, len: usize, seed: u64, device: &Device) -> Result<Tensor<4>> {
         match self {
-            Generated::Gan { g, z_dim, psi } => {
+            Generated::Gan {
+                g,
+                z_dim,
+                psi,
+                classes,
+            } => {
                 let z: Vec<Tensor<2>> = (start..start + len)
                     .map(|i| latents(1, *z_dim, per_image_seed(seed, i), device))
                     .collect();
@@ -174,7 +183,14 @@ impl Generated {
                         let mut rng = Rng::new(per_image_seed(seed, start)).fork(0x4015E);
                         st.generate(z, *psi, None, &mut rng)
                     }
-                    g => g.forward(z, None),
+                    g => {
+                        let labels = classes.map(|k| {
+                            let v: Vec<i64> =
+                                (start..start + len).map(|i| (i % k) as i64).collect();
+                            Tensor::from_data(TensorData::new(v, [len]), device)
+                        });
+                        g.forward(z, labels)
+                    }
                 })
             }
             Generated::VqVae2 {

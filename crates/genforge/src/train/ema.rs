@@ -2,6 +2,8 @@
 //! `torch_ema`): after each G step `ema = beta * ema + (1 - beta) * g` with
 //! `beta = min(decay, (1 + n) / (10 + n))` for the n-th update, so early averages follow G
 //! closely instead of being anchored to the random initialisation. Samples use the average.
+//! burn visits running states (batch-norm statistics, spectral-norm vectors) like parameters,
+//! so they are averaged too, as BigGAN-PyTorch's `ema` averages its whole state dict.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::Tensor;

@@ -133,7 +133,9 @@ impl GanTrainer {
         if t.r1_gamma > 0.0 && t.r1_interval > 1 && step.is_multiple_of(t.r1_interval) {
             p.push(Phase::DReg);
         }
-        p.push(Phase::GMain);
+        if step.is_multiple_of(t.d_steps.max(1)) {
+            p.push(Phase::GMain);
+        }
         p
     }
 
@@ -244,8 +246,13 @@ impl GanTrainer {
                 } else {
                     diff_augment(fake, self.augment, &mut self.state.rng)
                 };
-                let loss = self.g_loss(self.d.forward(fake, c));
+                let mut loss = self.g_loss(self.d.forward(fake, c));
                 stats.g_loss = scalar(&loss);
+                if let (Generator::Big(g), beta) = (&self.g, self.cfg.train.ortho_beta)
+                    && beta > 0.0
+                {
+                    loss = loss + g.orthogonal_penalty(beta);
+                }
                 check_finite("g_loss", stats.g_loss, step)?;
                 mark("g_forward");
                 let grads = GradientsParams::from_grads(loss.backward(), &self.g);
@@ -255,7 +262,10 @@ impl GanTrainer {
                     self.g = track_w_avg(self.g.clone(), m, &self.cfg.model);
                 }
                 if let Some(avg) = self.g_ema.take() {
-                    let beta = ema::decay_at(self.cfg.train.ema_decay, step);
+                    let g_step = step / self.cfg.train.d_steps.max(1);
+                    let beta = ema::decay_at(self.cfg.train.ema_decay, g_step);
+                    // Running states (batch-norm statistics, spectral-norm vectors) are averaged
+                    // with the weights, as BigGAN-PyTorch's `ema` averages its state dict.
                     let avg = ema::update(avg, &self.g, beta);
                     self.g_ema = Some(copy_buffers(avg, &self.g));
                 }

@@ -308,6 +308,9 @@ impl GanStage {
         let data_path = config.resolve_data_path();
         let (channels, resolution) = config.model.image_shape().expect("an image family");
         let dataset = data::load(&config.data, &data_path, channels, resolution)?;
+        if let Some(classes) = config.model.num_classes() {
+            check_labels(&dataset, classes, &data_path)?;
+        }
         let trainer = match resume {
             Some(ckpt) => GanTrainer::load(config, ckpt, device)?,
             None => GanTrainer::new(config, device),
@@ -420,6 +423,30 @@ impl Stage for GanStage {
     fn begin(&self, run_dir: &Path) -> Result<()> {
         save_reals(&self.dataset, self.trainer.cfg.train.grid_size, run_dir)
     }
+}
+
+/// A class-conditional family needs a label below `model.num_classes` on every image.
+fn check_labels(dataset: &Dataset, classes: usize, path: &Path) -> Result<()> {
+    for i in 0..dataset.len() {
+        let l = dataset.label(i);
+        if l == u32::MAX {
+            return Err(Error::data(
+                path,
+                "has no class labels, and this family is class-conditional; use a labelled \
+                 dataset (IDX labels, CIFAR-10 labels, or a folder with one subfolder per class)",
+            ));
+        }
+        if l as usize >= classes {
+            return Err(Error::data(
+                path,
+                format!(
+                    "has label {l}, but model.num_classes = {classes}; raise model.num_classes \
+                     or filter with data.classes"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `name: N images of CxHxW from PATH`

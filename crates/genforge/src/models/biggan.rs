@@ -1,0 +1,619 @@
+//! BigGAN (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural Image
+//! Synthesis"), as the StyleGAN/BigGAN slides present it: SAGAN scaled up and made
+//! class-conditional, with a shared class embedding, hierarchical latents and orthogonal
+//! regularization. The block layout per resolution is BigGAN-PyTorch's (`G_arch`/`D_arch`):
+//!
+//! - G: `z` split into one chunk per block plus one for the input (hierarchical latents);
+//!   `linear(z_0) -> 4x4`; residual up-blocks `CBN-ReLU-up-conv3x3-CBN-ReLU-conv3x3` plus an
+//!   upsampled 1x1 skip, each CBN conditioned on `[shared_embedding(y), z_i]`; self-attention
+//!   after the blocks at `g_attention`; `BN-ReLU-conv3x3-tanh` out.
+//! - D: residual down-blocks (`ReLU-conv3x3-ReLU-conv3x3-avgpool` with a 1x1 skip; the first
+//!   without the leading ReLU), self-attention at `d_attention`, ReLU, global sum pooling, and
+//!   the projection output `linear(h) + <embed(y), h>` (Miyato & Koyama 2018).
+//!
+//! Spectral norm on every conv and linear of both networks, and on D's class embedding; the
+//! shared embedding is a plain table. Weights start N(0, 0.02) (BigGAN-PyTorch's `N02`, what its
+//! CIFAR script uses). Upsampling is nearest-neighbour, downsampling 2x2 average pooling.
+//! Self-attention is the SAGAN layer genforge already has (without spectral norm inside, as the
+//! DCGAN/SAGAN article writes it; BigGAN-PyTorch spectral-normalizes its four 1x1 convs).
+
+use burn::module::{Module, Param};
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::activation::{relu, tanh};
+use burn::tensor::module::{avg_pool2d, interpolate};
+use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::nn::conditional_batch_norm::ConditionalBatchNorm;
+use crate::nn::linear::Linear;
+use crate::nn::spectral_norm::SpectralNorm;
+use crate::nn::{Conv2d, SelfAttention, init};
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// `model.*` keys of `family = "biggan"`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BigganConfig {
+    /// Size of z (the paper: 120 at 128x128, split into 6 chunks of 20).
+    pub z_dim: usize,
+    pub channels: usize,
+    /// 16, 32, 64 or 128.
+    pub resolution: usize,
+    pub num_classes: usize,
+    /// G's channel multiplier `ch` (the paper: 96; BigGAN-PyTorch's CIFAR script: 64).
+    pub g_width: usize,
+    pub d_width: usize,
+    /// Size of the shared class embedding (the paper: 128).
+    pub shared_dim: usize,
+    /// Split z over the input layer and every block (the paper's hierarchical latents); when
+    /// false all of z feeds the input layer and the blocks see the embedding alone.
+    pub hierarchical: bool,
+    /// Resolutions after whose G block self-attention sits (the paper: 64 at 128x128).
+    pub g_attention: Vec<usize>,
+    /// Resolutions of D blocks followed by self-attention (input side of the block).
+    pub d_attention: Vec<usize>,
+}
+
+impl Default for BigganConfig {
+    fn default() -> Self {
+        BigganConfig {
+            z_dim: 120,
+            channels: 3,
+            resolution: 128,
+            num_classes: 1000,
+            g_width: 96,
+            d_width: 96,
+            shared_dim: 128,
+            hierarchical: true,
+            g_attention: vec![64],
+            d_attention: vec![64],
+        }
+    }
+}
+
+/// Channels in and out of each block and the resolution after it, as BigGAN-PyTorch's arch
+/// tables; up to 32x32 its CIFAR layout (every block at `4 ch`).
+struct Arch {
+    g: Vec<(usize, usize, usize)>,
+    /// `(in, out, downsample, input resolution)`
+    d: Vec<(usize, usize, bool, usize)>,
+}
+
+fn arch(cfg: &BigganConfig) -> Arch {
+    let (gc, dc, r) = (cfg.g_width, cfg.d_width, cfg.resolution);
+    let ups = r.trailing_zeros() as usize - 2; // 4 -> r
+    let g_mult: Vec<usize> = if r <= 32 {
+        vec![4; ups + 1]
+    } else {
+        // 64: 16,16,8,4,2; 128: 16,16,8,4,2,1.
+        let mut m = vec![16];
+        m.extend((0..ups).map(|i| 16 >> i));
+        m
+    };
+    let g = (0..ups)
+        .map(|i| (gc * g_mult[i], gc * g_mult[i + 1], 8 << i))
+        .collect();
+    let mut d = Vec::new();
+    if r <= 32 {
+        let downs = r.trailing_zeros() as usize - 3; // r -> 8
+        let mut cin = cfg.channels;
+        let mut res = r;
+        for i in 0..downs + 2 {
+            let down = i < downs;
+            d.push((cin, 4 * dc, down, res));
+            cin = 4 * dc;
+            if down {
+                res /= 2;
+            }
+        }
+    } else {
+        // 64: 1,2,4,8,16 (+16); 128: 1,2,4,8,16,16 (+16).
+        let downs = r.trailing_zeros() as usize - 2; // r -> 4
+        let mults: Vec<usize> = (0..downs).map(|i| (1usize << i).min(16)).collect();
+        let mut cin = cfg.channels;
+        let mut res = r;
+        for m in mults {
+            d.push((cin, dc * m, true, res));
+            cin = dc * m;
+            res /= 2;
+        }
+        d.push((cin, dc * 16, false, res));
+    }
+    Arch { g, d }
+}
+
+impl BigganConfig {
+    /// Chunks z is split into: the input layer and one per G block (1 when not hierarchical).
+    pub fn z_slots(&self) -> usize {
+        if self.hierarchical {
+            arch(self).g.len() + 1
+        } else {
+            1
+        }
+    }
+
+    pub fn z_chunk(&self) -> usize {
+        self.z_dim / self.z_slots()
+    }
+
+    /// Size of each G block's conditioning vector.
+    fn cond_dim(&self) -> usize {
+        self.shared_dim + if self.hierarchical { self.z_chunk() } else { 0 }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        super::check_channels(self.channels)?;
+        if ![16, 32, 64, 128].contains(&self.resolution) {
+            return bad(format!(
+                "model.resolution must be 16, 32, 64 or 128, got {}",
+                self.resolution
+            ));
+        }
+        if self.num_classes < 1 || self.g_width == 0 || self.d_width == 0 || self.shared_dim == 0 {
+            return bad(
+                "model.num_classes, model.g_width, model.d_width and model.shared_dim must be positive"
+                    .into(),
+            );
+        }
+        let slots = self.z_slots();
+        if self.z_dim == 0 || !self.z_dim.is_multiple_of(slots) {
+            return bad(format!(
+                "model.z_dim ({}) must be a positive multiple of {slots} (one chunk for the input \
+                 layer and one per generator block); try {}",
+                self.z_dim,
+                slots * (self.z_dim / slots).max(1)
+            ));
+        }
+        let a = arch(self);
+        let g_res: Vec<usize> = a.g.iter().map(|b| b.2).collect();
+        for r in &self.g_attention {
+            if !g_res.contains(r) {
+                return bad(format!(
+                    "model.g_attention: {r} is not a generator block resolution ({g_res:?})"
+                ));
+            }
+        }
+        let d_res: Vec<usize> = a.d.iter().map(|b| b.3).collect();
+        for r in &self.d_attention {
+            if !d_res.contains(r) {
+                return bad(format!(
+                    "model.d_attention: {r} is not a discriminator block resolution ({d_res:?})"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn upsample(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    interpolate(
+        x,
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]),
+    )
+}
+
+fn downsample(x: Tensor<4>) -> Tensor<4> {
+    avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2]))
+}
+
+/// `weight [out, ...]` flattened to `[out, fan_in]` (orthogonal regularization).
+fn rows<const D: usize>(w: Tensor<D>) -> Tensor<2> {
+    let out = w.dims()[0];
+    w.reshape([out as i32, -1])
+}
+
+#[derive(Module, Debug)]
+pub struct GBlock {
+    pub bn1: ConditionalBatchNorm,
+    pub conv1: Conv2d,
+    pub bn2: ConditionalBatchNorm,
+    pub conv2: Conv2d,
+    pub skip: Conv2d,
+}
+
+impl GBlock {
+    fn new(cin: usize, cout: usize, cond: usize, rng: &mut Rng, device: &Device) -> Self {
+        GBlock {
+            bn1: ConditionalBatchNorm::new(cin, cond, true, rng, device),
+            conv1: Conv2d::new([cin, cout], 3, 1, 1, true, rng, device),
+            bn2: ConditionalBatchNorm::new(cout, cond, true, rng, device),
+            conv2: Conv2d::new([cout, cout], 3, 1, 1, true, rng, device),
+            skip: Conv2d::new([cin, cout], 1, 1, 0, true, rng, device),
+        }
+    }
+
+    /// `[b, in, r, r], [b, cond] -> [b, out, 2r, 2r]`
+    fn forward(&self, x: Tensor<4>, e: Tensor<2>) -> Tensor<4> {
+        let h = upsample(relu(self.bn1.forward(x.clone(), e.clone())));
+        let h = self.conv1.forward(h);
+        let h = self.conv2.forward(relu(self.bn2.forward(h, e)));
+        h + self.skip.forward(upsample(x))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Generator {
+    /// The shared class embedding `[num_classes, shared_dim]` (not spectral-normed).
+    pub shared: Param<Tensor<2>>,
+    /// `z_0 -> [4 * 4 * ch_0]`
+    pub linear: Linear,
+    pub blocks: Vec<GBlock>,
+    pub attention: Vec<Option<SelfAttention>>,
+    pub out_bn: BatchNorm,
+    pub out_conv: Conv2d,
+    pub z_dim: usize,
+    pub z_chunk: usize,
+    pub hierarchical: bool,
+}
+
+impl Generator {
+    pub fn new(cfg: &BigganConfig, rng: &mut Rng, device: &Device) -> Self {
+        let a = arch(cfg);
+        let ch0 = a.g[0].0;
+        let z_in = if cfg.hierarchical {
+            cfg.z_chunk()
+        } else {
+            cfg.z_dim
+        };
+        let shared = init::normal([cfg.num_classes, cfg.shared_dim], 0.0, 0.02, rng, device);
+        let mut linear = Linear::new([z_in, 16 * ch0], true, true, rng, device);
+        linear.weight = init::normal([16 * ch0, z_in], 0.0, 0.02, rng, device);
+        let blocks =
+            a.g.iter()
+                .map(|&(i, o, _)| GBlock::new(i, o, cfg.cond_dim(), rng, device))
+                .collect();
+        let attention =
+            a.g.iter()
+                .map(|&(_, o, r)| {
+                    cfg.g_attention
+                        .contains(&r)
+                        .then(|| SelfAttention::new(o, rng, device))
+                })
+                .collect();
+        let last = a.g.last().expect("at least one block").1;
+        Generator {
+            shared,
+            linear,
+            blocks,
+            attention,
+            out_bn: BatchNormConfig::new(last).init(device),
+            out_conv: Conv2d::new([last, cfg.channels], 3, 1, 1, true, rng, device),
+            z_dim: cfg.z_dim,
+            z_chunk: cfg.z_chunk(),
+            hierarchical: cfg.hierarchical,
+        }
+    }
+
+    /// The shared embedding of `y`, `[b, shared_dim]`.
+    pub fn embed(&self, y: Tensor<1, Int>) -> Tensor<2> {
+        self.shared.val().select(0, y)
+    }
+
+    /// `[b, z_dim], [b] -> [b, channels, res, res]` in [-1, 1].
+    pub fn forward(&self, z: Tensor<2>, y: Tensor<1, Int>) -> Tensor<4> {
+        self.forward_embedded(z, self.embed(y))
+    }
+
+    /// The forward pass from a class embedding instead of a label (interpolating between
+    /// classes moves the embedding).
+    pub fn forward_embedded(&self, z: Tensor<2>, e: Tensor<2>) -> Tensor<4> {
+        let b = z.dims()[0];
+        let (z0, chunks) = if self.hierarchical {
+            let mut parts = z.split(self.z_chunk, 1); // n_blocks + 1 of [b, chunk]
+            let first = parts.remove(0);
+            (first, parts)
+        } else {
+            (z, Vec::new())
+        };
+        let ch0 = self.linear.weight.dims()[0] / 16;
+        let mut h = self.linear.forward(z0).reshape([b, ch0, 4, 4]); // [b, ch0, 4, 4]
+        for (i, (block, attention)) in self.blocks.iter().zip(&self.attention).enumerate() {
+            let cond = match chunks.get(i) {
+                Some(zi) => Tensor::cat(vec![e.clone(), zi.clone()], 1), // [b, shared + chunk]
+                None => e.clone(),
+            };
+            h = block.forward(h, cond); // [b, ch_i, 8 << i, 8 << i]
+            if let Some(sa) = attention {
+                h = sa.forward(h).0;
+            }
+        }
+        tanh(self.out_conv.forward(relu(self.out_bn.forward(h))))
+    }
+
+    /// BigGAN's orthogonal regularization over G's weights (every conv and linear, and the
+    /// conditional BN maps; not the shared embedding, biases or attention, as BigGAN-PyTorch).
+    pub fn orthogonal_penalty(&self, beta: f64) -> Tensor<1> {
+        let mut w: Vec<Tensor<2>> = vec![self.linear.weight.val()];
+        for b in &self.blocks {
+            for c in [&b.conv1, &b.conv2, &b.skip] {
+                w.push(rows(c.weight.val()));
+            }
+            for bn in [&b.bn1, &b.bn2] {
+                w.push(bn.gain.weight.val());
+                w.push(bn.bias.weight.val());
+            }
+        }
+        w.push(rows(self.out_conv.weight.val()));
+        w.into_iter()
+            .map(|m| crate::train::regularizers::orthogonal(m, beta))
+            .reduce(|a, b| a + b)
+            .expect("G has weights")
+    }
+
+    pub fn device(&self) -> Device {
+        self.shared.val().device()
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DBlock {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub skip: Option<Conv2d>,
+    pub preactivation: bool,
+    pub downsample: bool,
+}
+
+impl DBlock {
+    /// `[b, in, r, r] -> [b, out, r/2, r/2]` (or `r` without downsampling).
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let h = if self.preactivation {
+            relu(x.clone())
+        } else {
+            x.clone()
+        };
+        let mut h = self.conv2.forward(relu(self.conv1.forward(h)));
+        if self.downsample {
+            h = downsample(h);
+        }
+        let mut s = x;
+        if self.preactivation {
+            if let Some(c) = &self.skip {
+                s = c.forward(s);
+            }
+            if self.downsample {
+                s = downsample(s);
+            }
+        } else {
+            if self.downsample {
+                s = downsample(s);
+            }
+            if let Some(c) = &self.skip {
+                s = c.forward(s);
+            }
+        }
+        h + s
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Discriminator {
+    pub blocks: Vec<DBlock>,
+    pub attention: Vec<Option<SelfAttention>>,
+    /// `h -> logit`
+    pub linear: Linear,
+    /// The projection's class embedding `[num_classes, C]`, spectral-normed.
+    pub embed: Param<Tensor<2>>,
+    pub embed_sn: SpectralNorm,
+}
+
+impl Discriminator {
+    pub fn new(cfg: &BigganConfig, rng: &mut Rng, device: &Device) -> Self {
+        let a = arch(cfg);
+        let blocks =
+            a.d.iter()
+                .enumerate()
+                .map(|(i, &(cin, cout, down, _))| DBlock {
+                    conv1: Conv2d::new([cin, cout], 3, 1, 1, true, rng, device),
+                    conv2: Conv2d::new([cout, cout], 3, 1, 1, true, rng, device),
+                    skip: (cin != cout || down)
+                        .then(|| Conv2d::new([cin, cout], 1, 1, 0, true, rng, device)),
+                    preactivation: i > 0,
+                    downsample: down,
+                })
+                .collect();
+        let attention =
+            a.d.iter()
+                .map(|&(_, cout, _, r)| {
+                    cfg.d_attention
+                        .contains(&r)
+                        .then(|| SelfAttention::new(cout, rng, device))
+                })
+                .collect();
+        let c = a.d.last().expect("at least one block").1;
+        let mut linear = Linear::new([c, 1], true, true, rng, device);
+        linear.weight = init::normal([1, c], 0.0, 0.02, rng, device);
+        Discriminator {
+            blocks,
+            attention,
+            linear,
+            embed: init::normal([cfg.num_classes, c], 0.0, 0.02, rng, device),
+            embed_sn: SpectralNorm::new(cfg.num_classes, 0, rng, device),
+        }
+    }
+
+    /// Pooled features `[b, C]`: ReLU, then the sum over positions.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut h = x;
+        for (block, attention) in self.blocks.iter().zip(&self.attention) {
+            h = block.forward(h); // [b, c_i, r_i, r_i]
+            if let Some(sa) = attention {
+                h = sa.forward(h).0;
+            }
+        }
+        let [b, c, _, _] = h.dims();
+        relu(h).sum_dim(3).sum_dim(2).reshape([b, c])
+    }
+
+    /// The class embedding with spectral norm.
+    pub fn class_embedding(&self) -> Tensor<2> {
+        let w = self.embed.val();
+        let sigma = self.embed_sn.sigma_matrix(w.clone());
+        w / sigma.reshape([1, 1])
+    }
+
+    /// `[b, c, r, r], [b] -> [b]` logits: `linear(h) + <embed(y), h>`.
+    pub fn forward(&self, x: Tensor<4>, y: Tensor<1, Int>) -> Tensor<1> {
+        let h = self.features(x); // [b, C]
+        let b = h.dims()[0];
+        let projection = (self.class_embedding().select(0, y) * h.clone()).sum_dim(1); // [b, 1]
+        (self.linear.forward(h) + projection).reshape([b])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, TensorData};
+
+    fn tiny() -> BigganConfig {
+        BigganConfig {
+            z_dim: 12,
+            channels: 1,
+            resolution: 16,
+            num_classes: 4,
+            g_width: 2,
+            d_width: 2,
+            shared_dim: 6,
+            hierarchical: true,
+            g_attention: vec![16],
+            d_attention: vec![8],
+        }
+    }
+
+    fn labels(v: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+        let n = v.len();
+        Tensor::from_data(TensorData::new(v, [n]), device)
+    }
+
+    #[test]
+    fn shapes_and_layouts_follow_biggan_pytorch() {
+        let device = Device::flex();
+        let cfg = tiny();
+        cfg.validate().unwrap();
+        let g = Generator::new(&cfg, &mut Rng::new(0), &device);
+        let d = Discriminator::new(&cfg, &mut Rng::new(1), &device);
+        let z = Tensor::<2>::random([3, 12], Distribution::Normal(0.0, 1.0), &device);
+        let y = labels(vec![0, 3, 1], &device);
+        let img = g.forward(z, y.clone());
+        assert_eq!(img.dims(), [3, 1, 16, 16]);
+        assert_eq!(d.forward(img, y).dims(), [3]);
+        // 128x128: BigGAN-PyTorch's arch[128].
+        let big = BigganConfig::default();
+        let a = arch(&big);
+        let g_out: Vec<usize> = a.g.iter().map(|b| b.1 / 96).collect();
+        assert_eq!(g_out, vec![16, 8, 4, 2, 1]);
+        let d_out: Vec<usize> = a.d.iter().map(|b| b.1 / 96).collect();
+        assert_eq!(d_out, vec![1, 2, 4, 8, 16, 16]);
+        assert_eq!(big.z_slots(), 6);
+        assert_eq!(big.z_chunk(), 20);
+        // 32x32: the CIFAR layout.
+        let c32 = BigganConfig {
+            resolution: 32,
+            ..tiny()
+        };
+        let a = arch(&c32);
+        assert_eq!(a.g.iter().map(|b| b.2).collect::<Vec<_>>(), vec![8, 16, 32]);
+        assert_eq!(
+            a.d.iter().map(|b| b.2).collect::<Vec<_>>(),
+            vec![true, true, false, false]
+        );
+    }
+
+    #[test]
+    fn the_hierarchical_split_covers_z_exactly_once() {
+        // Changing one chunk changes only what that slot feeds: chunk 0 the input layer, chunk i
+        // the conditioning of block i. Each z entry is used exactly once: zeroing all chunks but
+        // one at a time and summing the effects over the linear input layer recovers z_0.
+        let cfg = tiny();
+        let (slots, chunk) = (cfg.z_slots(), cfg.z_chunk());
+        assert_eq!(slots * chunk, cfg.z_dim);
+        let device = Device::flex();
+        let g = Generator::new(&cfg, &mut Rng::new(2), &device);
+        let y = labels(vec![1, 2], &device);
+        let z = Tensor::<2>::random([2, 12], Distribution::Normal(0.0, 1.0), &device);
+        let base = g.forward(z.clone(), y.clone());
+        for s in 0..slots {
+            // Perturb slot s only.
+            let mut bump = vec![0.0f32; 2 * 12];
+            for i in 0..2 {
+                bump[i * 12 + s * chunk] = 0.5;
+            }
+            let z2 = z.clone() + Tensor::<2>::from_data(TensorData::new(bump, [2, 12]), &device);
+            let diff = (g.forward(z2, y.clone()) - base.clone())
+                .abs()
+                .max()
+                .into_scalar::<f32>();
+            assert!(diff > 1e-6, "slot {s} has no effect");
+        }
+        // A non-hierarchical G ignores nothing either: all of z feeds the input layer.
+        let flat = BigganConfig {
+            hierarchical: false,
+            ..tiny()
+        };
+        assert_eq!(flat.z_slots(), 1);
+        let g = Generator::new(&flat, &mut Rng::new(2), &device);
+        assert_eq!(g.linear.weight.dims()[1], 12);
+    }
+
+    #[test]
+    fn the_projection_term_is_the_explicit_inner_product() {
+        let device = Device::flex();
+        let cfg = tiny();
+        let d = Discriminator::new(&cfg, &mut Rng::new(3), &device);
+        let x = Tensor::<4>::random([2, 1, 16, 16], Distribution::Default, &device);
+        let y = labels(vec![2, 0], &device);
+        let logits = d
+            .forward(x.clone(), y)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let h = d.features(x).into_data().try_to_vec::<f32>().unwrap();
+        let e = d.class_embedding().into_data().try_to_vec::<f32>().unwrap();
+        let w = d
+            .linear
+            .effective_weight()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let bias = d.linear.bias.as_ref().unwrap().val().into_scalar::<f32>();
+        let c = h.len() / 2;
+        for (i, class) in [2usize, 0].iter().enumerate() {
+            let hi = &h[i * c..(i + 1) * c];
+            let lin: f32 = hi.iter().zip(&w).map(|(a, b)| a * b).sum::<f32>() + bias;
+            let proj: f32 = hi
+                .iter()
+                .zip(&e[class * c..(class + 1) * c])
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!((logits[i] - (lin + proj)).abs() < 1e-4 * (1.0 + logits[i].abs()));
+        }
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let err = BigganConfig {
+            z_dim: 13,
+            ..tiny()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("model.z_dim") && err.contains("try 12"),
+            "{err}"
+        );
+        let err = BigganConfig {
+            g_attention: vec![4],
+            ..tiny()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("model.g_attention"), "{err}");
+    }
+}
