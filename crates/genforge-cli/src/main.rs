@@ -87,6 +87,12 @@ enum Command {
         /// StyleGAN: truncate only the first K style layers (the paper's cutoff; default: all).
         #[arg(long, value_name = "K")]
         cutoff: Option<usize>,
+        /// BigGAN: class of every sample, by index or name (default: the classes in turn).
+        #[arg(long = "class", value_name = "CLASS")]
+        class: Option<String>,
+        /// BigGAN: draw z from a normal truncated at this threshold (by resampling).
+        #[arg(long, value_name = "T")]
+        truncation: Option<f64>,
         /// Attention figure of 5 images instead of samples: `g` (default) or `d`. SAGAN: the
         /// article's centre-pixel maps of G. ViTGAN: one row per head, of G's centre patch or of
         /// D's class token, from the last transformer block.
@@ -94,6 +100,70 @@ enum Command {
         attention: Option<String>,
         #[arg(long, default_value = "cpu")]
         device: String,
+    },
+    /// BigGAN: a grid with one row per class.
+    Classes {
+        #[command(flatten)]
+        run: BigRun,
+        /// Images per class (one row).
+        #[arg(long, default_value_t = 10)]
+        per_class: usize,
+        /// Only these classes (indices or names, comma separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
+        #[arg(long, value_name = "T")]
+        truncation: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "classes.png")]
+        out: PathBuf,
+    },
+    /// BigGAN: the truncation threshold sweep of one class: one column per threshold (2.0 down
+    /// to 0.04 by default; the slides' set is --thresholds 0.1,0.4,0.7,1.0), rows of noise
+    /// seeds.
+    Threshold {
+        #[command(flatten)]
+        run: BigRun,
+        #[arg(long = "class", value_name = "CLASS")]
+        class: String,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "2.0,1.5,1.0,0.7,0.5,0.4,0.2,0.1,0.04"
+        )]
+        thresholds: Vec<f64>,
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+        /// The noise seed (the slides use 9).
+        #[arg(long, default_value_t = 9)]
+        seed: u64,
+        #[arg(long, default_value = "threshold.png")]
+        out: PathBuf,
+    },
+    /// BigGAN: interpolate between two noise draws and from class A's embedding to class B's
+    /// (the same class: noise only), --pairs rows of --frames frames, as a grid and a GIF.
+    ClassMorph {
+        #[command(flatten)]
+        run: BigRun,
+        #[arg(long = "a-class")]
+        a_class: String,
+        #[arg(long = "b-class")]
+        b_class: String,
+        #[arg(long, default_value_t = 2)]
+        pairs: usize,
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        #[arg(long, value_name = "T")]
+        truncation: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "class-morph.png")]
+        out: PathBuf,
+        /// GIF path (default: --out with a .gif extension); frames run across the pairs.
+        #[arg(long)]
+        gif: Option<PathBuf>,
+        #[arg(long, default_value_t = 120)]
+        delay_ms: u32,
     },
     /// StyleGAN: the truncation sweep, one row per seed and one column per psi.
     Truncation {
@@ -388,6 +458,37 @@ struct StyleRun {
     device: String,
 }
 
+/// The BigGAN run a command reads.
+#[derive(clap::Args)]
+struct BigRun {
+    /// A `biggan` run directory.
+    run_dir: PathBuf,
+    /// Checkpoint directory (default: the latest in the run).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+impl BigRun {
+    /// The generator and the class names of the run's data.
+    fn load(&self) -> Result<(genforge::models::biggan::Generator, Vec<String>)> {
+        let device = genforge::device::parse(&self.device)?;
+        let (cfg, g, ckpt) =
+            genforge::sample::biggan::load(&self.run_dir, self.checkpoint.as_deref(), &device)?;
+        tracing::info!("checkpoint {}", ckpt.display());
+        let classes = cfg.model.num_classes().expect("a BigGAN run");
+        Ok((g, genforge::sample::biggan::class_names(&cfg, classes)))
+    }
+}
+
+fn check_truncation(t: Option<f64>) -> Result<()> {
+    if let Some(t) = t {
+        genforge::sample::biggan::check_threshold(t)?;
+    }
+    Ok(())
+}
+
 impl StyleRun {
     fn load(&self) -> Result<genforge::models::stylegan::Generator> {
         let device = genforge::device::parse(&self.device)?;
@@ -546,6 +647,8 @@ fn run(cli: Cli) -> Result<()> {
             label,
             psi,
             cutoff,
+            class,
+            truncation,
             attention,
             device,
         } => {
@@ -605,7 +708,33 @@ fn run(cli: Cli) -> Result<()> {
             }
             let z =
                 genforge::sample::latents(n, cfg.model.z_dim().expect("a GAN run"), seed, &device);
+            if (class.is_some() || truncation.is_some())
+                && !matches!(g, genforge::models::Generator::Big(_))
+            {
+                bail!(
+                    "--class and --truncation are BigGAN's; {} is a {} run",
+                    run_dir.display(),
+                    cfg.model.family()
+                );
+            }
             let images = match &g {
+                genforge::models::Generator::Big(b) => {
+                    check_truncation(truncation)?;
+                    let classes = cfg.model.num_classes().expect("a BigGAN run");
+                    let names = genforge::sample::biggan::class_names(&cfg, classes);
+                    let y: Vec<usize> = match &class {
+                        Some(c) => vec![genforge::sample::biggan::parse_class(c, &names)?; n],
+                        None => (0..n).map(|i| i % classes).collect(),
+                    };
+                    let z =
+                        genforge::sample::biggan::latents(n, b.z_dim, truncation, seed, &device);
+                    let v: Vec<i64> = y.iter().map(|&c| c as i64).collect();
+                    let y = genforge::burn::tensor::Tensor::from_data(
+                        genforge::burn::tensor::TensorData::new(v, [n]),
+                        &device,
+                    );
+                    b.forward(z, y)
+                }
                 genforge::models::Generator::Style(s) => {
                     genforge::sample::stylegan::check_psi(psi)?;
                     if let Some(k) = cutoff {
@@ -627,6 +756,73 @@ fn run(cli: Cli) -> Result<()> {
                 )?;
                 tracing::info!("wrote {}", out.display());
             }
+        }
+        Command::Classes {
+            run,
+            per_class,
+            classes,
+            truncation,
+            seed,
+            out,
+        } => {
+            check_truncation(truncation)?;
+            let (g, names) = run.load()?;
+            let picked: Vec<usize> = if classes.is_empty() {
+                (0..names.len()).collect()
+            } else {
+                classes
+                    .iter()
+                    .map(|c| genforge::sample::biggan::parse_class(c, &names))
+                    .collect::<std::result::Result<_, _>>()?
+            };
+            if per_class == 0 {
+                bail!("--per-class must be at least 1");
+            }
+            let images =
+                genforge::sample::biggan::class_grid(&g, &picked, per_class, truncation, seed);
+            for (row, c) in picked.iter().enumerate() {
+                tracing::info!("row {row}: class {c} ({})", names[*c]);
+            }
+            save_grid(images, per_class, &out)?;
+        }
+        Command::Threshold {
+            run,
+            class,
+            thresholds,
+            rows,
+            seed,
+            out,
+        } => {
+            let (g, names) = run.load()?;
+            let c = genforge::sample::biggan::parse_class(&class, &names)?;
+            if rows == 0 || thresholds.is_empty() {
+                bail!("--rows and --thresholds must not be empty");
+            }
+            let images = genforge::sample::biggan::threshold_sweep(&g, c, &thresholds, rows, seed)?;
+            save_grid(images, thresholds.len(), &out)?;
+        }
+        Command::ClassMorph {
+            run,
+            a_class,
+            b_class,
+            pairs,
+            frames,
+            truncation,
+            seed,
+            out,
+            gif,
+            delay_ms,
+        } => {
+            check_truncation(truncation)?;
+            let (g, names) = run.load()?;
+            let a = genforge::sample::biggan::parse_class(&a_class, &names)?;
+            let b = genforge::sample::biggan::parse_class(&b_class, &names)?;
+            let images =
+                genforge::sample::biggan::interpolation(&g, a, b, pairs, frames, truncation, seed)?;
+            save_grid(images.clone(), frames, &out)?;
+            let gif = gif.unwrap_or_else(|| out.with_extension("gif"));
+            genforge::sample::gif::save_gif(images, &gif, delay_ms, 4)?;
+            tracing::info!("wrote {}", gif.display());
         }
         Command::Truncation {
             run,

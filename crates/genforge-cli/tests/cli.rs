@@ -498,6 +498,114 @@ fn eval_scores_a_run_and_two_folders() {
 }
 
 #[test]
+fn biggan_trains_and_draws_its_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("big");
+    let r = run.to_str().unwrap();
+    genforge_ok(&["train", "biggan-tiny", "--run-dir", r]);
+    let out = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    // 16x16 images, padding 2: a cell is 18 pixels.
+    let one = out("sevens.png");
+    genforge_ok(&[
+        "sample",
+        r,
+        "--n",
+        "4",
+        "--class",
+        "7",
+        "--truncation",
+        "0.5",
+        "--out",
+        &one,
+    ]);
+    assert_eq!(png_size(Path::new(&one)), (2 * 18 + 2, 2 * 18 + 2));
+    let grid = out("classes.png");
+    genforge_ok(&[
+        "classes",
+        r,
+        "--classes",
+        "7,8",
+        "--per-class",
+        "5",
+        "--out",
+        &grid,
+    ]);
+    assert_eq!(png_size(Path::new(&grid)), (5 * 18 + 2, 2 * 18 + 2));
+    let sweep = out("threshold.png");
+    genforge_ok(&[
+        "threshold",
+        r,
+        "--class",
+        "8",
+        "--rows",
+        "2",
+        "--out",
+        &sweep,
+    ]);
+    assert_eq!(png_size(Path::new(&sweep)), (9 * 18 + 2, 2 * 18 + 2));
+    let morph = out("morph.png");
+    genforge_ok(&[
+        "class-morph",
+        r,
+        "--a-class",
+        "7",
+        "--b-class",
+        "8",
+        "--pairs",
+        "2",
+        "--frames",
+        "4",
+        "--out",
+        &morph,
+    ]);
+    assert_eq!(png_size(Path::new(&morph)), (4 * 18 + 2, 2 * 18 + 2));
+    assert_eq!(
+        &std::fs::read(tmp.path().join("morph.gif")).unwrap()[..6],
+        b"GIF89a"
+    );
+    // Scored overall and per class (the classes G draws in turn; the run's data has 7s and 8s).
+    let o = genforge_ok(&["eval", r, "--n", "40", "--metrics", "fid", "--no-cache"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("class 7 (4 / 16)"), "{table}");
+    // Clear errors.
+    assert_clean_failure(
+        &genforge(&["sample", r, "--class", "12"]),
+        "unknown class '12'",
+    );
+    assert_clean_failure(
+        &genforge(&["classes", r, "--truncation", "0"]),
+        "threshold must be positive",
+    );
+    let dc = tmp.path().join("dc");
+    genforge_ok(&["train", "dcgan-tiny", "--run-dir", dc.to_str().unwrap()]);
+    assert_clean_failure(
+        &genforge(&["classes", dc.to_str().unwrap()]),
+        "needs a BigGAN run",
+    );
+    assert_clean_failure(
+        &genforge(&["sample", dc.to_str().unwrap(), "--class", "1"]),
+        "BigGAN's",
+    );
+    // An unlabelled folder (no class subfolders) is refused, naming what to do.
+    let flat = tmp.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    for i in 0..8u8 {
+        image_like(&flat.join(format!("{i}.png")), i * 30);
+    }
+    let o = genforge(&[
+        "train",
+        "biggan-tiny",
+        "--run-dir",
+        &out("unlabelled"),
+        "--set",
+        "data.format=folder",
+        &format!("data.path={}", flat.display()),
+        "data.classes=[]",
+    ]);
+    assert_clean_failure(&o, "has no class labels");
+}
+
+#[test]
 fn presets_lists_the_seed_presets() {
     let o = genforge(&["presets"]);
     assert!(o.status.success());

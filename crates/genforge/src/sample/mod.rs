@@ -2,6 +2,7 @@
 //! VQ-VAE-2 tools ([`vq`]).
 
 pub mod attention;
+pub mod biggan;
 pub mod gif;
 pub mod grid;
 pub mod stylegan;

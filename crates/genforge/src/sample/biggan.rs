@@ -1,0 +1,238 @@
+//! What people do with a trained BigGAN (the StyleGAN/BigGAN slides, slides 48-63): class-
+//! conditional samples, the truncation trick (z drawn from a normal truncated at a threshold by
+//! resampling, the paper's section 4.1) and its threshold sweep, and interpolation between two
+//! noise vectors or two classes. Latent seeds work as in the slides' notebook: one
+//! `noise_seed` fixes the draws of a whole figure.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::config::TrainConfig;
+use crate::models::Generator;
+use crate::models::biggan;
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// The thresholds of the sweep figure: 2.0 down to 0.04, as the slides' figures.
+pub const SWEEP: [f64; 9] = [2.0, 1.5, 1.0, 0.7, 0.5, 0.4, 0.2, 0.1, 0.04];
+
+/// A BigGAN run's config and its sampling generator (the weight average when kept).
+pub fn load(
+    run_dir: &Path,
+    checkpoint: Option<&Path>,
+    device: &Device,
+) -> Result<(TrainConfig, biggan::Generator, PathBuf)> {
+    let (cfg, g, ckpt) = super::load_generator(run_dir, checkpoint, device)?;
+    match g {
+        Generator::Big(g) => Ok((cfg, g, ckpt)),
+        _ => Err(Error::run(
+            run_dir,
+            format!(
+                "is a {} run; this command needs a BigGAN run (model.family = \"biggan\")",
+                cfg.model.family()
+            ),
+        )),
+    }
+}
+
+pub fn check_threshold(t: f64) -> Result<()> {
+    if t.is_finite() && t > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "truncation threshold must be positive (the slides use 0.04 to 2), got {t}"
+        )))
+    }
+}
+
+/// Class names of a run's data: `categories.txt` or CIFAR-10's `batches.meta.txt` beside or
+/// inside `data.path` (`index name` or one name per line); digits name themselves otherwise.
+pub fn class_names(cfg: &TrainConfig, classes: usize) -> Vec<String> {
+    let path = cfg.resolve_data_path();
+    let dirs = [
+        path.clone(),
+        path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    ];
+    for dir in dirs {
+        for file in ["categories.txt", "batches.meta.txt"] {
+            let Ok(text) = std::fs::read_to_string(dir.join(file)) else {
+                continue;
+            };
+            let names: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| match l.split_once(' ') {
+                    Some((i, name)) if i.parse::<usize>().is_ok() => name.trim().to_string(),
+                    _ => l.to_string(),
+                })
+                .collect();
+            if names.len() >= classes {
+                return names;
+            }
+        }
+    }
+    (0..classes).map(|i| i.to_string()).collect()
+}
+
+/// A class given by index or by name (case-insensitive).
+pub fn parse_class(spec: &str, names: &[String]) -> Result<usize> {
+    if let Ok(i) = spec.parse::<usize>()
+        && i < names.len()
+    {
+        return Ok(i);
+    }
+    names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(spec))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "unknown class '{spec}': use an index below {} or one of: {}",
+                names.len(),
+                names.join(", ")
+            ))
+        })
+}
+
+/// `n` latents drawn from `seed`, each entry from a normal truncated at `threshold` by
+/// resampling (`None`: the untruncated normal).
+pub fn latents(
+    n: usize,
+    z_dim: usize,
+    threshold: Option<f64>,
+    seed: u64,
+    device: &Device,
+) -> Tensor<2> {
+    let mut rng = Rng::new(seed).fork(0xB16);
+    let v = match threshold {
+        Some(t) => rng.truncated_normal_vec(n * z_dim, t),
+        None => rng.normal_vec(n * z_dim, 0.0, 1.0),
+    };
+    Tensor::from_data(TensorData::new(v, [n, z_dim]), device)
+}
+
+fn labels(v: Vec<usize>, device: &Device) -> Tensor<1, Int> {
+    let n = v.len();
+    let v: Vec<i64> = v.into_iter().map(|c| c as i64).collect();
+    Tensor::from_data(TensorData::new(v, [n]), device)
+}
+
+/// `per_class` images of each class in `classes`, one row per class.
+pub fn class_grid(
+    g: &biggan::Generator,
+    classes: &[usize],
+    per_class: usize,
+    threshold: Option<f64>,
+    seed: u64,
+) -> Tensor<4> {
+    let device = g.device();
+    let n = classes.len() * per_class;
+    let z = latents(n, g.z_dim, threshold, seed, &device);
+    let y: Vec<usize> = classes
+        .iter()
+        .flat_map(|&c| std::iter::repeat_n(c, per_class))
+        .collect();
+    g.forward(z, labels(y, &device))
+}
+
+/// The threshold sweep of one class: one column per threshold, `rows` rows, each row's draws
+/// from one noise seed (`seed + row`) in every column, as the slides' notebook fixes
+/// `noise_seed` while the threshold changes.
+pub fn threshold_sweep(
+    g: &biggan::Generator,
+    class: usize,
+    thresholds: &[f64],
+    rows: usize,
+    seed: u64,
+) -> Result<Tensor<4>> {
+    for &t in thresholds {
+        check_threshold(t)?;
+    }
+    let device = g.device();
+    let mut images = Vec::with_capacity(rows * thresholds.len());
+    for r in 0..rows {
+        let row_seed = seed.wrapping_add(r as u64);
+        let z: Vec<Tensor<2>> = thresholds
+            .iter()
+            .map(|&t| latents(1, g.z_dim, Some(t), row_seed, &device))
+            .collect();
+        let k = z.len();
+        images.push(g.forward(Tensor::cat(z, 0), labels(vec![class; k], &device)));
+    }
+    Ok(Tensor::cat(images, 0))
+}
+
+/// Interpolation for `pairs` pairs with `frames` frames each (both ends included): z moves
+/// linearly from one draw to another, and the class embedding from `class_a`'s to `class_b`'s
+/// (the same class: only the noise moves), as the slides' `interpolate` cell.
+pub fn interpolation(
+    g: &biggan::Generator,
+    class_a: usize,
+    class_b: usize,
+    pairs: usize,
+    frames: usize,
+    threshold: Option<f64>,
+    seed: u64,
+) -> Result<Tensor<4>> {
+    if frames < 2 || pairs == 0 {
+        return Err(Error::Config(
+            "interpolation needs at least 2 frames and 1 pair".into(),
+        ));
+    }
+    let device = g.device();
+    let za = latents(pairs, g.z_dim, threshold, seed, &device);
+    let zb = latents(
+        pairs,
+        g.z_dim,
+        threshold,
+        seed.wrapping_add(1_000_003),
+        &device,
+    );
+    let ea = g.embed(labels(vec![class_a; pairs], &device));
+    let eb = g.embed(labels(vec![class_b; pairs], &device));
+    let mut rows = Vec::with_capacity(pairs);
+    for p in 0..pairs {
+        let pick = |t: &Tensor<2>| t.clone().narrow(0, p, 1);
+        let (z0, z1, e0, e1) = (pick(&za), pick(&zb), pick(&ea), pick(&eb));
+        let mut z = Vec::with_capacity(frames);
+        let mut e = Vec::with_capacity(frames);
+        for f in 0..frames {
+            let t = f as f64 / (frames - 1) as f64;
+            z.push(z0.clone() * (1.0 - t) + z1.clone() * t);
+            e.push(e0.clone() * (1.0 - t) + e1.clone() * t);
+        }
+        rows.push(g.forward_embedded(Tensor::cat(z, 0), Tensor::cat(e, 0)));
+    }
+    Ok(Tensor::cat(rows, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_latents_are_inside_and_repeat_per_seed() {
+        let device = Device::flex();
+        let z = latents(50, 8, Some(0.5), 3, &device);
+        let v = z.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert!(v.iter().all(|x| x.abs() <= 0.5));
+        assert_eq!(
+            latents(50, 8, Some(0.5), 3, &device).into_data(),
+            z.into_data()
+        );
+    }
+
+    #[test]
+    fn classes_parse_by_index_or_name() {
+        let names: Vec<String> = ["Activities", "Animals & Nature", "Flags"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(parse_class("2", &names).unwrap(), 2);
+        assert_eq!(parse_class("flags", &names).unwrap(), 2);
+        assert_eq!(parse_class("Animals & Nature", &names).unwrap(), 1);
+        let err = parse_class("7", &names).unwrap_err().to_string();
+        assert!(err.contains("Activities"), "{err}");
+    }
+}
