@@ -288,6 +288,17 @@ impl Generator {
         }
     }
 
+    /// The input layer's part of z and each block's chunk (hierarchical latents), in order;
+    /// without the hierarchy all of z and no chunks.
+    pub fn split_latent(&self, z: Tensor<2>) -> (Tensor<2>, Vec<Tensor<2>>) {
+        if !self.hierarchical {
+            return (z, Vec::new());
+        }
+        let mut parts = z.split(self.z_chunk, 1); // n_blocks + 1 of [b, chunk]
+        let first = parts.remove(0);
+        (first, parts)
+    }
+
     /// The shared embedding of `y`, `[b, shared_dim]`.
     pub fn embed(&self, y: Tensor<1, Int>) -> Tensor<2> {
         self.shared.val().select(0, y)
@@ -302,13 +313,7 @@ impl Generator {
     /// classes moves the embedding).
     pub fn forward_embedded(&self, z: Tensor<2>, e: Tensor<2>) -> Tensor<4> {
         let b = z.dims()[0];
-        let (z0, chunks) = if self.hierarchical {
-            let mut parts = z.split(self.z_chunk, 1); // n_blocks + 1 of [b, chunk]
-            let first = parts.remove(0);
-            (first, parts)
-        } else {
-            (z, Vec::new())
-        };
+        let (z0, chunks) = self.split_latent(z);
         let ch0 = self.linear.weight.dims()[0] / 16;
         let mut h = self.linear.forward(z0).reshape([b, ch0, 4, 4]); // [b, ch0, 4, 4]
         for (i, (block, attention)) in self.blocks.iter().zip(&self.attention).enumerate() {
@@ -526,9 +531,8 @@ mod tests {
 
     #[test]
     fn the_hierarchical_split_covers_z_exactly_once() {
-        // Changing one chunk changes only what that slot feeds: chunk 0 the input layer, chunk i
-        // the conditioning of block i. Each z entry is used exactly once: zeroing all chunks but
-        // one at a time and summing the effects over the linear input layer recovers z_0.
+        // The chunks tile z in order (each entry in exactly one), one per block plus the input
+        // layer's, and every chunk reaches the image.
         let cfg = tiny();
         let (slots, chunk) = (cfg.z_slots(), cfg.z_chunk());
         assert_eq!(slots * chunk, cfg.z_dim);
@@ -536,6 +540,12 @@ mod tests {
         let g = Generator::new(&cfg, &mut Rng::new(2), &device);
         let y = labels(vec![1, 2], &device);
         let z = Tensor::<2>::random([2, 12], Distribution::Normal(0.0, 1.0), &device);
+        let (z0, chunks) = g.split_latent(z.clone());
+        assert_eq!(chunks.len(), g.blocks.len());
+        let mut parts = vec![z0];
+        parts.extend(chunks);
+        assert!(parts.iter().all(|p| p.dims() == [2, chunk]));
+        assert_eq!(Tensor::cat(parts, 1).into_data(), z.clone().into_data());
         let base = g.forward(z.clone(), y.clone());
         for s in 0..slots {
             // Perturb slot s only.
