@@ -1,7 +1,9 @@
 //! Fréchet distance between Gaussians fitted to two feature sets (FID, Heusel et al. 2017,
 //! "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium"):
 //!
-//!     d² = ||mu1 - mu2||² + tr(S1) + tr(S2) - 2 tr((S1 S2)^½)
+//! ```text
+//! d² = ||mu1 - mu2||² + tr(S1) + tr(S2) - 2 tr((S1 S2)^½)
+//! ```
 //!
 //! All in f64, as pytorch-fid. pytorch-fid takes `scipy.linalg.sqrtm(S1 S2)`, a Schur iteration
 //! on a non-symmetric product that can turn complex or fail to converge; here the trace comes
