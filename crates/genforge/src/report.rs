@@ -48,6 +48,10 @@ fn series(lines: &[serde_json::Value], skip: &[&str]) -> BTreeMap<String, Vec<(f
             }
         }
     }
+    // Evaluations of older checkpoints may be appended after newer ones.
+    for points in out.values_mut() {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
     out
 }
 
