@@ -343,12 +343,13 @@ impl Stage for GanStage {
             .is_conditional()
             .then(|| self.dataset.labels_tensor(batch, &device));
         let s = self.trainer.train_step(real, labels)?;
-        let mut values = vec![
-            ("d_loss", s.d_loss),
-            ("g_loss", s.g_loss),
-            ("d_real", s.d_real),
-            ("d_fake", s.d_fake),
-        ];
+        let mut values = vec![("d_loss", s.d_loss)];
+        // With several D steps per G step, G's loss exists on G's steps only.
+        let step = self.trainer.state.step;
+        if self.trainer.phases(step).contains(&super::gan::Phase::GMain) {
+            values.push(("g_loss", s.g_loss));
+        }
+        values.extend([("d_real", s.d_real), ("d_fake", s.d_fake)]);
         if let Some(r1) = s.r1 {
             values.push(("r1", r1));
         }
