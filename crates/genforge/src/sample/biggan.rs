@@ -23,17 +23,10 @@ pub fn load(
     checkpoint: Option<&Path>,
     device: &Device,
 ) -> Result<(TrainConfig, biggan::Generator, PathBuf)> {
-    let (cfg, g, ckpt) = super::load_generator(run_dir, checkpoint, device)?;
-    match g {
-        Generator::Big(g) => Ok((cfg, g, ckpt)),
-        _ => Err(Error::run(
-            run_dir,
-            format!(
-                "is a {} run; this command needs a BigGAN run (model.family = \"biggan\")",
-                cfg.model.family()
-            ),
-        )),
-    }
+    super::load_family(run_dir, checkpoint, device, "BigGAN", |g| match g {
+        Generator::Big(g) => Some(g),
+        _ => None,
+    })
 }
 
 pub fn check_threshold(t: f64) -> Result<()> {

@@ -64,6 +64,29 @@ pub fn load_generator(
     Ok((cfg, g, ckpt))
 }
 
+/// A run's config and generator when it is of `family` (`pick` takes the family's network out
+/// of the [`Generator`] enum), else an error naming both families.
+pub(crate) fn load_family<T>(
+    run_dir: &Path,
+    checkpoint: Option<&Path>,
+    device: &Device,
+    family: &str,
+    pick: impl FnOnce(Generator) -> Option<T>,
+) -> Result<(TrainConfig, T, PathBuf)> {
+    let (cfg, g, ckpt) = load_generator(run_dir, checkpoint, device)?;
+    match pick(g) {
+        Some(g) => Ok((cfg, g, ckpt)),
+        None => Err(Error::run(
+            run_dir,
+            format!(
+                "is a {} run; this command needs a {family} run (model.family = \"{}\")",
+                cfg.model.family(),
+                family.to_lowercase()
+            ),
+        )),
+    }
+}
+
 /// The discriminator of a run's checkpoint (attention figures of D).
 pub fn load_discriminator(
     cfg: &TrainConfig,

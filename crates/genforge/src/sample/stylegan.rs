@@ -24,17 +24,10 @@ pub fn load(
     checkpoint: Option<&Path>,
     device: &Device,
 ) -> Result<(TrainConfig, stylegan::Generator, PathBuf)> {
-    let (cfg, g, ckpt) = super::load_generator(run_dir, checkpoint, device)?;
-    match g {
-        Generator::Style(g) => Ok((cfg, g, ckpt)),
-        _ => Err(Error::run(
-            run_dir,
-            format!(
-                "is a {} run; this command needs a StyleGAN run (model.family = \"stylegan\")",
-                cfg.model.family()
-            ),
-        )),
-    }
+    super::load_family(run_dir, checkpoint, device, "StyleGAN", |g| match g {
+        Generator::Style(g) => Some(g),
+        _ => None,
+    })
 }
 
 pub fn check_psi(psi: f64) -> Result<()> {

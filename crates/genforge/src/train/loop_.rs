@@ -346,7 +346,11 @@ impl Stage for GanStage {
         let mut values = vec![("d_loss", s.d_loss)];
         // With several D steps per G step, G's loss exists on G's steps only.
         let step = self.trainer.state.step;
-        if self.trainer.phases(step).contains(&super::gan::Phase::GMain) {
+        if self
+            .trainer
+            .phases(step)
+            .contains(&super::gan::Phase::GMain)
+        {
             values.push(("g_loss", s.g_loss));
         }
         values.extend([("d_real", s.d_real), ("d_fake", s.d_fake)]);
