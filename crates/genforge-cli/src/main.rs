@@ -722,18 +722,10 @@ fn run(cli: Cli) -> Result<()> {
                     check_truncation(truncation)?;
                     let classes = cfg.model.num_classes().expect("a BigGAN run");
                     let names = genforge::sample::biggan::class_names(&cfg, classes);
-                    let y: Vec<usize> = match &class {
-                        Some(c) => vec![genforge::sample::biggan::parse_class(c, &names)?; n],
-                        None => (0..n).map(|i| i % classes).collect(),
-                    };
-                    let z =
-                        genforge::sample::biggan::latents(n, b.z_dim, truncation, seed, &device);
-                    let v: Vec<i64> = y.iter().map(|&c| c as i64).collect();
-                    let y = genforge::burn::tensor::Tensor::from_data(
-                        genforge::burn::tensor::TensorData::new(v, [n]),
-                        &device,
-                    );
-                    b.forward(z, y)
+                    let class = class
+                        .map(|c| genforge::sample::biggan::parse_class(&c, &names))
+                        .transpose()?;
+                    genforge::sample::biggan::sample(b, n, class, truncation, seed)
                 }
                 genforge::models::Generator::Style(s) => {
                     genforge::sample::stylegan::check_psi(psi)?;

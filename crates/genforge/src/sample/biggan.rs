@@ -111,6 +111,26 @@ fn labels(v: Vec<usize>, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(v, [n]), device)
 }
 
+/// `n` images of `class`, or of the classes in turn when `None`.
+pub fn sample(
+    g: &biggan::Generator,
+    n: usize,
+    class: Option<usize>,
+    threshold: Option<f64>,
+    seed: u64,
+) -> Tensor<4> {
+    let device = g.device();
+    let classes = g.shared.dims()[0];
+    let y: Vec<usize> = match class {
+        Some(c) => vec![c; n],
+        None => (0..n).map(|i| i % classes).collect(),
+    };
+    g.forward(
+        latents(n, g.z_dim, threshold, seed, &device),
+        labels(y, &device),
+    )
+}
+
 /// `per_class` images of each class in `classes`, one row per class.
 pub fn class_grid(
     g: &biggan::Generator,
