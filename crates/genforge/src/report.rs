@@ -173,8 +173,12 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
         .map_err(|e| Error::io(run_dir.join(run::CONFIG_FILE), e))?;
     let stats = read_jsonl(&run_dir.join("stats.jsonl"))?;
     let evals = read_jsonl(&run_dir.join(crate::metrics::eval::METRICS_FILE))?;
-    let curves = series(&stats, &NOT_CURVES);
     let timing = series(&stats, &[]);
+    let curves: BTreeMap<String, Vec<(f64, f64)>> = timing
+        .iter()
+        .filter(|(k, _)| !NOT_CURVES.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
 
     let mut html = String::new();
     let title = format!("{} ({})", cfg.name, run_dir.display());
@@ -222,6 +226,7 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     // Curves: losses together, every other value on its own.
     html.push_str("<h2>Training curves</h2><div class=\"charts\">\n");
     let (losses, others): (Vec<_>, Vec<_>) = curves
+        .clone()
         .into_iter()
         .filter(|(k, _)| k != "fid" && k != "kid")
         .partition(|(k, _)| k.ends_with("loss"));
@@ -240,7 +245,7 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     html.push_str("</div>\n");
 
     // Metrics: during training (stats.jsonl) and from `genforge eval` (metrics.jsonl).
-    let train_metrics = series(&stats, &NOT_CURVES);
+    let train_metrics = curves;
     let eval_metrics = series(&evals, &["seed", "seconds", "n_real", "n_fake"]);
     let mut metric_charts = String::new();
     for key in ["fid", "kid", "is", "precision", "recall"] {

@@ -203,20 +203,28 @@ mod tests {
     }
 
     #[test]
-    fn features_are_the_pooled_activations_the_head_reads() {
+    fn features_are_the_scaled_dense_activations_and_the_head_reads_them_unscaled() {
         let device = Device::flex();
-        let net = MnistClassifier::new(&mut Rng::new(0), &device);
+        let mut net = MnistClassifier::new(&mut Rng::new(0), &device);
         let x = Tensor::<4>::random([3, 1, 32, 32], burn::tensor::Distribution::Default, &device);
-        let (f, logits) = net.forward(x);
+        let (f, logits) = net.forward(x.clone());
         assert_eq!(f.dims(), [3, FEATURES]);
         assert_eq!(logits.dims(), [3, CLASSES]);
+        let f1 = f.into_data().try_into_vec::<f32>().unwrap();
         // Features come after a ReLU.
+        assert!(f1.iter().all(|v| *v >= 0.0) && f1.iter().any(|v| *v > 0.0));
+        // The scale multiplies the features only; the classifier's decision does not move.
+        net.feature_scale = Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![2.0f32], [1]),
+            &device,
+        ));
+        let (f2, logits2) = net.forward(x);
+        let f2 = f2.into_data().try_into_vec::<f32>().unwrap();
         assert!(
-            f.into_data()
-                .try_into_vec::<f32>()
-                .unwrap()
-                .iter()
-                .all(|v| *v >= 0.0)
+            f1.iter()
+                .zip(&f2)
+                .all(|(a, b)| (2.0 * a - b).abs() <= 1e-6 * b.abs().max(1.0))
         );
+        assert_eq!(logits.into_data(), logits2.into_data());
     }
 }
