@@ -364,6 +364,20 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// One row per snapshot grid (samples/step-*.png), the first --cells images of each: the
+    /// same latents followed over training (a growing run's grids all have the final size).
+    Timeline {
+        run_dir: PathBuf,
+        /// Images per row.
+        #[arg(long, default_value_t = 8)]
+        cells: usize,
+        /// At most this many rows, evenly spaced over the snapshots (the last included).
+        #[arg(long, default_value_t = 12)]
+        rows: usize,
+        /// Output file (default: RUN_DIR/timeline.png).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Time feature extraction of an evaluation network (`inception` or `mnist`) on random
     /// 32x32 RGB images, resize included. Without pytorch-fid's weight file the Inception network
     /// runs on formula weights (same speed).
@@ -1054,6 +1068,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report { run_dir, out } => {
             let path = genforge::report::write(&run_dir, out.as_deref())?;
             println!("wrote {}", path.display());
+        }
+        Command::Timeline {
+            run_dir,
+            cells,
+            rows,
+            out,
+        } => {
+            if cells == 0 || rows == 0 {
+                bail!("--cells and --rows must be at least 1");
+            }
+            let (img, steps) = genforge::sample::timeline::timeline(&run_dir, cells, rows)?;
+            let out = out.unwrap_or_else(|| run_dir.join("timeline.png"));
+            genforge::sample::grid::save_png(&img, &out)?;
+            let steps: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+            println!("wrote {} (rows: steps {})", out.display(), steps.join(", "));
         }
         Command::BenchFeatures {
             network,

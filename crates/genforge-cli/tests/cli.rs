@@ -817,3 +817,32 @@ fn image_like(path: &Path, v: u8) {
     }
     img.save(path).unwrap();
 }
+
+#[test]
+fn pggan_grows_samples_at_the_final_size_and_draws_a_timeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("pg");
+    let r = run.to_str().unwrap();
+    genforge_ok(&["train", "pggan-tiny", "--run-dir", r]);
+    let stats = std::fs::read_to_string(run.join("stats.jsonl")).unwrap();
+    assert!(stats.contains("\"resolution\":8.0") && stats.contains("\"alpha\""));
+    // 16x16 cells (padding 2): 18 pixels each; two snapshots (steps 2 and 4).
+    let tl = tmp.path().join("timeline.png");
+    let o = genforge_ok(&["timeline", r, "--cells", "4", "--out", tl.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("steps 2, 4"));
+    assert_eq!(png_size(&tl), (4 * 18 + 2, 2 * 18 + 2));
+    let one = tmp.path().join("s.png");
+    genforge_ok(&["sample", r, "--n", "4", "--out", one.to_str().unwrap()]);
+    assert_eq!(png_size(&one), (2 * 18 + 2, 2 * 18 + 2));
+    // Growing is for the families that grow.
+    let o = genforge(&[
+        "train",
+        "dcgan-tiny",
+        "--run-dir",
+        tmp.path().join("no").to_str().unwrap(),
+        "--set",
+        "train.progressive=true",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("train.progressive"), "{}", stderr(&o));
+}

@@ -62,6 +62,9 @@ pub fn run(
         Kind::Gan => {}
     }
     let (channels, resolution) = cfg.model.image_shape().expect("an image family");
+    let mut cfg = cfg;
+    // A growing run is timed at its final resolution, fully grown.
+    cfg.train.progressive = false;
     let batch = cfg.train.batch;
     let shape = [batch, channels, resolution, resolution];
     let preset = cfg.name.clone();

@@ -30,6 +30,10 @@ pub enum LossKind {
     Bce,
     /// Hinge loss for D, `-D(G(z))` for G (SAGAN).
     Hinge,
+    /// Wasserstein loss with gradient penalty (`train.gp_lambda`) and drift term
+    /// (`train.wgan_drift`) for D, `-D(G(z))` for G (Progressive GAN).
+    #[serde(rename = "wgan-gp")]
+    WganGp,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -87,6 +91,23 @@ pub struct TrainingConfig {
     pub ortho_beta: f64,
     /// Feature network of evaluations during training (see `genforge eval --features`).
     pub eval_features: String,
+    /// WGAN-GP: weight lambda of the gradient penalty `(||grad D(x_hat)|| - 1)^2` (10).
+    pub gp_lambda: f64,
+    /// WGAN-GP: weight of Progressive GAN's drift term `D(x)^2` on reals (0.001).
+    pub wgan_drift: f64,
+    /// Progressive growing (Progressive GAN; StyleGAN): start at `start_resolution` and add a
+    /// resolution at a time on the schedule below.
+    pub progressive: bool,
+    /// Resolution training starts at (4).
+    pub start_resolution: usize,
+    /// Thousands of images each resolution is trained for before the next fades in (600).
+    pub stabilise_kimg: f64,
+    /// Thousands of images a new resolution takes to fade in (600).
+    pub transition_kimg: f64,
+    /// Batch size per resolution while growing (`{ 4 = 128, 64 = 32 }`); others use
+    /// `train.batch`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub batch_by_resolution: BTreeMap<String, usize>,
 }
 
 impl Default for TrainingConfig {
@@ -120,6 +141,13 @@ impl Default for TrainingConfig {
             eval_features: "mnist".into(),
             d_steps: 1,
             ortho_beta: 0.0,
+            gp_lambda: 10.0,
+            wgan_drift: 0.001,
+            progressive: false,
+            start_resolution: 4,
+            stabilise_kimg: 600.0,
+            transition_kimg: 600.0,
+            batch_by_resolution: BTreeMap::new(),
         }
     }
 }
@@ -221,6 +249,22 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "biggan-tiny",
         include_str!("../../../configs/biggan-tiny.toml"),
+    ),
+    (
+        "pggan-mnist",
+        include_str!("../../../configs/pggan-mnist.toml"),
+    ),
+    (
+        "pggan-emoji",
+        include_str!("../../../configs/pggan-emoji.toml"),
+    ),
+    (
+        "pggan-celebahq",
+        include_str!("../../../configs/pggan-celebahq.toml"),
+    ),
+    (
+        "pggan-tiny",
+        include_str!("../../../configs/pggan-tiny.toml"),
     ),
 ];
 
@@ -418,6 +462,15 @@ impl TrainConfig {
                 self.model.family()
             )));
         }
+        self.validate_growth()?;
+        for (k, v) in [
+            ("train.gp_lambda", t.gp_lambda),
+            ("train.wgan_drift", t.wgan_drift),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(Error::Config(format!("{k} must be >= 0, got {v}")));
+            }
+        }
         if t.log_every == 0 {
             return Err(Error::Config("train.log_every must be at least 1".into()));
         }
@@ -430,6 +483,63 @@ impl TrainConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The progressive-growing keys, when `train.progressive` is on.
+    fn validate_growth(&self) -> Result<()> {
+        let t = &self.train;
+        if !t.progressive {
+            return Ok(());
+        }
+        if !self.model.supports_growth() {
+            return Err(Error::Config(format!(
+                "train.progressive: model.family = \"{}\" does not grow; progressive growing is \
+                 for pggan",
+                self.model.family()
+            )));
+        }
+        let (_, res) = self
+            .model
+            .image_shape()
+            .expect("a growing family makes images");
+        let side_ok = |r: usize| r.is_power_of_two() && (4..=res).contains(&r);
+        if !side_ok(t.start_resolution) {
+            return Err(Error::Config(format!(
+                "train.start_resolution must be a power of two from 4 to model.resolution ({res}), \
+                 got {}",
+                t.start_resolution
+            )));
+        }
+        let phase = t.stabilise_kimg + t.transition_kimg;
+        if !(t.stabilise_kimg >= 0.0
+            && t.transition_kimg >= 0.0
+            && phase > 0.0
+            && phase.is_finite())
+        {
+            return Err(Error::Config(format!(
+                "train.stabilise_kimg and train.transition_kimg must be >= 0 and not both 0, got {} \
+                 and {}",
+                t.stabilise_kimg, t.transition_kimg
+            )));
+        }
+        for (k, b) in &t.batch_by_resolution {
+            if !k.parse::<usize>().is_ok_and(side_ok) || *b == 0 {
+                return Err(Error::Config(format!(
+                    "train.batch_by_resolution: '{k} = {b}' must map a power-of-two resolution \
+                     from 4 to {res} to a batch of at least 1"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Batch size at resolution `r` (`train.batch_by_resolution`, else `train.batch`).
+    pub fn batch_at(&self, r: usize) -> usize {
+        self.train
+            .batch_by_resolution
+            .get(&r.to_string())
+            .copied()
+            .unwrap_or(self.train.batch)
     }
 
     /// Model keys whose values differ between two configs (resume refuses these).

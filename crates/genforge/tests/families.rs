@@ -27,6 +27,7 @@ const FAMILIES: &[&str] = &[
     "vitgan-tiny",
     "stylegan-tiny",
     "biggan-tiny",
+    "pggan-tiny",
 ];
 
 /// Trainable weights only (not spectral-norm vectors, BatchNorm statistics or w_avg, which a
@@ -286,4 +287,39 @@ fn resume_refuses_a_changed_model() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("model.z_dim"), "{err}");
+}
+
+#[test]
+fn a_growing_run_follows_its_schedule_and_resumes_mid_fade_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("grow");
+    run("pggan-tiny", &dir, 4, false, &[]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("stats.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let col = |k: &str| -> Vec<f64> { lines.iter().map(|v| v[k].as_f64().unwrap()).collect() };
+    // 4x4 for one step of 8, then the 8x8 fade-in with its batch of 4, stable at step 4.
+    assert_eq!(col("resolution"), [4.0, 8.0, 8.0, 8.0]);
+    assert_eq!(col("images_seen"), [8.0, 12.0, 16.0, 20.0]);
+    let alpha = col("alpha");
+    assert_eq!((alpha[0], alpha[3]), (1.0, 1.0));
+    assert!((alpha[1] - 1.0 / 3.0).abs() < 1e-9 && (alpha[2] - 2.0 / 3.0).abs() < 1e-9);
+    assert!(col("gp").iter().all(|v| v.is_finite() && *v >= 0.0));
+    // The step-2 checkpoint is mid-fade-in (the resume test of the family table resumes from
+    // it); sampling it uses the level it was trained at, at the final size.
+    let device = Device::flex();
+    let ckpt = dir.join("checkpoints/step-0000002");
+    let (cfg, g, _) = sample::load_generator(&dir, Some(&ckpt), &device).unwrap();
+    let Generator::Pg(pg) = &g else {
+        panic!("a pggan run")
+    };
+    assert_eq!(pg.level, 1);
+    assert!((pg.alpha - 1.0 / 3.0).abs() < 1e-9);
+    let z = sample::latents(2, cfg.model.z_dim().unwrap(), 1, &device);
+    assert_eq!(g.forward(z, None).dims(), [2, 1, 16, 16]);
+    // Every snapshot grid has the final size, whatever the resolution then.
+    let size = |p: &str| image::image_dimensions(dir.join("samples").join(p)).unwrap();
+    assert_eq!(size("step-0000002.png"), size("step-0000004.png"));
 }

@@ -4,11 +4,14 @@
 //!
 //! DCGAN ([`dcgan`]) and SAGAN ([`sagan`]) share the convolutional backbone of "DCGAN and SAGAN
 //! step by step"; ViTGAN ([`vitgan`]) is the transformer pair of the ViTGAN paper; StyleGAN
-//! ([`stylegan`]) the style-based generator of Karras et al. 2019; VQ-VAE-2 ([`vqvae2`]) and its
+//! ([`stylegan`]) the style-based generator of Karras et al. 2019; BigGAN ([`biggan`]) the
+//! class-conditional network of Brock et al. 2019; Progressive GAN ([`pggan`]) the growing
+//! networks of Karras et al. 2018; VQ-VAE-2 ([`vqvae2`]) and its
 //! Gated PixelCNN prior ([`pixelcnn`]) the two-stage model of Razavi et al. 2019.
 
 pub mod biggan;
 pub mod dcgan;
+pub mod pggan;
 pub mod pixelcnn;
 pub mod sagan;
 pub mod stylegan;
@@ -35,6 +38,7 @@ pub enum ModelConfig {
     Vitgan(vitgan::VitganConfig),
     Stylegan(stylegan::StyleganConfig),
     Biggan(biggan::BigganConfig),
+    Pggan(pggan::PgganConfig),
     /// Stage 1 of VQ-VAE-2: the hierarchical autoencoder.
     Vqvae2(vqvae2::Vqvae2Config),
     /// Stage 2 of VQ-VAE-2: the top and bottom Gated PixelCNN priors over `encode`'s code maps.
@@ -67,6 +71,7 @@ impl ModelConfig {
             ModelConfig::Vitgan(_) => "vitgan",
             ModelConfig::Stylegan(_) => "stylegan",
             ModelConfig::Biggan(_) => "biggan",
+            ModelConfig::Pggan(_) => "pggan",
             ModelConfig::Vqvae2(_) => "vqvae2",
             ModelConfig::Pixelcnn(_) => "pixelcnn",
         }
@@ -78,7 +83,8 @@ impl ModelConfig {
             | ModelConfig::Sagan(_)
             | ModelConfig::Vitgan(_)
             | ModelConfig::Stylegan(_)
-            | ModelConfig::Biggan(_) => Kind::Gan,
+            | ModelConfig::Biggan(_)
+            | ModelConfig::Pggan(_) => Kind::Gan,
             ModelConfig::Vqvae2(_) => Kind::Autoencoder,
             ModelConfig::Pixelcnn(_) => Kind::Prior,
         }
@@ -91,6 +97,7 @@ impl ModelConfig {
             ModelConfig::Vitgan(c) => c.validate(),
             ModelConfig::Stylegan(c) => c.validate(),
             ModelConfig::Biggan(c) => c.validate(),
+            ModelConfig::Pggan(c) => c.validate(),
             ModelConfig::Vqvae2(c) => c.validate(),
             ModelConfig::Pixelcnn(c) => c.validate(),
         }
@@ -105,6 +112,7 @@ impl ModelConfig {
             ModelConfig::Vitgan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Stylegan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Biggan(c) => Some((c.channels, c.resolution)),
+            ModelConfig::Pggan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Vqvae2(c) => Some((c.channels, c.resolution)),
             ModelConfig::Pixelcnn(_) => None,
         }
@@ -118,6 +126,7 @@ impl ModelConfig {
             ModelConfig::Vitgan(c) => Some(c.z_dim),
             ModelConfig::Stylegan(c) => Some(c.z_dim),
             ModelConfig::Biggan(c) => Some(c.z_dim),
+            ModelConfig::Pggan(c) => Some(c.z_dim),
             ModelConfig::Vqvae2(_) | ModelConfig::Pixelcnn(_) => None,
         }
     }
@@ -130,6 +139,7 @@ impl ModelConfig {
             | ModelConfig::Sagan(_)
             | ModelConfig::Vitgan(_)
             | ModelConfig::Stylegan(_)
+            | ModelConfig::Pggan(_)
             | ModelConfig::Vqvae2(_)
             | ModelConfig::Pixelcnn(_) => None,
         }
@@ -161,6 +171,11 @@ impl ModelConfig {
                 let g = biggan::Generator::new(c, rng, device);
                 let d = biggan::Discriminator::new(c, rng, device);
                 (Generator::Big(g), Discriminator::Big(d))
+            }
+            ModelConfig::Pggan(c) => {
+                let g = pggan::Generator::new(c, rng, device);
+                let d = pggan::Discriminator::new(c, rng, device);
+                (Generator::Pg(g), Discriminator::Pg(d))
             }
             ModelConfig::Vqvae2(_) | ModelConfig::Pixelcnn(_) => return None,
         })
@@ -198,6 +213,11 @@ impl ModelConfig {
     /// none; BigGAN's averages its batch-norm statistics with the weights, as BigGAN-PyTorch.
     pub fn supports_ema(&self) -> bool {
         !matches!(self, ModelConfig::Dcgan(_) | ModelConfig::Sagan(_))
+    }
+
+    /// Whether the family can grow progressively (`train.progressive`).
+    pub fn supports_growth(&self) -> bool {
+        matches!(self, ModelConfig::Pggan(_))
     }
 
     pub fn as_biggan(&self) -> Option<&biggan::BigganConfig> {
@@ -257,6 +277,7 @@ pub enum Generator {
     Vit(vitgan::Generator),
     Style(stylegan::Generator),
     Big(biggan::Generator),
+    Pg(pggan::Generator),
 }
 
 /// The discriminator of any adversarial family.
@@ -267,6 +288,7 @@ pub enum Discriminator {
     Vit(vitgan::Discriminator),
     Style(stylegan::Discriminator),
     Big(biggan::Discriminator),
+    Pg(pggan::Discriminator),
 }
 
 /// BigGAN's labels, or the classes in turn (`i % classes`) when none are given.
@@ -291,6 +313,7 @@ impl Generator {
                 let y = labels_or_cycle(c, z.dims()[0], classes, &z.device());
                 g.forward(z, y)
             }
+            Generator::Pg(g) => g.forward(z),
         }
     }
 
@@ -306,6 +329,7 @@ impl Generator {
     ) -> (Tensor<4>, Option<Tensor<1>>) {
         match self {
             Generator::Big(_) => (self.forward(z, c), None),
+            Generator::Pg(g) => (g.forward_level(z), None),
             Generator::Conv(g) => (g.forward(z).images, None),
             Generator::Vit(g) => (g.forward(z).images, None),
             Generator::Style(g) => {
@@ -321,6 +345,14 @@ impl Generator {
             Generator::Vit(g) => g.device(),
             Generator::Style(g) => g.device(),
             Generator::Big(g) => g.device(),
+            Generator::Pg(g) => g.device(),
+        }
+    }
+
+    /// Set the level of a growing generator (others have one resolution and ignore it).
+    pub fn set_level(&mut self, level: pggan::Level) {
+        if let Generator::Pg(g) = self {
+            g.set_level(level);
         }
     }
 }
@@ -338,6 +370,14 @@ impl Discriminator {
                 let y = labels_or_cycle(c, x.dims()[0], classes, &x.device());
                 d.forward(x, y)
             }
+            Discriminator::Pg(d) => d.forward(x),
+        }
+    }
+
+    /// Set the level of a growing discriminator (others ignore it).
+    pub fn set_level(&mut self, level: pggan::Level) {
+        if let Discriminator::Pg(d) = self {
+            d.set_level(level);
         }
     }
 }

@@ -15,7 +15,7 @@ pub struct EqualizedLinear {
     /// `[out, in]`, drawn from `N(0, 1 / lr_multiplier^2)`.
     pub weight: Param<Tensor<2>>,
     pub bias: Option<Param<Tensor<1>>>,
-    /// `lr_multiplier / sqrt(in)`.
+    /// `gain * lr_multiplier / sqrt(in)`.
     pub weight_gain: f64,
     /// `lr_multiplier`.
     pub bias_gain: f64,
@@ -27,6 +27,9 @@ pub struct EqualizedLinear {
 #[derive(Clone, Copy, Debug)]
 pub struct EqualizedOpts {
     pub lr_multiplier: f64,
+    /// He gain folded into the run-time scale (`sqrt(2)` before a leaky ReLU in Progressive
+    /// GAN; 1 elsewhere).
+    pub gain: f64,
     /// `None`: no bias; `Some(v)`: a bias starting at `v`.
     pub bias_init: Option<f64>,
     pub isn: bool,
@@ -36,6 +39,7 @@ impl Default for EqualizedOpts {
     fn default() -> Self {
         EqualizedOpts {
             lr_multiplier: 1.0,
+            gain: 1.0,
             bias_init: Some(0.0),
             isn: false,
         }
@@ -56,7 +60,7 @@ impl EqualizedLinear {
             rng,
             device,
         );
-        let weight_gain = opts.lr_multiplier / (fan_in as f64).sqrt();
+        let weight_gain = opts.gain * opts.lr_multiplier / (fan_in as f64).sqrt();
         let bias = opts.bias_init.map(|b| {
             // Stored so that `bias * lr_multiplier` starts at `b`.
             Param::from_tensor(Tensor::full([fan_out], b / opts.lr_multiplier, device))
@@ -128,6 +132,7 @@ mod tests {
         let mut rng = Rng::new(4);
         let opts = EqualizedOpts {
             lr_multiplier: 0.01,
+            gain: 1.0,
             bias_init: Some(0.5),
             isn: false,
         };

@@ -15,6 +15,7 @@ pub mod masked_conv;
 pub mod minibatch_stddev;
 pub mod multi_head_attention;
 pub mod noise;
+pub mod pixel_norm;
 pub mod self_attention;
 pub mod siren;
 pub mod spectral_norm;

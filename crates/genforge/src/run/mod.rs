@@ -20,6 +20,10 @@ pub struct TrainerState {
     /// The run's random stream (latents, noise, mixing, augmentation), so a resumed run draws
     /// what a straight run would.
     pub rng: Rng,
+    /// Progressive growing: the level of detail of the last step (see
+    /// [`crate::train::growth`]), which decides when the optimizers are reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lod: Option<f64>,
 }
 
 impl TrainerState {
@@ -29,6 +33,7 @@ impl TrainerState {
             step: 0,
             images_seen: 0,
             rng: Rng::new(seed).fork(label),
+            lod: None,
         }
     }
 }

@@ -96,9 +96,9 @@ pub fn figure(
                     .into(),
             ));
         }
-        Generator::Style(_) => {
+        Generator::Style(_) | Generator::Pg(_) => {
             return Err(Error::Config(
-                "--attention needs a model with self-attention (model.family = \"sagan\" or \"vitgan\"); StyleGAN has none".into(),
+                "--attention needs a model with self-attention (model.family = \"sagan\" or \"vitgan\"); StyleGAN and Progressive GAN have none".into(),
             ));
         }
         Generator::Conv(g) => {

@@ -6,6 +6,7 @@ pub mod biggan;
 pub mod gif;
 pub mod grid;
 pub mod stylegan;
+pub mod timeline;
 pub mod vq;
 
 use std::path::{Path, PathBuf};
@@ -60,8 +61,27 @@ pub fn load_generator(
     } else {
         files::GENERATOR
     };
-    let g = load_module(g, &ckpt.join(file))?;
+    let mut g = load_module(g, &ckpt.join(file))?;
+    if let Some(level) = growth_level(&cfg, &ckpt)? {
+        g.set_level(level);
+    }
     Ok((cfg, g, ckpt))
+}
+
+/// The level a growing run's checkpoint was trained at (from its state), so a checkpoint taken
+/// mid-growth samples at the resolution and fade-in it had; `None` when the run does not grow.
+fn growth_level(cfg: &TrainConfig, ckpt: &Path) -> Result<Option<crate::models::pggan::Level>> {
+    let Some((_, res)) = cfg.model.image_shape() else {
+        return Ok(None);
+    };
+    let Some(growth) = crate::train::growth::Growth::from_config(&cfg.train, res) else {
+        return Ok(None);
+    };
+    let state = crate::run::checkpoint::load_state(ckpt)?;
+    Ok(Some(match state.lod {
+        Some(lod) => growth.level_of(lod),
+        None => growth.level(state.images_seen),
+    }))
 }
 
 /// A run's config and generator when it is of `family` (`pick` takes the family's network out

@@ -8,6 +8,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
+use super::growth::Growth;
 use super::{ema, losses, regularizers};
 use crate::config::{LossKind, TrainConfig};
 use crate::models::{Discriminator, Generator, Labels, ModelConfig};
@@ -29,6 +30,8 @@ pub struct StepStats {
     pub d_fake: f64,
     /// `mean ||grad_x D(x)||^2` on reals, on steps where R1 ran.
     pub r1: Option<f64>,
+    /// WGAN-GP: `mean (||grad_x D(x_hat)|| - 1)^2` on the interpolates.
+    pub gp: Option<f64>,
 }
 
 /// The phases of an iteration, in order.
@@ -80,6 +83,8 @@ pub struct GanTrainer {
     g_opt: ModuleOptimizer,
     d_opt: ModuleOptimizer,
     pub state: TrainerState,
+    /// The progressive-growing schedule, when the run grows.
+    growth: Option<Growth>,
     device: Device,
 }
 
@@ -101,7 +106,9 @@ impl GanTrainer {
             .init_gan(&mut init, &device)
             .expect("GanTrainer is built for adversarial families only");
         let g_ema = (cfg.train.ema_decay > 0.0).then(|| g.valid());
+        let resolution = cfg.model.image_shape().map_or(0, |s| s.1);
         GanTrainer {
+            growth: Growth::from_config(&cfg.train, resolution),
             g_opt: adam(&cfg),
             d_opt: adam(&cfg),
             augment: cfg.model.diffaugment(),
@@ -116,6 +123,29 @@ impl GanTrainer {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Put G, D and the G average at a level of the growing networks.
+    fn set_level(&mut self, level: crate::models::pggan::Level) {
+        self.g.set_level(level);
+        self.d.set_level(level);
+        if let Some(avg) = &mut self.g_ema {
+            avg.set_level(level);
+        }
+    }
+
+    /// The growth level of the last step (`None` when the run does not grow).
+    pub fn level(&self) -> Option<crate::models::pggan::Level> {
+        let growth = self.growth.as_ref()?;
+        Some(match self.state.lod {
+            Some(lod) => growth.level_of(lod),
+            None => growth.level(self.state.images_seen),
+        })
+    }
+
+    /// The growth level the next step trains at (`None` when the run does not grow).
+    pub fn next_level(&self) -> Option<crate::models::pggan::Level> {
+        Some(self.growth.as_ref()?.level(self.state.images_seen))
     }
 
     fn latents(&mut self, batch: usize) -> Tensor<2> {
@@ -154,8 +184,20 @@ impl GanTrainer {
         mut times: Option<&mut PhaseTimes>,
     ) -> Result<StepStats> {
         let step = self.state.step + 1;
-        let real = real.to_device(&self.device);
+        let mut real = real.to_device(&self.device);
         let b = real.dims()[0];
+        if let Some(growth) = &self.growth {
+            let lod = growth.lod(self.state.images_seen);
+            if Growth::resets_optimizers(self.state.lod, lod) {
+                // The paper starts each fade-in and each stable phase with fresh Adam moments.
+                self.g_opt = adam(&self.cfg);
+                self.d_opt = adam(&self.cfg);
+            }
+            self.state.lod = Some(lod);
+            let level = growth.level_of(lod);
+            self.set_level(level);
+            real = crate::models::pggan::fade_reals(real, level);
+        }
         let mut stats = StepStats::default();
         if let Some(t) = times.as_deref_mut() {
             t.mark("start", &self.device);
@@ -205,9 +247,13 @@ impl GanTrainer {
             Phase::DMain => {
                 let t = &self.cfg.train;
                 let r1_now = t.r1_gamma > 0.0 && t.r1_interval <= 1;
-                let (d_real, d_fake, mut loss) = self.d_main_loss(real.clone(), c.clone());
+                let (d_real, d_fake, mut loss, gp) = self.d_main_loss(real.clone(), c.clone());
                 stats.d_real = d_real;
                 stats.d_fake = d_fake;
+                stats.gp = gp;
+                if let Some(gp) = gp {
+                    check_finite("gp", gp, step)?;
+                }
                 stats.d_loss = scalar(&loss);
                 if r1_now {
                     let (reg, r1) = self.r1(real, c, self.cfg.train.r1_gamma);
@@ -266,8 +312,11 @@ impl GanTrainer {
                     let beta = ema::decay_at(self.cfg.train.ema_decay, g_step);
                     // Running states (batch-norm statistics, spectral-norm vectors) are averaged
                     // with the weights, as BigGAN-PyTorch's `ema` averages its state dict.
-                    let avg = ema::update(avg, &self.g, beta);
-                    self.g_ema = Some(copy_buffers(avg, &self.g));
+                    let mut avg = copy_buffers(ema::update(avg, &self.g, beta), &self.g);
+                    if let Generator::Pg(g) = &self.g {
+                        avg.set_level(g.current());
+                    }
+                    self.g_ema = Some(avg);
                 }
                 mark("g_adam");
             }
@@ -275,10 +324,11 @@ impl GanTrainer {
         Ok(())
     }
 
-    /// D's main loss: returns (mean real logit, mean fake logit, loss). Fakes are detached so
-    /// only D receives gradients; with DiffAugment D sees augmented copies, and bCR compares its
-    /// logits on them with those on the plain images.
-    fn d_main_loss(&mut self, real: Tensor<4>, c: Labels) -> (f64, f64, Tensor<1>) {
+    /// D's main loss: returns (mean real logit, mean fake logit, loss, WGAN-GP penalty). Fakes
+    /// are detached so only D receives gradients; with DiffAugment D sees augmented copies, and
+    /// bCR compares its logits on them with those on the plain images. WGAN-GP's penalty is on
+    /// plain images (no family combines it with DiffAugment).
+    fn d_main_loss(&mut self, real: Tensor<4>, c: Labels) -> (f64, f64, Tensor<1>, Option<f64>) {
         let b = real.dims()[0];
         let z = self.latents(b);
         let mixing = self.cfg.train.style_mixing;
@@ -298,12 +348,19 @@ impl GanTrainer {
         }; // [b, c, h, w]
         let t = &self.cfg.train;
         let (bcr_real, bcr_fake) = (t.bcr_real, t.bcr_fake);
+        let wgan_gp = t.loss == LossKind::WganGp && t.gp_lambda > 0.0;
         let weight = self.cfg.model.d_adversarial_weight();
+        let mut gp = None;
         if self.augment.is_identity() {
-            let d_real = self.d.forward(real, c.clone()); // [b]
-            let d_fake = self.d.forward(fake, c); // [b]
-            let loss = self.d_loss(d_real.clone(), d_fake.clone()) * weight;
-            return (mean(&d_real), mean(&d_fake), loss);
+            let d_real = self.d.forward(real.clone(), c.clone()); // [b]
+            let d_fake = self.d.forward(fake.clone(), c.clone()); // [b]
+            let mut loss = self.d_loss(d_real.clone(), d_fake.clone()) * weight;
+            if wgan_gp {
+                let (penalty, value) = self.gradient_penalty(real, fake, c);
+                gp = Some(value);
+                loss = loss + penalty;
+            }
+            return (mean(&d_real), mean(&d_fake), loss, gp);
         }
         let real_aug = diff_augment(real.clone(), self.augment, &mut self.state.rng);
         let fake_aug = diff_augment(fake.clone(), self.augment, &mut self.state.rng);
@@ -323,7 +380,7 @@ impl GanTrainer {
                 + losses::bcr(ra.clone(), part(2)) * bcr_real
                 + losses::bcr(fa.clone(), part(3)) * bcr_fake;
         }
-        (mean(&ra), mean(&fa), loss)
+        (mean(&ra), mean(&fa), loss, gp)
     }
 
     /// The R1 surrogate on `real` (plain images; the penalty is on the data, not its
@@ -341,17 +398,38 @@ impl GanTrainer {
         )
     }
 
+    /// WGAN-GP's penalty at `lerp(real, fake, u)`, `u ~ U(0, 1)` per sample, weighted by
+    /// `train.gp_lambda`; and the logged penalty.
+    fn gradient_penalty(
+        &mut self,
+        real: Tensor<4>,
+        fake: Tensor<4>,
+        c: Labels,
+    ) -> (Tensor<1>, f64) {
+        let b = real.dims()[0];
+        let u: Vec<f32> = (0..b).map(|_| self.state.rng.uniform() as f32).collect();
+        let u = Tensor::<4>::from_data(TensorData::new(u, [b, 1, 1, 1]), &self.device);
+        let x_hat = real.clone() + (fake - real) * u; // [b, c, h, w]
+        let d = &self.d;
+        regularizers::gradient_penalty_surrogate(
+            |x| d.forward(x, c.clone()),
+            x_hat,
+            self.cfg.train.gp_lambda,
+        )
+    }
+
     fn d_loss(&self, real: Tensor<1>, fake: Tensor<1>) -> Tensor<1> {
         match self.cfg.train.loss {
             LossKind::Bce => losses::d_bce_loss(real, fake),
             LossKind::Hinge => losses::d_hinge_loss(real, fake),
+            LossKind::WganGp => losses::d_wgan_loss(real, fake, self.cfg.train.wgan_drift),
         }
     }
 
     fn g_loss(&self, fake: Tensor<1>) -> Tensor<1> {
         match self.cfg.train.loss {
             LossKind::Bce => losses::g_nonsaturating_loss(fake),
-            LossKind::Hinge => losses::g_hinge_loss(fake),
+            LossKind::Hinge | LossKind::WganGp => losses::g_hinge_loss(fake),
         }
     }
 

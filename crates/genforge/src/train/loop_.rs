@@ -333,6 +333,14 @@ impl Stage for GanStage {
         self.dataset.len()
     }
 
+    /// A growing run's batch follows the resolution (`train.batch_by_resolution`).
+    fn batch_size(&self, _step: u64) -> usize {
+        match self.trainer.next_level() {
+            Some(level) => self.trainer.cfg.batch_at(level.resolution()),
+            None => self.trainer.cfg.train.batch,
+        }
+    }
+
     fn step(&mut self, batch: &[usize]) -> Result<Vec<(&'static str, f64)>> {
         let device = self.trainer.device().clone();
         let real = self.dataset.tensor(batch, &device);
@@ -356,6 +364,19 @@ impl Stage for GanStage {
         values.extend([("d_real", s.d_real), ("d_fake", s.d_fake)]);
         if let Some(r1) = s.r1 {
             values.push(("r1", r1));
+        }
+        if let Some(gp) = s.gp {
+            values.push(("gp", gp));
+        }
+        if let Some(level) = self.trainer.level() {
+            // First, so the progress line shows where the growth is.
+            values.splice(
+                0..0,
+                [
+                    ("resolution", level.resolution() as f64),
+                    ("alpha", level.alpha),
+                ],
+            );
         }
         Ok(values)
     }

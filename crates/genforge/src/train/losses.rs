@@ -29,6 +29,14 @@ pub fn g_hinge_loss(fake: Tensor<1>) -> Tensor<1> {
     fake.mean().neg()
 }
 
+/// Wasserstein D loss with Progressive GAN's drift term: `mean(D(G(z))) - mean(D(x)) + drift
+/// mean(D(x)^2)` (the drift keeps the real logits near zero; the gradient penalty is separate, see
+/// [`super::regularizers::gradient_penalty_surrogate`]). The G loss is `-mean(D(G(z)))`, as
+/// [`g_hinge_loss`].
+pub fn d_wgan_loss(real: Tensor<1>, fake: Tensor<1>, drift: f64) -> Tensor<1> {
+    fake.mean() - real.clone().mean() + real.square().mean() * drift
+}
+
 /// Balanced consistency regularization (Zhao et al. 2021): `mean((D(T(x)) - D(x))^2)` between
 /// D's logits on augmented and plain copies of the same images.
 pub fn bcr(augmented: Tensor<1>, plain: Tensor<1>) -> Tensor<1> {

@@ -4,6 +4,7 @@
 pub mod autoencoder;
 pub mod ema;
 pub mod gan;
+pub mod growth;
 pub mod loop_;
 pub mod losses;
 pub mod prior;

@@ -35,11 +35,28 @@ pub fn squared_norms(g: Tensor<4>) -> Tensor<1> {
     g.square().reshape([b as i32, -1]).sum_dim(1).reshape([b])
 }
 
+/// `(F(X + eps V) - F(X - eps V)) / (2 eps)` with `F(X) = sum_i D(x_i)`: the derivative of D
+/// along the fixed direction `v` (`[b, c, h, w]`), whose parameter gradient is
+/// `grad_theta (V . grad_X F(X))`. `eps = FD_STEP / rms_i ||v_i||`, so the typical sample moves
+/// `FD_STEP`. D is evaluated on the two shifted batches separately, each the size of the
+/// original, so batch-coupled layers (minibatch standard deviation) see the same grouping as in
+/// the gradient: the whole batch is one point and `V` one direction.
+fn directional_derivative(
+    d: impl Fn(Tensor<4>) -> Tensor<1>,
+    x: Tensor<4>,
+    v: Tensor<4>,
+    mean_sq_norm: f64,
+) -> Tensor<1> {
+    let eps = FD_STEP / mean_sq_norm.sqrt().max(1e-12);
+    let step = v * eps;
+    let plus = d(x.clone() + step.clone()).sum();
+    let minus = d(x - step).sum();
+    (plus - minus) / (2.0 * eps)
+}
+
 /// The R1 surrogate loss (backpropagate it for the R1 parameter gradient) and the logged
 /// `mean ||grad_x D(x)||^2`. `d` evaluates the discriminator on a batch; `real` is
-/// `[b, c, h, w]`. D is evaluated on the two shifted batches separately, each the size of the
-/// original, so batch-coupled layers (minibatch standard deviation) see the same grouping as in
-/// the gradient: the whole batch is one point and `G` one direction.
+/// `[b, c, h, w]`.
 pub fn r1_surrogate(
     d: impl Fn(Tensor<4>) -> Tensor<1>,
     real: Tensor<4>,
@@ -48,13 +65,31 @@ pub fn r1_surrogate(
     let b = real.dims()[0];
     let g = input_gradient(&d, real.clone()); // [b, c, h, w]
     let r1 = squared_norms(g.clone()).mean().into_scalar::<f32>() as f64;
-    // The typical sample moves FD_STEP.
-    let eps = FD_STEP / r1.sqrt().max(1e-12);
-    let step = g * eps;
-    let plus = d(real.clone() + step.clone()).sum();
-    let minus = d(real - step).sum();
-    let loss = (plus - minus) * (gamma / (2.0 * eps * b as f64));
+    let loss = directional_derivative(&d, real, g, r1) * (gamma / b as f64);
     (loss, r1)
+}
+
+/// The WGAN-GP penalty (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs";
+/// Progressive GAN's `D_wgangp`): `lambda mean_i (||g_i|| - 1)^2` with `g = grad_x D(x_hat)` at
+/// `x_hat = lerp(real, fake, u)`, `u ~ U(0, 1)` per sample. Its parameter gradient is
+/// `(lambda / b) grad_theta (V . G)` with the fixed direction `v_i = 2 (||g_i|| - 1) g_i /
+/// ||g_i||` (the penalty's derivative in `g_i`), which [`directional_derivative`] gives with
+/// first-order autodiff. Returns the surrogate loss and the logged penalty
+/// `mean (||g_i|| - 1)^2`.
+pub fn gradient_penalty_surrogate(
+    d: impl Fn(Tensor<4>) -> Tensor<1>,
+    x_hat: Tensor<4>,
+    lambda: f64,
+) -> (Tensor<1>, f64) {
+    let b = x_hat.dims()[0];
+    let g = input_gradient(&d, x_hat.clone()); // [b, c, h, w]
+    let norms = squared_norms(g.clone()).sqrt(); // [b]
+    let penalty = (norms.clone() - 1.0).square().mean().into_scalar::<f32>() as f64;
+    let scale = (norms.clone() - 1.0) * 2.0 / norms.clamp_min(1e-12); // [b]
+    let v = g * scale.reshape([b, 1, 1, 1]); // [b, c, h, w]
+    let v_sq = squared_norms(v.clone()).mean().into_scalar::<f32>() as f64;
+    let loss = directional_derivative(&d, x_hat, v, v_sq) * (lambda / b as f64);
+    (loss, penalty)
 }
 
 /// BigGAN's orthogonal regularization (Brock et al. 2019, "Large Scale GAN Training for High
@@ -171,6 +206,49 @@ mod tests {
             );
         }
         assert!((r1 - r1_exact).abs() < 1e-3 * r1_exact, "{r1} {r1_exact}");
+    }
+
+    #[test]
+    fn gradient_penalty_surrogate_has_the_analytic_parameter_gradient() {
+        // The same D: g_ij = a_j x_ij^2 + 1, P = (lambda / b) sum_i (||g_i|| - 1)^2, so
+        // dP/da_j = (lambda / b) sum_i 2 (||g_i|| - 1) / ||g_i|| g_ij x_ij^2.
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(11);
+        let (b, n, lambda) = (4, 6, 10.0);
+        let av = rng.normal_vec(n, 0.0, 0.5);
+        let xv = rng.normal_vec(b * n, 0.0, 0.7);
+        let a = Tensor::<1>::from_data(TensorData::new(av.clone(), [n]), &device).require_grad();
+        let d = |x: Tensor<4>| {
+            let bb = x.dims()[0];
+            let x = x.reshape([bb, n]);
+            (x.clone().powi_scalar(3) * a.clone().unsqueeze::<2>() / 3.0 + x)
+                .sum_dim(1)
+                .reshape([bb])
+        };
+        let x = tensor4(xv.clone(), [b, n, 1, 1], &device);
+        let (loss, penalty) = gradient_penalty_surrogate(d, x, lambda);
+        let grad = a
+            .grad(&loss.backward())
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let g = |i: usize, j: usize| av[j] as f64 * (xv[i * n + j] as f64).powi(2) + 1.0;
+        let norm = |i: usize| (0..n).map(|j| g(i, j).powi(2)).sum::<f64>().sqrt();
+        let exact: f64 = (0..b).map(|i| (norm(i) - 1.0).powi(2)).sum::<f64>() / b as f64;
+        assert!((penalty - exact).abs() < 1e-4 * exact, "{penalty} {exact}");
+        for j in 0..n {
+            let want: f64 = (0..b)
+                .map(|i| 2.0 * (norm(i) - 1.0) / norm(i) * g(i, j) * (xv[i * n + j] as f64).powi(2))
+                .sum::<f64>()
+                * lambda
+                / b as f64;
+            let got = grad[j] as f64;
+            assert!(
+                (got - want).abs() < 2e-3 * (1.0 + want.abs()),
+                "a_{j}: surrogate {got}, exact {want}"
+            );
+        }
     }
 
     #[test]
