@@ -164,6 +164,9 @@ impl Default for TrainConfig {
     }
 }
 
+/// The one map-valued key (`train.batch_by_resolution`).
+const BATCH_BY_RESOLUTION: &str = "train.batch_by_resolution";
+
 /// Presets shipped in `configs/`, embedded so the binary works from any directory.
 pub const PRESETS: &[(&str, &str)] = &[
     (
@@ -336,7 +339,12 @@ impl TrainConfig {
                 ))
             })?;
             let key = key.trim();
-            if !valid.contains_key(key) {
+            // A map key is settable whole or per entry, also while it is empty.
+            let map_key = key == BATCH_BY_RESOLUTION
+                || key
+                    .strip_prefix(BATCH_BY_RESOLUTION)
+                    .is_some_and(|r| r.starts_with('.'));
+            if !valid.contains_key(key) && !map_key {
                 let keys: Vec<_> = valid.keys().map(String::as_str).collect();
                 return Err(Error::Config(format!(
                     "unknown key '{key}'. Valid keys: {}",
@@ -347,7 +355,11 @@ impl TrainConfig {
             let mut node = &mut root;
             let parts: Vec<&str> = key.split('.').collect();
             for p in &parts[..parts.len() - 1] {
-                node = node.get_mut(*p).expect("key exists");
+                node = node
+                    .as_table_mut()
+                    .expect("parent is a table")
+                    .entry(*p)
+                    .or_insert_with(|| toml::Value::Table(Default::default()));
             }
             node.as_table_mut()
                 .expect("parent is a table")
@@ -494,7 +506,7 @@ impl TrainConfig {
         if !self.model.supports_growth() {
             return Err(Error::Config(format!(
                 "train.progressive: model.family = \"{}\" does not grow; progressive growing is \
-                 for pggan",
+                 for pggan and stylegan",
                 self.model.family()
             )));
         }
@@ -626,6 +638,21 @@ mod tests {
             msg.contains("train.stepz") && msg.contains("train.steps"),
             "{msg}"
         );
+        // The batch-per-resolution map is settable whole or per entry, even when empty.
+        let mut grow = TrainConfig::load("pggan-tiny", &[]).unwrap();
+        grow.apply_overrides(&[
+            "train.batch_by_resolution={ 4 = 16 }".into(),
+            "train.batch_by_resolution.16=2".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            (grow.batch_at(4), grow.batch_at(16), grow.batch_at(8)),
+            (16, 2, 8)
+        );
+        let err = grow
+            .apply_overrides(&["train.batch_by_resolution.5=2".into()])
+            .unwrap_err();
+        assert!(err.to_string().contains("'5 = 2'"), "{err}");
         let err = cfg.apply_overrides(&["train.batch=0".into()]).unwrap_err();
         assert!(err.to_string().contains("train.batch"));
     }

@@ -150,8 +150,15 @@ impl ModelConfig {
         self.num_classes().is_some()
     }
 
-    /// G and D of an adversarial family, G's weights drawn first from `rng`.
-    pub fn init_gan(&self, rng: &mut Rng, device: &Device) -> Option<(Generator, Discriminator)> {
+    /// G and D of an adversarial family, G's weights drawn first from `rng`; `growing` adds the
+    /// lower resolutions' toRGB / fromRGB layers a family needs to grow progressively (Progressive
+    /// GAN always has them).
+    pub fn init_gan(
+        &self,
+        growing: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Option<(Generator, Discriminator)> {
         Some(match self {
             ModelConfig::Dcgan(c) => conv_pair(&c.backbone(), rng, device),
             ModelConfig::Sagan(c) => conv_pair(&c.backbone(), rng, device),
@@ -163,8 +170,12 @@ impl ModelConfig {
                 )
             }
             ModelConfig::Stylegan(c) => {
-                let g = stylegan::Generator::new(c, rng, device);
-                let d = stylegan::Discriminator::new(c, rng, device);
+                let mut g = stylegan::Generator::new(c, rng, device);
+                let mut d = stylegan::Discriminator::new(c, rng, device);
+                if growing {
+                    g = g.growable(c, rng);
+                    d = d.growable(c, rng);
+                }
                 (Generator::Style(g), Discriminator::Style(d))
             }
             ModelConfig::Biggan(c) => {
@@ -217,7 +228,7 @@ impl ModelConfig {
 
     /// Whether the family can grow progressively (`train.progressive`).
     pub fn supports_growth(&self) -> bool {
-        matches!(self, ModelConfig::Pggan(_))
+        matches!(self, ModelConfig::Pggan(_) | ModelConfig::Stylegan(_))
     }
 
     pub fn as_biggan(&self) -> Option<&biggan::BigganConfig> {
@@ -351,8 +362,10 @@ impl Generator {
 
     /// Set the level of a growing generator (others have one resolution and ignore it).
     pub fn set_level(&mut self, level: pggan::Level) {
-        if let Generator::Pg(g) = self {
-            g.set_level(level);
+        match self {
+            Generator::Pg(g) => g.set_level(level),
+            Generator::Style(g) => g.set_level(level),
+            Generator::Conv(_) | Generator::Vit(_) | Generator::Big(_) => {}
         }
     }
 }
@@ -376,8 +389,10 @@ impl Discriminator {
 
     /// Set the level of a growing discriminator (others ignore it).
     pub fn set_level(&mut self, level: pggan::Level) {
-        if let Discriminator::Pg(d) = self {
-            d.set_level(level);
+        match self {
+            Discriminator::Pg(d) => d.set_level(level),
+            Discriminator::Style(d) => d.set_level(level),
+            Discriminator::Conv(_) | Discriminator::Vit(_) | Discriminator::Big(_) => {}
         }
     }
 }

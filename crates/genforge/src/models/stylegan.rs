@@ -26,6 +26,7 @@ use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::pggan::{Level, upsample_to};
 use crate::nn::adain::AdaIn;
 use crate::nn::blur::{blur, downsample2x, upsample2x};
 use crate::nn::equalized::{EqualizedLinear, EqualizedOpts};
@@ -187,6 +188,12 @@ pub struct Generator {
     /// `[w_dim]`: running average of `w` over training (not trained by the optimizer).
     pub w_avg: Param<Tensor<1>>,
     pub z_dim: usize,
+    /// Progressive growing (the 2019 paper's training): toRGB of every level below the final
+    /// one (`to_rgb_lower[l]` at `4 * 2^l`); empty when the run does not grow.
+    pub to_rgb_lower: Vec<EqualizedConv2d>,
+    /// The growth level in use (`log2(resolution) - 2` when grown) and its fade-in.
+    pub level: usize,
+    pub alpha: f64,
 }
 
 impl Generator {
@@ -216,7 +223,42 @@ impl Generator {
             to_rgb,
             w_avg: Param::from_tensor(Tensor::zeros([cfg.w_dim], device)).set_require_grad(false),
             z_dim: cfg.z_dim,
+            to_rgb_lower: Vec::new(),
+            level: cfg.num_layers() / 2 - 1,
+            alpha: 1.0,
         }
+    }
+
+    /// Add the toRGB layers of the lower resolutions, for progressive growing.
+    pub fn growable(mut self, cfg: &StyleganConfig, rng: &mut Rng) -> Self {
+        let device = self.device();
+        self.to_rgb_lower = (0..self.level)
+            .map(|l| {
+                let c = cfg.channels_at(4 << l);
+                EqualizedConv2d::new([c, cfg.channels], 1, 1.0, true, rng, &device)
+            })
+            .collect();
+        self
+    }
+
+    pub fn set_level(&mut self, level: Level) {
+        assert!(
+            level.level == self.num_layers() / 2 - 1 || level.level < self.to_rgb_lower.len(),
+            "level {} needs a growable generator",
+            level.level
+        );
+        self.level = level.level;
+        self.alpha = level.alpha;
+    }
+
+    /// Style layers in use at the current level.
+    fn active_layers(&self) -> usize {
+        2 * (self.level + 1)
+    }
+
+    /// toRGB at level `l`.
+    fn rgb(&self, l: usize) -> &EqualizedConv2d {
+        self.to_rgb_lower.get(l).unwrap_or(&self.to_rgb)
     }
 
     pub fn device(&self) -> Device {
@@ -243,27 +285,51 @@ impl Generator {
         avg.clone() + (w - avg) * psi
     }
 
-    /// Random noise images for every layer of a batch of `b`.
+    /// Random noise images for every layer in use of a batch of `b`.
     pub fn random_noise(&self, b: usize, rng: &mut Rng) -> Vec<Option<Tensor<4>>> {
         let device = self.device();
-        (0..self.num_layers())
+        (0..self.active_layers())
             .map(|i| Some(noise_image(b, self.layer_resolution(i), rng, &device)))
             .collect()
     }
 
-    /// The synthesis network: one `w` per layer (`[b, w_dim]` each) -> `[b, channels, res, res]`.
+    /// The synthesis network: one `w` per layer (`[b, w_dim]` each) -> `[b, channels, res, res]`
+    /// (a growing generator's current resolution upsampled to `res`).
     pub fn synthesis(&self, ws: &[Tensor<2>], noise: Noise) -> Tensor<4> {
+        let side = self.layer_resolution(self.num_layers() - 1);
+        upsample_to(self.synthesis_level(ws, noise), side)
+    }
+
+    /// The synthesis network at the current level: `[b, channels, r, r]`. While a level fades
+    /// in, the output is `lerp(upsample(toRGB_low(x_low)), toRGB(x), alpha)`, as Progressive
+    /// GAN.
+    pub fn synthesis_level(&self, ws: &[Tensor<2>], noise: Noise) -> Tensor<4> {
         assert_eq!(ws.len(), self.num_layers(), "one w per style layer");
         let b = ws[0].dims()[0];
         let noise = match noise {
             Noise::Random(rng) => self.random_noise(b, rng),
             Noise::Fixed(n) => n,
         };
+        let active = self.active_layers();
         let mut x = self.constant.val().repeat_dim(0, b); // [b, c4, 4, 4]
-        for ((layer, w), n) in self.layers.iter().zip(ws).zip(noise) {
+        let mut below = None;
+        for (i, ((layer, w), n)) in self.layers.iter().zip(ws).zip(noise).enumerate() {
+            if i == active {
+                break;
+            }
+            if i + 2 == active && self.level > 0 && self.alpha < 1.0 {
+                below = Some(x.clone()); // the level below's last features
+            }
             x = layer.forward(x, w.clone(), n); // [b, c_r, r, r]
         }
-        self.to_rgb.forward(x) // [b, channels, res, res]
+        let new = self.rgb(self.level).forward(x); // [b, channels, r, r]
+        match below {
+            Some(low) => {
+                let old = upsample2x(self.rgb(self.level - 1).forward(low));
+                old.clone() + (new - old) * self.alpha
+            }
+            None => new,
+        }
     }
 
     /// Per-layer `w`s: `w1` for layers below `crossover`, `w2` from there on (style mixing).
@@ -307,17 +373,20 @@ impl Generator {
         let [b, zd] = z.dims();
         let w1 = self.to_w(z);
         let n = self.num_layers();
-        let ws = if n > 1 && rng.uniform() < mixing_prob {
+        // While growing, the crossover falls among the layers in use (the official
+        // `cur_layers`).
+        let active = self.active_layers();
+        let ws = if active > 1 && rng.uniform() < mixing_prob {
             let z2 = Tensor::from_data(
                 TensorData::new(rng.normal_vec(b * zd, 0.0, 1.0), [b, zd]),
                 &w1.device(),
             );
-            let crossover = 1 + rng.below(n - 1);
+            let crossover = 1 + rng.below(active - 1);
             self.mix(w1.clone(), self.to_w(z2), crossover)
         } else {
             vec![w1.clone(); n]
         };
-        let images = self.synthesis(&ws, Noise::Random(rng));
+        let images = self.synthesis_level(&ws, Noise::Random(rng));
         (
             images,
             w1.detach().mean_dim(0).reshape([self.w_avg.dims()[0]]),
@@ -353,6 +422,11 @@ pub struct Discriminator {
     /// `c4 -> 1`
     pub dense1: EqualizedLinear,
     pub mbstd_group: usize,
+    /// Progressive growing: fromRGB of every level below the final one (`from_rgb_lower[l]` at
+    /// `4 * 2^l`); empty when the run does not grow.
+    pub from_rgb_lower: Vec<EqualizedConv2d>,
+    pub level: usize,
+    pub alpha: f64,
 }
 
 impl Discriminator {
@@ -385,17 +459,57 @@ impl Discriminator {
             dense0: EqualizedLinear::new([c4 * 16, c4], gain_opts, rng, device),
             dense1: EqualizedLinear::new([c4, 1], gain_opts, rng, device),
             mbstd_group: cfg.mbstd_group,
+            from_rgb_lower: Vec::new(),
+            level: cfg.num_layers() / 2 - 1,
+            alpha: 1.0,
         }
     }
 
-    /// `[b, channels, res, res] -> [b]` logits.
+    /// Add the fromRGB layers of the lower resolutions, for progressive growing.
+    pub fn growable(mut self, cfg: &StyleganConfig, rng: &mut Rng) -> Self {
+        let device = self.conv.weight.val().device();
+        self.from_rgb_lower = (0..self.level)
+            .map(|l| {
+                let c = cfg.channels_at(4 << l);
+                EqualizedConv2d::new([cfg.channels, c], 1, GAIN, true, rng, &device)
+            })
+            .collect();
+        self
+    }
+
+    pub fn set_level(&mut self, level: Level) {
+        assert!(
+            level.level == self.blocks.len() || level.level < self.from_rgb_lower.len(),
+            "level {} needs a growable discriminator",
+            level.level
+        );
+        self.level = level.level;
+        self.alpha = level.alpha;
+    }
+
+    /// fromRGB at level `l`, with its leaky ReLU.
+    fn rgb_in(&self, l: usize, x: Tensor<4>) -> Tensor<4> {
+        let conv = self.from_rgb_lower.get(l).unwrap_or(&self.from_rgb);
+        leaky_relu(conv.forward(x), LEAKY_SLOPE)
+    }
+
+    /// `[b, channels, r, r] -> [b]` logits, `r` the current level's side (the full resolution
+    /// unless growing). While a level fades in, the first block's output is blended with the
+    /// level below's fromRGB of the pooled images, as Progressive GAN.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
         let b = x.dims()[0];
-        let mut x = leaky_relu(self.from_rgb.forward(x), LEAKY_SLOPE); // [b, c_res, res, res]
-        for block in &self.blocks {
-            x = leaky_relu(block.conv0.forward(x), LEAKY_SLOPE);
-            x = leaky_relu(downsample2x(block.conv1.forward(blur(x))), LEAKY_SLOPE); // [b, c_r/2, r/2, r/2]
+        // blocks[i] takes 4 * 2^(top - i) down by 2; the current level starts at top - level.
+        let first = self.blocks.len() - self.level;
+        let mut h = self.rgb_in(self.level, x.clone()); // [b, c_r, r, r]
+        for (i, block) in self.blocks.iter().enumerate().skip(first) {
+            h = leaky_relu(block.conv0.forward(h), LEAKY_SLOPE);
+            h = leaky_relu(downsample2x(block.conv1.forward(blur(h))), LEAKY_SLOPE); // [b, c_r/2, r/2, r/2]
+            if i == first && self.alpha < 1.0 {
+                let old = self.rgb_in(self.level - 1, downsample2x(x.clone()));
+                h = old.clone() + (h - old) * self.alpha;
+            }
         }
+        let x = h;
         let x = minibatch_stddev(x, self.mbstd_group); // [b, c4 + 1, 4, 4]
         let x = leaky_relu(self.conv.forward(x), LEAKY_SLOPE); // [b, c4, 4, 4]
         let c4 = x.dims()[1];
@@ -524,6 +638,48 @@ mod tests {
         assert_eq!(max_diff(mixed, only2.clone()), 0.0);
         let at3 = g.synthesis(&g.mix(w1, w2, 3), Noise::Random(&mut Rng::new(1)));
         assert!(max_diff(at3, only2) > 1e-4);
+    }
+
+    #[test]
+    fn growing_fades_from_the_level_below_to_the_new_one() {
+        let device = Device::flex();
+        let cfg = tiny();
+        let mut rng = Rng::new(0);
+        let mut g = Generator::new(&cfg, &mut rng, &device).growable(&cfg, &mut rng);
+        let mut d = Discriminator::new(&cfg, &mut rng, &device).growable(&cfg, &mut rng);
+        assert_eq!((g.to_rgb_lower.len(), d.from_rgb_lower.len()), (2, 2));
+        let ws = vec![g.to_w(z(2, 3, &device)); g.num_layers()];
+        let at = |g: &Generator| g.synthesis_level(&ws, Noise::Random(&mut Rng::new(4)));
+        g.set_level(Level::stable(1));
+        let previous = at(&g); // [2, 3, 8, 8]
+        assert_eq!(previous.dims(), [2, 3, 8, 8]);
+        // The noise of the shared layers is drawn first, so it is the same at both levels.
+        g.set_level(Level {
+            level: 2,
+            alpha: 0.0,
+        });
+        assert_eq!(max_diff(at(&g), upsample2x(previous.clone())), 0.0);
+        // alpha = 1 at the final level: exactly the non-growing network.
+        g.set_level(Level::stable(2));
+        let full = at(&g);
+        let mut plain = Generator::new(&cfg, &mut Rng::new(0), &device);
+        plain.to_rgb = g.to_rgb.clone();
+        assert_eq!(max_diff(full.clone(), at(&plain)), 0.0);
+        assert!(max_diff(full, upsample2x(previous)) > 1e-4);
+        // D: at alpha 0 the grown D scores the pooled images as the level below does.
+        let x = Tensor::<4>::random(
+            [4, 3, 16, 16],
+            burn::tensor::Distribution::Uniform(-1.0, 1.0),
+            &device,
+        );
+        d.set_level(Level::stable(1));
+        let low = d.forward(downsample2x(x.clone()));
+        d.set_level(Level {
+            level: 2,
+            alpha: 0.0,
+        });
+        let faded = d.forward(x);
+        assert!((faded - low).abs().max().into_scalar::<f32>() < 1e-6);
     }
 
     #[test]

@@ -35,16 +35,18 @@ fn gan_modules(
     run_dir: &Path,
     device: &Device,
 ) -> Result<(Generator, Discriminator)> {
-    cfg.model.init_gan(&mut Rng::new(0), device).ok_or_else(|| {
-        Error::run(
-            run_dir,
-            format!(
-                "is a {} run, which has no generator to sample from; use the commands for its \
+    cfg.model
+        .init_gan(cfg.train.progressive, &mut Rng::new(0), device)
+        .ok_or_else(|| {
+            Error::run(
+                run_dir,
+                format!(
+                    "is a {} run, which has no generator to sample from; use the commands for its \
                  family (see genforge --help)",
-                cfg.model.family()
-            ),
-        )
-    })
+                    cfg.model.family()
+                ),
+            )
+        })
 }
 
 /// A run's config and its generator from `checkpoint` (default: the latest), for inference:

@@ -103,7 +103,7 @@ impl GanTrainer {
         let mut init = Rng::new(cfg.train.seed).fork(0x1417);
         let (g, d) = cfg
             .model
-            .init_gan(&mut init, &device)
+            .init_gan(cfg.train.progressive, &mut init, &device)
             .expect("GanTrainer is built for adversarial families only");
         let g_ema = (cfg.train.ema_decay > 0.0).then(|| g.valid());
         let resolution = cfg.model.image_shape().map_or(0, |s| s.1);

@@ -143,6 +143,13 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
             let saved = run::open(run_dir)?;
             let mut config = saved.clone();
             config.apply_overrides(overrides)?;
+            if config.train.progressive != saved.train.progressive {
+                return Err(Error::Config(format!(
+                    "cannot resume {} with train.progressive changed: a growing run's networks \
+                     have layers a fixed-size run's lack. Start a new run instead",
+                    run_dir.display()
+                )));
+            }
             let diff = config.model_differences(&saved);
             if !diff.is_empty() {
                 return Err(Error::Config(format!(
