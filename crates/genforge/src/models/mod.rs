@@ -414,3 +414,25 @@ pub(crate) fn check_channels(channels: usize) -> Result<()> {
         )))
     }
 }
+
+/// Checks shared by the families whose widths are `min(channel_base / (r/2), channel_max)` at a
+/// power-of-two resolution (StyleGAN, Progressive GAN).
+pub(crate) fn check_resolution_widths(
+    resolution: usize,
+    channel_base: usize,
+    channel_max: usize,
+) -> Result<()> {
+    if !(8..=1024).contains(&resolution) || !resolution.is_power_of_two() {
+        return Err(Error::Config(format!(
+            "model.resolution must be a power of two from 8 to 1024, got {resolution}"
+        )));
+    }
+    if channel_max == 0 || channel_base < resolution / 2 {
+        return Err(Error::Config(format!(
+            "model.channel_base ({channel_base}) must be at least resolution / 2 ({}) and \
+             model.channel_max positive, so every resolution has a channel",
+            resolution / 2
+        )));
+    }
+    Ok(())
+}

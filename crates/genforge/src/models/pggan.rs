@@ -79,25 +79,11 @@ impl Default for PgganConfig {
 
 impl PgganConfig {
     pub fn validate(&self) -> Result<()> {
-        let bad = |msg: String| Err(Error::Config(msg));
         super::check_channels(self.channels)?;
-        if !(8..=1024).contains(&self.resolution) || !self.resolution.is_power_of_two() {
-            return bad(format!(
-                "model.resolution must be a power of two from 8 to 1024, got {}",
-                self.resolution
-            ));
-        }
-        if self.z_dim == 0 || self.channel_max == 0 || self.mbstd_group == 0 {
-            return bad(
-                "model.z_dim, model.channel_max and model.mbstd_group must be positive".into(),
-            );
-        }
-        if self.channel_base < self.resolution / 2 {
-            return bad(format!(
-                "model.channel_base ({}) must be at least resolution / 2 ({}), so every \
-                 resolution has a channel",
-                self.channel_base,
-                self.resolution / 2
+        super::check_resolution_widths(self.resolution, self.channel_base, self.channel_max)?;
+        if self.z_dim == 0 || self.mbstd_group == 0 {
+            return Err(Error::Config(
+                "model.z_dim and model.mbstd_group must be positive".into(),
             ));
         }
         Ok(())

@@ -88,24 +88,11 @@ impl StyleganConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
         super::check_channels(self.channels)?;
-        if !(8..=1024).contains(&self.resolution) || !self.resolution.is_power_of_two() {
-            return bad(format!(
-                "model.resolution must be a power of two from 8 to 1024, got {}",
-                self.resolution
-            ));
-        }
+        super::check_resolution_widths(self.resolution, self.channel_base, self.channel_max)?;
         if self.z_dim == 0 || self.w_dim == 0 || self.mapping_layers == 0 {
             return bad(
                 "model.z_dim, model.w_dim and model.mapping_layers must be positive".into(),
             );
-        }
-        if self.channel_max == 0 || self.channel_base < self.resolution / 2 {
-            return bad(format!(
-                "model.channel_base ({}) must be at least resolution / 2 ({}) and \
-                 model.channel_max positive, so every resolution has a channel",
-                self.channel_base,
-                self.resolution / 2
-            ));
         }
         if !(0.0..1.0).contains(&self.w_avg_decay) {
             return bad(format!(

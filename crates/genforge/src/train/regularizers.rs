@@ -166,15 +166,19 @@ mod tests {
         assert!((got - beta * value).abs() < 1e-4 * beta * value);
     }
 
-    #[test]
-    fn surrogate_gradient_equals_the_analytic_r1_gradient() {
-        // D(x) = sum_j a_j x_j^3 / 3 + sum_j x_j: grad_x D = a x^2 + 1, R1 = (gamma/2) mean_i
-        // sum_j (a_j x_ij^2 + 1)^2, so dR1/da_j = gamma mean_i (a_j x_ij^2 + 1) x_ij^2.
+    /// The test discriminator `D(x) = sum_j a_j x_j^3 / 3 + sum_j x_j` on `b` samples of `n`
+    /// features, whose input gradient `g_ij = a_j x_ij^2 + 1` has a closed form: runs
+    /// `surrogate` on it and returns `a`, `x`, the surrogate's gradient in `a` and its logged
+    /// value.
+    fn on_cubic_d(
+        seed: u64,
+        [b, n]: [usize; 2],
+        surrogate: impl FnOnce(&dyn Fn(Tensor<4>) -> Tensor<1>, Tensor<4>) -> (Tensor<1>, f64),
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>, f64) {
         let device = Device::flex().autodiff();
-        let mut rng = Rng::new(7);
-        let (b, n, gamma) = (3, 8, 10.0);
-        let av = rng.normal_vec(n, 0.0, 1.0);
-        let xv = rng.normal_vec(b * n, 0.0, 1.0);
+        let mut rng = Rng::new(seed);
+        let av = rng.normal_vec(n, 0.0, 0.7);
+        let xv = rng.normal_vec(b * n, 0.0, 0.8);
         let a = Tensor::<1>::from_data(TensorData::new(av.clone(), [n]), &device).require_grad();
         let d = |x: Tensor<4>| {
             let bb = x.dims()[0];
@@ -183,71 +187,60 @@ mod tests {
                 .sum_dim(1)
                 .reshape([bb])
         };
-        let x = tensor4(xv.clone(), [b, n, 1, 1], &device);
-        let (loss, r1) = r1_surrogate(d, x, gamma);
-        let grad = a
-            .grad(&loss.backward())
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let (loss, logged) = surrogate(&d, tensor4(xv.clone(), [b, n, 1, 1], &device));
+        let grad = a.grad(&loss.backward()).unwrap();
+        (
+            av,
+            xv,
+            grad.into_data().try_to_vec::<f32>().unwrap(),
+            logged,
+        )
+    }
+
+    fn assert_close(got: f32, want: f64, what: &str) {
+        let got = got as f64;
+        assert!(
+            (got - want).abs() < 2e-3 * (1.0 + want.abs()),
+            "{what}: surrogate {got}, exact {want}"
+        );
+    }
+
+    #[test]
+    fn surrogate_gradient_equals_the_analytic_r1_gradient() {
+        // R1 = (gamma/2) mean_i sum_j g_ij^2, so dR1/da_j = gamma mean_i g_ij x_ij^2.
+        let (b, n, gamma) = (3, 8, 10.0);
+        let (av, xv, grad, r1) = on_cubic_d(7, [b, n], |d, x| r1_surrogate(d, x, gamma));
+        let g = |i: usize, j: usize| av[j] as f64 * (xv[i * n + j] as f64).powi(2) + 1.0;
         let mut r1_exact = 0.0;
-        for j in 0..n {
+        for (j, got) in grad.iter().enumerate() {
             let mut want = 0.0;
             for i in 0..b {
-                let x2 = (xv[i * n + j] as f64).powi(2);
-                want += gamma * (av[j] as f64 * x2 + 1.0) * x2 / b as f64;
-                r1_exact += (av[j] as f64 * x2 + 1.0).powi(2) / b as f64;
+                want += gamma * g(i, j) * (xv[i * n + j] as f64).powi(2) / b as f64;
+                r1_exact += g(i, j).powi(2) / b as f64;
             }
-            let got = grad[j] as f64;
-            assert!(
-                (got - want).abs() < 2e-3 * (1.0 + want.abs()),
-                "a_{j}: surrogate {got}, exact {want}"
-            );
+            assert_close(*got, want, &format!("a_{j}"));
         }
         assert!((r1 - r1_exact).abs() < 1e-3 * r1_exact, "{r1} {r1_exact}");
     }
 
     #[test]
     fn gradient_penalty_surrogate_has_the_analytic_parameter_gradient() {
-        // The same D: g_ij = a_j x_ij^2 + 1, P = (lambda / b) sum_i (||g_i|| - 1)^2, so
+        // P = (lambda / b) sum_i (||g_i|| - 1)^2, so
         // dP/da_j = (lambda / b) sum_i 2 (||g_i|| - 1) / ||g_i|| g_ij x_ij^2.
-        let device = Device::flex().autodiff();
-        let mut rng = Rng::new(11);
         let (b, n, lambda) = (4, 6, 10.0);
-        let av = rng.normal_vec(n, 0.0, 0.5);
-        let xv = rng.normal_vec(b * n, 0.0, 0.7);
-        let a = Tensor::<1>::from_data(TensorData::new(av.clone(), [n]), &device).require_grad();
-        let d = |x: Tensor<4>| {
-            let bb = x.dims()[0];
-            let x = x.reshape([bb, n]);
-            (x.clone().powi_scalar(3) * a.clone().unsqueeze::<2>() / 3.0 + x)
-                .sum_dim(1)
-                .reshape([bb])
-        };
-        let x = tensor4(xv.clone(), [b, n, 1, 1], &device);
-        let (loss, penalty) = gradient_penalty_surrogate(d, x, lambda);
-        let grad = a
-            .grad(&loss.backward())
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let (av, xv, grad, penalty) =
+            on_cubic_d(11, [b, n], |d, x| gradient_penalty_surrogate(d, x, lambda));
         let g = |i: usize, j: usize| av[j] as f64 * (xv[i * n + j] as f64).powi(2) + 1.0;
         let norm = |i: usize| (0..n).map(|j| g(i, j).powi(2)).sum::<f64>().sqrt();
         let exact: f64 = (0..b).map(|i| (norm(i) - 1.0).powi(2)).sum::<f64>() / b as f64;
         assert!((penalty - exact).abs() < 1e-4 * exact, "{penalty} {exact}");
-        for j in 0..n {
+        for (j, got) in grad.iter().enumerate() {
             let want: f64 = (0..b)
                 .map(|i| 2.0 * (norm(i) - 1.0) / norm(i) * g(i, j) * (xv[i * n + j] as f64).powi(2))
                 .sum::<f64>()
                 * lambda
                 / b as f64;
-            let got = grad[j] as f64;
-            assert!(
-                (got - want).abs() < 2e-3 * (1.0 + want.abs()),
-                "a_{j}: surrogate {got}, exact {want}"
-            );
+            assert_close(*got, want, &format!("a_{j}"));
         }
     }
 
