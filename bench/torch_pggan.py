@@ -39,10 +39,10 @@ class EqConv(nn.Module):
 
 
 class EqLinear(nn.Module):
-    def __init__(self, i, o, gain=SQRT2):
+    def __init__(self, i, o, gain=SQRT2, bias=True):
         super().__init__()
         self.w = nn.Parameter(torch.randn(o, i))
-        self.b = nn.Parameter(torch.zeros(o))
+        self.b = nn.Parameter(torch.zeros(o)) if bias else None
         self.g = gain / math.sqrt(i)
 
     def forward(self, x):
@@ -62,7 +62,8 @@ class Generator(nn.Module):
         super().__init__()
         c4 = nf(4, base, cmax)
         self.c4 = c4
-        self.dense = EqLinear(z, c4 * 16, gain=SQRT2 / 4)
+        self.dense = EqLinear(z, c4 * 16, gain=SQRT2 / 4, bias=False)
+        self.dense_b = nn.Parameter(torch.zeros(1, c4, 1, 1))  # per channel, after the reshape
         self.conv = EqConv(c4, c4, 3)
         self.blocks = nn.ModuleList()
         r = 8
@@ -74,7 +75,7 @@ class Generator(nn.Module):
 
     def forward(self, z):
         z = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)
-        x = pn(lrelu(self.dense(z).view(-1, self.c4, 4, 4)))
+        x = pn(lrelu(self.dense(z).view(-1, self.c4, 4, 4) + self.dense_b))
         x = pn(lrelu(self.conv(x)))
         for c0, c1 in self.blocks:
             x = pn(lrelu(c0(F.interpolate(x, scale_factor=2, mode="nearest"))))

@@ -28,7 +28,7 @@
 //! are the same linear maps as the separate operations used here (pooling before the bias and
 //! LReLU, as the fused kernel).
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -169,8 +169,12 @@ impl GeneratorBlock {
 
 #[derive(Module, Debug)]
 pub struct Generator {
-    /// `z_dim -> c4 * 16`, gain `sqrt(2) / 4` (the official code's Theano-matching override).
+    /// `z_dim -> c4 * 16`, gain `sqrt(2) / 4` (the official code's Theano-matching override),
+    /// without bias: the bias is per channel of the 4x4 map, as the official `apply_bias` after
+    /// the reshape.
     pub dense: EqualizedLinear,
+    /// `[c4]`
+    pub dense_bias: Param<Tensor<1>>,
     /// The 4x4 conv3x3.
     pub conv: EqualizedConv2d,
     /// `blocks[l - 1]` makes level `l` from level `l - 1`.
@@ -190,6 +194,7 @@ impl Generator {
             [cfg.z_dim, c4 * 16],
             EqualizedOpts {
                 gain: GAIN / 4.0,
+                bias_init: None,
                 ..Default::default()
             },
             rng,
@@ -211,6 +216,7 @@ impl Generator {
         }
         Generator {
             dense,
+            dense_bias: crate::nn::init::zeros([c4], device),
             conv,
             blocks,
             to_rgb,
@@ -242,7 +248,8 @@ impl Generator {
         let b = z.dims()[0];
         let c4 = self.conv.weight.dims()[0];
         let x = self.dense.forward(normalize_2nd_moment(z)); // [b, c4 * 16]
-        let x = pixel_norm(lrelu(x.reshape([b, c4, 4, 4])));
+        let bias = self.dense_bias.val().reshape([1, c4, 1, 1]);
+        let x = pixel_norm(lrelu(x.reshape([b, c4, 4, 4]) + bias)); // [b, c4, 4, 4]
         let mut x = pixel_norm(lrelu(self.conv.forward(x))); // [b, c4, 4, 4]
         if self.level == 0 {
             return self.to_rgb[0].forward(x);
@@ -458,7 +465,9 @@ mod tests {
             let g1 = &g;
             let b = 3;
             let x = g1.dense.forward(normalize_2nd_moment(zz.clone()));
-            let x = pixel_norm(lrelu(x.reshape([b, 8, 4, 4])));
+            let x = pixel_norm(lrelu(
+                x.reshape([b, 8, 4, 4]) + g1.dense_bias.val().reshape([1, 8, 1, 1]),
+            ));
             let x = pixel_norm(lrelu(g1.conv.forward(x)));
             let x = g1.blocks[0].forward(x);
             g1.to_rgb[2].forward(g1.blocks[1].forward(x))
