@@ -312,11 +312,9 @@ impl GanTrainer {
                     let beta = ema::decay_at(self.cfg.train.ema_decay, g_step);
                     // Running states (batch-norm statistics, spectral-norm vectors) are averaged
                     // with the weights, as BigGAN-PyTorch's `ema` averages its state dict.
-                    let mut avg = copy_buffers(ema::update(avg, &self.g, beta), &self.g);
-                    if let Generator::Pg(g) = &self.g {
-                        avg.set_level(g.current());
-                    }
-                    self.g_ema = Some(avg);
+                    // The average keeps the level `set_level` gave it this step.
+                    let avg = ema::update(avg, &self.g, beta);
+                    self.g_ema = Some(copy_buffers(avg, &self.g));
                 }
                 mark("g_adam");
             }
