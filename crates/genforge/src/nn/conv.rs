@@ -89,6 +89,18 @@ impl Conv2d {
 
     /// `[b, in, h, w] -> [b, out, (h + 2p - k) / s + 1, ...]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [cout, cin, kh, kw] = self.weight.dims();
+        let [_, _, h, w] = x.dims();
+        let pixels = ((h + 2 * self.padding).saturating_sub(kh) / self.stride + 1).pow(2);
+        if kh == kw && h == w && super::gemm_conv::wanted(cin, cout, pixels) {
+            return super::gemm_conv::conv2d(
+                x,
+                effective_weight(&self.weight, &self.sn),
+                Some(self.bias.val()),
+                self.stride,
+                self.padding,
+            );
+        }
         conv2d(
             x,
             effective_weight(&self.weight, &self.sn),
@@ -152,6 +164,17 @@ impl ConvTranspose2d {
 
     /// `[b, in, h, w] -> [b, out, (h - 1) s - 2p + k, ...]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [cin, cout, _, _] = self.weight.dims();
+        let [_, _, h, w] = x.dims();
+        if super::gemm_conv::wanted(cin, cout, h * w) {
+            return super::gemm_conv::conv_transpose2d(
+                x,
+                effective_weight(&self.weight, &self.sn),
+                Some(self.bias.val()),
+                self.stride,
+                self.padding,
+            );
+        }
         conv_transpose2d(
             x,
             effective_weight(&self.weight, &self.sn),

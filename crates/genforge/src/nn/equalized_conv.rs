@@ -40,7 +40,17 @@ impl EqualizedConv2d {
 
     /// `[b, in, h, w] -> [b, out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let k = self.weight.dims()[2];
+        let [cout, cin, k, _] = self.weight.dims();
+        let [_, _, h, w] = x.dims();
+        if super::gemm_conv::wanted(cin, cout, h * w) {
+            return super::gemm_conv::conv2d(
+                x,
+                self.weight.val() * self.weight_gain,
+                self.bias.as_ref().map(|b| b.val()),
+                1,
+                k / 2,
+            );
+        }
         conv2d(
             x,
             self.weight.val() * self.weight_gain,

@@ -7,6 +7,7 @@ pub mod conv;
 pub mod diff_augment;
 pub mod equalized;
 pub mod equalized_conv;
+pub mod gemm_conv;
 pub mod init;
 pub mod layer_norm;
 pub mod linear;
