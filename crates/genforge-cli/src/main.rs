@@ -45,7 +45,7 @@ enum Command {
         /// Override any config key, e.g. --set train.g_lr=1e-4 --set data.classes=[3]
         #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1..)]
         set: Vec<String>,
-        /// cpu (default) or vulkan (needs the `vulkan` build feature).
+        /// cpu (default), vulkan or cuda (need the `vulkan` or `cuda` build feature).
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Seed for weights, batch order and latents (same as --set train.seed=S).
