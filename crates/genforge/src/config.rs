@@ -464,13 +464,20 @@ impl TrainConfig {
                 t.style_mixing
             )));
         }
-        if matches!(
-            self.model,
-            ModelConfig::Vitgan(_) | ModelConfig::Stylegan(_)
-        ) && t.loss != LossKind::Bce
-        {
+        if matches!(self.model, ModelConfig::Vitgan(_)) && t.loss != LossKind::Bce {
             return Err(Error::Config(format!(
                 "train.loss must be \"bce\" for {} (its non-saturating logistic loss)",
+                self.model.family()
+            )));
+        }
+        // The StyleGAN paper trained FFHQ with the non-saturating loss and R1, CelebA-HQ with
+        // WGAN-GP.
+        if matches!(self.model, ModelConfig::Stylegan(_))
+            && !matches!(t.loss, LossKind::Bce | LossKind::WganGp)
+        {
+            return Err(Error::Config(format!(
+                "train.loss must be \"bce\" (non-saturating logistic, with R1) or \"wgan-gp\" \
+                 for {}, got \"hinge\"",
                 self.model.family()
             )));
         }
@@ -655,6 +662,24 @@ mod tests {
         assert!(err.to_string().contains("'5 = 2'"), "{err}");
         let err = cfg.apply_overrides(&["train.batch=0".into()]).unwrap_err();
         assert!(err.to_string().contains("train.batch"));
+    }
+
+    #[test]
+    fn each_family_takes_only_the_losses_its_papers_train_with() {
+        let ok = |preset: &str, loss: &str| {
+            TrainConfig::load(preset, &[format!("train.loss={loss}")])
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert!(ok("stylegan-tiny", "bce").is_ok());
+        assert!(ok("stylegan-tiny", "wgan-gp").is_ok());
+        let err = ok("stylegan-tiny", "hinge").unwrap_err();
+        assert!(
+            err.contains("train.loss") && err.contains("wgan-gp"),
+            "{err}"
+        );
+        let err = ok("vitgan-tiny", "wgan-gp").unwrap_err();
+        assert!(err.contains("train.loss"), "{err}");
     }
 
     #[test]
