@@ -28,6 +28,29 @@ struct Geometry {
 }
 
 impl Geometry {
+    fn new(
+        [b, _, h, w]: [usize; 4],
+        k: usize,
+        stride: usize,
+        padding: usize,
+        transposed: bool,
+    ) -> Self {
+        Geometry {
+            batch: b,
+            h,
+            w,
+            k,
+            stride,
+            padding,
+            transposed,
+        }
+    }
+
+    /// A 1x1 convolution without stride or padding: a plain product, no gather.
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.padding == 0
+    }
+
     /// Output size of the convolution (or of the transposed one, without output padding).
     fn out(&self) -> (usize, usize) {
         let Geometry {
@@ -139,9 +162,13 @@ fn channels_last_rows(x: Tensor<4>) -> Tensor<2> {
     x.permute([0, 2, 3, 1]).reshape([b * h * w, c])
 }
 
-/// `[b * h * w, c] -> [b, c, h, w]`
-fn channels_first(rows: Tensor<2>, [b, h, w]: [usize; 3]) -> Tensor<4> {
+/// `[b * h * w, c]` plus `bias` -> `[b, c, h, w]`
+fn channels_first(rows: Tensor<2>, bias: Option<Tensor<1>>, [b, h, w]: [usize; 3]) -> Tensor<4> {
     let c = rows.dims()[1];
+    let rows = match bias {
+        Some(bias) => rows + bias.unsqueeze(),
+        None => rows,
+    };
     rows.reshape([b, h, w, c]).permute([0, 3, 1, 2])
 }
 
@@ -154,21 +181,13 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    let [b, cin, h, w] = x.dims();
+    let [b, cin, _, _] = x.dims();
     let [cout, _, k, _] = weight.dims();
-    let g = Geometry {
-        batch: b,
-        h,
-        w,
-        k,
-        stride,
-        padding,
-        transposed: false,
-    };
+    let g = Geometry::new(x.dims(), k, stride, padding, false);
     let (oh, ow) = g.out();
     let device = x.device();
     let rows = channels_last_rows(x); // [b*h*w, in]
-    let cols = if k == 1 && stride == 1 && padding == 0 {
+    let cols = if g.pointwise() {
         rows
     } else {
         let rows = Tensor::cat(vec![rows, Tensor::zeros([1, cin], &device)], 0); // + zero row
@@ -176,11 +195,7 @@ pub fn conv2d(
             .reshape([b * oh * ow, k * k * cin])
     };
     let wm = weight.permute([2, 3, 1, 0]).reshape([k * k * cin, cout]); // (ky, kx, in) x out
-    let mut y = cols.matmul(wm); // [b*oh*ow, out]
-    if let Some(bias) = bias {
-        y = y + bias.unsqueeze();
-    }
-    channels_first(y, [b, oh, ow])
+    channels_first(cols.matmul(wm), bias, [b, oh, ow]) // [b*oh*ow, out] -> NCHW
 }
 
 /// burn's `conv_transpose2d` (square kernel, equal stride and padding, no output padding,
@@ -195,20 +210,12 @@ pub fn conv_transpose2d(
 ) -> Tensor<4> {
     let [b, _, h, w] = x.dims();
     let [cin, cout, k, _] = weight.dims();
-    let g = Geometry {
-        batch: b,
-        h,
-        w,
-        k,
-        stride,
-        padding,
-        transposed: true,
-    };
+    let g = Geometry::new(x.dims(), k, stride, padding, true);
     let (oh, ow) = g.out();
     let device = x.device();
     let wm = weight.permute([0, 2, 3, 1]).reshape([cin, k * k * cout]); // in x (ky, kx, out)
     let cols = channels_last_rows(x).matmul(wm); // [b*h*w, k*k*out]
-    let mut y = if k == 1 && stride == 1 && padding == 0 {
+    let y = if g.pointwise() {
         cols
     } else {
         let cols = cols.reshape([b * h * w * k * k, cout]);
@@ -217,10 +224,7 @@ pub fn conv_transpose2d(
             .select_assign(0, rows_tensor(g, &device), cols, IndexingUpdateOp::Add)
             .narrow(0, 0, b * oh * ow)
     }; // [b*oh*ow, out]
-    if let Some(bias) = bias {
-        y = y + bias.unsqueeze();
-    }
-    channels_first(y, [b, oh, ow])
+    channels_first(y, bias, [b, oh, ow])
 }
 
 #[cfg(test)]
