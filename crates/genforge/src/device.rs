@@ -14,8 +14,15 @@ pub fn parse(name: &str) -> Result<Device> {
             cuda_available()?;
             Ok(Device::cuda(0))
         }
-        "vulkan" | "cuda" => Err(Error::Device(format!(
-            "this genforge was built without the '{name}' feature; rebuild with `cargo build --release --features {name}`"
+        // A guard, so builds with both features do not warn of an unreachable arm.
+        gpu if gpu == "vulkan" || gpu == "cuda" => Err(Error::Device(format!(
+            "this genforge was built without the '{gpu}' feature; rebuild with `cargo build \
+             --release --features {gpu}`{}",
+            if gpu == "cuda" {
+                " after `scripts/prepare_cuda_llvm.sh` (README, Devices)"
+            } else {
+                ""
+            }
         ))),
         other => Err(Error::Device(format!(
             "unknown device '{other}'; use cpu, vulkan or cuda"
