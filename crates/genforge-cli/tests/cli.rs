@@ -241,6 +241,17 @@ fn bad_input_gives_clear_errors() {
     if !cfg!(feature = "vulkan") {
         assert_clean_failure(&o, "vulkan");
     }
+    let o = genforge(&[
+        "train",
+        "dcgan-tiny",
+        "--device",
+        "cuda",
+        "--run-dir",
+        &format!("{r}4"),
+    ]);
+    if !cfg!(feature = "cuda") {
+        assert_clean_failure(&o, "prepare_cuda_llvm.sh");
+    }
     // A diverging run stops with a message and keeps its last good checkpoint.
     let d = tmp.path().join("nan");
     let ds = d.to_str().unwrap();
