@@ -2,10 +2,9 @@
 //! burn's own `Conv2d` keeps its weight private to its forward; these apply `W / sigma(W)`.
 
 use burn::module::{Module, Param};
-use burn::tensor::module::{conv_transpose2d, conv2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
 
+use super::gemm_conv::{conv_transpose2d_routed, conv2d_routed};
 use super::{SpectralNorm, init};
 use crate::rng::Rng;
 
@@ -89,23 +88,12 @@ impl Conv2d {
 
     /// `[b, in, h, w] -> [b, out, (h + 2p - k) / s + 1, ...]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [cout, cin, kh, kw] = self.weight.dims();
-        let [_, _, h, w] = x.dims();
-        let pixels = ((h + 2 * self.padding).saturating_sub(kh) / self.stride + 1).pow(2);
-        if kh == kw && h == w && super::gemm_conv::wanted(cin, cout, pixels) {
-            return super::gemm_conv::conv2d(
-                x,
-                effective_weight(&self.weight, &self.sn),
-                Some(self.bias.val()),
-                self.stride,
-                self.padding,
-            );
-        }
-        conv2d(
+        conv2d_routed(
             x,
             effective_weight(&self.weight, &self.sn),
             Some(self.bias.val()),
-            ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1),
+            self.stride,
+            self.padding,
         )
     }
 }
@@ -164,22 +152,12 @@ impl ConvTranspose2d {
 
     /// `[b, in, h, w] -> [b, out, (h - 1) s - 2p + k, ...]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [cin, cout, _, _] = self.weight.dims();
-        let [_, _, h, w] = x.dims();
-        if super::gemm_conv::wanted(cin, cout, h * w) {
-            return super::gemm_conv::conv_transpose2d(
-                x,
-                effective_weight(&self.weight, &self.sn),
-                Some(self.bias.val()),
-                self.stride,
-                self.padding,
-            );
-        }
-        conv_transpose2d(
+        conv_transpose2d_routed(
             x,
             effective_weight(&self.weight, &self.sn),
             Some(self.bias.val()),
-            ConvTransposeOptions::new([self.stride; 2], [self.padding; 2], [0, 0], [1, 1], 1),
+            self.stride,
+            self.padding,
         )
     }
 }

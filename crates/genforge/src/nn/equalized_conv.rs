@@ -3,10 +3,9 @@
 //! (`fan_in = in * k * k`), so every layer learns at the same relative speed under Adam.
 
 use burn::module::{Module, Param};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
+use super::gemm_conv::conv2d_routed;
 use super::init;
 use crate::rng::Rng;
 
@@ -40,22 +39,13 @@ impl EqualizedConv2d {
 
     /// `[b, in, h, w] -> [b, out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [cout, cin, k, _] = self.weight.dims();
-        let [_, _, h, w] = x.dims();
-        if super::gemm_conv::wanted(cin, cout, h * w) {
-            return super::gemm_conv::conv2d(
-                x,
-                self.weight.val() * self.weight_gain,
-                self.bias.as_ref().map(|b| b.val()),
-                1,
-                k / 2,
-            );
-        }
-        conv2d(
+        let k = self.weight.dims()[2];
+        conv2d_routed(
             x,
             self.weight.val() * self.weight_gain,
             self.bias.as_ref().map(|b| b.val()),
-            ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1),
+            1,
+            k / 2,
         )
     }
 }

@@ -13,6 +13,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use burn::tensor::module;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 /// The geometry of one convolution: input `h x w`, kernel `k`, `stride`, zero `padding`.
@@ -156,6 +158,42 @@ pub fn wanted(cin: usize, cout: usize, pixels: usize) -> bool {
     }
 }
 
+/// A convolution (`weight` `[out, in, k, k]`) by the route [`route`] picks for its shape: burn's
+/// `conv2d` or [`conv2d`].
+pub fn conv2d_routed(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    let [cout, cin, kh, kw] = weight.dims();
+    let [_, _, h, w] = x.dims();
+    let out = (h + 2 * padding).saturating_sub(kh) / stride + 1;
+    if kh == kw && h == w && wanted(cin, cout, out * out) {
+        return conv2d(x, weight, bias, stride, padding);
+    }
+    let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+    module::conv2d(x, weight, bias, options)
+}
+
+/// A transposed convolution (`weight` `[in, out, k, k]`) by the route [`route`] picks.
+pub fn conv_transpose2d_routed(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    let [cin, cout, kh, kw] = weight.dims();
+    let [_, _, h, w] = x.dims();
+    if kh == kw && wanted(cin, cout, h * w) {
+        return conv_transpose2d(x, weight, bias, stride, padding);
+    }
+    let options = ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1);
+    module::conv_transpose2d(x, weight, bias, options)
+}
+
 /// `[b, c, h, w] -> [b * h * w, c]`
 fn channels_last_rows(x: Tensor<4>) -> Tensor<2> {
     let [b, c, h, w] = x.dims();
@@ -232,8 +270,6 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
     use burn::module::Param;
-    use burn::tensor::module;
-    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
     fn random(shape: [usize; 4], rng: &mut Rng, device: &Device) -> Tensor<4> {
         let n = shape.iter().product();
