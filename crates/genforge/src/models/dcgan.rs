@@ -22,9 +22,10 @@
 //! With `spectral_norm` (SAGAN) every conv but G's and D's `last` is spectrally normalized, and
 //! self-attention follows the layers whose resolutions are listed.
 
+use crate::nn::activation::leaky_relu;
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::{leaky_relu, relu, tanh};
+use burn::tensor::activation::{relu, tanh};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 

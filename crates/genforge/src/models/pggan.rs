@@ -28,8 +28,8 @@
 //! are the same linear maps as the separate operations used here (pooling before the bias and
 //! LReLU, as the fused kernel).
 
+use crate::nn::activation::leaky_relu;
 use burn::module::{Module, Param};
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 

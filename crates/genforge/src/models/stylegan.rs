@@ -21,8 +21,8 @@
 //! conv3x3, 2x2 average pool`, down to 4x4, where minibatch standard deviation (group 4), a
 //! conv3x3 and two dense layers give the logit. Every layer has an equalized learning rate.
 
+use crate::nn::activation::leaky_relu;
 use burn::module::{Module, Param};
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 

@@ -3,8 +3,8 @@
 //! equalized fully connected layers with leaky ReLU 0.2 and a slow learning rate. ViTGAN uses the
 //! same network for its `w`.
 
+use crate::nn::activation::leaky_relu;
 use burn::module::Module;
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
 use super::equalized::{EqualizedLinear, EqualizedOpts};

@@ -1,5 +1,6 @@
 //! Layers burn lacks, named as in the papers.
 
+pub mod activation;
 pub mod adain;
 pub mod blur;
 pub mod conditional_batch_norm;

@@ -1,0 +1,179 @@
+//! LeakyReLU with a one-pass backward.
+//!
+//! burn's `leaky_relu` under autodiff is a composition (`x < 0` mask, `x * slope`, `mask_where`), so
+//! its backward runs two `mask_where`s over zero-filled tensors, a `mul_scalar` and an add: about
+//! nine passes over the activation and a bool tensor per call. The StyleGAN and Progressive GAN
+//! networks apply it after every layer. On the CPU backend this module registers it as one autodiff
+//! operation through a burn backend extension: one pass forward, one pass backward (`grad` where
+//! the output is non-negative, `slope * grad` elsewhere). Other devices take burn's composition.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::ops::binary::binary_op;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{TensorMetadata, get_or_init_device_settings};
+use burn::tensor::{Device, Tensor};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedActivations: Backend {
+    /// `x` where `x >= 0`, `slope * x` elsewhere.
+    fn leaky_relu_fused(x: FloatTensor<Self>, slope: f32) -> FloatTensor<Self> {
+        Self::leaky_relu(x, slope.into())
+    }
+
+    /// The gradient through `leaky_relu_fused` given its output (`slope > 0`, so the output has
+    /// the input's sign).
+    fn leaky_relu_backward(
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        slope: f32,
+    ) -> FloatTensor<Self>;
+}
+
+impl FusedActivations for Flex {
+    fn leaky_relu_backward(
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        slope: f32,
+    ) -> FloatTensor<Self> {
+        let slope64 = slope as f64;
+        binary_op(
+            output,
+            grad,
+            move |y: f32, g| if y >= 0.0 { g } else { slope * g },
+            move |y: f64, g| if y >= 0.0 { g } else { slope64 * g },
+            None,
+        )
+    }
+}
+
+#[derive(Debug)]
+struct LeakyReluBackward;
+
+impl<B: Backend + FusedActivations> Backward<B, 1> for LeakyReluBackward {
+    /// The forward output and the slope.
+    type State = (FloatTensor<B>, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (output, slope) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::leaky_relu_backward(output, grad, slope)
+        });
+    }
+}
+
+impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for Autodiff<B, C> {
+    fn leaky_relu_fused(x: FloatTensor<Self>, slope: f32) -> FloatTensor<Self> {
+        match LeakyReluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = B::leaky_relu_fused(x.into_primitive(), slope);
+                prep.finish((output.clone(), slope), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::leaky_relu_fused(x.into_primitive(), slope)),
+        }
+    }
+
+    fn leaky_relu_backward(
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        slope: f32,
+    ) -> FloatTensor<Self> {
+        // Only reached if a second derivative were taken; burn has none, so compose.
+        let bool_dtype = get_or_init_device_settings::<Self>(&output.device()).bool_dtype;
+        let negative = Self::float_lower_elem(output, 0f32.into(), bool_dtype);
+        let scaled = Self::float_mul_scalar(grad.clone(), slope.into());
+        Self::float_mask_where(grad, negative, scaled)
+    }
+}
+
+/// Whether tensors on `device` live on the CPU backend, where the fused operation is registered.
+fn is_flex(device: &Device) -> bool {
+    device.clone().without_autodiff() == Device::flex()
+}
+
+/// `GENFORGE_FUSED=0` takes burn's composition everywhere (to compare speed; results are equal).
+fn fused_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var_os("GENFORGE_FUSED").is_none_or(|v| v != "0"))
+}
+
+/// LeakyReLU, `x` where `x >= 0` and `slope * x` elsewhere (`slope > 0`), with a one-pass backward
+/// on the CPU backend and burn's `leaky_relu` elsewhere.
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
+    if slope > 0.0 && fused_enabled() && is_flex(&x.device()) {
+        Tensor::from_dispatch(<Dispatch as FusedActivations>::leaky_relu_fused(
+            x.into_dispatch(),
+            slope as f32,
+        ))
+    } else {
+        burn::tensor::activation::leaky_relu(x, slope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use burn::tensor::TensorData;
+
+    /// Forward values and the input gradient equal burn's composed `leaky_relu`, including at
+    /// zero and for a gradient that is not all ones.
+    #[test]
+    fn matches_burn_leaky_relu_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(3);
+        let mut v = rng.normal_vec(2 * 3 * 5 * 7, 0.0, 1.0);
+        v[0] = 0.0;
+        v[1] = -0.0;
+        let w = rng.normal_vec(v.len(), 0.0, 1.0);
+        let weights = Tensor::<4>::from_data(TensorData::new(w, [2, 3, 5, 7]), &device);
+        let run = |fused: bool| {
+            let x = Tensor::<4>::from_data(TensorData::new(v.clone(), [2, 3, 5, 7]), &device)
+                .require_grad();
+            let y = if fused {
+                leaky_relu(x.clone(), 0.2)
+            } else {
+                burn::tensor::activation::leaky_relu(x.clone(), 0.2)
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            let gx = x
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            (y.into_data().try_to_vec::<f32>().unwrap(), gx)
+        };
+        assert!(is_flex(&device) && is_flex(&Device::flex()));
+        let (y_fused, g_fused) = run(true);
+        let (y_ref, g_ref) = run(false);
+        assert_eq!(y_fused, y_ref);
+        assert_eq!(g_fused, g_ref);
+        // And against the formula, so both cannot be wrong the same way.
+        for ((&x, &g), &wt) in v
+            .iter()
+            .zip(&g_fused)
+            .zip(weights.to_data().as_slice::<f32>().unwrap())
+        {
+            let expected = if x >= 0.0 { wt } else { 0.2 * wt };
+            assert_eq!(g, expected, "x = {x}");
+        }
+    }
+
+    /// Without autodiff the fused path is the plain forward.
+    #[test]
+    fn inference_forward_is_leaky_relu() {
+        let device = Device::flex();
+        let x = Tensor::<2>::from_floats([[-2.0, -0.5, 0.0, 1.5]], &device);
+        let y = leaky_relu(x, 0.2).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(y, vec![-0.4, -0.1, 0.0, 1.5]);
+    }
+}
