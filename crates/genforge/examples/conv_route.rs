@@ -1,5 +1,5 @@
 //! Times forward + backward of GAN-sized convolutions through burn's ops and through the
-//! batch-wide GEMM route (`nn::gemm_conv`): `cargo run --release --example conv_route`.
+//! batch-wide GEMM route on the CPU (`nn::cpu_conv`): `cargo run --release --example conv_route`.
 
 use std::time::Instant;
 
@@ -7,7 +7,7 @@ use burn::module::Param;
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor, TensorData};
-use genforge::nn::gemm_conv;
+use genforge::nn::cpu_conv;
 use genforge::rng::Rng;
 
 fn random(shape: [usize; 4], rng: &mut Rng, device: &Device) -> Tensor<4> {
@@ -74,14 +74,14 @@ fn main() {
                     None,
                     ConvOptions::new([s, s], [p, p], [1, 1], 1),
                 ),
-                (false, true) => gemm_conv::conv2d(x.val(), w.val(), None, s, p),
+                (false, true) => cpu_conv::conv2d(x.val(), w.val(), s, p),
                 (true, false) => module::conv_transpose2d(
                     x.val(),
                     w.val(),
                     None,
                     ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1),
                 ),
-                (true, true) => gemm_conv::conv_transpose2d(x.val(), w.val(), None, s, p),
+                (true, true) => cpu_conv::conv_transpose2d(x.val(), w.val(), s, p),
             };
             let grads = (y.clone() * y).sum().backward();
             let gx = x.val().grad(&grads).unwrap();

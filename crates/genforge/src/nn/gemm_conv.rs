@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::nn::cpu_conv;
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
@@ -130,7 +131,8 @@ fn rows_tensor(g: Geometry, device: &Device) -> Tensor<1, Int> {
     })
 }
 
-/// Which convolution route the layers take: `GENFORGE_CONV` = `burn`, `gemm` or `auto`.
+/// Which convolution route the layers take: `GENFORGE_CONV` = `auto` (the default), `burn` or
+/// `gemm`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Burn,
@@ -142,19 +144,22 @@ pub fn route() -> Route {
     static ROUTE: std::sync::OnceLock<Route> = std::sync::OnceLock::new();
     *ROUTE.get_or_init(|| match std::env::var("GENFORGE_CONV").as_deref() {
         Ok("gemm") => Route::Gemm,
-        Ok("auto") => Route::Auto,
-        _ => Route::Burn,
+        Ok("burn") => Route::Burn,
+        _ => Route::Auto,
     })
 }
 
-/// Whether a convolution with `cin -> cout` channels and a `pixels`-pixel small map (the
-/// output of a convolution, the input of a transposed one) takes the GEMM route: where burn's
-/// per-image products are thin (few pixels or few channels).
-pub fn wanted(cin: usize, cout: usize, pixels: usize) -> bool {
+/// Whether a convolution (`k x k` kernel, `stride`, a `pixels`-pixel
+/// small map: the output of a convolution, the input of a transposed one) on a tensor on
+/// `cpu` (the CPU backend) or not takes the batch-wide GEMM route. `auto` takes it on the CPU
+/// wherever it measured faster than burn's kernels (`examples/conv_route.rs`, whole steps):
+/// 4x4 maps and strided convolutions (and transposed ones); not stride-1 convolutions on
+/// larger maps, which burn runs without im2col (1x1, few channels) or as per-tap products.
+pub fn wanted(pixels: usize, k: usize, stride: usize, cpu: bool) -> bool {
     match route() {
         Route::Burn => false,
         Route::Gemm => true,
-        Route::Auto => pixels <= 64 || cin < 16 || cout < 16,
+        Route::Auto => cpu && (pixels <= 16 || (k > 1 && stride > 1)),
     }
 }
 
@@ -167,10 +172,14 @@ pub fn conv2d_routed(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    let [cout, cin, kh, kw] = weight.dims();
+    let [_, _, kh, kw] = weight.dims();
     let [_, _, h, w] = x.dims();
     let out = (h + 2 * padding).saturating_sub(kh) / stride + 1;
-    if kh == kw && h == w && wanted(cin, cout, out * out) {
+    let cpu = cpu_conv::supports(&x);
+    if kh == kw && h == w && wanted(out * out, kh, stride, cpu) {
+        if cpu {
+            return add_bias(cpu_conv::conv2d(x, weight, stride, padding), bias);
+        }
         return conv2d(x, weight, bias, stride, padding);
     }
     let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
@@ -185,13 +194,27 @@ pub fn conv_transpose2d_routed(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    let [cin, cout, kh, kw] = weight.dims();
+    let [_, _, kh, kw] = weight.dims();
     let [_, _, h, w] = x.dims();
-    if kh == kw && wanted(cin, cout, h * w) {
+    let cpu = cpu_conv::supports(&x);
+    if kh == kw && wanted(h * w, kh, stride, cpu) {
+        if cpu {
+            return add_bias(cpu_conv::conv_transpose2d(x, weight, stride, padding), bias);
+        }
         return conv_transpose2d(x, weight, bias, stride, padding);
     }
     let options = ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1);
     module::conv_transpose2d(x, weight, bias, options)
+}
+
+fn add_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    match bias {
+        Some(b) => {
+            let c = b.dims()[0];
+            y + b.reshape([1, c, 1, 1])
+        }
+        None => y,
+    }
 }
 
 /// `[b, c, h, w] -> [b * h * w, c]`

@@ -5,6 +5,7 @@ pub mod adain;
 pub mod blur;
 pub mod conditional_batch_norm;
 pub mod conv;
+pub mod cpu_conv;
 pub mod diff_augment;
 pub mod equalized;
 pub mod equalized_conv;

@@ -1,0 +1,768 @@
+//! Convolutions on the CPU backend as one batch-wide matrix product each.
+//!
+//! burn-flex runs a convolution's matrix products image by image (and its transposed convolution
+//! and the gradients likewise), so at 4x4 and 8x8 maps each product has 16-64 rows and runs in
+//! the GEMM's narrow edge tiles. Here every product spans the whole batch:
+//!
+//! ```text
+//! conv       y  = W . im2col(x)           dx = col2im(W^T . dy)      dW = dy . im2col(x)^T
+//! conv^T     y  = col2im(W^T . x)         dx = W . im2col(dy)        dW = x . im2col(dy)^T
+//! ```
+//!
+//! with images as `[c, b * h * w]` matrices ("channels first", a memcpy per image and channel
+//! from NCHW) and `im2col(x)` as `[b * oh * ow, c * k * k]`. A transposed convolution is the
+//! adjoint of a convolution with the same weight tensor (burn's `[in, out, k, k]` layout is the
+//! convolution's `[out, in, k, k]`), so three kernels (`conv_forward`, its input adjoint
+//! `conv_input_grad` and its weight gradient `conv_weight_grad`) cover both operations and all
+//! their gradients; each kernel's own gradients are the other two, so autodiff closes over them.
+//!
+//! Registered through a burn backend extension for the Flex backend (f32, groups 1, dilation 1,
+//! square kernels); the layers call [`conv2d`] and [`conv_transpose2d`] through
+//! `nn::gemm_conv::conv2d_routed` and `conv_transpose2d_routed`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait CpuConv: Backend {
+    /// `x [b, c, h, w]`, `weight [o, c, k, k]` -> `[b, o, oh, ow]`, `oh = (h + 2p - k) / s + 1`.
+    fn conv_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The adjoint of `conv_forward` in `x`: `dy [b, o, oh, ow]` -> `[b, c, h, w]`.
+    fn conv_input_grad(
+        dy: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        h: usize,
+        w: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient of `<dy, conv_forward(x, W)>` in `W`: `[o, c, k, k]`.
+    fn conv_weight_grad(
+        x: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        k: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// One convolution's sizes.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+}
+
+impl Geometry {
+    fn new(b: usize, c: usize, [h, w]: [usize; 2], k: usize, s: usize, p: usize) -> Self {
+        let oh = (h + 2 * p - k) / s + 1;
+        let ow = (w + 2 * p - k) / s + 1;
+        Geometry {
+            b,
+            c,
+            h,
+            w,
+            oh,
+            ow,
+            k,
+            s,
+            p,
+        }
+    }
+    /// Columns of `im2col`: `c * k * k`.
+    fn cols(&self) -> usize {
+        self.c * self.k * self.k
+    }
+}
+
+fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    assert_eq!(
+        t.dtype(),
+        DType::F32,
+        "the CPU convolution route takes f32 tensors"
+    );
+    match t.as_slice::<f32>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+fn tensor(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape))
+}
+
+/// `[b, c, hw]` (NCHW) -> `[c, b * hw]`.
+fn to_channels_first(x: &[f32], b: usize, c: usize, hw: usize, out: &mut [f32]) {
+    out.par_chunks_mut(b * hw)
+        .enumerate()
+        .for_each(|(ci, dst)| {
+            for bi in 0..b {
+                dst[bi * hw..][..hw].copy_from_slice(&x[(bi * c + ci) * hw..][..hw]);
+            }
+        });
+}
+
+/// `[c, b * hw]` -> `[b, c, hw]` (NCHW).
+fn from_channels_first(x: &[f32], b: usize, c: usize, hw: usize, out: &mut [f32]) {
+    out.par_chunks_mut(c * hw)
+        .enumerate()
+        .for_each(|(bi, dst)| {
+            for ci in 0..c {
+                dst[ci * hw..][..hw].copy_from_slice(&x[(ci * b + bi) * hw..][..hw]);
+            }
+        });
+}
+
+/// `x [b, c, h, w]` -> `cols [b * oh * ow, c * k * k]`, zeros where the window leaves the image.
+fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
+    let (kk, k, pos) = (g.cols(), g.k, g.oh * g.ow);
+    cols.par_chunks_mut(pos * kk)
+        .enumerate()
+        .for_each(|(bi, image)| {
+            let xb = &x[bi * g.c * g.h * g.w..][..g.c * g.h * g.w];
+            for (pi, row) in image.chunks_mut(kk).enumerate() {
+                let (oy, ox) = (pi / g.ow, pi % g.ow);
+                for ci in 0..g.c {
+                    for ky in 0..k {
+                        let dst = &mut row[(ci * k + ky) * k..][..k];
+                        let iy = (oy * g.s + ky) as isize - g.p as isize;
+                        if iy < 0 || iy >= g.h as isize {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        let src = &xb[(ci * g.h + iy as usize) * g.w..][..g.w];
+                        for (kx, d) in dst.iter_mut().enumerate() {
+                            let ix = (ox * g.s + kx) as isize - g.p as isize;
+                            *d = if ix >= 0 && ix < g.w as isize {
+                                src[ix as usize]
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The adjoint of [`im2col`]: scatter-add `cols [b * oh * ow, c * k * k]` into `x [b, c, h, w]`
+/// (zeroed first).
+fn col2im(cols: &[f32], g: &Geometry, x: &mut [f32]) {
+    let (kk, k, pos) = (g.cols(), g.k, g.oh * g.ow);
+    x.par_chunks_mut(g.c * g.h * g.w)
+        .enumerate()
+        .for_each(|(bi, xb)| {
+            xb.fill(0.0);
+            let image = &cols[bi * pos * kk..][..pos * kk];
+            for (pi, row) in image.chunks(kk).enumerate() {
+                let (oy, ox) = (pi / g.ow, pi % g.ow);
+                for ci in 0..g.c {
+                    for ky in 0..k {
+                        let src = &row[(ci * k + ky) * k..][..k];
+                        let iy = (oy * g.s + ky) as isize - g.p as isize;
+                        if iy < 0 || iy >= g.h as isize {
+                            continue;
+                        }
+                        let dst = &mut xb[(ci * g.h + iy as usize) * g.w..][..g.w];
+                        for (kx, v) in src.iter().enumerate() {
+                            let ix = (ox * g.s + kx) as isize - g.p as isize;
+                            if ix >= 0 && ix < g.w as isize {
+                                dst[ix as usize] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// A strided matrix: element `(i, j)` at `data[i * rs + j * cs]`.
+struct Mat<'a> {
+    data: &'a [f32],
+    rs: isize,
+    cs: isize,
+}
+
+/// `dst [m, n] (+)= lhs [m, k] . rhs [k, n]`; `dst` row-major, or column-major with
+/// `col_major`; with `accumulate` the product is added to what `dst` holds.
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    lhs: Mat,
+    rhs: Mat,
+    dst: &mut [f32],
+    col_major: bool,
+    accumulate: bool,
+) {
+    assert!(dst.len() >= m * n);
+    let (dst_rs, dst_cs) = if col_major {
+        (1, m as isize)
+    } else {
+        (n as isize, 1)
+    };
+    let parallelism = if m * n * k >= 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the callers size every slice from the same (m, n, k) and strides, so each index
+    // `i * rs + j * cs` the product reaches lies inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs,
+            dst_rs,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs,
+            lhs.rs,
+            rhs.data.as_ptr(),
+            rhs.cs,
+            rhs.rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Images per chunk: as many as keep one chunk's `im2col` near 4 MiB (so it stays in cache and
+/// its buffer is reused), at least one.
+fn images_per_chunk(g: &Geometry) -> usize {
+    // Tests use small chunks so that several chunks (and the accumulation of dW) are exercised.
+    const CHUNK_BYTES: usize = if cfg!(test) { 2048 } else { 4 << 20 };
+    let per_image = g.oh * g.ow * g.cols() * 4;
+    (CHUNK_BYTES / per_image.max(1)).clamp(1, g.b)
+}
+
+/// `(first image, images)` of each chunk of a batch of `b`.
+fn chunks(b: usize, per: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..b).step_by(per).map(move |b0| (b0, per.min(b - b0)))
+}
+
+impl CpuConv for Flex {
+    fn conv_forward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        stride: usize,
+        padding: usize,
+    ) -> FlexTensor {
+        let [b, c, h, w] = dims4(&x);
+        let [o, _, k, _] = dims4(&weight);
+        let g = Geometry::new(b, c, [h, w], k, stride, padding);
+        let (x, weight) = (contiguous_f32(&x), contiguous_f32(&weight));
+        let (pos, kk) = (g.oh * g.ow, g.cols());
+        let per = images_per_chunk(&g);
+        let mut y = vec![0.0; b * o * pos];
+        let (mut cols, mut y_cf) = (vec![0.0; per * pos * kk], vec![0.0; o * per * pos]);
+        for (b0, nb) in chunks(b, per) {
+            let gc = Geometry { b: nb, ..g };
+            let rows = nb * pos;
+            im2col(
+                &x[b0 * c * h * w..][..nb * c * h * w],
+                &gc,
+                &mut cols[..rows * kk],
+            );
+            // y^T [rows, o] = cols . W^T, stored column-major: `[o, rows]`, channels first.
+            matmul(
+                (rows, o, kk),
+                Mat {
+                    data: &cols,
+                    rs: kk as isize,
+                    cs: 1,
+                },
+                Mat {
+                    data: &weight,
+                    rs: 1,
+                    cs: kk as isize,
+                },
+                &mut y_cf,
+                true,
+                false,
+            );
+            from_channels_first(&y_cf, nb, o, pos, &mut y[b0 * o * pos..][..nb * o * pos]);
+        }
+        tensor(y, [b, o, g.oh, g.ow])
+    }
+
+    fn conv_input_grad(
+        dy: FlexTensor,
+        weight: FlexTensor,
+        stride: usize,
+        padding: usize,
+        h: usize,
+        w: usize,
+    ) -> FlexTensor {
+        let [b, o, _, _] = dims4(&dy);
+        let [_, c, k, _] = dims4(&weight);
+        let g = Geometry::new(b, c, [h, w], k, stride, padding);
+        let (dy, weight) = (contiguous_f32(&dy), contiguous_f32(&weight));
+        let (pos, kk) = (g.oh * g.ow, g.cols());
+        let per = images_per_chunk(&g);
+        let mut dx = vec![0.0; b * c * h * w];
+        let (mut dcols, mut dy_cf) = (vec![0.0; per * pos * kk], vec![0.0; o * per * pos]);
+        for (b0, nb) in chunks(b, per) {
+            let gc = Geometry { b: nb, ..g };
+            let rows = nb * pos;
+            to_channels_first(
+                &dy[b0 * o * pos..][..nb * o * pos],
+                nb,
+                o,
+                pos,
+                &mut dy_cf[..o * rows],
+            );
+            // dcols [rows, kk] = dy^T . W
+            matmul(
+                (rows, kk, o),
+                Mat {
+                    data: &dy_cf,
+                    rs: 1,
+                    cs: rows as isize,
+                },
+                Mat {
+                    data: &weight,
+                    rs: kk as isize,
+                    cs: 1,
+                },
+                &mut dcols,
+                false,
+                false,
+            );
+            col2im(
+                &dcols[..rows * kk],
+                &gc,
+                &mut dx[b0 * c * h * w..][..nb * c * h * w],
+            );
+        }
+        tensor(dx, [b, c, h, w])
+    }
+
+    fn conv_weight_grad(
+        x: FlexTensor,
+        dy: FlexTensor,
+        stride: usize,
+        padding: usize,
+        k: usize,
+    ) -> FlexTensor {
+        let [b, c, h, w] = dims4(&x);
+        let [_, o, _, _] = dims4(&dy);
+        let g = Geometry::new(b, c, [h, w], k, stride, padding);
+        let (x, dy) = (contiguous_f32(&x), contiguous_f32(&dy));
+        let (pos, kk) = (g.oh * g.ow, g.cols());
+        let per = images_per_chunk(&g);
+        let mut dw = vec![0.0; o * kk];
+        let (mut cols, mut dy_cf) = (vec![0.0; per * pos * kk], vec![0.0; o * per * pos]);
+        for (i, (b0, nb)) in chunks(b, per).enumerate() {
+            let gc = Geometry { b: nb, ..g };
+            let rows = nb * pos;
+            im2col(
+                &x[b0 * c * h * w..][..nb * c * h * w],
+                &gc,
+                &mut cols[..rows * kk],
+            );
+            to_channels_first(
+                &dy[b0 * o * pos..][..nb * o * pos],
+                nb,
+                o,
+                pos,
+                &mut dy_cf[..o * rows],
+            );
+            // dW [o, kk] += dy . cols
+            matmul(
+                (o, kk, rows),
+                Mat {
+                    data: &dy_cf,
+                    rs: rows as isize,
+                    cs: 1,
+                },
+                Mat {
+                    data: &cols,
+                    rs: kk as isize,
+                    cs: 1,
+                },
+                &mut dw,
+                false,
+                i > 0,
+            );
+        }
+        tensor(dw, [o, c, k, k])
+    }
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// Geometry carried to the backward pass.
+#[derive(Clone, Copy, Debug)]
+struct Conv {
+    stride: usize,
+    padding: usize,
+}
+
+#[derive(Debug)]
+struct ConvForwardBackward;
+
+impl<B: Backend + CpuConv> Backward<B, 2> for ConvForwardBackward {
+    /// `x`, `weight`, geometry.
+    type State = (FloatTensor<B>, FloatTensor<B>, Conv);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, weight, g) = ops.state;
+        let shape = x.shape();
+        let k = weight.shape()[2];
+        binary::<B, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            |dy| B::conv_input_grad(dy, weight, g.stride, g.padding, shape[2], shape[3]),
+            |dy| B::conv_weight_grad(x, dy, g.stride, g.padding, k),
+        );
+    }
+}
+
+#[derive(Debug)]
+struct ConvInputGradBackward;
+
+impl<B: Backend + CpuConv> Backward<B, 2> for ConvInputGradBackward {
+    /// `dy`, `weight`, geometry.
+    type State = (FloatTensor<B>, FloatTensor<B>, Conv);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (dy, weight, g) = ops.state;
+        let k = weight.shape()[2];
+        binary::<B, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            |gx| B::conv_forward(gx, weight, g.stride, g.padding),
+            |gx| B::conv_weight_grad(gx, dy, g.stride, g.padding, k),
+        );
+    }
+}
+
+#[derive(Debug)]
+struct ConvWeightGradBackward;
+
+impl<B: Backend + CpuConv> Backward<B, 2> for ConvWeightGradBackward {
+    /// `x`, `dy`, geometry.
+    type State = (FloatTensor<B>, FloatTensor<B>, Conv);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, dy, g) = ops.state;
+        let shape = x.shape();
+        binary::<B, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            |gw| B::conv_input_grad(dy, gw, g.stride, g.padding, shape[2], shape[3]),
+            |gw| B::conv_forward(x, gw, g.stride, g.padding),
+        );
+    }
+}
+
+impl<B: Backend + CpuConv, C: CheckpointStrategy> CpuConv for Autodiff<B, C> {
+    fn conv_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        let g = Conv { stride, padding };
+        let prep = ConvForwardBackward.prepare::<C>([x.node(), weight.node()]);
+        match prep.compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, w) = (x.into_primitive(), weight.into_primitive());
+                let y = B::conv_forward(x.clone(), w.clone(), stride, padding);
+                prep.finish((x, w, g), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv_forward(
+                x.into_primitive(),
+                weight.into_primitive(),
+                stride,
+                padding,
+            )),
+        }
+    }
+
+    fn conv_input_grad(
+        dy: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        h: usize,
+        w: usize,
+    ) -> FloatTensor<Self> {
+        let g = Conv { stride, padding };
+        let prep = ConvInputGradBackward.prepare::<C>([dy.node(), weight.node()]);
+        match prep.compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (dy, wt) = (dy.into_primitive(), weight.into_primitive());
+                let x = B::conv_input_grad(dy.clone(), wt.clone(), stride, padding, h, w);
+                prep.finish((dy, wt, g), x)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv_input_grad(
+                dy.into_primitive(),
+                weight.into_primitive(),
+                stride,
+                padding,
+                h,
+                w,
+            )),
+        }
+    }
+
+    fn conv_weight_grad(
+        x: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        k: usize,
+    ) -> FloatTensor<Self> {
+        let g = Conv { stride, padding };
+        let prep = ConvWeightGradBackward.prepare::<C>([x.node(), dy.node()]);
+        match prep.compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, dy) = (x.into_primitive(), dy.into_primitive());
+                let gw = B::conv_weight_grad(x.clone(), dy.clone(), stride, padding, k);
+                prep.finish((x, dy, g), gw)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv_weight_grad(
+                x.into_primitive(),
+                dy.into_primitive(),
+                stride,
+                padding,
+                k,
+            )),
+        }
+    }
+}
+
+/// Whether `x` can take this route: an f32 tensor on the CPU backend.
+pub fn supports(x: &Tensor<4>) -> bool {
+    x.dtype() == DType::F32 && x.device().without_autodiff() == Device::flex()
+}
+
+/// Convolution `[b, c, h, w]` with `weight [o, c, k, k]` (no bias) -> `[b, o, oh, ow]`.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usize) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as CpuConv>::conv_forward(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        padding,
+    ))
+}
+
+/// Transposed convolution `[b, c, h, w]` with `weight [c, o, k, k]` (burn's layout, no bias,
+/// no output padding) -> `[b, o, (h - 1) s - 2p + k, ...]`.
+pub fn conv_transpose2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let k = weight.dims()[2];
+    let (oh, ow) = (
+        (h - 1) * stride + k - 2 * padding,
+        (w - 1) * stride + k - 2 * padding,
+    );
+    Tensor::from_dispatch(<Dispatch as CpuConv>::conv_input_grad(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        padding,
+        oh,
+        ow,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use burn::tensor::module;
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+    fn randn<const D: usize>(rng: &mut Rng, shape: [usize; D], device: &Device) -> Tensor<D> {
+        let n = shape.iter().product();
+        Tensor::from_data(TensorData::new(rng.normal_vec(n, 0.0, 1.0), shape), device)
+    }
+
+    fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
+        let (a, b) = (
+            a.into_data().try_to_vec::<f32>().unwrap(),
+            b.into_data().try_to_vec::<f32>().unwrap(),
+        );
+        assert_eq!(a.len(), b.len(), "{what}: sizes");
+        let scale = b.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * scale,
+                "{what}[{i}]: {x} vs burn {y}"
+            );
+        }
+    }
+
+    /// Forward values and both gradients (under a random upstream gradient) equal burn's
+    /// `conv2d` and `conv_transpose2d` for every layer shape the presets use.
+    #[test]
+    fn matches_burn_convolutions_and_their_gradients() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(5);
+        // (batch, in, out, side, k, stride, padding)
+        let cases = [
+            (3, 2, 5, 8, 4, 2, 1),
+            (2, 3, 4, 7, 3, 1, 1),
+            (2, 4, 3, 4, 4, 1, 0),
+            (4, 5, 6, 6, 1, 1, 0),
+            (2, 3, 2, 9, 3, 2, 0),
+            (1, 2, 3, 5, 5, 1, 2),
+            (20, 1, 2, 4, 3, 2, 1), // chunks of 14 and 6 images
+        ];
+        for (b, cin, cout, side, k, s, p) in cases {
+            let x = randn(&mut rng, [b, cin, side, side], &device);
+            // Convolution.
+            let w = randn(&mut rng, [cout, cin, k, k], &device);
+            let oh = (side + 2 * p - k) / s + 1;
+            let up = randn(&mut rng, [b, cout, oh, oh], &device);
+            let run = |ours: bool| {
+                let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
+                let y = if ours {
+                    conv2d(x.clone(), w.clone(), s, p)
+                } else {
+                    let opts = ConvOptions::new([s, s], [p, p], [1, 1], 1);
+                    module::conv2d(x.clone(), w.clone(), None, opts)
+                };
+                let grads = (y.clone() * up.clone()).sum().backward();
+                (y, x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+            };
+            let (y, gx, gw) = run(true);
+            let (y0, gx0, gw0) = run(false);
+            let what = format!("conv b{b} {cin}->{cout} {side} k{k} s{s} p{p}");
+            close(y.inner(), y0.inner(), &format!("{what} y"));
+            close(gx, gx0, &format!("{what} dx"));
+            close(gw, gw0, &format!("{what} dW"));
+
+            // Transposed convolution of the same geometry (in = cin, out = cout).
+            let wt = randn(&mut rng, [cin, cout, k, k], &device);
+            let ot = (side - 1) * s + k - 2 * p;
+            let up = randn(&mut rng, [b, cout, ot, ot], &device);
+            let run = |ours: bool| {
+                let (x, w) = (x.clone().require_grad(), wt.clone().require_grad());
+                let y = if ours {
+                    conv_transpose2d(x.clone(), w.clone(), s, p)
+                } else {
+                    let opts = ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1);
+                    module::conv_transpose2d(x.clone(), w.clone(), None, opts)
+                };
+                let grads = (y.clone() * up.clone()).sum().backward();
+                (y, x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+            };
+            let (y, gx, gw) = run(true);
+            let (y0, gx0, gw0) = run(false);
+            let what = format!("conv_transpose b{b} {cin}->{cout} {side} k{k} s{s} p{p}");
+            close(y.inner(), y0.inner(), &format!("{what} y"));
+            close(gx, gx0, &format!("{what} dx"));
+            close(gw, gw0, &format!("{what} dW"));
+        }
+    }
+
+    /// The weight-gradient kernel's own gradients (used if a gradient is differentiated again)
+    /// agree with a finite difference of `<G, conv_weight_grad(x, dy)>`.
+    #[test]
+    fn weight_grad_kernel_is_differentiable() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(9);
+        let (b, c, o, side, k, s, p) = (2, 2, 3, 5, 3, 2, 1);
+        let oh = (side + 2 * p - k) / s + 1;
+        let x = randn(&mut rng, [b, c, side, side], &device).require_grad();
+        let dy = randn(&mut rng, [b, o, oh, oh], &device).require_grad();
+        let gmat = randn(&mut rng, [o, c, k, k], &device);
+        let f = |x: Tensor<4>, dy: Tensor<4>| {
+            let gw = Tensor::<4>::from_dispatch(<Dispatch as CpuConv>::conv_weight_grad(
+                x.into_dispatch(),
+                dy.into_dispatch(),
+                s,
+                p,
+                k,
+            ));
+            (gw * gmat.clone()).sum()
+        };
+        let grads = f(x.clone(), dy.clone()).backward();
+        let gx = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let gdy = dy
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        // The function is bilinear, so a central difference is exact up to rounding.
+        let eps = 1e-2;
+        let xv = x.clone().inner().into_data().try_to_vec::<f32>().unwrap();
+        let dyv = dy.clone().inner().into_data().try_to_vec::<f32>().unwrap();
+        let at = |xv: Vec<f32>, dyv: Vec<f32>| {
+            let x = Tensor::<4>::from_data(TensorData::new(xv, [b, c, side, side]), &device);
+            let dy = Tensor::<4>::from_data(TensorData::new(dyv, [b, o, oh, oh]), &device);
+            f(x, dy).into_scalar::<f32>()
+        };
+        let check = |i: usize, of_x: bool, analytic: f32| {
+            let (mut plus, mut minus) = if of_x {
+                (xv.clone(), xv.clone())
+            } else {
+                (dyv.clone(), dyv.clone())
+            };
+            plus[i] += eps;
+            minus[i] -= eps;
+            let fd = if of_x {
+                (at(plus, dyv.clone()) - at(minus, dyv.clone())) / (2.0 * eps)
+            } else {
+                (at(xv.clone(), plus) - at(xv.clone(), minus)) / (2.0 * eps)
+            };
+            assert!(
+                (fd - analytic).abs() < 1e-2 * (1.0 + fd.abs()),
+                "{} [{i}]: {analytic} vs {fd}",
+                if of_x { "dx" } else { "d(dy)" }
+            );
+        };
+        for i in [0, 7, 23, xv.len() - 1] {
+            check(i, true, gx[i]);
+        }
+        for i in [0, 5, dyv.len() - 1] {
+            check(i, false, gdy[i]);
+        }
+        assert!(gdy.iter().any(|v| v.abs() > 1e-3), "d(dy) must not vanish");
+    }
+}
