@@ -420,71 +420,93 @@ fn dims4(t: &FlexTensor) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-/// Geometry carried to the backward pass.
+/// Which kernel an autodiff node ran, with the sizes its gradients need.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    Forward,
+    InputGrad { h: usize, w: usize },
+    WeightGrad { k: usize },
+}
+
+/// One kernel call `(a, b) -> out` as the autodiff graph records it.
 #[derive(Clone, Copy, Debug)]
 struct Conv {
+    kernel: Kernel,
     stride: usize,
     padding: usize,
 }
 
-#[derive(Debug)]
-struct ConvForwardBackward;
+impl Conv {
+    fn run<B: CpuConv>(self, a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+        let (s, p) = (self.stride, self.padding);
+        match self.kernel {
+            Kernel::Forward => B::conv_forward(a, b, s, p),
+            Kernel::InputGrad { h, w } => B::conv_input_grad(a, b, s, p, h, w),
+            Kernel::WeightGrad { k } => B::conv_weight_grad(a, b, s, p, k),
+        }
+    }
 
-impl<B: Backend + CpuConv> Backward<B, 2> for ConvForwardBackward {
-    /// `x`, `weight`, geometry.
-    type State = (FloatTensor<B>, FloatTensor<B>, Conv);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (x, weight, g) = ops.state;
-        let shape = x.shape();
-        let k = weight.shape()[2];
-        binary::<B, _, _>(
-            ops.parents,
-            ops.node,
-            grads,
-            |dy| B::conv_input_grad(dy, weight, g.stride, g.padding, shape[2], shape[3]),
-            |dy| B::conv_weight_grad(x, dy, g.stride, g.padding, k),
-        );
+    fn with(self, kernel: Kernel) -> Conv {
+        Conv { kernel, ..self }
     }
 }
 
 #[derive(Debug)]
-struct ConvInputGradBackward;
+struct ConvBackward;
 
-impl<B: Backend + CpuConv> Backward<B, 2> for ConvInputGradBackward {
-    /// `dy`, `weight`, geometry.
+impl<B: Backend + CpuConv> Backward<B, 2> for ConvBackward {
+    /// The two inputs and the call.
     type State = (FloatTensor<B>, FloatTensor<B>, Conv);
 
+    /// Each kernel is bilinear in its inputs and its gradients are the other two kernels:
+    /// `conv(x, W)`: `x` <- input_grad(g, W), `W` <- weight_grad(x, g);
+    /// `input_grad(dy, W)`: `dy` <- conv(g, W), `W` <- weight_grad(g, dy);
+    /// `weight_grad(x, dy)`: `x` <- input_grad(dy, g), `dy` <- conv(x, g).
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (dy, weight, g) = ops.state;
-        let k = weight.shape()[2];
-        binary::<B, _, _>(
-            ops.parents,
-            ops.node,
-            grads,
-            |gx| B::conv_forward(gx, weight, g.stride, g.padding),
-            |gx| B::conv_weight_grad(gx, dy, g.stride, g.padding, k),
-        );
+        let (a, b, call) = ops.state;
+        let a_shape = a.shape();
+        let image = Kernel::InputGrad {
+            h: a_shape[2],
+            w: a_shape[3],
+        };
+        let (ga, gb): (Box<dyn FnOnce(_) -> _>, Box<dyn FnOnce(_) -> _>) = match call.kernel {
+            Kernel::Forward => {
+                let k = b.shape()[2];
+                (
+                    Box::new(move |g| call.with(image).run::<B>(g, b)),
+                    Box::new(move |g| call.with(Kernel::WeightGrad { k }).run::<B>(a, g)),
+                )
+            }
+            Kernel::InputGrad { .. } => {
+                let k = b.shape()[2];
+                (
+                    Box::new(move |g| call.with(Kernel::Forward).run::<B>(g, b)),
+                    Box::new(move |g| call.with(Kernel::WeightGrad { k }).run::<B>(g, a)),
+                )
+            }
+            Kernel::WeightGrad { .. } => (
+                Box::new(move |g| call.with(image).run::<B>(b, g)),
+                Box::new(move |g| call.with(Kernel::Forward).run::<B>(a, g)),
+            ),
+        };
+        binary::<B, _, _>(ops.parents, ops.node, grads, ga, gb);
     }
 }
 
-#[derive(Debug)]
-struct ConvWeightGradBackward;
-
-impl<B: Backend + CpuConv> Backward<B, 2> for ConvWeightGradBackward {
-    /// `x`, `dy`, geometry.
-    type State = (FloatTensor<B>, FloatTensor<B>, Conv);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (x, dy, g) = ops.state;
-        let shape = x.shape();
-        binary::<B, _, _>(
-            ops.parents,
-            ops.node,
-            grads,
-            |gw| B::conv_input_grad(dy, gw, g.stride, g.padding, shape[2], shape[3]),
-            |gw| B::conv_forward(x, gw, g.stride, g.padding),
-        );
+/// Runs `call` on the inner backend and records it for the backward pass.
+fn record<B: Backend + CpuConv, C: CheckpointStrategy>(
+    a: FloatTensor<Autodiff<B, C>>,
+    b: FloatTensor<Autodiff<B, C>>,
+    call: Conv,
+) -> FloatTensor<Autodiff<B, C>> {
+    let prep = ConvBackward.prepare::<C>([a.node(), b.node()]);
+    let (a, b) = (a.into_primitive(), b.into_primitive());
+    match prep.compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let out = call.run::<B>(a.clone(), b.clone());
+            prep.finish((a, b, call), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(call.run::<B>(a, b)),
     }
 }
 
@@ -495,21 +517,16 @@ impl<B: Backend + CpuConv, C: CheckpointStrategy> CpuConv for Autodiff<B, C> {
         stride: usize,
         padding: usize,
     ) -> FloatTensor<Self> {
-        let g = Conv { stride, padding };
-        let prep = ConvForwardBackward.prepare::<C>([x.node(), weight.node()]);
-        match prep.compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (x, w) = (x.into_primitive(), weight.into_primitive());
-                let y = B::conv_forward(x.clone(), w.clone(), stride, padding);
-                prep.finish((x, w, g), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv_forward(
-                x.into_primitive(),
-                weight.into_primitive(),
+        let kernel = Kernel::Forward;
+        record::<B, C>(
+            x,
+            weight,
+            Conv {
+                kernel,
                 stride,
                 padding,
-            )),
-        }
+            },
+        )
     }
 
     fn conv_input_grad(
@@ -520,23 +537,16 @@ impl<B: Backend + CpuConv, C: CheckpointStrategy> CpuConv for Autodiff<B, C> {
         h: usize,
         w: usize,
     ) -> FloatTensor<Self> {
-        let g = Conv { stride, padding };
-        let prep = ConvInputGradBackward.prepare::<C>([dy.node(), weight.node()]);
-        match prep.compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (dy, wt) = (dy.into_primitive(), weight.into_primitive());
-                let x = B::conv_input_grad(dy.clone(), wt.clone(), stride, padding, h, w);
-                prep.finish((dy, wt, g), x)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv_input_grad(
-                dy.into_primitive(),
-                weight.into_primitive(),
+        let kernel = Kernel::InputGrad { h, w };
+        record::<B, C>(
+            dy,
+            weight,
+            Conv {
+                kernel,
                 stride,
                 padding,
-                h,
-                w,
-            )),
-        }
+            },
+        )
     }
 
     fn conv_weight_grad(
@@ -546,22 +556,16 @@ impl<B: Backend + CpuConv, C: CheckpointStrategy> CpuConv for Autodiff<B, C> {
         padding: usize,
         k: usize,
     ) -> FloatTensor<Self> {
-        let g = Conv { stride, padding };
-        let prep = ConvWeightGradBackward.prepare::<C>([x.node(), dy.node()]);
-        match prep.compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (x, dy) = (x.into_primitive(), dy.into_primitive());
-                let gw = B::conv_weight_grad(x.clone(), dy.clone(), stride, padding, k);
-                prep.finish((x, dy, g), gw)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv_weight_grad(
-                x.into_primitive(),
-                dy.into_primitive(),
+        let kernel = Kernel::WeightGrad { k };
+        record::<B, C>(
+            x,
+            dy,
+            Conv {
+                kernel,
                 stride,
                 padding,
-                k,
-            )),
-        }
+            },
+        )
     }
 }
 
