@@ -204,6 +204,14 @@ struct Mat<'a> {
     cs: isize,
 }
 
+fn mat(data: &[f32], rs: usize, cs: usize) -> Mat<'_> {
+    Mat {
+        data,
+        rs: rs as isize,
+        cs: cs as isize,
+    }
+}
+
 /// `dst [m, n] (+)= lhs [m, k] . rhs [k, n]`; `dst` row-major, or column-major with
 /// `col_major`; with `accumulate` the product is added to what `dst` holds.
 fn matmul(
@@ -292,16 +300,8 @@ impl CpuConv for Flex {
             // y^T [rows, o] = cols . W^T, stored column-major: `[o, rows]`, channels first.
             matmul(
                 (rows, o, kk),
-                Mat {
-                    data: &cols,
-                    rs: kk as isize,
-                    cs: 1,
-                },
-                Mat {
-                    data: &weight,
-                    rs: 1,
-                    cs: kk as isize,
-                },
+                mat(&cols, kk, 1),
+                mat(&weight, 1, kk),
                 &mut y_cf,
                 true,
                 false,
@@ -340,16 +340,8 @@ impl CpuConv for Flex {
             // dcols [rows, kk] = dy^T . W
             matmul(
                 (rows, kk, o),
-                Mat {
-                    data: &dy_cf,
-                    rs: 1,
-                    cs: rows as isize,
-                },
-                Mat {
-                    data: &weight,
-                    rs: kk as isize,
-                    cs: 1,
-                },
+                mat(&dy_cf, 1, rows),
+                mat(&weight, kk, 1),
                 &mut dcols,
                 false,
                 false,
@@ -396,16 +388,8 @@ impl CpuConv for Flex {
             // dW [o, kk] += dy . cols
             matmul(
                 (o, kk, rows),
-                Mat {
-                    data: &dy_cf,
-                    rs: rows as isize,
-                    cs: 1,
-                },
-                Mat {
-                    data: &cols,
-                    rs: kk as isize,
-                    cs: 1,
-                },
+                mat(&dy_cf, rows, 1),
+                mat(&cols, kk, 1),
                 &mut dw,
                 false,
                 i > 0,
@@ -651,51 +635,53 @@ mod tests {
             (1, 2, 3, 5, 5, 1, 2),
             (20, 1, 2, 4, 3, 2, 1), // chunks of 14 and 6 images
         ];
+        type Op = dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
+        // Output, dL/dx and dL/dW of `ours` and `reference` under the upstream gradient `up`.
+        let compare = |x: &Tensor<4>,
+                       w: &Tensor<4>,
+                       up: Tensor<4>,
+                       ours: &Op,
+                       reference: &Op,
+                       what: String| {
+            let run = |op: &Op| {
+                let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
+                let y = op(x.clone(), w.clone());
+                let grads = (y.clone() * up.clone()).sum().backward();
+                (y.inner(), x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+            };
+            let ((y, gx, gw), (y0, gx0, gw0)) = (run(ours), run(reference));
+            close(y, y0, &format!("{what} y"));
+            close(gx, gx0, &format!("{what} dx"));
+            close(gw, gw0, &format!("{what} dW"));
+        };
         for (b, cin, cout, side, k, s, p) in cases {
             let x = randn(&mut rng, [b, cin, side, side], &device);
-            // Convolution.
+            let geometry = format!("b{b} {cin}->{cout} {side} k{k} s{s} p{p}");
             let w = randn(&mut rng, [cout, cin, k, k], &device);
             let oh = (side + 2 * p - k) / s + 1;
             let up = randn(&mut rng, [b, cout, oh, oh], &device);
-            let run = |ours: bool| {
-                let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
-                let y = if ours {
-                    conv2d(x.clone(), w.clone(), s, p)
-                } else {
-                    let opts = ConvOptions::new([s, s], [p, p], [1, 1], 1);
-                    module::conv2d(x.clone(), w.clone(), None, opts)
-                };
-                let grads = (y.clone() * up.clone()).sum().backward();
-                (y, x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
-            };
-            let (y, gx, gw) = run(true);
-            let (y0, gx0, gw0) = run(false);
-            let what = format!("conv b{b} {cin}->{cout} {side} k{k} s{s} p{p}");
-            close(y.inner(), y0.inner(), &format!("{what} y"));
-            close(gx, gx0, &format!("{what} dx"));
-            close(gw, gw0, &format!("{what} dW"));
+            let reference =
+                move |x, w| module::conv2d(x, w, None, ConvOptions::new([s, s], [p, p], [1, 1], 1));
+            let ours = move |x, w| conv2d(x, w, s, p);
+            compare(&x, &w, up, &ours, &reference, format!("conv {geometry}"));
 
             // Transposed convolution of the same geometry (in = cin, out = cout).
-            let wt = randn(&mut rng, [cin, cout, k, k], &device);
+            let w = randn(&mut rng, [cin, cout, k, k], &device);
             let ot = (side - 1) * s + k - 2 * p;
             let up = randn(&mut rng, [b, cout, ot, ot], &device);
-            let run = |ours: bool| {
-                let (x, w) = (x.clone().require_grad(), wt.clone().require_grad());
-                let y = if ours {
-                    conv_transpose2d(x.clone(), w.clone(), s, p)
-                } else {
-                    let opts = ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1);
-                    module::conv_transpose2d(x.clone(), w.clone(), None, opts)
-                };
-                let grads = (y.clone() * up.clone()).sum().backward();
-                (y, x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+            let reference = move |x, w| {
+                let opts = ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1);
+                module::conv_transpose2d(x, w, None, opts)
             };
-            let (y, gx, gw) = run(true);
-            let (y0, gx0, gw0) = run(false);
-            let what = format!("conv_transpose b{b} {cin}->{cout} {side} k{k} s{s} p{p}");
-            close(y.inner(), y0.inner(), &format!("{what} y"));
-            close(gx, gx0, &format!("{what} dx"));
-            close(gw, gw0, &format!("{what} dW"));
+            let ours = move |x, w| conv_transpose2d(x, w, s, p);
+            compare(
+                &x,
+                &w,
+                up,
+                &ours,
+                &reference,
+                format!("conv_transpose {geometry}"),
+            );
         }
     }
 
