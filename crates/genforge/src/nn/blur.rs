@@ -18,9 +18,26 @@ pub fn kernel() -> [[f32; 3]; 3] {
     k
 }
 
-/// `[b, c, h, w] -> [b, c, h, w]`: the vertical pass then the horizontal pass (shifted slices of
-/// a zero-padded copy, so no depthwise convolution is needed).
+/// `[b, c, h, w] -> [b, c, h, w]`, zero padding. A depthwise convolution with the fixed 3x3
+/// kernel (burn's CPU backend has a direct kernel for it); `GENFORGE_BLUR=slices` takes
+/// [`blur_slices`] instead.
 pub fn blur(x: Tensor<4>) -> Tensor<4> {
+    static SLICES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *SLICES.get_or_init(|| std::env::var("GENFORGE_BLUR").as_deref() == Ok("slices")) {
+        return blur_slices(x);
+    }
+    let [_, c, _, _] = x.dims();
+    let taps: Vec<f32> = kernel().iter().flatten().copied().collect();
+    let weight = Tensor::<1>::from_floats(taps.as_slice(), &x.device())
+        .reshape([1, 1, 3, 3])
+        .repeat_dim(0, c); // [c, 1, 3, 3]
+    let options = burn::tensor::ops::ConvOptions::new([1, 1], [1, 1], [1, 1], c);
+    burn::tensor::module::conv2d(x, weight, None, options)
+}
+
+/// [`blur`] as the vertical pass then the horizontal pass over shifted slices of a zero-padded
+/// copy.
+pub fn blur_slices(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let p = x.pad([(1, 1), (0, 0)], burn::tensor::ops::PadMode::Constant(0.0)); // [b, c, h+2, w]
     let v = p.clone().slice([0..b, 0..c, 0..h, 0..w]) * TAPS[0]
@@ -69,6 +86,31 @@ mod tests {
         }
         for (i, row) in k.iter().enumerate() {
             assert!((row.iter().sum::<f32>() - TAPS[i]).abs() < 1e-7);
+        }
+    }
+
+    /// The depthwise convolution and the two separable passes agree in value and gradient.
+    #[test]
+    fn depthwise_blur_matches_the_separable_passes() {
+        let device = Device::flex().autodiff();
+        let mut rng = crate::rng::Rng::new(4);
+        let shape = [2, 3, 6, 5];
+        let v = rng.normal_vec(shape.iter().product(), 0.0, 1.0);
+        let up = Tensor::<4>::from_data(
+            TensorData::new(rng.normal_vec(v.len(), 0.0, 1.0), shape),
+            &device,
+        );
+        let run = |f: fn(Tensor<4>) -> Tensor<4>| {
+            let x =
+                Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &device).require_grad();
+            let y = f(x.clone());
+            let g = (y.clone() * up.clone()).sum().backward();
+            let gx = x.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            (y.into_data().try_to_vec::<f32>().unwrap(), gx)
+        };
+        let ((y, g), (y0, g0)) = (run(blur), run(blur_slices));
+        for (a, b) in y.iter().zip(&y0).chain(g.iter().zip(&g0)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
     }
 
