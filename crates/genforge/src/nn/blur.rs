@@ -3,6 +3,7 @@
 //! `[1, 2, 1]` in each direction, normalised to sum 1, zero padding, applied per channel.
 
 use burn::tensor::Tensor;
+use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
 
 /// The separable 1-D taps, normalised.
 pub const TAPS: [f32; 3] = [0.25, 0.5, 0.25];
@@ -51,6 +52,21 @@ pub fn blur_slices(x: Tensor<4>) -> Tensor<4> {
 
 /// Nearest-neighbour 2x upsampling, `[b, c, h, w] -> [b, c, 2h, 2w]`.
 pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let options =
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]);
+    burn::tensor::module::interpolate(x, options)
+}
+
+/// 2x2 box downsampling (average pooling), `[b, c, h, w] -> [b, c, h/2, w/2]`.
+pub fn downsample2x(x: Tensor<4>) -> Tensor<4> {
+    let options = AvgPoolOptions::new([2, 2]).with_stride([2, 2]);
+    burn::tensor::module::avg_pool2d(x, options)
+}
+
+/// [`upsample2x`] and [`downsample2x`] by reshapes, repeats and means (the reference the tests
+/// compare the pooling kernels with).
+pub fn upsample2x_reshape(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     x.reshape([b, c, h, 1, w, 1])
         .repeat_dim(3, 2)
@@ -58,8 +74,7 @@ pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
         .reshape([b, c, 2 * h, 2 * w])
 }
 
-/// 2x2 box downsampling (average pooling), `[b, c, h, w] -> [b, c, h/2, w/2]`.
-pub fn downsample2x(x: Tensor<4>) -> Tensor<4> {
+pub fn downsample2x_reshape(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     x.reshape([b, c, h / 2, 2, w / 2, 2])
         .mean_dim(5)
@@ -89,29 +104,46 @@ mod tests {
         }
     }
 
-    /// The depthwise convolution and the two separable passes agree in value and gradient.
-    #[test]
-    fn depthwise_blur_matches_the_separable_passes() {
+    /// Value and input gradient of `f` and `g` on `shape` agree.
+    fn same_value_and_gradient(
+        f: fn(Tensor<4>) -> Tensor<4>,
+        g: fn(Tensor<4>) -> Tensor<4>,
+        shape: [usize; 4],
+    ) {
         let device = Device::flex().autodiff();
         let mut rng = crate::rng::Rng::new(4);
-        let shape = [2, 3, 6, 5];
         let v = rng.normal_vec(shape.iter().product(), 0.0, 1.0);
-        let up = Tensor::<4>::from_data(
-            TensorData::new(rng.normal_vec(v.len(), 0.0, 1.0), shape),
-            &device,
-        );
         let run = |f: fn(Tensor<4>) -> Tensor<4>| {
             let x =
                 Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &device).require_grad();
             let y = f(x.clone());
-            let g = (y.clone() * up.clone()).sum().backward();
-            let gx = x.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            // A position-dependent upstream gradient, so a transposed or shifted map shows.
+            let n = y.shape().num_elements();
+            let up: Vec<f32> = (0..n).map(|i| ((i * 37) % 17) as f32 - 8.0).collect();
+            let up = Tensor::<4>::from_data(TensorData::new(up, y.dims()), &device);
+            let grads = (y.clone() * up).sum().backward();
+            let gx = x
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             (y.into_data().try_to_vec::<f32>().unwrap(), gx)
         };
-        let ((y, g), (y0, g0)) = (run(blur), run(blur_slices));
-        for (a, b) in y.iter().zip(&y0).chain(g.iter().zip(&g0)) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        let ((y, gx), (y0, gx0)) = (run(f), run(g));
+        assert_eq!(y.len(), y0.len());
+        for (a, b) in y.iter().zip(&y0).chain(gx.iter().zip(&gx0)) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+    }
+
+    /// The depthwise convolution and the two separable passes agree; so do the pooling kernels
+    /// and the reshape forms of the 2x resampling.
+    #[test]
+    fn fast_forms_match_their_references() {
+        same_value_and_gradient(blur, blur_slices, [2, 3, 6, 5]);
+        same_value_and_gradient(upsample2x, upsample2x_reshape, [2, 3, 4, 5]);
+        same_value_and_gradient(downsample2x, downsample2x_reshape, [2, 3, 8, 6]);
     }
 
     #[test]
