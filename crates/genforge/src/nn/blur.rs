@@ -2,8 +2,17 @@
 //! ("Making Convolutional Networks Shift-Invariant Again", Zhang 2019): the binomial kernel
 //! `[1, 2, 1]` in each direction, normalised to sum 1, zero padding, applied per channel.
 
-use burn::tensor::Tensor;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, unary};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
+use burn::tensor::{Tensor, TensorData};
 
 /// The separable 1-D taps, normalised.
 pub const TAPS: [f32; 3] = [0.25, 0.5, 0.25];
@@ -20,20 +29,63 @@ pub fn kernel() -> [[f32; 3]; 3] {
 }
 
 /// `[b, c, h, w] -> [b, c, h, w]`, zero padding. A depthwise convolution with the fixed 3x3
-/// kernel (burn's CPU backend has a direct kernel for it); `GENFORGE_BLUR=slices` takes
+/// kernel (burn's CPU backend has a direct kernel for it). The kernel is symmetric, so the blur
+/// is its own adjoint: on the CPU it is one autodiff operation whose backward blurs the
+/// gradient, instead of burn's grouped transposed convolution. `GENFORGE_BLUR=slices` takes
 /// [`blur_slices`] instead.
 pub fn blur(x: Tensor<4>) -> Tensor<4> {
     static SLICES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *SLICES.get_or_init(|| std::env::var("GENFORGE_BLUR").as_deref() == Ok("slices")) {
         return blur_slices(x);
     }
+    if crate::nn::cpu_conv::supports(&x) {
+        return Tensor::from_dispatch(<Dispatch as BlurOps>::blur3x3(x.into_dispatch()));
+    }
     let [_, c, _, _] = x.dims();
+    let weight = Tensor::<4>::from_data(depthwise_weight(c), &x.device());
+    burn::tensor::module::conv2d(x, weight, None, depthwise_options(c))
+}
+
+/// The 3x3 kernel for each of `c` channels, `[c, 1, 3, 3]`.
+fn depthwise_weight(c: usize) -> TensorData {
     let taps: Vec<f32> = kernel().iter().flatten().copied().collect();
-    let weight = Tensor::<1>::from_floats(taps.as_slice(), &x.device())
-        .reshape([1, 1, 3, 3])
-        .repeat_dim(0, c); // [c, 1, 3, 3]
-    let options = burn::tensor::ops::ConvOptions::new([1, 1], [1, 1], [1, 1], c);
-    burn::tensor::module::conv2d(x, weight, None, options)
+    TensorData::new(taps.repeat(c), [c, 1, 3, 3])
+}
+
+fn depthwise_options(c: usize) -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [1, 1], [1, 1], c)
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait BlurOps: Backend {
+    /// [`blur`] on `[b, c, h, w]`.
+    fn blur3x3(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl BlurOps for Flex {
+    fn blur3x3(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let c = x.shape()[1];
+        let weight = FlexTensor::from_data(depthwise_weight(c));
+        <Flex as ModuleOps<Flex>>::conv2d(x, weight, None, depthwise_options(c))
+    }
+}
+
+#[derive(Debug)]
+struct BlurBackward;
+
+impl<B: Backend + BlurOps> Backward<B, 1> for BlurBackward {
+    type State = ();
+
+    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        unary::<B, _>(ops.parents, ops.node, grads, |g| B::blur3x3(g));
+    }
+}
+
+impl<B: Backend + BlurOps, C: CheckpointStrategy> BlurOps for Autodiff<B, C> {
+    fn blur3x3(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = BlurBackward.prepare::<C>([x.node()]).compute_bound();
+        prep.stateless(B::blur3x3(x.into_primitive()))
+    }
 }
 
 /// [`blur`] as the vertical pass then the horizontal pass over shifted slices of a zero-padded
