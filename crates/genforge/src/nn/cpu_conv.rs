@@ -25,8 +25,10 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
 use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
@@ -284,6 +286,9 @@ impl CpuConv for Flex {
         let [b, c, h, w] = dims4(&x);
         let [o, _, k, _] = dims4(&weight);
         let g = Geometry::new(b, c, [h, w], k, stride, padding);
+        if direct(&g) {
+            return flex_conv(x, weight, padding);
+        }
         let (x, weight) = (contiguous_f32(&x), contiguous_f32(&weight));
         let (pos, kk) = (g.oh * g.ow, g.cols());
         let per = images_per_chunk(&g);
@@ -322,6 +327,11 @@ impl CpuConv for Flex {
         let [b, o, _, _] = dims4(&dy);
         let [_, c, k, _] = dims4(&weight);
         let g = Geometry::new(b, c, [h, w], k, stride, padding);
+        if direct(&g) && padding < k {
+            // With stride 1 the input gradient is itself a stride-1 convolution: of dy with the
+            // kernel flipped in space and transposed in channels, padded by k - 1 - p.
+            return flex_conv(dy, flip_transpose(&weight), k - 1 - padding);
+        }
         let (dy, weight) = (contiguous_f32(&dy), contiguous_f32(&weight));
         let (pos, kk) = (g.oh * g.ow, g.cols());
         let per = images_per_chunk(&g);
@@ -397,6 +407,37 @@ impl CpuConv for Flex {
         }
         tensor(dw, [o, c, k, k])
     }
+}
+
+/// Whether burn-flex's own kernels run this convolution faster than one batch-wide product:
+/// stride 1 on maps above 4x4, where it needs no im2col (1x1, few channels) or runs one product
+/// per kernel tap (`examples/conv_route.rs`).
+fn direct(g: &Geometry) -> bool {
+    g.s == 1 && g.oh * g.ow > 16
+}
+
+/// burn-flex's stride-1 convolution.
+fn flex_conv(x: FlexTensor, weight: FlexTensor, padding: usize) -> FlexTensor {
+    let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
+    <Flex as ModuleOps<Flex>>::conv2d(x, weight, None, options)
+}
+
+/// `[o, c, k, k]` -> `[c, o, k, k]` flipped in both spatial axes.
+fn flip_transpose(weight: &FlexTensor) -> FlexTensor {
+    let [o, c, k, _] = dims4(weight);
+    let w = contiguous_f32(weight);
+    let mut out = vec![0.0; o * c * k * k];
+    for oi in 0..o {
+        for ci in 0..c {
+            for i in 0..k {
+                for j in 0..k {
+                    out[((ci * o + oi) * k + i) * k + j] =
+                        w[((oi * c + ci) * k + (k - 1 - i)) * k + (k - 1 - j)];
+                }
+            }
+        }
+    }
+    tensor(out, [c, o, k, k])
 }
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -634,6 +675,7 @@ mod tests {
             (2, 3, 2, 9, 3, 2, 0),
             (1, 2, 3, 5, 5, 1, 2),
             (20, 1, 2, 4, 3, 2, 1), // chunks of 14 and 6 images
+            (3, 3, 4, 4, 3, 1, 1),  // stride 1 on a 4x4 map: the batch-wide products
         ];
         type Op = dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
         // Output, dL/dx and dL/dW of `ours` and `reference` under the upstream gradient `up`.

@@ -149,17 +149,15 @@ pub fn route() -> Route {
     })
 }
 
-/// Whether a convolution (`k x k` kernel, `stride`, a `pixels`-pixel
-/// small map: the output of a convolution, the input of a transposed one) on a tensor on
-/// `cpu` (the CPU backend) or not takes the batch-wide GEMM route. `auto` takes it on the CPU
-/// wherever it measured faster than burn's kernels (`examples/conv_route.rs`, whole steps):
-/// 4x4 maps and strided convolutions (and transposed ones); not stride-1 convolutions on
-/// larger maps, which burn runs without im2col (1x1, few channels) or as per-tap products.
-pub fn wanted(pixels: usize, k: usize, stride: usize, cpu: bool) -> bool {
+/// Whether a convolution on a tensor on the CPU backend (`cpu`) or not takes the GEMM route. On the CPU, `auto` sends every convolution to `nn::cpu_conv`, whose
+/// kernels pick per pass between one batch-wide product and burn-flex's own kernels; `gemm`
+/// does the same (on the CPU the two are one route); other devices keep burn's kernels unless
+/// `gemm` asks for the route built from tensor ops.
+pub fn wanted(cpu: bool) -> bool {
     match route() {
         Route::Burn => false,
         Route::Gemm => true,
-        Route::Auto => cpu && (pixels <= 16 || (k > 1 && stride > 1)),
+        Route::Auto => cpu,
     }
 }
 
@@ -174,13 +172,14 @@ pub fn conv2d_routed(
 ) -> Tensor<4> {
     let [_, _, kh, kw] = weight.dims();
     let [_, _, h, w] = x.dims();
-    let out = (h + 2 * padding).saturating_sub(kh) / stride + 1;
     let cpu = cpu_conv::supports(&x);
-    if kh == kw && h == w && wanted(out * out, kh, stride, cpu) {
+    if kh == kw && wanted(cpu) {
         if cpu {
             return add_bias(cpu_conv::conv2d(x, weight, stride, padding), bias);
         }
-        return conv2d(x, weight, bias, stride, padding);
+        if h == w {
+            return conv2d(x, weight, bias, stride, padding);
+        }
     }
     let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
     module::conv2d(x, weight, bias, options)
@@ -195,9 +194,8 @@ pub fn conv_transpose2d_routed(
     padding: usize,
 ) -> Tensor<4> {
     let [_, _, kh, kw] = weight.dims();
-    let [_, _, h, w] = x.dims();
     let cpu = cpu_conv::supports(&x);
-    if kh == kw && wanted(h * w, kh, stride, cpu) {
+    if kh == kw && wanted(cpu) {
         if cpu {
             return add_bias(cpu_conv::conv_transpose2d(x, weight, stride, padding), bias);
         }
