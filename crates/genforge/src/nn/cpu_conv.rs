@@ -291,6 +291,10 @@ impl CpuConv for Flex {
         let [o, _, k, _] = dims4(&weight);
         let g = Geometry::new(b, c, [h, w], k, stride, padding);
         if direct(&g) {
+            if by_taps(g.oh * g.ow) {
+                let (xs, ws) = (contiguous_f32(&x), contiguous_f32(&weight));
+                return tensor(conv_by_taps(&xs, &ws, &g, o), [b, o, g.oh, g.ow]);
+            }
             return flex_conv(x, weight, padding);
         }
         let (x, weight) = (contiguous_f32(&x), contiguous_f32(&weight));
@@ -334,7 +338,14 @@ impl CpuConv for Flex {
         if direct(&g) && padding < k {
             // With stride 1 the input gradient is itself a stride-1 convolution: of dy with the
             // kernel flipped in space and transposed in channels, padded by k - 1 - p.
-            return flex_conv(dy, flip_transpose(&weight), k - 1 - padding);
+            let flipped = flip_transpose(&weight);
+            if by_taps(h * w) {
+                let [_, _, oh, ow] = dims4(&dy);
+                let gt = Geometry::new(b, o, [oh, ow], k, 1, k - 1 - padding);
+                let (dys, ws) = (contiguous_f32(&dy), contiguous_f32(&flipped));
+                return tensor(conv_by_taps(&dys, &ws, &gt, c), [b, c, h, w]);
+            }
+            return flex_conv(dy, flipped, k - 1 - padding);
         }
         let (dy, weight) = (contiguous_f32(&dy), contiguous_f32(&weight));
         let (pos, kk) = (g.oh * g.ow, g.cols());
@@ -380,6 +391,9 @@ impl CpuConv for Flex {
         let [_, o, _, _] = dims4(&dy);
         let g = Geometry::new(b, c, [h, w], k, stride, padding);
         let (x, dy) = (contiguous_f32(&x), contiguous_f32(&dy));
+        if direct(&g) {
+            return tensor(weight_grad_by_taps(&x, &dy, &g, o), [o, c, k, k]);
+        }
         let (pos, kk) = (g.oh * g.ow, g.cols());
         let per = images_per_chunk(&g);
         let mut dw = vec![0.0; o * kk];
@@ -420,10 +434,124 @@ fn direct(g: &Geometry) -> bool {
     g.s == 1 && g.oh * g.ow > 16
 }
 
+/// The weight gradient of a stride-1 convolution without im2col: one product per kernel tap.
+/// `x` zero-padded and `dy` placed on the same padded grid are `[c, R]` and `[o, R]` matrices
+/// (`R = b (h + 2p) (w + 2p)`), and tap `(i, j)` reads `x` shifted by `i (w + 2p) + j` along
+/// `R`, a plain offset: `dW[:, :, i, j] = dy . x_shifted^T`.
+fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+    let (hp, wp, k, c) = (g.h + 2 * g.p, g.w + 2 * g.p, g.k, g.c);
+    let plane = hp * wp;
+    let r = g.b * plane;
+    let x_pad = padded_grid(x, g.b, c, [g.h, g.w], g.p, [hp, wp]);
+    let mut dy_grid = vec![0.0f32; o * r];
+    dy_grid.par_chunks_mut(r).enumerate().for_each(|(oi, dst)| {
+        for bi in 0..g.b {
+            for y in 0..g.oh {
+                let src = &dy[((bi * o + oi) * g.oh + y) * g.ow..][..g.ow];
+                dst[bi * plane + y * wp..][..g.ow].copy_from_slice(src);
+            }
+        }
+    });
+    // Positions past the last valid output are zero in dy_grid; stop where the largest shift
+    // would leave the grid.
+    let len = r - ((k - 1) * wp + (k - 1));
+    let taps: Vec<Vec<f32>> = (0..k * k)
+        .into_par_iter()
+        .map(|t| {
+            let shift = (t / k) * wp + t % k;
+            let mut dst = vec![0.0f32; o * c];
+            matmul(
+                (o, c, len),
+                mat(&dy_grid, r, 1),
+                mat(&x_pad[shift..], 1, r),
+                &mut dst,
+                false,
+                false,
+            );
+            dst
+        })
+        .collect();
+    let mut dw = vec![0.0f32; o * c * k * k];
+    for (t, tap) in taps.iter().enumerate() {
+        for (oc, v) in tap.iter().enumerate() {
+            dw[oc * k * k + t] = *v;
+        }
+    }
+    dw
+}
+
+/// `x [b, c, h, w]` placed at offset `(p, p)` of a zero `[c, b, hp, wp]` grid.
+fn padded_grid(
+    x: &[f32],
+    b: usize,
+    c: usize,
+    [h, w]: [usize; 2],
+    p: usize,
+    [hp, wp]: [usize; 2],
+) -> Vec<f32> {
+    let plane = hp * wp;
+    let mut out = vec![0.0f32; c * b * plane];
+    out.par_chunks_mut(b * plane)
+        .enumerate()
+        .for_each(|(ci, dst)| {
+            for bi in 0..b {
+                for y in 0..h {
+                    let src = &x[((bi * c + ci) * h + y) * w..][..w];
+                    dst[bi * plane + (y + p) * wp + p..][..w].copy_from_slice(src);
+                }
+            }
+        });
+    out
+}
+
+/// A stride-1 convolution as one batch-wide product per kernel tap: on the padded grid
+/// `[c, R]` of [`weight_grad_by_taps`], `y_grid [o, R] = sum over taps of W[:, :, i, j] .
+/// x_pad[:, shift..]`, then cropped to `[b, o, oh, ow]`.
+fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+    let (hp, wp, k, c) = (g.h + 2 * g.p, g.w + 2 * g.p, g.k, g.c);
+    let plane = hp * wp;
+    let r = g.b * plane;
+    let x_pad = padded_grid(x, g.b, c, [g.h, g.w], g.p, [hp, wp]);
+    let len = r - ((k - 1) * wp + (k - 1));
+    let mut grid = vec![0.0f32; o * len]; // [o, len] column-major: o fastest
+    for t in 0..k * k {
+        let shift = (t / k) * wp + t % k;
+        // grid^T [len, o] (+)= x_shifted^T [len, c] . W_t^T [c, o]
+        matmul(
+            (len, o, c),
+            mat(&x_pad[shift..], 1, r),
+            mat(&weight[t..], k * k, c * k * k),
+            &mut grid,
+            false,
+            t > 0,
+        );
+    }
+    let mut y = vec![0.0f32; g.b * o * g.oh * g.ow];
+    y.par_chunks_mut(g.oh * g.ow)
+        .enumerate()
+        .for_each(|(bo, dst)| {
+            let (bi, oi) = (bo / o, bo % o);
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    dst[oy * g.ow + ox] = grid[(bi * plane + oy * wp + ox) * o + oi];
+                }
+            }
+        });
+    y
+}
+
 /// burn-flex's stride-1 convolution.
 fn flex_conv(x: FlexTensor, weight: FlexTensor, padding: usize) -> FlexTensor {
     let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
     <Flex as ModuleOps<Flex>>::conv2d(x, weight, None, options)
+}
+
+/// Whether a stride-1 pass producing `pixels` outputs per image runs as products per tap on the
+/// padded grid (16x16 maps and up, where the padding border costs little) rather than through
+/// burn-flex's convolution. `GENFORGE_TAPS=0` turns it off, for comparison.
+fn by_taps(pixels: usize) -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    pixels >= 256 && !*OFF.get_or_init(|| std::env::var("GENFORGE_TAPS").as_deref() == Ok("0"))
 }
 
 /// `[o, c, k, k]` -> `[c, o, k, k]` flipped in both spatial axes.
@@ -680,6 +808,9 @@ mod tests {
             (1, 2, 3, 5, 5, 1, 2),
             (20, 1, 2, 4, 3, 2, 1), // chunks of 14 and 6 images
             (3, 3, 4, 4, 3, 1, 1),  // stride 1 on a 4x4 map: the batch-wide products
+            (2, 3, 4, 16, 3, 1, 1), // stride 1 on 16x16: products per tap
+            (2, 4, 3, 16, 1, 1, 0),
+            (2, 3, 2, 10, 3, 1, 1), // stride 1 on 10x10: burn-flex's convolution
         ];
         type Op = dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
         // Output, dL/dx and dL/dW of `ours` and `reference` under the upstream gradient `up`.
