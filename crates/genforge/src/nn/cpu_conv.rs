@@ -16,8 +16,9 @@
 //! `conv_input_grad` and its weight gradient `conv_weight_grad`) cover both operations and all
 //! their gradients; each kernel's own gradients are the other two, so autodiff closes over them.
 //!
-//! Stride-1 passes on maps above 4x4 are the exception: burn-flex runs those without im2col or
-//! one product per kernel tap, faster than a 9x im2col, so they call its convolution (the input
+//! Stride-1 passes on maps above 4x4 skip im2col: on 16x16 maps and up they run as one
+//! batch-wide product per kernel tap on a zero-padded grid, where a tap is a plain offset; on
+//! 8x8 maps the forward and input-gradient passes call burn-flex's convolution (the input
 //! gradient of a stride-1 convolution is itself one, with the kernel flipped and transposed).
 //!
 //! Registered through a burn backend extension for the Flex backend (f32, groups 1, dilation 1,
