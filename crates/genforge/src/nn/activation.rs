@@ -121,6 +121,7 @@ pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::testing::values;
     use crate::rng::Rng;
     use burn::tensor::TensorData;
 
@@ -144,13 +145,8 @@ mod tests {
                 burn::tensor::activation::leaky_relu(x.clone(), 0.2)
             };
             let grads = (y.clone() * weights.clone()).sum().backward();
-            let gx = x
-                .grad(&grads)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            (y.into_data().try_to_vec::<f32>().unwrap(), gx)
+            let gx = values(x.grad(&grads).unwrap());
+            (values(y), gx)
         };
         assert!(is_flex(&device) && is_flex(&Device::flex()));
         let (y_fused, g_fused) = run(true);

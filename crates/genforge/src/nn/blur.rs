@@ -137,6 +137,7 @@ pub fn downsample2x_reshape(x: Tensor<4>) -> Tensor<4> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::testing::values;
     use burn::tensor::{Device, TensorData};
 
     #[test]
@@ -174,13 +175,8 @@ mod tests {
             let up: Vec<f32> = (0..n).map(|i| ((i * 37) % 17) as f32 - 8.0).collect();
             let up = Tensor::<4>::from_data(TensorData::new(up, y.dims()), &device);
             let grads = (y.clone() * up).sum().backward();
-            let gx = x
-                .grad(&grads)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            (y.into_data().try_to_vec::<f32>().unwrap(), gx)
+            let gx = values(x.grad(&grads).unwrap());
+            (values(y), gx)
         };
         let ((y, gx), (y0, gx0)) = (run(f), run(g));
         assert_eq!(y.len(), y0.len());

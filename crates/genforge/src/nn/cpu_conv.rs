@@ -769,6 +769,7 @@ pub fn conv_transpose2d(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::testing::values;
     use crate::rng::Rng;
     use burn::tensor::module;
     use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -779,10 +780,7 @@ mod tests {
     }
 
     fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
-        let (a, b) = (
-            a.into_data().try_to_vec::<f32>().unwrap(),
-            b.into_data().try_to_vec::<f32>().unwrap(),
-        );
+        let (a, b) = (values(a), values(b));
         assert_eq!(a.len(), b.len(), "{what}: sizes");
         let scale = b.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
@@ -885,18 +883,8 @@ mod tests {
             (gw * gmat.clone()).sum()
         };
         let grads = f(x.clone(), dy.clone()).backward();
-        let gx = x
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let gdy = dy
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let gx = values(x.grad(&grads).unwrap());
+        let gdy = values(dy.grad(&grads).unwrap());
         // The function is bilinear, so a central difference is exact up to rounding.
         let eps = 1e-2;
         let xv = x.clone().inner().into_data().try_to_vec::<f32>().unwrap();

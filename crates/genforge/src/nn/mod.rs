@@ -27,3 +27,14 @@ pub mod vector_quantizer;
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use self_attention::SelfAttention;
 pub use spectral_norm::SpectralNorm;
+
+/// Helpers shared by the layer tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use burn::tensor::Tensor;
+
+    /// The values of an f32 tensor.
+    pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+}
