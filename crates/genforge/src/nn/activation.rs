@@ -7,16 +7,19 @@
 //! operation through a burn backend extension: one pass forward, one pass backward (`grad` where
 //! the output is non-negative, `slope * grad` elsewhere). Other devices take burn's composition.
 
+use burn::backend::DType;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
 use burn::backend::flex::ops::binary::binary_op;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::backend::{TensorMetadata, get_or_init_device_settings};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedActivations: Backend {
@@ -32,9 +35,38 @@ pub trait FusedActivations: Backend {
         grad: FloatTensor<Self>,
         slope: f32,
     ) -> FloatTensor<Self>;
+
+    /// Softmax over the last axis.
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let last = x.shape().num_dims() - 1;
+        Self::softmax(x, last)
+    }
+
+    /// The gradient through `softmax_last` given its output `y`: `y * (g - sum(g * y))` per row.
+    fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl FusedActivations for Flex {
+    fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = y.shape();
+        let n = shape[shape.num_dims() - 1];
+        let (y, g) = (contiguous_f32(&y), contiguous_f32(&grad));
+        let mut out = vec![0.0f32; y.len()];
+        let block = 64 * n; // rows per parallel task
+        out.par_chunks_mut(block)
+            .zip(y.par_chunks(block))
+            .zip(g.par_chunks(block))
+            .for_each(|((out, y), g)| {
+                for ((o, y), g) in out.chunks_mut(n).zip(y.chunks(n)).zip(g.chunks(n)) {
+                    let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                    for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
+                        *o = y * (g - dot);
+                    }
+                }
+            });
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
     fn leaky_relu_backward(
         output: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -48,6 +80,28 @@ impl FusedActivations for Flex {
             move |y: f64, g| if y >= 0.0 { g } else { slope64 * g },
             None,
         )
+    }
+}
+
+fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl<B: Backend + FusedActivations> Backward<B, 1> for SoftmaxBackward {
+    /// The forward output.
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let y = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| {
+            B::softmax_last_backward(y, g)
+        });
     }
 }
 
@@ -79,6 +133,27 @@ impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for 
             }
             OpsKind::UnTracked(prep) => prep.finish(B::leaky_relu_fused(x.into_primitive(), slope)),
         }
+    }
+
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match SoftmaxBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::softmax_last(x.into_primitive());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last(x.into_primitive())),
+        }
+    }
+
+    fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        // Only reached if a second derivative were taken; burn has none, so compose.
+        let last = y.shape().num_dims() - 1;
+        let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), y.clone()), last);
+        Self::float_mul(y, Self::float_sub(grad, dot))
     }
 
     fn leaky_relu_backward(
@@ -115,6 +190,18 @@ pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
         ))
     } else {
         burn::tensor::activation::leaky_relu(x, slope)
+    }
+}
+
+/// Softmax along `dim`; over the last axis on the CPU backend one autodiff operation (burn-flex's
+/// fused forward, a one-pass backward `y * (g - sum(g * y))`) instead of burn's composition.
+pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+    if dim + 1 == D && fused_enabled() && is_flex(&x.device()) && x.dtype() == DType::F32 {
+        Tensor::from_dispatch(<Dispatch as FusedActivations>::softmax_last(
+            x.into_dispatch(),
+        ))
+    } else {
+        burn::tensor::activation::softmax(x, dim)
     }
 }
 
@@ -161,6 +248,36 @@ mod tests {
         {
             let expected = if x >= 0.0 { wt } else { 0.2 * wt };
             assert_eq!(g, expected, "x = {x}");
+        }
+    }
+
+    /// Softmax over the last axis: values and input gradient equal burn's composition, and each
+    /// row sums to one.
+    #[test]
+    fn softmax_matches_burn_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(8);
+        let shape = [2, 3, 5, 70];
+        let v = rng.normal_vec(shape.iter().product(), 0.0, 3.0);
+        let up = rng.normal_vec(v.len(), 0.0, 1.0);
+        let up = Tensor::<4>::from_data(TensorData::new(up, shape), &device);
+        let run = |fused: bool| {
+            let x =
+                Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &device).require_grad();
+            let y = if fused {
+                softmax(x.clone(), 3)
+            } else {
+                burn::tensor::activation::softmax(x.clone(), 3)
+            };
+            let grads = (y.clone() * up.clone()).sum().backward();
+            (values(y), values(x.grad(&grads).unwrap()))
+        };
+        let ((y, g), (y0, g0)) = (run(true), run(false));
+        for (a, b) in y.iter().zip(&y0).chain(g.iter().zip(&g0)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        for row in y.chunks(70) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
     }
 

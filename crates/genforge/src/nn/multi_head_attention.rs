@@ -4,8 +4,8 @@
 //!   self-attention", used by ViTGAN's discriminator): `softmax(-||q_i - q_j||^2 / sqrt(d_h)) v`,
 //!   which is Lipschitz where the dot product is not.
 
+use crate::nn::activation::softmax;
 use burn::module::Module;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::equalized::{EqualizedLinear, EqualizedOpts};

@@ -3,8 +3,8 @@
 //! the query axis (PyTorch `Softmax(dim=-2)`); `o = v beta^T`; `y = x + gamma o` with `gamma`
 //! starting at 0. The attention map `beta[b, j, i]` (rows sum to 1) is returned for figures.
 
+use crate::nn::activation::softmax;
 use burn::module::{Module, Param};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::{Conv2d, init};
