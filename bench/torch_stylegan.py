@@ -3,7 +3,9 @@
 Generator: z normalised, equalized FC layers (8 for ffhq, 2 for the CPU presets) (lr multiplier 0.01, LeakyReLU 0.2 times sqrt 2)
 to w; a constant 4x4 input (ones); two style layers per resolution, each [nearest 2x upsample,
 conv3x3, [1,2,1] blur] or conv3x3, then noise (per-channel scale), bias, LeakyReLU 0.2, instance
-norm, AdaIN `x * (1 + y_s) + y_b` from an equalized affine map of w; 1x1 toRGB. Style mixing with
+norm, AdaIN `x * (1 + y_s) + y_b` from an equalized affine map of w (or, with `--synthesis
+demodulation`, the mnist/emoji presets' default: StyleGAN2's modulated and demodulated conv, then
+noise, bias, LeakyReLU times sqrt 2); 1x1 toRGB. Style mixing with
 probability 0.9. Discriminator: fromRGB 1x1, per resolution conv3x3, blur, conv3x3, 2x2 average
 pool (LeakyReLU after each conv), minibatch stddev (the preset's group), conv3x3, FC, FC. Non-saturating
 loss, R1 on reals every `--r1-interval` steps weighted by the interval (PyTorch's exact double
@@ -60,20 +62,32 @@ def lrelu(x):
 
 
 class StyleLayer(nn.Module):
-    def __init__(self, cin, c, w_dim, conv, up):
+    def __init__(self, cin, c, w_dim, conv, up, demod=False):
         super().__init__()
         self.conv = EqConv(cin, c, 3, bias=False) if conv else None
-        self.up = up
+        self.up, self.demod = up, demod
         self.noise = nn.Parameter(torch.zeros(c))
         self.bias = nn.Parameter(torch.zeros(c))
-        self.affine = EqLinear(w_dim, 2 * c)
+        if demod:  # StyleGAN2: per-input-channel styles (bias 1), no AdaIN
+            self.affine = EqLinear(w_dim, cin) if conv else None
+            if conv: nn.init.ones_(self.affine.b)
+        else:
+            self.affine = EqLinear(w_dim, 2 * c)
 
     def forward(self, x, w):
+        s = self.affine(w) if self.demod and self.conv is not None else None
+        if s is not None:
+            x = x * s[:, :, None, None]
         if self.conv is not None:
             x = blur(self.conv(F.interpolate(x, scale_factor=2))) if self.up else self.conv(x)
+        if s is not None:
+            wt = (self.conv.w * self.conv.g).square().sum((2, 3))  # [out, in]
+            x = x * torch.rsqrt(s.square() @ wt.t() + 1e-8)[:, :, None, None]
         b, c, h, _ = x.shape
         x = x + torch.randn(b, 1, h, h) * self.noise.view(1, c, 1, 1)
         x = lrelu(x + self.bias.view(1, c, 1, 1))
+        if self.demod:
+            return x * SQRT2
         x = x - x.mean((2, 3), keepdim=True)
         x = x * torch.rsqrt(x.square().mean((2, 3), keepdim=True) + 1e-8)
         s = self.affine(w).view(b, 2, c, 1, 1)
@@ -85,7 +99,7 @@ def nf(r, base, cmax):
 
 
 class Generator(nn.Module):
-    def __init__(self, zd, nmap, ch, res, base, cmax):
+    def __init__(self, zd, nmap, ch, res, base, cmax, demod=False):
         super().__init__()
         self.mapping = nn.ModuleList(EqLinear(zd, zd, 0.01) for _ in range(nmap))
         n = 2 * (int(math.log2(res)) - 1)
@@ -93,7 +107,7 @@ class Generator(nn.Module):
         layers, cin = [], nf(4, base, cmax)
         for i in range(n):
             c = nf(4 << (i // 2), base, cmax)
-            layers.append(StyleLayer(cin, c, zd, i > 0, i > 1 and i % 2 == 0))
+            layers.append(StyleLayer(cin, c, zd, i > 0, i > 1 and i % 2 == 0, demod))
             cin = c
         self.layers = nn.ModuleList(layers)
         self.to_rgb = EqConv(cin, ch, 1, gain=1.0)
@@ -154,13 +168,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=1); ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--r1-interval", type=int, default=4, help="ffhq: 1, as stylegan-ffhq")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--synthesis", choices=["adain", "demodulation"], default=None,
+                    help="default: the preset's (demodulation for mnist/emoji, adain for ffhq)")
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     zd, nmap, ch, res, base, cmax, gamma, lr, group = PRESETS[a.preset]
     dev = torch.device(a.device)
     torch.set_default_device(dev)
-    g, d = Generator(zd, nmap, ch, res, base, cmax), Discriminator(ch, res, base, cmax, group)
+    synthesis = a.synthesis or ("adain" if a.preset == "ffhq" else "demodulation")
+    g = Generator(zd, nmap, ch, res, base, cmax, synthesis == "demodulation")
+    d = Discriminator(ch, res, base, cmax, group)
     g_ema = copy.deepcopy(g).requires_grad_(False)
     og = torch.optim.Adam(g.parameters(), lr, betas=(0.0, 0.99))
     od = torch.optim.Adam(d.parameters(), lr, betas=(0.0, 0.99))
@@ -194,7 +212,7 @@ def main():
             times.append(time.perf_counter() - t0)
     dt = sum(times) / len(times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"torch {torch.__version__} stylegan-{a.preset} batch {bs} threads {torch.get_num_threads()}: "
+    print(f"torch {torch.__version__} stylegan-{a.preset} ({synthesis}) batch {bs} threads {torch.get_num_threads()}: "
           f"{dt:.3f} s/step  {bs / dt:.1f} img/s  peak RSS {rss:.0f} MiB  "
           f"params G {sum(p.numel() for p in g.parameters())/1e6:.2f}M D {sum(p.numel() for p in d.parameters())/1e6:.2f}M")
 

@@ -6,7 +6,7 @@
 //! `[b, h, w, c]` (see [`crate::nn::masked_conv`]).
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -298,8 +298,7 @@ impl GatedPixelCnn {
 pub fn cross_entropy(logits: Tensor<4>, codes: Tensor<3, Int>) -> Tensor<1> {
     let [b, h, w, k] = logits.dims();
     let n = b * h * w;
-    let logp = log_softmax(logits.reshape([n, k]), 1); // [N, K]
-    -logp.gather(1, codes.reshape([n, 1])).mean()
+    crate::nn::activation::cross_entropy_rows(logits.reshape([n, k]), codes.reshape([n])).mean()
 }
 
 #[cfg(test)]

@@ -20,6 +20,11 @@
 //! Progressive GAN one without growing: fromRGB 1x1, then per resolution `conv3x3, blur,
 //! conv3x3, 2x2 average pool`, down to 4x4, where minibatch standard deviation (group 4), a
 //! conv3x3 and two dense layers give the logit. Every layer has an equalized learning rate.
+//!
+//! `synthesis = "demodulation"` swaps instance norm and AdaIN for StyleGAN2's weight
+//! demodulation (`nn/modulated_conv.rs`): layer `i > 0` scales its conv's input channels by
+//! `A_i(w_i)` and rescales each output channel to unit expected variance; the epilogue is then
+//! `noise -> bias -> LeakyReLU(0.2) * sqrt 2`. Layer 0 (the constant) has no conv to modulate.
 
 use crate::nn::activation::leaky_relu;
 use burn::module::{Module, Param};
@@ -33,6 +38,7 @@ use crate::nn::equalized::{EqualizedLinear, EqualizedOpts};
 use crate::nn::equalized_conv::EqualizedConv2d;
 use crate::nn::mapping::MappingNetwork;
 use crate::nn::minibatch_stddev::minibatch_stddev;
+use crate::nn::modulated_conv::{Modulation, demodulation, modulate};
 use crate::nn::noise::{NoiseInjection, noise_image};
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -65,6 +71,21 @@ pub struct StyleganConfig {
     pub mbstd_group: usize,
     /// DiffAugment policy for D's inputs (not in the paper; empty: none).
     pub diffaugment: String,
+    /// How styles enter the synthesis network: `adain` (the paper) or `demodulation`
+    /// (StyleGAN2's weight demodulation in place of instance norm and AdaIN).
+    pub synthesis: Synthesis,
+}
+
+/// `model.synthesis` of a StyleGAN.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Synthesis {
+    /// Instance norm, then `x * (1 + s(w)) + b(w)` after each layer (StyleGAN 2019).
+    #[default]
+    AdaIn,
+    /// Styles scale the conv's input channels; each output channel is rescaled to unit
+    /// expected variance; no normalization of the activations (StyleGAN2 2020).
+    Demodulation,
 }
 
 impl Default for StyleganConfig {
@@ -80,6 +101,7 @@ impl Default for StyleganConfig {
             w_avg_decay: 0.995,
             mbstd_group: 4,
             diffaugment: String::new(),
+            synthesis: Synthesis::AdaIn,
         }
     }
 }
@@ -134,7 +156,10 @@ pub struct StyleLayer {
     pub noise: NoiseInjection,
     /// `[c]`, added after the noise.
     pub bias: Param<Tensor<1>>,
-    pub adain: AdaIn,
+    /// Instance norm and AdaIN after the activation (`synthesis = "adain"`, the paper).
+    pub adain: Option<AdaIn>,
+    /// The conv's style with demodulation (`synthesis = "demodulation"`, StyleGAN2).
+    pub modulation: Option<Modulation>,
 }
 
 impl StyleLayer {
@@ -142,10 +167,19 @@ impl StyleLayer {
     fn forward(&self, x: Tensor<4>, w: Tensor<2>, noise: Option<Tensor<4>>) -> Tensor<4> {
         let mut x = x;
         if let Some(conv) = &self.conv {
+            // Modulation scales the input channels and demodulation the output channels; both
+            // commute with the per-channel upsampling and blur.
+            let s = self.modulation.as_ref().map(|m| m.styles(w.clone())); // [b, cin]
+            if let Some(s) = &s {
+                x = modulate(x, s.clone());
+            }
             if self.upsample {
                 x = blur(conv.forward(upsample2x(x))); // [b, c, 2r, 2r]
             } else {
                 x = conv.forward(x); // [b, c, r, r]
+            }
+            if let Some(s) = s {
+                x = modulate(x, demodulation(s, conv.weight.val() * conv.weight_gain));
             }
         }
         if let Some(n) = noise {
@@ -153,7 +187,11 @@ impl StyleLayer {
         }
         let c = self.bias.dims()[0];
         x = leaky_relu(x + self.bias.val().reshape([1, c, 1, 1]), LEAKY_SLOPE);
-        self.adain.forward(x, w)
+        match &self.adain {
+            Some(adain) => adain.forward(x, w),
+            // No normalization follows, so the activation keeps its He gain (StyleGAN2).
+            None => x * GAIN,
+        }
     }
 }
 
@@ -198,7 +236,10 @@ impl Generator {
                 upsample: i > 1 && i % 2 == 0,
                 noise: NoiseInjection::new(c, device),
                 bias: crate::nn::init::zeros([c], device),
-                adain: AdaIn::new(cfg.w_dim, c, rng, device),
+                adain: (cfg.synthesis == Synthesis::AdaIn)
+                    .then(|| AdaIn::new(cfg.w_dim, c, rng, device)),
+                modulation: (cfg.synthesis == Synthesis::Demodulation && i > 0)
+                    .then(|| Modulation::new(cfg.w_dim, cin, rng, device)),
             });
             cin = c;
         }
@@ -562,6 +603,17 @@ mod tests {
         );
     }
 
+    /// The tiny generator with AdaIN and with demodulation.
+    fn both_syntheses() -> [Generator; 2] {
+        [Synthesis::AdaIn, Synthesis::Demodulation].map(|synthesis| {
+            let cfg = StyleganConfig {
+                synthesis,
+                ..tiny()
+            };
+            Generator::new(&cfg, &mut Rng::new(0), &Device::flex())
+        })
+    }
+
     fn with_noise_strength(mut g: Generator, v: f32) -> Generator {
         for l in &mut g.layers {
             let c = l.noise.strength.dims()[0];
@@ -572,17 +624,18 @@ mod tests {
 
     #[test]
     fn noise_scale_zero_makes_the_noise_irrelevant() {
-        let device = Device::flex();
-        let g = Generator::new(&tiny(), &mut Rng::new(0), &device);
-        let zz = z(2, 3, &device);
-        let a = g.generate(zz.clone(), 1.0, None, &mut Rng::new(10));
-        let b = g.generate(zz.clone(), 1.0, None, &mut Rng::new(11));
-        assert_eq!(max_diff(a, b), 0.0);
-        // With a non-zero scale the same latent gives different images.
-        let g = with_noise_strength(g, 0.5);
-        let a = g.generate(zz.clone(), 1.0, None, &mut Rng::new(10));
-        let b = g.generate(zz, 1.0, None, &mut Rng::new(11));
-        assert!(max_diff(a, b) > 1e-3);
+        for g in both_syntheses() {
+            let device = g.device();
+            let zz = z(2, 3, &device);
+            let a = g.generate(zz.clone(), 1.0, None, &mut Rng::new(10));
+            let b = g.generate(zz.clone(), 1.0, None, &mut Rng::new(11));
+            assert_eq!(max_diff(a, b), 0.0);
+            // With a non-zero scale the same latent gives different images.
+            let g = with_noise_strength(g, 0.5);
+            let a = g.generate(zz.clone(), 1.0, None, &mut Rng::new(10));
+            let b = g.generate(zz, 1.0, None, &mut Rng::new(11));
+            assert!(max_diff(a, b) > 1e-3);
+        }
     }
 
     #[test]
@@ -614,17 +667,18 @@ mod tests {
 
     #[test]
     fn crossover_at_layer_zero_is_the_second_latent() {
-        let device = Device::flex();
-        let g = Generator::new(&tiny(), &mut Rng::new(0), &device);
-        let (w1, w2) = (g.to_w(z(2, 5, &device)), g.to_w(z(2, 6, &device)));
-        let mixed = g.synthesis(
-            &g.mix(w1.clone(), w2.clone(), 0),
-            Noise::Random(&mut Rng::new(1)),
-        );
-        let only2 = g.synthesis(&vec![w2.clone(); 6], Noise::Random(&mut Rng::new(1)));
-        assert_eq!(max_diff(mixed, only2.clone()), 0.0);
-        let at3 = g.synthesis(&g.mix(w1, w2, 3), Noise::Random(&mut Rng::new(1)));
-        assert!(max_diff(at3, only2) > 1e-4);
+        for g in both_syntheses() {
+            let device = g.device();
+            let (w1, w2) = (g.to_w(z(2, 5, &device)), g.to_w(z(2, 6, &device)));
+            let mixed = g.synthesis(
+                &g.mix(w1.clone(), w2.clone(), 0),
+                Noise::Random(&mut Rng::new(1)),
+            );
+            let only2 = g.synthesis(&vec![w2.clone(); 6], Noise::Random(&mut Rng::new(1)));
+            assert_eq!(max_diff(mixed, only2.clone()), 0.0);
+            let at3 = g.synthesis(&g.mix(w1, w2, 3), Noise::Random(&mut Rng::new(1)));
+            assert!(max_diff(at3, only2) > 1e-4);
+        }
     }
 
     #[test]
@@ -667,6 +721,46 @@ mod tests {
         });
         let faded = d.forward(x);
         assert!((faded - low).abs().max().into_scalar::<f32>() < 1e-6);
+    }
+
+    /// Demodulation makes a layer blind to the overall scale of its style: multiplying a
+    /// style affine by 3 leaves the image unchanged, where AdaIN's output changes.
+    #[test]
+    fn demodulated_layers_ignore_the_scale_of_their_style() {
+        let device = Device::flex();
+        let scaled = |synthesis| {
+            let cfg = StyleganConfig {
+                synthesis,
+                ..tiny()
+            };
+            let g = Generator::new(&cfg, &mut Rng::new(0), &device);
+            let zz = z(2, 7, &device);
+            let before = g.generate(zz.clone(), 1.0, None, &mut Rng::new(1));
+            let mut g = g;
+            let layer = &mut g.layers[3];
+            let affine = match (&mut layer.modulation, &mut layer.adain) {
+                (Some(m), None) => &mut m.affine,
+                (None, Some(a)) => &mut a.affine,
+                _ => panic!("a layer has exactly one way to take its style"),
+            };
+            affine.weight = affine.weight.clone().map(|w| w * 3.0);
+            affine.bias = affine.bias.clone().map(|b| b.map(|b| b * 3.0));
+            let after = g.generate(zz, 1.0, None, &mut Rng::new(1));
+            max_diff(before, after)
+        };
+        assert!(scaled(Synthesis::Demodulation) < 1e-4);
+        assert!(scaled(Synthesis::AdaIn) > 1e-2);
+        // Layer 0 is the constant: no convolution, so nothing to modulate.
+        let cfg = StyleganConfig {
+            synthesis: Synthesis::Demodulation,
+            ..tiny()
+        };
+        let g = Generator::new(&cfg, &mut Rng::new(0), &device);
+        assert!(
+            g.layers[0].modulation.is_none()
+                && g.layers[1..].iter().all(|l| l.modulation.is_some())
+        );
+        assert!(g.layers.iter().all(|l| l.adain.is_none()));
     }
 
     #[test]

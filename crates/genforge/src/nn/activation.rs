@@ -15,7 +15,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::flex::ops::binary::binary_op;
 use burn::backend::ops::FloatTensorOps;
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::backend::{TensorMetadata, get_or_init_device_settings};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -44,9 +44,129 @@ pub trait FusedActivations: Backend {
 
     /// The gradient through `softmax_last` given its output `y`: `y * (g - sum(g * y))` per row.
     fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The PixelCNN gate `tanh(a) * sigmoid(b)` of the two halves `[a | b]` of the last axis.
+    fn gated_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradient through `gated_tanh` given its input: `[g s (1 - t^2) | g t s (1 - s)]`.
+    fn gated_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Cross-entropy of each row of `logits` `[n, k]` against its class in `labels` `[n]`:
+    /// `logsumexp(x) - x_label`, `[n]`.
+    fn cross_entropy_rows(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradient through `cross_entropy_rows`: `g_r (softmax(x_r) - onehot(label_r))`.
+    fn cross_entropy_rows_backward(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// `max` and `log sum exp` of a row.
+fn log_sum_exp(x: &[f32]) -> f32 {
+    let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    m + x.iter().map(|v| (v - m).exp()).sum::<f32>().ln()
+}
+
+fn labels_of(labels: FlexTensor) -> Vec<usize> {
+    labels
+        .into_data()
+        .iter::<i64>()
+        .map(|l| l as usize)
+        .collect()
+}
+
+/// `(tanh a, sigmoid b)`.
+fn gate_parts(a: f32, b: f32) -> (f32, f32) {
+    (a.tanh(), 1.0 / (1.0 + (-b).exp()))
+}
+
+/// Rows of `n` of `x` and of the output (width `out_n`), 64 rows per parallel task.
+fn par_rows(
+    x: &[f32],
+    n: usize,
+    out_n: usize,
+    f: impl Fn(&[f32], &mut [f32], usize) + Sync,
+) -> Vec<f32> {
+    let rows = x.len() / n.max(1);
+    let mut out = vec![0.0f32; rows * out_n];
+    if n > 0 && out_n > 0 {
+        out.par_chunks_mut(64 * out_n)
+            .zip(x.par_chunks(64 * n))
+            .enumerate()
+            .for_each(|(blk, (out, x))| {
+                for (i, (o, x)) in out.chunks_mut(out_n).zip(x.chunks(n)).enumerate() {
+                    f(x, o, blk * 64 + i);
+                }
+            });
+    }
+    out
 }
 
 impl FusedActivations for Flex {
+    fn cross_entropy_rows(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self> {
+        let shape = logits.shape();
+        let (n, k) = (shape[0], shape[1]);
+        let labels = labels_of(labels);
+        let x = contiguous_f32(&logits);
+        let out = par_rows(&x, k, 1, |x, o, row| {
+            o[0] = log_sum_exp(x) - x[labels[row]];
+        });
+        FlexTensor::from_data(TensorData::new(out, [n]))
+    }
+
+    fn cross_entropy_rows_backward(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let shape = logits.shape();
+        let k = shape[1];
+        let labels = labels_of(labels);
+        let (x, g) = (contiguous_f32(&logits), contiguous_f32(&grad));
+        let out = par_rows(&x, k, k, |x, o, row| {
+            let lse = log_sum_exp(x);
+            for (o, v) in o.iter_mut().zip(x) {
+                *o = g[row] * (v - lse).exp();
+            }
+            o[labels[row]] -= g[row];
+        });
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn gated_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let mut shape = x.shape();
+        let last = shape.num_dims() - 1;
+        let n = shape[last];
+        let c = n / 2;
+        let x = contiguous_f32(&x);
+        let out = par_rows(&x, n, c, |x, o, _| {
+            for (i, o) in o.iter_mut().enumerate() {
+                let (t, s) = gate_parts(x[i], x[c + i]);
+                *o = t * s;
+            }
+        });
+        shape[last] = c;
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn gated_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let n = shape[shape.num_dims() - 1];
+        let c = n / 2;
+        let (x, g) = (contiguous_f32(&x), contiguous_f32(&grad));
+        let out = par_rows(&x, n, n, |x, o, row| {
+            let g = &g[row * c..(row + 1) * c];
+            for i in 0..c {
+                let (t, s) = gate_parts(x[i], x[c + i]);
+                o[i] = g[i] * s * (1.0 - t * t);
+                o[c + i] = g[i] * t * s * (1.0 - s);
+            }
+        });
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
     fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         let shape = y.shape();
         let n = shape[shape.num_dims() - 1];
@@ -106,6 +226,36 @@ impl<B: Backend + FusedActivations> Backward<B, 1> for SoftmaxBackward {
 }
 
 #[derive(Debug)]
+struct GatedTanhBackward;
+
+impl<B: Backend + FusedActivations> Backward<B, 1> for GatedTanhBackward {
+    /// The forward input.
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| {
+            B::gated_tanh_backward(x, g)
+        });
+    }
+}
+
+#[derive(Debug)]
+struct CrossEntropyBackward;
+
+impl<B: Backend + FusedActivations> Backward<B, 1> for CrossEntropyBackward {
+    /// The logits and the labels.
+    type State = (FloatTensor<B>, IntTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (logits, labels) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| {
+            B::cross_entropy_rows_backward(logits, labels, g)
+        });
+    }
+}
+
+#[derive(Debug)]
 struct LeakyReluBackward;
 
 impl<B: Backend + FusedActivations> Backward<B, 1> for LeakyReluBackward {
@@ -149,6 +299,56 @@ impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for 
         }
     }
 
+    fn gated_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match GatedTanhBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive();
+                let y = B::gated_tanh(x.clone());
+                prep.finish(x, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gated_tanh(x.into_primitive())),
+        }
+    }
+
+    fn cross_entropy_rows(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self> {
+        match CrossEntropyBackward
+            .prepare::<C>([logits.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let x = logits.into_primitive();
+                let y = B::cross_entropy_rows(x.clone(), labels.clone());
+                prep.finish((x, labels), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::cross_entropy_rows(logits.into_primitive(), labels))
+            }
+        }
+    }
+
+    fn cross_entropy_rows_backward(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        // Only reached if a second derivative were taken; burn has none.
+        let (x, g) = (logits.into_primitive(), grad.into_primitive());
+        <Self as burn::backend::AutodiffBackend>::from_inner(B::cross_entropy_rows_backward(
+            x, labels, g,
+        ))
+    }
+
+    fn gated_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        // Only reached if a second derivative were taken; burn has none.
+        let (x, grad) = (x.into_primitive(), grad.into_primitive());
+        <Self as burn::backend::AutodiffBackend>::from_inner(B::gated_tanh_backward(x, grad))
+    }
+
     fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         // Only reached if a second derivative were taken; burn has none, so compose.
         let last = y.shape().num_dims() - 1;
@@ -180,6 +380,11 @@ fn fused_enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var_os("GENFORGE_FUSED").is_none_or(|v| v != "0"))
 }
 
+/// Whether the CPU operations of this crate's backend extensions serve tensors on `device`.
+pub(crate) fn fused_on(device: &Device) -> bool {
+    fused_enabled() && is_flex(device)
+}
+
 /// LeakyReLU, `x` where `x >= 0` and `slope * x` elsewhere (`slope > 0`), with a one-pass backward
 /// on the CPU backend and burn's `leaky_relu` elsewhere.
 pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
@@ -203,6 +408,48 @@ pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
     } else {
         burn::tensor::activation::softmax(x, dim)
     }
+}
+
+/// The PixelCNN gate `tanh(a) * sigmoid(b)` of the halves `[a | b]` of the last axis
+/// (`[.., 2c] -> [.., c]`): one operation each way on the CPU backend, burn's composition
+/// elsewhere.
+pub fn gated_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if fused_on(&x.device()) && x.dtype() == DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as FusedActivations>::gated_tanh(
+            x.into_dispatch(),
+        ));
+    }
+    gated_tanh_composed(x)
+}
+
+/// Cross-entropy of each row of `logits` (`[n, k]`) against its class in `labels` (`[n]`), in
+/// nats: one operation each way on the CPU backend (no `[n, k]` log-probabilities kept, a
+/// one-pass `softmax - onehot` backward), burn's `log_softmax` and `gather` elsewhere.
+pub fn cross_entropy_rows(logits: Tensor<2>, labels: Tensor<1, burn::tensor::Int>) -> Tensor<1> {
+    if fused_on(&logits.device()) && logits.dtype() == DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as FusedActivations>::cross_entropy_rows(
+            logits.into_dispatch(),
+            labels.into_dispatch(),
+        ));
+    }
+    cross_entropy_rows_composed(logits, labels)
+}
+
+/// [`cross_entropy_rows`] from burn operations.
+pub fn cross_entropy_rows_composed(
+    logits: Tensor<2>,
+    labels: Tensor<1, burn::tensor::Int>,
+) -> Tensor<1> {
+    let n = logits.dims()[0];
+    let logp = burn::tensor::activation::log_softmax(logits, 1); // [n, k]
+    -logp.gather(1, labels.reshape([n, 1])).reshape([n])
+}
+
+/// [`gated_tanh`] from burn operations.
+pub fn gated_tanh_composed<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let c = x.dims()[D - 1] / 2;
+    burn::tensor::activation::tanh(x.clone().narrow(D - 1, 0, c))
+        * burn::tensor::activation::sigmoid(x.narrow(D - 1, c, c))
 }
 
 #[cfg(test)]
@@ -278,6 +525,68 @@ mod tests {
         }
         for row in y.chunks(70) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+
+    /// The gate: values and input gradient equal burn's composition, over a range that
+    /// saturates both halves.
+    #[test]
+    fn gated_tanh_matches_burn_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(9);
+        let shape = [3, 4, 5, 2 * 130];
+        let v = rng.normal_vec(shape.iter().product(), 0.0, 4.0);
+        let up_shape = [3, 4, 5, 130];
+        let up = rng.normal_vec(up_shape.iter().product(), 0.0, 1.0);
+        let up = Tensor::<4>::from_data(TensorData::new(up, up_shape), &device);
+        let run = |fused: bool| {
+            let x =
+                Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &device).require_grad();
+            let y = if fused {
+                gated_tanh(x.clone())
+            } else {
+                gated_tanh_composed(x.clone())
+            };
+            let grads = (y.clone() * up.clone()).sum().backward();
+            (values(y), values(x.grad(&grads).unwrap()))
+        };
+        let ((y, g), (y0, g0)) = (run(true), run(false));
+        assert_eq!(y.len(), up_shape.iter().product::<usize>());
+        for (a, b) in y.iter().zip(&y0).chain(g.iter().zip(&g0)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    /// Cross-entropy rows: values and logits gradient equal burn's `log_softmax` + `gather`,
+    /// with large logits (no overflow) and an uneven upstream gradient.
+    #[test]
+    fn cross_entropy_matches_burn_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(10);
+        let (n, k) = (150, 37);
+        let mut v = rng.normal_vec(n * k, 0.0, 3.0);
+        v[5] = 80.0;
+        let labels: Vec<i64> = (0..n).map(|i| ((i * 7) % k) as i64).collect();
+        let up = Tensor::<1>::from_data(TensorData::new(rng.normal_vec(n, 1.0, 1.0), [n]), &device);
+        let run = |fused: bool| {
+            let x =
+                Tensor::<2>::from_data(TensorData::new(v.clone(), [n, k]), &device).require_grad();
+            let l = Tensor::<1, burn::tensor::Int>::from_data(
+                TensorData::new(labels.clone(), [n]),
+                &device,
+            );
+            let y = if fused {
+                cross_entropy_rows(x.clone(), l)
+            } else {
+                cross_entropy_rows_composed(x.clone(), l)
+            };
+            let grads = (y.clone() * up.clone()).sum().backward();
+            (values(y), values(x.grad(&grads).unwrap()))
+        };
+        let ((y, g), (y0, g0)) = (run(true), run(false));
+        assert_eq!(y.len(), n);
+        for (a, b) in y.iter().zip(&y0).chain(g.iter().zip(&g0)) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
     }
 

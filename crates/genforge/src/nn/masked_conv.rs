@@ -18,11 +18,11 @@
 //! whole batch: the kernel taps are shifted views concatenated along channels (im2col), and 1x1
 //! convolutions are plain linear maps.
 
+use super::activation::gated_tanh;
 use burn::module::{Module, Param};
-use burn::tensor::activation::{sigmoid, tanh};
-use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
+use super::im2row::{Window, im2row};
 use super::init;
 use crate::rng::Rng;
 
@@ -99,30 +99,6 @@ pub struct GatedOutput {
     pub skip: Tensor<4>,
 }
 
-fn gate(x: Tensor<4>) -> Tensor<4> {
-    let c = x.dims()[3] / 2;
-    tanh(x.clone().narrow(3, 0, c)) * sigmoid(x.narrow(3, c, c))
-}
-
-/// `[b, h, w, c]` padded by `(top, left, right)` -> the `[b, h, w, c * taps]` stack of the views
-/// at each tap offset `(dy, dx)`.
-fn taps(
-    x: Tensor<4>,
-    (top, left, right): (usize, usize, usize),
-    offsets: &[(usize, usize)],
-) -> Tensor<4> {
-    let [_, h, w, _] = x.dims();
-    let padded = x.pad(
-        [(0, 0), (top, 0), (left, right), (0, 0)],
-        PadMode::Constant(0.0),
-    );
-    let views: Vec<Tensor<4>> = offsets
-        .iter()
-        .map(|&(dy, dx)| padded.clone().narrow(1, dy, h).narrow(2, dx, w))
-        .collect();
-    Tensor::cat(views, 3)
-}
-
 impl GatedMaskedConv2d {
     /// `channels` = p; `kernel` odd (seed: 7 for the first layer, 3 after); `cond_channels` 0
     /// for none.
@@ -139,8 +115,8 @@ impl GatedMaskedConv2d {
         let half = kernel / 2;
         let mask_a = mask == MaskType::A;
         let (nv, nh) = (
-            Self::vertical_offsets(kernel, mask_a).len(),
-            Self::horizontal_offsets(kernel, mask_a).len(),
+            Self::vertical_window(kernel, mask_a).taps(),
+            Self::horizontal_window(kernel, mask_a).taps(),
         );
         // Fan-in of the full kernels, as PyTorch initialises a masked convolution.
         GatedMaskedConv2d {
@@ -156,19 +132,26 @@ impl GatedMaskedConv2d {
         }
     }
 
-    /// Vertical taps `(dy, dx)` into the input padded by `k/2` on top and both sides.
-    fn vertical_offsets(kernel: usize, mask_a: bool) -> Vec<(usize, usize)> {
-        let rows = kernel / 2 + usize::from(!mask_a);
-        (0..rows)
-            .flat_map(|dy| (0..kernel).map(move |dx| (dy, dx)))
-            .collect()
+    /// The vertical stack's taps: the rows above (and for type B the current row), `k` wide.
+    fn vertical_window(kernel: usize, mask_a: bool) -> Window {
+        let half = kernel / 2;
+        Window {
+            rows: half + usize::from(!mask_a),
+            cols: kernel,
+            top: half,
+            left: half,
+        }
     }
 
-    /// Horizontal taps `(0, dx)` into the input padded by `k/2` on the left.
-    fn horizontal_offsets(kernel: usize, mask_a: bool) -> Vec<(usize, usize)> {
-        (0..kernel / 2 + usize::from(!mask_a))
-            .map(|dx| (0, dx))
-            .collect()
+    /// The horizontal stack's taps: the pixels to the left (and for type B the current one).
+    fn horizontal_window(kernel: usize, mask_a: bool) -> Window {
+        let half = kernel / 2;
+        Window {
+            rows: 1,
+            cols: half + usize::from(!mask_a),
+            top: 0,
+            left: half,
+        }
     }
 
     /// `v`, `h`: `[b, h, w, p]`; `cond`: `[b, h, w, c]` when the layer is conditioned.
@@ -198,16 +181,11 @@ impl GatedMaskedConv2d {
         v: Tensor<4>,
         cond_v: Option<&Tensor<4>>,
     ) -> (Tensor<4>, Tensor<4>) {
-        let (k, half) = (self.kernel, self.kernel / 2);
-        let v_taps = taps(
-            v,
-            (half, half, half),
-            &Self::vertical_offsets(k, self.mask_a),
-        );
+        let v_taps = im2row(v, Self::vertical_window(self.kernel, self.mask_a)); // [b, h, w, taps * p]
         let v_pre = self.vertical.forward(v_taps); // [b, h, w, 2p]
         let gated = match cond_v {
-            Some(c) => gate(v_pre.clone() + c.clone()),
-            None => gate(v_pre.clone()),
+            Some(c) => gated_tanh(v_pre.clone() + c.clone()),
+            None => gated_tanh(v_pre.clone()),
         };
         (v_pre, gated)
     }
@@ -221,18 +199,13 @@ impl GatedMaskedConv2d {
         v_pre: Tensor<4>,
         cond_h: Option<&Tensor<4>>,
     ) -> (Tensor<4>, Tensor<4>) {
-        let (k, half) = (self.kernel, self.kernel / 2);
-        let h_taps = taps(
-            h.clone(),
-            (0, half, 0),
-            &Self::horizontal_offsets(k, self.mask_a),
-        );
+        let h_taps = im2row(h.clone(), Self::horizontal_window(self.kernel, self.mask_a)); // [b, h, w, taps * p]
         let mut h_pre =
             self.horizontal.forward(h_taps) + self.vertical_to_horizontal.forward(v_pre); // [b, h, w, 2p]
         if let Some(c) = cond_h {
             h_pre = h_pre + c.clone();
         }
-        let gated = gate(h_pre); // [b, h, w, p]
+        let gated = gated_tanh(h_pre); // [b, h, w, p]
         let skip = self.skip.forward(gated.clone());
         let mut out = self.horizontal_out.forward(gated);
         if !self.mask_a {

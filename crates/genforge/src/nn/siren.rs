@@ -105,10 +105,8 @@ impl ModulatedLinear {
         let y = xs.reshape([m * s, fan_in]).matmul(w.clone().transpose()); // [m*s, out]
         let y = y.reshape([m, s, fan_out]);
         if self.demodulation {
-            // sum_i (w_oi s_i)^2 = (s^2) (w^2)^T: [m, out]
-            let demod = (style.square().matmul(w.square().transpose()) + 1e-8)
-                .sqrt()
-                .recip();
+            let demod =
+                super::modulated_conv::demodulation(style, w.reshape([fan_out, fan_in, 1, 1])); // [m, out]
             y * demod.unsqueeze_dim::<3>(1)
         } else {
             y

@@ -362,21 +362,16 @@ impl GanTrainer {
         }
         let real_aug = diff_augment(real.clone(), self.augment, &mut self.state.rng);
         let fake_aug = diff_augment(fake.clone(), self.augment, &mut self.state.rng);
-        // The plain copies only feed bCR; without it D sees the augmented batch alone.
-        let bcr = bcr_real > 0.0 || bcr_fake > 0.0;
-        let mut batch = vec![real_aug, fake_aug];
-        if bcr {
-            batch.extend([real, fake]);
-        }
-        let cc = c.map(|l| Tensor::cat(vec![l; if bcr { 4 } else { 2 }], 0));
-        let logits = self.d.forward(Tensor::cat(batch, 0), cc); // [4b] or [2b]
-        let part = |i: usize| logits.clone().narrow(0, i * b, b);
-        let (ra, fa) = (part(0), part(1));
+        // Reals and fakes go through D as separate batches, as without augmentation: a D with
+        // minibatch standard deviation must not see them in one batch, or its groups mix the
+        // two and hide a collapsed G. The plain copies only feed bCR.
+        let ra = self.d.forward(real_aug, c.clone()); // [b]
+        let fa = self.d.forward(fake_aug, c.clone()); // [b]
         let mut loss = self.d_loss(ra.clone(), fa.clone()) * weight;
-        if bcr {
+        if bcr_real > 0.0 || bcr_fake > 0.0 {
             loss = loss
-                + losses::bcr(ra.clone(), part(2)) * bcr_real
-                + losses::bcr(fa.clone(), part(3)) * bcr_fake;
+                + losses::bcr(ra.clone(), self.d.forward(real, c.clone())) * bcr_real
+                + losses::bcr(fa.clone(), self.d.forward(fake, c)) * bcr_fake;
         }
         (mean(&ra), mean(&fa), loss, gp)
     }
