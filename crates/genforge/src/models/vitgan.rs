@@ -2,8 +2,8 @@
 //! Self-Modulated LayerNorm and a SIREN patch decoder, and a ViT discriminator with overlapping
 //! patches, L2 self-attention and Improved Spectral Normalization on every layer.
 
+use crate::nn::activation::gelu;
 use burn::module::{Module, Param};
-use burn::tensor::activation::gelu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
