@@ -114,7 +114,10 @@ fn normal_cdf_pdf(x: f32) -> (f32, f32) {
 /// `(tanh a, sigmoid b)`, tanh as `1 - 2 / (e^2a + 1)` (within 1e-7 absolute; libm's `tanhf`
 /// goes through `expm1f` and costs about twice as much).
 fn gate_parts(a: f32, b: f32) -> (f32, f32) {
-    (1.0 - 2.0 / ((2.0 * a).exp() + 1.0), 1.0 / (1.0 + (-b).exp()))
+    (
+        1.0 - 2.0 / ((2.0 * a).exp() + 1.0),
+        1.0 / (1.0 + (-b).exp()),
+    )
 }
 
 /// Rows of `n` of `x` and of the output (width `out_n`), 64 rows per parallel task.
