@@ -5,7 +5,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, unary};
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
@@ -60,9 +60,65 @@ fn depthwise_options(c: usize) -> ConvOptions<2> {
 pub trait BlurOps: Backend {
     /// [`blur`] on `[b, c, h, w]`.
     fn blur3x3(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Nearest 2x upsampling times `scale`, `[b, c, h, w] -> [b, c, 2h, 2w]`.
+    fn up2x(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self>;
+    /// The sum of each 2x2 block times `scale`, `[b, c, h, w] -> [b, c, h/2, w/2]` (`scale`
+    /// 1/4: average pooling; 1: the adjoint of `up2x`).
+    fn down2x(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self>;
+}
+
+/// `f(input plane, output plane)` over the `b * c` planes of `x`, in parallel.
+fn per_plane(
+    x: &FlexTensor,
+    out_hw: [usize; 2],
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> FlexTensor {
+    use rayon::prelude::*;
+    let s = x.shape();
+    let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let x = x.to_contiguous();
+    let x = x.as_slice::<f32>().expect("2x resampling takes f32");
+    let [oh, ow] = out_hw;
+    let mut out = vec![0f32; b * c * oh * ow];
+    if h * w > 0 && oh * ow > 0 {
+        out.par_chunks_mut(oh * ow)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(o, x)| f(x, o));
+    }
+    FlexTensor::from_data(TensorData::new(out, [b, c, oh, ow]))
 }
 
 impl BlurOps for Flex {
+    fn up2x(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
+        let s = x.shape();
+        let (h, w) = (s[2], s[3]);
+        per_plane(&x, [2 * h, 2 * w], |x, o| {
+            for (y, row) in x.chunks(w).enumerate() {
+                let (top, bottom) = o[4 * y * w..4 * (y + 1) * w].split_at_mut(2 * w);
+                for (i, v) in row.iter().enumerate() {
+                    let v = v * scale;
+                    top[2 * i] = v;
+                    top[2 * i + 1] = v;
+                }
+                bottom.copy_from_slice(top);
+            }
+        })
+    }
+
+    fn down2x(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
+        let s = x.shape();
+        let (h, w) = (s[2], s[3]);
+        let (oh, ow) = (h / 2, w / 2);
+        per_plane(&x, [oh, ow], |x, o| {
+            for (y, row) in o.chunks_mut(ow).enumerate() {
+                let (a, b) = (&x[2 * y * w..], &x[(2 * y + 1) * w..]);
+                for (i, v) in row.iter_mut().enumerate() {
+                    *v = (a[2 * i] + a[2 * i + 1] + b[2 * i] + b[2 * i + 1]) * scale;
+                }
+            }
+        })
+    }
+
     fn blur3x3(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let c = x.shape()[1];
         let weight = FlexTensor::from_data(depthwise_weight(c));
@@ -81,10 +137,57 @@ impl<B: Backend + BlurOps> Backward<B, 1> for BlurBackward {
     }
 }
 
+/// Nearest 2x upsampling and 2x2 block sums are each other's adjoints: the gradient of
+/// `up2x(x, s)` is `down2x(g, s)` and that of `down2x(x, s)` is `up2x(g, s)`.
+#[derive(Debug)]
+struct ResampleBackward;
+
+impl<B: Backend + BlurOps> Backward<B, 1> for ResampleBackward {
+    /// Whether the forward was `up2x`, and its scale.
+    type State = (bool, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (up, scale) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| {
+            if up {
+                B::down2x(g, scale)
+            } else {
+                B::up2x(g, scale)
+            }
+        });
+    }
+}
+
 impl<B: Backend + BlurOps, C: CheckpointStrategy> BlurOps for Autodiff<B, C> {
     fn blur3x3(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = BlurBackward.prepare::<C>([x.node()]).compute_bound();
         prep.stateless(B::blur3x3(x.into_primitive()))
+    }
+
+    fn up2x(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
+        match ResampleBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((true, scale), B::up2x(x.into_primitive(), scale))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::up2x(x.into_primitive(), scale)),
+        }
+    }
+
+    fn down2x(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
+        match ResampleBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((false, scale), B::down2x(x.into_primitive(), scale))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::down2x(x.into_primitive(), scale)),
+        }
     }
 }
 
@@ -102,16 +205,30 @@ pub fn blur_slices(x: Tensor<4>) -> Tensor<4> {
         + p.slice([0..b, 0..c, 0..h, 2..w + 2]) * TAPS[2]
 }
 
-/// Nearest-neighbour 2x upsampling, `[b, c, h, w] -> [b, c, 2h, 2w]`.
+/// Nearest-neighbour 2x upsampling, `[b, c, h, w] -> [b, c, 2h, 2w]`: on the CPU one pass each
+/// way (the backward sums 2x2 blocks), elsewhere burn's nearest interpolation.
 pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
+    if crate::nn::activation::fused_on(&x.device()) && x.dtype() == burn::backend::DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as BlurOps>::up2x(x.into_dispatch(), 1.0));
+    }
     let [_, _, h, w] = x.dims();
     let options =
         InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]);
     burn::tensor::module::interpolate(x, options)
 }
 
-/// 2x2 box downsampling (average pooling), `[b, c, h, w] -> [b, c, h/2, w/2]`.
+/// 2x2 box downsampling (average pooling), `[b, c, h, w] -> [b, c, h/2, w/2]`: on the CPU one
+/// pass each way (burn-flex's average-pooling backward is a general 3-D kernel, 4% of a StyleGAN
+/// step), elsewhere burn's `avg_pool2d`.
 pub fn downsample2x(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    if crate::nn::activation::fused_on(&x.device())
+        && x.dtype() == burn::backend::DType::F32
+        && h % 2 == 0
+        && w % 2 == 0
+    {
+        return Tensor::from_dispatch(<Dispatch as BlurOps>::down2x(x.into_dispatch(), 0.25));
+    }
     let options = AvgPoolOptions::new([2, 2]).with_stride([2, 2]);
     burn::tensor::module::avg_pool2d(x, options)
 }
