@@ -278,48 +278,43 @@ fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
-#[derive(Debug)]
-struct SoftmaxBackward;
+/// The backward step of an operation whose gradient is `f(saved, g)`, with one saved tensor
+/// (its input or its output).
+struct SavedBackward<B: Backend> {
+    f: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+}
 
-impl<B: Backend + FusedActivations> Backward<B, 1> for SoftmaxBackward {
-    /// The forward output.
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let y = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |g| {
-            B::softmax_last_backward(y, g)
-        });
+impl<B: Backend> std::fmt::Debug for SavedBackward<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SavedBackward")
     }
 }
 
-#[derive(Debug)]
-struct GeluBackward;
-
-impl<B: Backend + FusedActivations> Backward<B, 1> for GeluBackward {
-    /// The forward input.
+impl<B: Backend> Backward<B, 1> for SavedBackward<B> {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |g| {
-            B::gelu_fused_backward(x, g)
-        });
+        let (saved, f) = (ops.state, self.f);
+        unary::<B, _>(ops.parents, ops.node, grads, |g| f(saved, g));
     }
 }
 
-#[derive(Debug)]
-struct GatedTanhBackward;
-
-impl<B: Backend + FusedActivations> Backward<B, 1> for GatedTanhBackward {
-    /// The forward input.
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |g| {
-            B::gated_tanh_backward(x, g)
-        });
+/// Runs `forward` on the inner backend and records it with `backward`, saving its output
+/// (`save_output`) or its input for the backward step.
+fn record_saved<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    forward: fn(FloatTensor<B>) -> FloatTensor<B>,
+    save_output: bool,
+    backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let op = SavedBackward { f: backward };
+    match op.prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let x = x.into_primitive();
+            let y = forward(x.clone());
+            prep.finish(if save_output { y.clone() } else { x }, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive())),
     }
 }
 
@@ -369,32 +364,11 @@ impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for 
     }
 
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match SoftmaxBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = B::softmax_last(x.into_primitive());
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last(x.into_primitive())),
-        }
+        record_saved::<B, C>(x, B::softmax_last, true, B::softmax_last_backward)
     }
 
     fn gelu_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match GeluBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let x = x.into_primitive();
-                let y = B::gelu_fused(x.clone());
-                prep.finish(x, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::gelu_fused(x.into_primitive())),
-        }
+        record_saved::<B, C>(x, B::gelu_fused, false, B::gelu_fused_backward)
     }
 
     fn gelu_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -404,18 +378,7 @@ impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for 
     }
 
     fn gated_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match GatedTanhBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let x = x.into_primitive();
-                let y = B::gated_tanh(x.clone());
-                prep.finish(x, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::gated_tanh(x.into_primitive())),
-        }
+        record_saved::<B, C>(x, B::gated_tanh, false, B::gated_tanh_backward)
     }
 
     fn cross_entropy_rows(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self> {
