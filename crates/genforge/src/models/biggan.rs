@@ -17,11 +17,10 @@
 //! Self-attention is the SAGAN layer genforge already has (without spectral norm inside, as the
 //! DCGAN/SAGAN article writes it; BigGAN-PyTorch spectral-normalizes its four 1x1 convs).
 
+use crate::nn::blur::{downsample2x, upsample2x};
 use burn::module::{Module, Param};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::{relu, tanh};
-use burn::tensor::module::{avg_pool2d, interpolate};
-use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -188,18 +187,6 @@ impl BigganConfig {
     }
 }
 
-fn upsample(x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    interpolate(
-        x,
-        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]),
-    )
-}
-
-fn downsample(x: Tensor<4>) -> Tensor<4> {
-    avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2]))
-}
-
 /// `weight [out, ...]` flattened to `[out, fan_in]` (orthogonal regularization).
 fn rows<const D: usize>(w: Tensor<D>) -> Tensor<2> {
     let out = w.dims()[0];
@@ -228,10 +215,10 @@ impl GBlock {
 
     /// `[b, in, r, r], [b, cond] -> [b, out, 2r, 2r]`
     fn forward(&self, x: Tensor<4>, e: Tensor<2>) -> Tensor<4> {
-        let h = upsample(relu(self.bn1.forward(x.clone(), e.clone())));
+        let h = upsample2x(relu(self.bn1.forward(x.clone(), e.clone())));
         let h = self.conv1.forward(h);
         let h = self.conv2.forward(relu(self.bn2.forward(h, e)));
-        h + self.skip.forward(upsample(x))
+        h + self.skip.forward(upsample2x(x))
     }
 }
 
@@ -373,7 +360,7 @@ impl DBlock {
         };
         let mut h = self.conv2.forward(relu(self.conv1.forward(h)));
         if self.downsample {
-            h = downsample(h);
+            h = downsample2x(h);
         }
         let mut s = x;
         if self.preactivation {
@@ -381,11 +368,11 @@ impl DBlock {
                 s = c.forward(s);
             }
             if self.downsample {
-                s = downsample(s);
+                s = downsample2x(s);
             }
         } else {
             if self.downsample {
-                s = downsample(s);
+                s = downsample2x(s);
             }
             if let Some(c) = &self.skip {
                 s = c.forward(s);
