@@ -158,6 +158,29 @@ impl<B: Backend + BlurOps> Backward<B, 1> for ResampleBackward {
     }
 }
 
+/// `up2x` (`up`) or `down2x` on the inner backend, recorded for the backward pass.
+fn resample<B: Backend + BlurOps, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    up: bool,
+    scale: f32,
+) -> FloatTensor<Autodiff<B, C>> {
+    let run = |x| {
+        if up {
+            B::up2x(x, scale)
+        } else {
+            B::down2x(x, scale)
+        }
+    };
+    match ResampleBackward
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((up, scale), run(x.into_primitive())),
+        OpsKind::UnTracked(prep) => prep.finish(run(x.into_primitive())),
+    }
+}
+
 impl<B: Backend + BlurOps, C: CheckpointStrategy> BlurOps for Autodiff<B, C> {
     fn blur3x3(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = BlurBackward.prepare::<C>([x.node()]).compute_bound();
@@ -165,29 +188,11 @@ impl<B: Backend + BlurOps, C: CheckpointStrategy> BlurOps for Autodiff<B, C> {
     }
 
     fn up2x(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
-        match ResampleBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                prep.finish((true, scale), B::up2x(x.into_primitive(), scale))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::up2x(x.into_primitive(), scale)),
-        }
+        resample::<B, C>(x, true, scale)
     }
 
     fn down2x(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
-        match ResampleBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                prep.finish((false, scale), B::down2x(x.into_primitive(), scale))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::down2x(x.into_primitive(), scale)),
-        }
+        resample::<B, C>(x, false, scale)
     }
 }
 
