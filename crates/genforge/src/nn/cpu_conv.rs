@@ -16,10 +16,17 @@
 //! `conv_input_grad` and its weight gradient `conv_weight_grad`) cover both operations and all
 //! their gradients; each kernel's own gradients are the other two, so autodiff closes over them.
 //!
-//! Stride-1 passes on maps above 4x4 skip im2col: on 16x16 maps and up they run as one
-//! batch-wide product per kernel tap on a zero-padded grid, where a tap is a plain offset; on
-//! 8x8 maps the forward and input-gradient passes call burn-flex's convolution (the input
-//! gradient of a stride-1 convolution is itself one, with the kernel flipped and transposed).
+//! Most passes skip im2col: a stride-`s` convolution is a sum over its kernel taps of products
+//! `W[:, :, ky, kx] . x_phase_shifted`, where `x_phase` is one of the `s * s` polyphase
+//! components of the zero-padded input (pixels `(s u + ry, s v + rx)`) and the tap a plain offset
+//! along it ([`Phases`]; with stride 1, the padded input itself). The input gradient is the
+//! adjoint (each tap adds `W^T . dy` into its phase at its offset) and the weight gradient one
+//! product per tap. They run in tasks of a few images whose grids stay in cache through all
+//! taps, with positions along the product's wide side: stride 1 on 4x4 maps and up, larger
+//! strides onto 8x8 maps and up from 16 channels. On smaller stride-1 maps (above one output) the
+//! forward and input-gradient passes call burn-flex's convolution (the input gradient of a
+//! stride-1 convolution is itself one, with the kernel flipped and transposed); one output per
+//! image and strided convolutions onto small maps take the batch-wide im2col products above.
 //!
 //! Registered through a burn backend extension for the Flex backend (f32, groups 1, dilation 1,
 //! square kernels); the layers call [`conv2d`] and [`conv_transpose2d`] through
@@ -220,36 +227,62 @@ fn mat(data: &[f32], rs: usize, cs: usize) -> Mat<'_> {
 }
 
 /// `dst [m, n] (+)= lhs [m, k] . rhs [k, n]`; `dst` row-major, or column-major with
-/// `col_major`; with `accumulate` the product is added to what `dst` holds.
+/// `col_major`; with `accumulate` the product is added to what `dst` holds. Threads split
+/// products from `64^3` multiply-adds up.
 fn matmul(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     lhs: Mat,
     rhs: Mat,
     dst: &mut [f32],
     col_major: bool,
     accumulate: bool,
 ) {
-    assert!(dst.len() >= m * n);
-    let (dst_rs, dst_cs) = if col_major {
-        (1, m as isize)
-    } else {
-        (n as isize, 1)
-    };
+    let (m, n, k) = dims;
     let parallelism = if m * n * k >= 64 * 64 * 64 {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
+    let (rs, cs) = if col_major { (1, m) } else { (n, 1) };
+    let dst = MatMut { data: dst, rs, cs };
+    product(dims, lhs, rhs, dst, accumulate, parallelism);
+}
+
+/// A strided output matrix: element `(i, j)` at `data[i * rs + j * cs]`.
+struct MatMut<'a> {
+    data: &'a mut [f32],
+    rs: usize,
+    cs: usize,
+}
+
+/// A row-major output whose rows are `rs` apart.
+fn rows_of(data: &mut [f32], rs: usize) -> MatMut<'_> {
+    MatMut { data, rs, cs: 1 }
+}
+
+/// [`matmul`] into a strided `dst`, on the threads `parallelism` gives it.
+fn product(
+    (m, n, k): (usize, usize, usize),
+    lhs: Mat,
+    rhs: Mat,
+    dst: MatMut,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.data.len() > (m - 1) * dst.rs + (n - 1) * dst.cs);
     // SAFETY: the callers size every slice from the same (m, n, k) and strides, so each index
-    // `i * rs + j * cs` the product reaches lies inside its slice.
+    // `i * rs + j * cs` the product reaches lies inside its slice (checked above for `dst`).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            dst_cs,
-            dst_rs,
+            dst.data.as_mut_ptr(),
+            dst.cs as isize,
+            dst.rs as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs,
@@ -291,12 +324,13 @@ impl CpuConv for Flex {
         let [b, c, h, w] = dims4(&x);
         let [o, _, k, _] = dims4(&weight);
         let g = Geometry::new(b, c, [h, w], k, stride, padding);
-        if direct(&g) {
-            if by_taps(g.oh * g.ow) {
+        match route(&g) {
+            Route::Taps => {
                 let (xs, ws) = (contiguous_f32(&x), contiguous_f32(&weight));
                 return tensor(conv_by_taps(&xs, &ws, &g, o), [b, o, g.oh, g.ow]);
             }
-            return flex_conv(x, weight, padding);
+            Route::Flex => return flex_conv(x, weight, padding),
+            Route::Im2col => {}
         }
         let (x, weight) = (contiguous_f32(&x), contiguous_f32(&weight));
         let (pos, kk) = (g.oh * g.ow, g.cols());
@@ -336,17 +370,17 @@ impl CpuConv for Flex {
         let [b, o, _, _] = dims4(&dy);
         let [_, c, k, _] = dims4(&weight);
         let g = Geometry::new(b, c, [h, w], k, stride, padding);
-        if direct(&g) && padding < k {
+        match route(&g) {
+            Route::Taps => {
+                let (dys, ws) = (contiguous_f32(&dy), contiguous_f32(&weight));
+                return tensor(conv_input_grad_by_taps(&dys, &ws, &g, o), [b, c, h, w]);
+            }
             // With stride 1 the input gradient is itself a stride-1 convolution: of dy with the
             // kernel flipped in space and transposed in channels, padded by k - 1 - p.
-            let flipped = flip_transpose(&weight);
-            if by_taps(h * w) {
-                let [_, _, oh, ow] = dims4(&dy);
-                let gt = Geometry::new(b, o, [oh, ow], k, 1, k - 1 - padding);
-                let (dys, ws) = (contiguous_f32(&dy), contiguous_f32(&flipped));
-                return tensor(conv_by_taps(&dys, &ws, &gt, c), [b, c, h, w]);
+            Route::Flex if padding < k => {
+                return flex_conv(dy, flip_transpose(&weight), k - 1 - padding);
             }
-            return flex_conv(dy, flipped, k - 1 - padding);
+            _ => {}
         }
         let (dy, weight) = (contiguous_f32(&dy), contiguous_f32(&weight));
         let (pos, kk) = (g.oh * g.ow, g.cols());
@@ -392,7 +426,7 @@ impl CpuConv for Flex {
         let [_, o, _, _] = dims4(&dy);
         let g = Geometry::new(b, c, [h, w], k, stride, padding);
         let (x, dy) = (contiguous_f32(&x), contiguous_f32(&dy));
-        if direct(&g) {
+        if route(&g) != Route::Im2col {
             return tensor(weight_grad_by_taps(&x, &dy, &g, o), [o, c, k, k]);
         }
         let (pos, kk) = (g.oh * g.ow, g.cols());
@@ -428,52 +462,302 @@ impl CpuConv for Flex {
     }
 }
 
-/// Whether burn-flex's own kernels run this convolution faster than one batch-wide product:
-/// stride 1 on maps above 4x4, where it needs no im2col (1x1, few channels) or runs one product
-/// per kernel tap (`examples/conv_route.rs`).
-fn direct(g: &Geometry) -> bool {
-    g.s == 1 && g.oh * g.ow > 16
+/// How a convolution's passes run on the CPU (`examples/conv_route.rs` times them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Route {
+    /// One product per kernel tap on the polyphase grid, in cache-sized tasks: stride 1 on 4x4
+    /// maps and up, larger strides from 8x8 outputs and 16 input channels up (fewer channels
+    /// make each product too thin).
+    Taps,
+    /// burn-flex's kernel for the forward and input-gradient passes (stride 1, 2-15 outputs per
+    /// image; the weight gradient still by taps).
+    Flex,
+    /// im2col over the whole batch and one wide product: one output per image, or strided
+    /// convolutions onto small maps, where a task's positions would be too few for a wide
+    /// product.
+    Im2col,
 }
 
-/// The weight gradient of a stride-1 convolution without im2col: one product per kernel tap.
-/// `x` zero-padded and `dy` placed on the same padded grid are `[c, R]` and `[o, R]` matrices
-/// (`R = b (h + 2p) (w + 2p)`), and tap `(i, j)` reads `x` shifted by `i (w + 2p) + j` along
-/// `R`, a plain offset: `dW[:, :, i, j] = dy . x_shifted^T`.
-fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
-    let (hp, wp, k, c) = (g.h + 2 * g.p, g.w + 2 * g.p, g.k, g.c);
-    let plane = hp * wp;
-    let r = g.b * plane;
-    let x_pad = padded_grid(x, g.b, c, [g.h, g.w], g.p, [hp, wp]);
-    let mut dy_grid = vec![0.0f32; o * r];
-    dy_grid.par_chunks_mut(r).enumerate().for_each(|(oi, dst)| {
-        for bi in 0..g.b {
-            for y in 0..g.oh {
-                let src = &dy[((bi * o + oi) * g.oh + y) * g.ow..][..g.ow];
-                dst[bi * plane + y * wp..][..g.ow].copy_from_slice(src);
+fn route(g: &Geometry) -> Route {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var("GENFORGE_TAPS").as_deref() == Ok("0"));
+    match (g.s, g.oh * g.ow) {
+        (_, 1) => Route::Im2col,
+        (1, pixels) if pixels < 16 || off => Route::Flex,
+        (1, _) => Route::Taps,
+        (_, pixels) if pixels >= strided_taps_min() && g.c >= 16 && !off => Route::Taps,
+        _ => Route::Im2col,
+    }
+}
+
+fn strided_taps_min() -> usize {
+    // Tests take strided convolutions onto small maps by taps too, so that both routes are
+    // exercised on small images.
+    if cfg!(test) { 16 } else { 64 }
+}
+
+/// Images per parallel task of the per-tap products: as many as keep a task's grids (`channels`
+/// rows of `plane` positions per image) near 256 KiB, so that all `k * k` taps reuse them from
+/// cache, but at least 512 positions (a product that narrow runs in the GEMM's edge tiles), and
+/// at most a quarter of the batch per thread.
+fn images_per_task(b: usize, plane: usize, channels: usize) -> usize {
+    if cfg!(test) {
+        // Tests use two images per task so that tasks of several images and a shorter last
+        // task are exercised.
+        return 2.min(b);
+    }
+    let by_cache = ((256 << 10) / (plane * channels * 4).max(1)).max(512_usize.div_ceil(plane));
+    let by_threads = b.div_ceil(2 * rayon::current_num_threads());
+    by_cache.clamp(1, by_threads.max(1))
+}
+
+/// The polyphase layout of a zero-padded image for a stride-`s` convolution: phase `(ry, rx)`
+/// holds pixels `(s u + ry, s v + rx)` of the image padded by `p`, on a `[hu, wu]` plane (`hu =
+/// ceil((h + 2p) / s)`). Kernel tap `(ky, kx)` then reads phase `(ky % s, kx % s)` shifted by
+/// `(ky / s) wu + kx / s` along the plane, a plain offset, and output `(oy, ox)` sits at plane
+/// position `oy wu + ox`. With `s = 1` it is the padded image itself.
+#[derive(Clone, Copy, Debug)]
+struct Phases {
+    s: usize,
+    p: usize,
+    hu: usize,
+    wu: usize,
+    k: usize,
+}
+
+impl Phases {
+    fn new(g: &Geometry) -> Self {
+        Phases {
+            s: g.s,
+            p: g.p,
+            hu: (g.h + 2 * g.p).div_ceil(g.s),
+            wu: (g.w + 2 * g.p).div_ceil(g.s),
+            k: g.k,
+        }
+    }
+
+    /// One phase-free plane of the same size, for maps placed at its top-left (the outputs).
+    fn outputs(&self) -> Self {
+        Phases {
+            s: 1,
+            p: 0,
+            k: 1,
+            ..*self
+        }
+    }
+
+    fn plane(&self) -> usize {
+        self.hu * self.wu
+    }
+
+    /// Positions past a task's planes that the largest shift reads.
+    fn tail(&self) -> usize {
+        let q = (self.k - 1) / self.s;
+        q * self.wu + q
+    }
+
+    /// `(phase, shift)` of tap `t = ky k + kx`.
+    fn tap(&self, t: usize) -> (usize, usize) {
+        let (ky, kx) = (t / self.k, t % self.k);
+        let phase = (ky % self.s) * self.s + kx % self.s;
+        (phase, (ky / self.s) * self.wu + kx / self.s)
+    }
+
+    /// Calls `f(image offset, grid offset, run)` for each run of pixels of one image row that
+    /// lie `s` apart in the image and next to each other in one phase: `(phase, channel)` rows
+    /// of `cols` positions, images `plane` apart.
+    fn runs(
+        &self,
+        (c, h, w): (usize, usize, usize),
+        n_img: usize,
+        cols: usize,
+        mut f: impl FnMut(usize, usize, usize),
+    ) {
+        let (s, p, plane) = (self.s, self.p, self.plane());
+        for li in 0..n_img {
+            for ci in 0..c {
+                for iy in 0..h {
+                    let (ry, u) = ((iy + p) % s, (iy + p) / s);
+                    for rx in 0..s {
+                        // The first column of this row in phase column rx.
+                        let ix0 = (rx + s - p % s) % s;
+                        if ix0 >= w {
+                            continue;
+                        }
+                        let v0 = (ix0 + p) / s;
+                        let row = ((ry * s + rx) * c + ci) * cols + li * plane + u * self.wu;
+                        f(
+                            ((li * c + ci) * h + iy) * w + ix0,
+                            row + v0,
+                            (w - ix0).div_ceil(s),
+                        );
+                    }
+                }
             }
         }
-    });
-    // Positions past the last valid output are zero in dy_grid; stop where the largest shift
-    // would leave the grid.
-    let len = r - ((k - 1) * wp + (k - 1));
-    let taps: Vec<Vec<f32>> = (0..k * k)
+    }
+
+    /// Images `b0..b0 + n_img` of `x [b, c, h, w]` into `grid [s * s, c, cols]` (`cols = n_img
+    /// * plane + tail`), zeros elsewhere.
+    fn fill(
+        &self,
+        x: &[f32],
+        (c, h, w): (usize, usize, usize),
+        (b0, n_img): (usize, usize),
+        grid: &mut Vec<f32>,
+    ) {
+        let cols = n_img * self.plane() + self.tail();
+        let s = self.s;
+        grid.clear();
+        grid.resize(s * s * c * cols, 0.0);
+        let x = &x[b0 * c * h * w..][..n_img * c * h * w];
+        self.runs((c, h, w), n_img, cols, |src, dst, len| {
+            if s == 1 {
+                grid[dst..dst + len].copy_from_slice(&x[src..src + len]);
+            } else {
+                for i in 0..len {
+                    grid[dst + i] = x[src + i * s];
+                }
+            }
+        });
+    }
+
+    /// The adjoint of [`Phases::fill`]: the image pixels of `grid` into `x [n_img, c, h, w]`.
+    fn gather(&self, grid: &[f32], (c, h, w): (usize, usize, usize), x: &mut [f32]) {
+        let n_img = x.len() / (c * h * w);
+        let cols = n_img * self.plane() + self.tail();
+        let s = self.s;
+        self.runs((c, h, w), n_img, cols, |dst, src, len| {
+            if s == 1 {
+                x[dst..dst + len].copy_from_slice(&grid[src..src + len]);
+            } else {
+                for i in 0..len {
+                    x[dst + i * s] = grid[src + i];
+                }
+            }
+        });
+    }
+}
+
+/// A convolution as one product per kernel tap on the polyphase grid of [`Phases`]:
+/// `y_grid [o, R] = sum over taps of W[:, :, ky, kx] . phase_grid[:, shift..]`, then cropped to
+/// `[b, o, oh, ow]`. Each task of a few images builds its grid in cache, runs every tap on it
+/// and crops its own images; positions stay contiguous, so the product's wide side runs along
+/// them.
+fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+    let (ph, k, c) = (Phases::new(g), g.k, g.c);
+    let plane = ph.plane();
+    let nb = images_per_task(g.b, plane, c * g.s * g.s + o);
+    let image = o * g.oh * g.ow;
+    let mut y = vec![0.0f32; g.b * image];
+    y.par_chunks_mut(nb * image).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(grid, out), (task, y_part)| {
+            let n_img = y_part.len() / image;
+            let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
+            ph.fill(x, (c, g.h, g.w), (task * nb, n_img), grid);
+            out.resize(o * n, 0.0);
+            for t in 0..k * k {
+                let (phase, shift) = ph.tap(t);
+                // out [o, n] (+)= W_t [o, c] . grid[phase][:, shift..shift + n]
+                product(
+                    (o, n, c),
+                    mat(&weight[t..], c * k * k, k * k),
+                    mat(&grid[phase * c * cols + shift..], cols, 1),
+                    rows_of(&mut out[..o * n], n),
+                    t > 0,
+                    gemm::Parallelism::None,
+                );
+            }
+            for (li, dst) in y_part.chunks_mut(image).enumerate() {
+                for oi in 0..o {
+                    for oy in 0..g.oh {
+                        let src = &out[oi * n + li * plane + oy * ph.wu..][..g.ow];
+                        dst[(oi * g.oh + oy) * g.ow..][..g.ow].copy_from_slice(src);
+                    }
+                }
+            }
+        },
+    );
+    y
+}
+
+/// The adjoint of [`conv_by_taps`] in `x` (the input gradient, and the transposed
+/// convolution): `dy` on the output plane, each tap adds `W[:, :, ky, kx]^T . dy` into its phase
+/// shifted by its offset, and the image's pixels are gathered back from the phases.
+fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+    let (ph, k, c) = (Phases::new(g), g.k, g.c);
+    let plane = ph.plane();
+    let nb = images_per_task(g.b, plane, c * g.s * g.s + o);
+    let image = c * g.h * g.w;
+    let mut dx = vec![0.0f32; g.b * image];
+    dx.par_chunks_mut(nb * image).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(dy_grid, grid), (task, dx_part)| {
+            let n_img = dx_part.len() / image;
+            let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
+            ph.outputs()
+                .fill(dy, (o, g.oh, g.ow), (task * nb, n_img), dy_grid);
+            grid.clear();
+            grid.resize(g.s * g.s * c * cols, 0.0);
+            for t in 0..k * k {
+                let (phase, shift) = ph.tap(t);
+                // grid[phase][:, shift..shift + n] += W_t^T [c, o] . dy_grid [o, n]
+                product(
+                    (c, n, o),
+                    mat(&weight[t..], k * k, c * k * k),
+                    mat(dy_grid, n, 1),
+                    rows_of(&mut grid[phase * c * cols + shift..], cols),
+                    true,
+                    gemm::Parallelism::None,
+                );
+            }
+            ph.gather(grid, (c, g.h, g.w), dx_part);
+        },
+    );
+    dx
+}
+
+/// The weight gradient on the polyphase grid of [`Phases`]: with `dy` on the output plane,
+/// `dW[:, :, ky, kx] = dy . phase_grid[:, shift..]^T`, one product per tap. Tasks of a few
+/// images each build their part of both grids and run all taps on it while it is in cache;
+/// their sums are added.
+fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+    let (ph, k, c) = (Phases::new(g), g.k, g.c);
+    let plane = ph.plane();
+    let nb = images_per_task(g.b, plane, c * g.s * g.s + o);
+    let taps = chunks(g.b, nb)
+        .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|t| {
-            let shift = (t / k) * wp + t % k;
-            let mut dst = vec![0.0f32; o * c];
-            matmul(
-                (o, c, len),
-                mat(&dy_grid, r, 1),
-                mat(&x_pad[shift..], 1, r),
-                &mut dst,
-                false,
-                false,
-            );
-            dst
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(x_grid, dy_grid), (b0, n_img)| {
+                let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
+                ph.fill(x, (c, g.h, g.w), (b0, n_img), x_grid);
+                ph.outputs().fill(dy, (o, g.oh, g.ow), (b0, n_img), dy_grid);
+                let mut part = vec![0.0f32; k * k * o * c];
+                for (t, dst) in part.chunks_mut(o * c).enumerate() {
+                    let (phase, shift) = ph.tap(t);
+                    // dW_t [o, c] = dy_grid [o, n] . grid[phase][:, shift..shift + n]^T
+                    product(
+                        (o, c, n),
+                        mat(dy_grid, n, 1),
+                        mat(&x_grid[phase * c * cols + shift..], 1, cols),
+                        rows_of(dst, c),
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                part
+            },
+        )
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
         })
-        .collect();
+        .expect("a batch of at least one image");
     let mut dw = vec![0.0f32; o * c * k * k];
-    for (t, tap) in taps.iter().enumerate() {
+    for (t, tap) in taps.chunks(o * c).enumerate() {
         for (oc, v) in tap.iter().enumerate() {
             dw[oc * k * k + t] = *v;
         }
@@ -481,78 +765,10 @@ fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32
     dw
 }
 
-/// `x [b, c, h, w]` placed at offset `(p, p)` of a zero `[c, b, hp, wp]` grid.
-fn padded_grid(
-    x: &[f32],
-    b: usize,
-    c: usize,
-    [h, w]: [usize; 2],
-    p: usize,
-    [hp, wp]: [usize; 2],
-) -> Vec<f32> {
-    let plane = hp * wp;
-    let mut out = vec![0.0f32; c * b * plane];
-    out.par_chunks_mut(b * plane)
-        .enumerate()
-        .for_each(|(ci, dst)| {
-            for bi in 0..b {
-                for y in 0..h {
-                    let src = &x[((bi * c + ci) * h + y) * w..][..w];
-                    dst[bi * plane + (y + p) * wp + p..][..w].copy_from_slice(src);
-                }
-            }
-        });
-    out
-}
-
-/// A stride-1 convolution as one batch-wide product per kernel tap: on the padded grid
-/// `[c, R]` of [`weight_grad_by_taps`], `y_grid [o, R] = sum over taps of W[:, :, i, j] .
-/// x_pad[:, shift..]`, then cropped to `[b, o, oh, ow]`.
-fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
-    let (hp, wp, k, c) = (g.h + 2 * g.p, g.w + 2 * g.p, g.k, g.c);
-    let plane = hp * wp;
-    let r = g.b * plane;
-    let x_pad = padded_grid(x, g.b, c, [g.h, g.w], g.p, [hp, wp]);
-    let len = r - ((k - 1) * wp + (k - 1));
-    let mut grid = vec![0.0f32; o * len]; // [o, len] column-major: o fastest
-    for t in 0..k * k {
-        let shift = (t / k) * wp + t % k;
-        // grid^T [len, o] (+)= x_shifted^T [len, c] . W_t^T [c, o]
-        matmul(
-            (len, o, c),
-            mat(&x_pad[shift..], 1, r),
-            mat(&weight[t..], k * k, c * k * k),
-            &mut grid,
-            false,
-            t > 0,
-        );
-    }
-    let mut y = vec![0.0f32; g.b * o * g.oh * g.ow];
-    y.par_chunks_mut(g.oh * g.ow)
-        .enumerate()
-        .for_each(|(bo, dst)| {
-            let (bi, oi) = (bo / o, bo % o);
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    dst[oy * g.ow + ox] = grid[(bi * plane + oy * wp + ox) * o + oi];
-                }
-            }
-        });
-    y
-}
-
 /// burn-flex's stride-1 convolution.
 fn flex_conv(x: FlexTensor, weight: FlexTensor, padding: usize) -> FlexTensor {
     let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
     <Flex as ModuleOps<Flex>>::conv2d(x, weight, None, options)
-}
-
-/// Whether a stride-1 pass producing `pixels` outputs per image runs as products per tap on the
-/// padded grid (16x16 maps and up, where the padding border costs little) rather than through
-/// burn-flex's convolution. `GENFORGE_TAPS=0` turns it off, for comparison.
-fn by_taps(pixels: usize) -> bool {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    pixels >= 256 && !*OFF.get_or_init(|| std::env::var("GENFORGE_TAPS").as_deref() == Ok("0"))
 }
 
 /// `[o, c, k, k]` -> `[c, o, k, k]` flipped in both spatial axes.
@@ -806,10 +1022,19 @@ mod tests {
             (2, 3, 2, 9, 3, 2, 0),
             (1, 2, 3, 5, 5, 1, 2),
             (20, 1, 2, 4, 3, 2, 1), // chunks of 14 and 6 images
-            (3, 3, 4, 4, 3, 1, 1),  // stride 1 on a 4x4 map: the batch-wide products
+            (3, 3, 4, 4, 3, 1, 1),  // stride 1 on a 4x4 map: products per tap
+            (2, 3, 4, 3, 3, 1, 1),  // stride 1 on a 3x3 map: burn-flex's convolution
             (2, 3, 4, 16, 3, 1, 1), // stride 1 on 16x16: products per tap
+            (5, 3, 2, 16, 5, 1, 2), // per tap, in tasks of 2, 2 and 1 images
             (2, 4, 3, 16, 1, 1, 0),
-            (2, 3, 2, 10, 3, 1, 1), // stride 1 on 10x10: burn-flex's convolution
+            (2, 3, 2, 10, 3, 1, 1),
+            // Strided, by taps on the polyphase grid (16 input channels and up; the transposed
+            // convolution of the last case too):
+            (3, 16, 4, 16, 4, 2, 1),
+            (2, 16, 3, 17, 3, 2, 0), // odd size, no padding
+            (2, 16, 2, 18, 4, 3, 1), // stride 3
+            (3, 16, 3, 12, 5, 2, 2), // padding a multiple of the stride
+            (2, 3, 16, 8, 4, 2, 1),
         ];
         type Op = dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
         // Output, dL/dx and dL/dW of `ours` and `reference` under the upstream gradient `up`.
