@@ -639,6 +639,29 @@ impl Phases {
     }
 }
 
+/// Images per task of a convolution by taps with `o` output channels.
+fn task_images(g: &Geometry, o: usize) -> usize {
+    images_per_task(g.b, Phases::new(g).plane(), g.c * g.s * g.s + o)
+}
+
+/// Runs `f(scratch, (first image, images), part)` in parallel over tasks of a few images, `part`
+/// being the task's images of an output of `b` images of `image` values each; each thread keeps
+/// two scratch buffers across its tasks.
+fn over_tasks(
+    g: &Geometry,
+    o: usize,
+    image: usize,
+    f: impl Fn(&mut (Vec<f32>, Vec<f32>), (usize, usize), &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let nb = task_images(g, o);
+    let mut out = vec![0.0f32; g.b * image];
+    out.par_chunks_mut(nb * image).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |scratch, (task, part)| f(scratch, (task * nb, part.len() / image), part),
+    );
+    out
+}
+
 /// A convolution as one product per kernel tap on the polyphase grid of [`Phases`]:
 /// `y_grid [o, R] = sum over taps of W[:, :, ky, kx] . phase_grid[:, shift..]`, then cropped to
 /// `[b, o, oh, ow]`. Each task of a few images builds its grid in cache, runs every tap on it
@@ -647,39 +670,32 @@ impl Phases {
 fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let plane = ph.plane();
-    let nb = images_per_task(g.b, plane, c * g.s * g.s + o);
     let image = o * g.oh * g.ow;
-    let mut y = vec![0.0f32; g.b * image];
-    y.par_chunks_mut(nb * image).enumerate().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(grid, out), (task, y_part)| {
-            let n_img = y_part.len() / image;
-            let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
-            ph.fill(x, (c, g.h, g.w), (task * nb, n_img), grid);
-            out.resize(o * n, 0.0);
-            for t in 0..k * k {
-                let (phase, shift) = ph.tap(t);
-                // out [o, n] (+)= W_t [o, c] . grid[phase][:, shift..shift + n]
-                product(
-                    (o, n, c),
-                    mat(&weight[t..], c * k * k, k * k),
-                    mat(&grid[phase * c * cols + shift..], cols, 1),
-                    rows_of(&mut out[..o * n], n),
-                    t > 0,
-                    gemm::Parallelism::None,
-                );
-            }
-            for (li, dst) in y_part.chunks_mut(image).enumerate() {
-                for oi in 0..o {
-                    for oy in 0..g.oh {
-                        let src = &out[oi * n + li * plane + oy * ph.wu..][..g.ow];
-                        dst[(oi * g.oh + oy) * g.ow..][..g.ow].copy_from_slice(src);
-                    }
+    over_tasks(g, o, image, |(grid, out), (b0, n_img), y_part| {
+        let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
+        ph.fill(x, (c, g.h, g.w), (b0, n_img), grid);
+        out.resize(o * n, 0.0);
+        for t in 0..k * k {
+            let (phase, shift) = ph.tap(t);
+            // out [o, n] (+)= W_t [o, c] . grid[phase][:, shift..shift + n]
+            product(
+                (o, n, c),
+                mat(&weight[t..], c * k * k, k * k),
+                mat(&grid[phase * c * cols + shift..], cols, 1),
+                rows_of(&mut out[..o * n], n),
+                t > 0,
+                gemm::Parallelism::None,
+            );
+        }
+        for (li, dst) in y_part.chunks_mut(image).enumerate() {
+            for oi in 0..o {
+                for oy in 0..g.oh {
+                    let src = &out[oi * n + li * plane + oy * ph.wu..][..g.ow];
+                    dst[(oi * g.oh + oy) * g.ow..][..g.ow].copy_from_slice(src);
                 }
             }
-        },
-    );
-    y
+        }
+    })
 }
 
 /// The adjoint of [`conv_by_taps`] in `x` (the input gradient, and the transposed
@@ -688,34 +704,26 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
 fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let plane = ph.plane();
-    let nb = images_per_task(g.b, plane, c * g.s * g.s + o);
     let image = c * g.h * g.w;
-    let mut dx = vec![0.0f32; g.b * image];
-    dx.par_chunks_mut(nb * image).enumerate().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(dy_grid, grid), (task, dx_part)| {
-            let n_img = dx_part.len() / image;
-            let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
-            ph.outputs()
-                .fill(dy, (o, g.oh, g.ow), (task * nb, n_img), dy_grid);
-            grid.clear();
-            grid.resize(g.s * g.s * c * cols, 0.0);
-            for t in 0..k * k {
-                let (phase, shift) = ph.tap(t);
-                // grid[phase][:, shift..shift + n] += W_t^T [c, o] . dy_grid [o, n]
-                product(
-                    (c, n, o),
-                    mat(&weight[t..], k * k, c * k * k),
-                    mat(dy_grid, n, 1),
-                    rows_of(&mut grid[phase * c * cols + shift..], cols),
-                    true,
-                    gemm::Parallelism::None,
-                );
-            }
-            ph.gather(grid, (c, g.h, g.w), dx_part);
-        },
-    );
-    dx
+    over_tasks(g, o, image, |(dy_grid, grid), (b0, n_img), dx_part| {
+        let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
+        ph.outputs().fill(dy, (o, g.oh, g.ow), (b0, n_img), dy_grid);
+        grid.clear();
+        grid.resize(g.s * g.s * c * cols, 0.0);
+        for t in 0..k * k {
+            let (phase, shift) = ph.tap(t);
+            // grid[phase][:, shift..shift + n] += W_t^T [c, o] . dy_grid [o, n]
+            product(
+                (c, n, o),
+                mat(&weight[t..], k * k, c * k * k),
+                mat(dy_grid, n, 1),
+                rows_of(&mut grid[phase * c * cols + shift..], cols),
+                true,
+                gemm::Parallelism::None,
+            );
+        }
+        ph.gather(grid, (c, g.h, g.w), dx_part);
+    })
 }
 
 /// The weight gradient on the polyphase grid of [`Phases`]: with `dy` on the output plane,
@@ -725,8 +733,7 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
 fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let plane = ph.plane();
-    let nb = images_per_task(g.b, plane, c * g.s * g.s + o);
-    let taps = chunks(g.b, nb)
+    let taps = chunks(g.b, task_images(g, o))
         .collect::<Vec<_>>()
         .into_par_iter()
         .map_init(
