@@ -512,10 +512,11 @@ fn images_per_task(b: usize, plane: usize, channels: usize) -> usize {
 }
 
 /// The polyphase layout of a zero-padded image for a stride-`s` convolution: phase `(ry, rx)`
-/// holds pixels `(s u + ry, s v + rx)` of the image padded by `p`, on a `[hu, wu]` plane (`hu =
-/// ceil((h + 2p) / s)`). Kernel tap `(ky, kx)` then reads phase `(ky % s, kx % s)` shifted by
-/// `(ky / s) wu + kx / s` along the plane, a plain offset, and output `(oy, ox)` sits at plane
-/// position `oy wu + ox`. With `s = 1` it is the padded image itself.
+/// holds pixels `(s u + ry, s v + rx)` of the image padded by `p` on the top and left, on a
+/// `[hu, wu]` plane (`s hu >= h + p`; the padding on the bottom and right is the next image's and
+/// row's). Kernel tap `(ky, kx)` then reads phase `(ky % s, kx % s)` shifted by `(ky / s) wu + kx
+/// / s` along the plane, a plain offset, and output `(oy, ox)` sits at plane position `oy wu +
+/// ox`. With `s = 1` it is the padded image itself.
 #[derive(Clone, Copy, Debug)]
 struct Phases {
     s: usize,
@@ -527,11 +528,17 @@ struct Phases {
 
 impl Phases {
     fn new(g: &Geometry) -> Self {
+        // A row's right padding is the next row's left padding, and an image's bottom padding
+        // the next image's top padding: a row needs `w + p` positions, not `w + 2p` (on 4x4
+        // maps with 3x3 kernels that is 25 positions per image instead of 36). Taps that read
+        // past a row's last pixel wrap onto the zeros leading the next row. With strides the
+        // period stays a multiple of `s`, so each phase stays a plane of its own.
+        let period = |n: usize, on: usize| (n + g.p).max(g.s * on).next_multiple_of(g.s) / g.s;
         Phases {
             s: g.s,
             p: g.p,
-            hu: (g.h + 2 * g.p).div_ceil(g.s),
-            wu: (g.w + 2 * g.p).div_ceil(g.s),
+            hu: period(g.h, g.oh),
+            wu: period(g.w, g.ow),
             k: g.k,
         }
     }
@@ -1035,12 +1042,15 @@ mod tests {
             (5, 3, 2, 16, 5, 1, 2), // per tap, in tasks of 2, 2 and 1 images
             (2, 4, 3, 16, 1, 1, 0),
             (2, 3, 2, 10, 3, 1, 1),
+            (2, 3, 4, 6, 3, 1, 2), // full padding: 8x8 outputs
+            (2, 3, 2, 5, 2, 1, 2), // padding past the kernel: more output rows than h + p
             // Strided, by taps on the polyphase grid (16 input channels and up; the transposed
             // convolution of the last case too):
             (3, 16, 4, 16, 4, 2, 1),
             (2, 16, 3, 17, 3, 2, 0), // odd size, no padding
             (2, 16, 2, 18, 4, 3, 1), // stride 3
             (3, 16, 3, 12, 5, 2, 2), // padding a multiple of the stride
+            (2, 16, 3, 16, 3, 2, 1),
             (2, 3, 16, 8, 4, 2, 1),
         ];
         type Op = dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
