@@ -44,6 +44,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::tap_sum::{Tap, TapSum, padded};
+
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuConv: Backend {
     /// `x [b, c, h, w]`, `weight [o, c, k, k]` -> `[b, o, oh, ow]`, `oh = (h + 2p - k) / s + 1`.
@@ -212,13 +214,13 @@ fn col2im(cols: &[f32], g: &Geometry, x: &mut [f32]) {
 }
 
 /// A strided matrix: element `(i, j)` at `data[i * rs + j * cs]`.
-struct Mat<'a> {
+pub(crate) struct Mat<'a> {
     data: &'a [f32],
     rs: isize,
     cs: isize,
 }
 
-fn mat(data: &[f32], rs: usize, cs: usize) -> Mat<'_> {
+pub(crate) fn mat(data: &[f32], rs: usize, cs: usize) -> Mat<'_> {
     Mat {
         data,
         rs: rs as isize,
@@ -249,19 +251,19 @@ fn matmul(
 }
 
 /// A strided output matrix: element `(i, j)` at `data[i * rs + j * cs]`.
-struct MatMut<'a> {
+pub(crate) struct MatMut<'a> {
     data: &'a mut [f32],
     rs: usize,
     cs: usize,
 }
 
 /// A row-major output whose rows are `rs` apart.
-fn rows_of(data: &mut [f32], rs: usize) -> MatMut<'_> {
+pub(crate) fn rows_of(data: &mut [f32], rs: usize) -> MatMut<'_> {
     MatMut { data, rs, cs: 1 }
 }
 
 /// [`matmul`] into a strided `dst`, on the threads `parallelism` gives it.
-fn product(
+pub(crate) fn product(
     (m, n, k): (usize, usize, usize),
     lhs: Mat,
     rhs: Mat,
@@ -485,7 +487,7 @@ fn route(g: &Geometry) -> Route {
         (_, 1) => Route::Im2col,
         (1, pixels) if pixels < 16 || off => Route::Flex,
         (1, _) => Route::Taps,
-        (_, pixels) if pixels >= strided_taps_min() && g.c >= 16 && !off => Route::Taps,
+        (_, pixels) if pixels >= strided_taps_min() && !off => Route::Taps,
         _ => Route::Im2col,
     }
 }
@@ -533,7 +535,7 @@ impl Phases {
         // maps with 3x3 kernels that is 25 positions per image instead of 36). Taps that read
         // past a row's last pixel wrap onto the zeros leading the next row. With strides the
         // period stays a multiple of `s`, so each phase stays a plane of its own.
-        let period = |n: usize, on: usize| (n + g.p).max(g.s * on).next_multiple_of(g.s) / g.s;
+        let period = |n: usize, on: usize| (n + g.p).max(g.s * on).div_ceil(g.s);
         Phases {
             s: g.s,
             p: g.p,
@@ -604,21 +606,28 @@ impl Phases {
         }
     }
 
-    /// Images `b0..b0 + n_img` of `x [b, c, h, w]` into `grid [s * s, c, cols]` (`cols = n_img
-    /// * plane + tail`), zeros elsewhere.
+    /// Positions per grid row for a task of `n_img` images, `origin` zeros first: the padded
+    /// planes, then what the largest shift reads past them.
+    fn cols(&self, n_img: usize, origin: usize) -> usize {
+        origin + padded(n_img * self.plane()) + self.tail()
+    }
+
+    /// Images `b0..b0 + n_img` of `x [b, c, h, w]` into `grid [s * s, c, cols]` (`cols` from
+    /// [`Phases::cols`]), the planes starting at `origin`, zeros elsewhere.
     fn fill(
         &self,
         x: &[f32],
         (c, h, w): (usize, usize, usize),
-        (b0, n_img): (usize, usize),
+        (b0, n_img, origin): (usize, usize, usize),
         grid: &mut Vec<f32>,
     ) {
-        let cols = n_img * self.plane() + self.tail();
+        let cols = self.cols(n_img, origin);
         let s = self.s;
         grid.clear();
         grid.resize(s * s * c * cols, 0.0);
         let x = &x[b0 * c * h * w..][..n_img * c * h * w];
         self.runs((c, h, w), n_img, cols, |src, dst, len| {
+            let dst = dst + origin;
             if s == 1 {
                 grid[dst..dst + len].copy_from_slice(&x[src..src + len]);
             } else {
@@ -632,7 +641,7 @@ impl Phases {
     /// The adjoint of [`Phases::fill`]: the image pixels of `grid` into `x [n_img, c, h, w]`.
     fn gather(&self, grid: &[f32], (c, h, w): (usize, usize, usize), x: &mut [f32]) {
         let n_img = x.len() / (c * h * w);
-        let cols = n_img * self.plane() + self.tail();
+        let cols = self.cols(n_img, 0);
         let s = self.s;
         self.runs((c, h, w), n_img, cols, |dst, src, len| {
             if s == 1 {
@@ -678,26 +687,36 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let plane = ph.plane();
     let image = o * g.oh * g.ow;
+    let cols = |n_img| ph.cols(n_img, 0);
     over_tasks(g, o, image, |(grid, out), (b0, n_img), y_part| {
-        let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
-        ph.fill(x, (c, g.h, g.w), (b0, n_img), grid);
-        out.resize(o * n, 0.0);
-        for t in 0..k * k {
-            let (phase, shift) = ph.tap(t);
-            // out [o, n] (+)= W_t [o, c] . grid[phase][:, shift..shift + n]
-            product(
-                (o, n, c),
-                mat(&weight[t..], c * k * k, k * k),
-                mat(&grid[phase * c * cols + shift..], cols, 1),
-                rows_of(&mut out[..o * n], n),
-                t > 0,
-                gemm::Parallelism::None,
-            );
+        let (n, cols) = (n_img * plane, cols(n_img));
+        ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), grid);
+        let np = padded(n);
+        out.resize(o * np, 0.0);
+        let taps: Vec<Tap> = (0..k * k)
+            .map(|t| {
+                let (phase, shift) = ph.tap(t);
+                Tap {
+                    x: phase * c * cols + shift,
+                    w: t,
+                }
+            })
+            .collect();
+        // out [o, n] = sum over taps of W_t [o, c] . grid[phase][:, shift..shift + n]
+        TapSum {
+            x: grid,
+            rs: cols,
+            k: c,
+            w: weight,
+            js: c * k * k,
+            is: k * k,
+            taps: &taps,
         }
+        .run((o, n), out, np);
         for (li, dst) in y_part.chunks_mut(image).enumerate() {
             for oi in 0..o {
                 for oy in 0..g.oh {
-                    let src = &out[oi * n + li * plane + oy * ph.wu..][..g.ow];
+                    let src = &out[oi * np + li * plane + oy * ph.wu..][..g.ow];
                     dst[(oi * g.oh + oy) * g.ow..][..g.ow].copy_from_slice(src);
                 }
             }
@@ -706,28 +725,41 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
 }
 
 /// The adjoint of [`conv_by_taps`] in `x` (the input gradient, and the transposed
-/// convolution): `dy` on the output plane, each tap adds `W[:, :, ky, kx]^T . dy` into its phase
-/// shifted by its offset, and the image's pixels are gathered back from the phases.
+/// convolution): with `dy` on the output plane, phase `(ry, rx)` of the input grid is the sum
+/// over the taps that read it of `W[:, :, ky, kx]^T . dy` shifted back by the tap's offset (read
+/// from `dy` placed after a margin of zeros as long as the largest shift), and the image's
+/// pixels are gathered back from the phases.
 fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
-    let plane = ph.plane();
+    let (plane, margin) = (ph.plane(), ph.tail());
     let image = c * g.h * g.w;
     over_tasks(g, o, image, |(dy_grid, grid), (b0, n_img), dx_part| {
-        let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
-        ph.outputs().fill(dy, (o, g.oh, g.ow), (b0, n_img), dy_grid);
-        grid.clear();
+        let (n, cols) = (n_img * plane, ph.cols(n_img, 0));
+        let out = ph.outputs();
+        out.fill(dy, (o, g.oh, g.ow), (b0, n_img, margin), dy_grid);
+        let dy_cols = out.cols(n_img, margin);
         grid.resize(g.s * g.s * c * cols, 0.0);
-        for t in 0..k * k {
-            let (phase, shift) = ph.tap(t);
-            // grid[phase][:, shift..shift + n] += W_t^T [c, o] . dy_grid [o, n]
-            product(
-                (c, n, o),
-                mat(&weight[t..], k * k, c * k * k),
-                mat(dy_grid, n, 1),
-                rows_of(&mut grid[phase * c * cols + shift..], cols),
-                true,
-                gemm::Parallelism::None,
-            );
+        for phase in 0..g.s * g.s {
+            let taps: Vec<Tap> = (0..k * k)
+                .filter_map(|t| {
+                    let (tp, shift) = ph.tap(t);
+                    (tp == phase).then_some(Tap {
+                        x: margin - shift,
+                        w: t,
+                    })
+                })
+                .collect();
+            // grid[phase] [c, n] = sum over its taps of W_t^T [c, o] . dy_grid[:, ..n - shift]
+            TapSum {
+                x: dy_grid,
+                rs: dy_cols,
+                k: o,
+                w: weight,
+                js: k * k,
+                is: c * k * k,
+                taps: &taps,
+            }
+            .run((c, n), &mut grid[phase * c * cols..], cols);
         }
         ph.gather(grid, (c, g.h, g.w), dx_part);
     })
@@ -746,16 +778,17 @@ fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32
         .map_init(
             || (Vec::new(), Vec::new()),
             |(x_grid, dy_grid), (b0, n_img)| {
-                let (n, cols) = (n_img * plane, n_img * plane + ph.tail());
-                ph.fill(x, (c, g.h, g.w), (b0, n_img), x_grid);
-                ph.outputs().fill(dy, (o, g.oh, g.ow), (b0, n_img), dy_grid);
+                let (n, cols) = (n_img * plane, ph.cols(n_img, 0));
+                ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), x_grid);
+                ph.outputs()
+                    .fill(dy, (o, g.oh, g.ow), (b0, n_img, 0), dy_grid);
                 let mut part = vec![0.0f32; k * k * o * c];
                 for (t, dst) in part.chunks_mut(o * c).enumerate() {
                     let (phase, shift) = ph.tap(t);
                     // dW_t [o, c] = dy_grid [o, n] . grid[phase][:, shift..shift + n]^T
                     product(
                         (o, c, n),
-                        mat(dy_grid, n, 1),
+                        mat(dy_grid, padded(n), 1),
                         mat(&x_grid[phase * c * cols + shift..], 1, cols),
                         rows_of(dst, c),
                         false,

@@ -1,0 +1,304 @@
+//! The inner loop of the convolutions by taps: a sum over kernel taps of products with shifted
+//! windows of one grid,
+//!
+//! ```text
+//! out[j, q] = sum over taps t, rows i of  w[t.w + j js + i is] * x[t.x + i rs + q]
+//! ```
+//!
+//! for `j < m` output rows and `q < n` positions. Done as one GEMM call per tap, every tap
+//! re-reads and re-writes `out` and packs its window of `x` first. On CPUs with AVX-512 a
+//! dedicated kernel keeps a `64 x 6` block of `out` in registers through all taps and rows and
+//! reads `x` straight from the grid (the windows are plain offsets, so no packing is needed).
+//! Both compute the same sums in a different order, so results agree to rounding.
+
+/// One tap: where its window starts in `x`, and where its `[m, k]` weights start in `w`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tap {
+    pub x: usize,
+    pub w: usize,
+}
+
+/// The operands of a sum of taps: `k` rows of `x`, `rs` apart; weight `(j, i)` of a tap at
+/// `w[tap.w + j js + i is]`.
+pub(crate) struct TapSum<'a> {
+    pub x: &'a [f32],
+    pub rs: usize,
+    pub k: usize,
+    pub w: &'a [f32],
+    pub js: usize,
+    pub is: usize,
+    pub taps: &'a [Tap],
+}
+
+/// Positions per vector of the AVX-512 kernel: callers give `x` and `out` room for `n` rounded
+/// up to this ([`padded`]).
+const LANES: usize = 16;
+
+/// `n` rounded up to whole vectors.
+pub(crate) fn padded(n: usize) -> usize {
+    n.next_multiple_of(LANES)
+}
+
+impl TapSum<'_> {
+    /// `out [m, n]` (rows `out_rs` apart) `=` the sum over taps; `x` and `out` must hold
+    /// [`padded`]`(n)` positions past each window and row start.
+    pub fn run(&self, (m, n): (usize, usize), out: &mut [f32], out_rs: usize) {
+        if m == 0 || n == 0 {
+            return;
+        }
+        let np = padded(n);
+        let reach = self.taps.iter().map(|t| t.x).max().unwrap_or(0) + (self.k - 1) * self.rs;
+        assert!(self.x.len() >= reach + np, "tap window past the grid");
+        assert!(
+            out.len() >= (m - 1) * out_rs + np,
+            "output rows past the buffer"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if avx512() && !self.taps.is_empty() {
+            // SAFETY: the CPU has AVX-512F, and the asserts above bound every index read and
+            // written (each block reads whole vectors up to `padded(n)` from a window or row start).
+            unsafe { avx512::run(self, (m, n), out, out_rs) };
+            return;
+        }
+        self.by_products((m, n), out, out_rs);
+    }
+
+    /// One GEMM call per tap (the portable route).
+    fn by_products(&self, (m, n): (usize, usize), out: &mut [f32], out_rs: usize) {
+        if self.taps.is_empty() {
+            out.chunks_mut(out_rs)
+                .take(m)
+                .for_each(|r| r[..n].fill(0.0));
+        }
+        for (i, t) in self.taps.iter().enumerate() {
+            // out [m, n] (+)= w_t [m, k] . x[t.x..] [k, n]
+            super::cpu_conv::product(
+                (m, n, self.k),
+                super::cpu_conv::mat(&self.w[t.w..], self.js, self.is),
+                super::cpu_conv::mat(&self.x[t.x..], self.rs, 1),
+                super::cpu_conv::rows_of(out, out_rs),
+                i > 0,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::env::var("GENFORGE_TAP_KERNEL").as_deref() != Ok("0")
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{LANES, TapSum};
+    use std::arch::x86_64::*;
+
+    /// Output rows per block: 6 x 4 accumulators, 4 window vectors and a broadcast fill 29 of
+    /// the 32 registers.
+    const NR: usize = 6;
+    /// Positions per block: 4 vectors.
+    const MR: usize = 4 * LANES;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn run(s: &TapSum, (m, n): (usize, usize), out: &mut [f32], out_rs: usize) {
+        // Weights packed per block of NR rows as [tap][i][NR], zeros past m.
+        let (k, taps) = (s.k, s.taps.len());
+        let blocks = m.div_ceil(NR);
+        let mut packed = vec![0.0f32; blocks * taps * k * NR];
+        for (bi, block) in packed.chunks_mut(taps * k * NR).enumerate() {
+            for (t, tap) in s.taps.iter().enumerate() {
+                for i in 0..k {
+                    for j in 0..NR.min(m - bi * NR) {
+                        block[(t * k + i) * NR + j] = s.w[tap.w + (bi * NR + j) * s.js + i * s.is];
+                    }
+                }
+            }
+        }
+        let offsets: Vec<usize> = s.taps.iter().map(|t| t.x).collect();
+        // Rows per pass, so that one block's windows over them stay in L1 while every block of
+        // output rows runs on them; later passes add to what the earlier ones stored.
+        let kc = ((24 << 10) / (4 * window_span(&offsets, s.rs)))
+            .max(8)
+            .min(k);
+        for k0 in (0..k).step_by(kc) {
+            let rows = kc.min(k - k0);
+            for q in (0..n).step_by(MR) {
+                let vectors = (n - q).div_ceil(LANES).min(4);
+                let x = unsafe { s.x.as_ptr().add(k0 * s.rs + q) };
+                for bi in 0..blocks {
+                    let a = Args {
+                        x,
+                        rs: s.rs,
+                        rows,
+                        offsets: &offsets,
+                        w: unsafe { packed.as_ptr().add(bi * taps * k * NR + k0 * NR) },
+                        w_tap: k * NR,
+                        out: unsafe { out.as_mut_ptr().add(bi * NR * out_rs + q) },
+                        out_rs,
+                        accumulate: k0 > 0,
+                    };
+                    macro_rules! dispatch {
+                        ($($r:literal)*) => {
+                            match (NR.min(m - bi * NR), vectors) {
+                                $(
+                                    ($r, 1) => unsafe { block::<$r, 1>(&a) },
+                                    ($r, 2) => unsafe { block::<$r, 2>(&a) },
+                                    ($r, 3) => unsafe { block::<$r, 3>(&a) },
+                                    ($r, _) => unsafe { block::<$r, 4>(&a) },
+                                )*
+                                _ => unreachable!(),
+                            }
+                        };
+                    }
+                    dispatch!(1 2 3 4 5 6);
+                }
+            }
+        }
+    }
+
+    /// Positions of `x` one block of `MR` positions reads per row: the union of the taps'
+    /// windows (taps in different phases read different rows and never overlap).
+    fn window_span(offsets: &[usize], rs: usize) -> usize {
+        let mut windows: Vec<(usize, usize)> = offsets.iter().map(|&x| (x / rs, x % rs)).collect();
+        windows.sort_unstable();
+        let (mut span, mut end) = (0, None);
+        for (row, x) in windows {
+            let covered = match end {
+                Some((r, e)) if r == row => x.max(e),
+                _ => x,
+            };
+            span += (x + MR).saturating_sub(covered);
+            end = Some((row, covered.max(x + MR)));
+        }
+        span.max(MR)
+    }
+
+    /// One block's operands: `x` at the block's first position and first row of the pass, `w`
+    /// at the block's packed weights for that row, `out` at its first row and position.
+    struct Args<'a> {
+        x: *const f32,
+        rs: usize,
+        rows: usize,
+        offsets: &'a [usize],
+        w: *const f32,
+        w_tap: usize,
+        out: *mut f32,
+        out_rs: usize,
+        accumulate: bool,
+    }
+
+    /// `out[j, 0..16 V] (+)= sum_t sum_i w[t][i][j] x[off_t + i rs + 0..16 V]` for `j < R`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block<const R: usize, const V: usize>(a: &Args) {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        if a.accumulate {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                for (l, acc) in acc.iter_mut().enumerate() {
+                    *acc = unsafe { _mm512_loadu_ps(a.out.add(j * a.out_rs + LANES * l)) };
+                }
+            }
+        }
+        for (t, &off) in a.offsets.iter().enumerate() {
+            let mut xp = unsafe { a.x.add(off) };
+            let mut w = unsafe { a.w.add(t * a.w_tap) };
+            for _ in 0..a.rows {
+                let mut v = [_mm512_setzero_ps(); V];
+                for (l, v) in v.iter_mut().enumerate() {
+                    *v = unsafe { _mm512_loadu_ps(xp.add(LANES * l)) };
+                }
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let wj = _mm512_set1_ps(unsafe { *w.add(j) });
+                    for (acc, v) in acc.iter_mut().zip(v) {
+                        *acc = _mm512_fmadd_ps(v, wj, *acc);
+                    }
+                }
+                w = unsafe { w.add(NR) };
+                xp = unsafe { xp.add(a.rs) };
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            for (l, acc) in acc.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(a.out.add(j * a.out_rs + LANES * l), *acc) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Both routes against the sum written out: row counts around the kernel's block of 6,
+    /// partial last blocks of positions, taps whose windows overlap and taps in other rows (as
+    /// phases are), enough rows for several passes, and an empty tap list.
+    #[test]
+    fn matches_the_sum_written_out() {
+        let mut rng = Rng::new(3);
+        let cases = [
+            (13, 5, 150, 4),
+            (6, 3, 64, 1),
+            (1, 7, 70, 9),
+            (4, 2, 10, 0),
+            (7, 40, 100, 9),
+        ];
+        for (m, k, n, taps) in cases {
+            let rs = padded(n) + 20;
+            let x = rng.normal_vec((k + 2) * rs + 40, 0.0, 1.0);
+            let w = rng.normal_vec(taps * m * k + 3, 0.0, 1.0);
+            let taps: Vec<Tap> = (0..taps)
+                .map(|t| Tap {
+                    x: (t % 3) * rs + (t * 7) % 21,
+                    w: t,
+                })
+                .collect();
+            let (js, is) = (taps.len().max(1) * k, taps.len().max(1));
+            let s = TapSum {
+                x: &x,
+                rs,
+                k,
+                w: &w,
+                js,
+                is,
+                taps: &taps,
+            };
+            let out_rs = padded(n) + 3;
+            let mut want = vec![0.0f32; m * out_rs];
+            for j in 0..m {
+                for q in 0..n {
+                    want[j * out_rs + q] = taps
+                        .iter()
+                        .map(|t| {
+                            (0..k)
+                                .map(|i| w[t.w + j * js + i * is] * x[t.x + i * rs + q])
+                                .sum::<f32>()
+                        })
+                        .sum();
+                }
+            }
+            let mut fast = vec![f32::NAN; m * out_rs];
+            s.run((m, n), &mut fast, out_rs);
+            let mut portable = vec![f32::NAN; m * out_rs];
+            s.by_products((m, n), &mut portable, out_rs);
+            for j in 0..m {
+                for q in 0..n {
+                    let i = j * out_rs + q;
+                    let tol = 1e-4 * (1.0 + want[i].abs());
+                    assert!(
+                        (fast[i] - want[i]).abs() < tol && (portable[i] - want[i]).abs() < tol,
+                        "m{m} k{k} n{n}: out[{j}, {q}] = {} and {}, want {}",
+                        fast[i],
+                        portable[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+}
