@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::nn::conditional_batch_norm::ConditionalBatchNorm;
 use crate::nn::linear::Linear;
 use crate::nn::spectral_norm::SpectralNorm;
-use crate::nn::{Conv2d, SelfAttention, init};
+use crate::nn::{Conv2d, SelfAttention, batch_norm, init};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -313,7 +313,10 @@ impl Generator {
                 h = sa.forward(h).0;
             }
         }
-        tanh(self.out_conv.forward(relu(self.out_bn.forward(h))))
+        tanh(
+            self.out_conv
+                .forward(relu(batch_norm::forward(&self.out_bn, h, None))),
+        )
     }
 
     /// BigGAN's orthogonal regularization over G's weights (every conv and linear, and the

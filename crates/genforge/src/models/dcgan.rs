@@ -29,7 +29,7 @@ use burn::tensor::activation::{relu, tanh};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{Conv2d, ConvTranspose2d, SelfAttention, init};
+use crate::nn::{Conv2d, ConvTranspose2d, SelfAttention, batch_norm, init};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -177,7 +177,7 @@ impl Generator {
         let mut x = z.reshape([b, zd, 1, 1]); // [b, z, 1, 1]
         let mut attention = Vec::new();
         for block in &self.blocks {
-            x = relu(block.bn.forward(block.conv.forward(x))); // [b, c_i, 4 * 2^i, ...]
+            x = relu(batch_norm::forward(&block.bn, block.conv.forward(x), None)); // [b, c_i, 4 * 2^i, ...]
             if let Some(sa) = &block.attention {
                 let (y, map) = sa.forward(x);
                 x = y;

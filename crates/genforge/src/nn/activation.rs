@@ -364,7 +364,7 @@ impl FusedActivations for Flex {
     }
 }
 
-fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+pub(crate) fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),

@@ -44,9 +44,10 @@ impl ConditionalBatchNorm {
     /// `x`: `[b, c, h, w]`, `e`: `[b, cond]` -> `[b, c, h, w]`.
     pub fn forward(&self, x: Tensor<4>, e: Tensor<2>) -> Tensor<4> {
         let [b, c, _, _] = x.dims();
-        let gain = self.gain.forward(e.clone()).reshape([b, c, 1, 1]) + 1.0;
-        let bias = self.bias.forward(e).reshape([b, c, 1, 1]);
-        self.bn.forward(x) * gain + bias
+        let gain = self.gain.forward(e.clone()) + 1.0; // [b, c]
+        let bias = self.bias.forward(e);
+        debug_assert_eq!(gain.dims(), [b, c]);
+        super::batch_norm::forward(&self.bn, x, Some((gain, bias)))
     }
 }
 

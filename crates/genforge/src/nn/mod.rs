@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod adain;
+pub mod batch_norm;
 pub mod blur;
 pub mod conditional_batch_norm;
 pub mod conv;
@@ -24,6 +25,7 @@ pub mod pixel_norm;
 pub mod self_attention;
 pub mod siren;
 pub mod spectral_norm;
+mod tap_sum;
 pub mod vector_quantizer;
 
 pub use conv::{Conv2d, ConvTranspose2d};

@@ -1,0 +1,461 @@
+//! Batch normalization in training mode (Ioffe & Szegedy 2015) as one fused operation on the CPU
+//! backend, with a per-sample affine map so that class-conditional batch norm is the same
+//! operation:
+//!
+//! ```text
+//! y[b, c, i] = (x[b, c, i] - mean_c) / sqrt(var_c + eps) * scale[b, c] + shift[b, c]
+//! ```
+//!
+//! with the biased batch variance, as burn's `batch_norm_train`. burn's own composition transposes
+//! the activation twice and makes about six passes forward and twelve backward; here the forward
+//! is two reading passes (mean, then variance) and one writing pass, the backward one reading pass
+//! (`sum dy` and `sum dy x` per sample and channel) and one writing pass:
+//!
+//! ```text
+//! dshift[b, c] = sum_i dy        dscale[b, c] = sum_i dy xhat
+//! dx = rstd (scale dy - mean_(b,i)(scale dy) - xhat mean_(b,i)(scale dy xhat))
+//! ```
+//!
+//! [`forward`] applies a `burn::nn::BatchNorm` this way (updating its running statistics as
+//! burn's layer does) and falls back to the layer itself off the CPU backend or in inference.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::nn::BatchNorm;
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
+
+use super::activation::{contiguous_f32, fused_on};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedBatchNorm: Backend {
+    /// `x [b, c, ...]`, `scale`, `shift` `[b, c]` -> (`y`, the batch statistics `[2, c]`: mean
+    /// and biased variance per channel).
+    fn bn_train(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradients of `bn_train` in `x`, `scale` and `shift` given `dy` and its statistics.
+    fn bn_train_backward(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// Sum of a slice in 16 lanes, so that the loop vectorises.
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `(sum (x - m)^2)` of a slice in 16 lanes.
+#[inline(always)]
+fn sum_sq_dev(x: &[f32], m: f32) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().map(|v| (v - m) * (v - m)).sum();
+    for c in chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += (v - m) * (v - m);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `(sum dy, sum dy x)` of two slices in 16 lanes.
+#[inline(always)]
+fn sums_dy(dy: &[f32], x: &[f32]) -> (f32, f32) {
+    let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
+    let (cd, cx) = (dy.chunks_exact(16), x.chunks_exact(16));
+    let (mut ta, mut tb) = (0.0, 0.0);
+    for (d, x) in cd.remainder().iter().zip(cx.remainder()) {
+        ta += d;
+        tb += d * x;
+    }
+    for (d, x) in cd.zip(cx) {
+        for i in 0..16 {
+            a[i] += d[i];
+            b[i] += d[i] * x[i];
+        }
+    }
+    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
+}
+
+/// `[b, c, n]` sizes of a tensor `[b, c, ...]`.
+fn dims(t: &FlexTensor) -> (usize, usize, usize) {
+    let s = t.shape();
+    let (b, c) = (s[0], s[1]);
+    (b, c, s.num_elements() / (b * c).max(1))
+}
+
+/// Per-channel mean and biased variance of `x [b, c, n]`, in f64 across planes.
+fn statistics(x: &[f32], (b, c, n): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
+    let count = (b * n) as f64;
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let plane = |bi: usize| &x[(bi * c + ci) * n..][..n];
+            let mean = ((0..b).map(|bi| sum(plane(bi)) as f64).sum::<f64>() / count) as f32;
+            let var = (0..b)
+                .map(|bi| sum_sq_dev(plane(bi), mean) as f64)
+                .sum::<f64>()
+                / count;
+            (mean, var as f32)
+        })
+        .unzip()
+}
+
+/// `out[b, c, i] = x[b, c, i] * a[b, c] + d[b, c]` (and `+ e[c] * z[b, c, i]` when `z` is given),
+/// in parallel over planes.
+fn affine_planes(
+    x: &[f32],
+    z: Option<(&[f32], &[f32])>,
+    (b, c, n): (usize, usize, usize),
+    a: &[f32],
+    d: &[f32],
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; b * c * n];
+    out.par_chunks_mut(n).enumerate().for_each(|(p, o)| {
+        let (a, d) = (a[p], d[p]);
+        let x = &x[p * n..][..n];
+        match z {
+            None => o.iter_mut().zip(x).for_each(|(o, x)| *o = x * a + d),
+            Some((z, e)) => {
+                let (z, e) = (&z[p * n..][..n], e[p % c]);
+                for ((o, x), z) in o.iter_mut().zip(x).zip(z) {
+                    *o = x * a + z * e + d;
+                }
+            }
+        }
+    });
+    out
+}
+
+fn tensor(v: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape.into()))
+}
+
+impl FusedBatchNorm for Flex {
+    fn bn_train(
+        x: FlexTensor,
+        scale: FlexTensor,
+        shift: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor) {
+        let shape = x.shape();
+        let dims @ (b, c, _) = dims(&x);
+        let (xs, scale, shift) = (
+            contiguous_f32(&x),
+            contiguous_f32(&scale),
+            contiguous_f32(&shift),
+        );
+        let (mean, var) = statistics(&xs, dims);
+        // y = x a + d with a = rstd scale, d = shift - mean a.
+        let (mut a, mut d) = (vec![0.0f32; b * c], vec![0.0f32; b * c]);
+        for p in 0..b * c {
+            let ci = p % c;
+            let rstd = 1.0 / (var[ci] as f64 + epsilon).sqrt();
+            a[p] = (rstd * scale[p] as f64) as f32;
+            d[p] = (shift[p] as f64 - mean[ci] as f64 * rstd * scale[p] as f64) as f32;
+        }
+        let y = affine_planes(&xs, None, dims, &a, &d);
+        let stats = [mean, var].concat();
+        (tensor(y, shape), tensor(stats, [2, c]))
+    }
+
+    fn bn_train_backward(
+        x: FlexTensor,
+        scale: FlexTensor,
+        stats: FlexTensor,
+        dy: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = x.shape();
+        let dims @ (b, c, n) = dims(&x);
+        let (xs, scale, stats, dys) = (
+            contiguous_f32(&x),
+            contiguous_f32(&scale),
+            contiguous_f32(&stats),
+            contiguous_f32(&dy),
+        );
+        let (mean, var) = stats.split_at(c);
+        let rstd: Vec<f64> = var
+            .iter()
+            .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+            .collect();
+        // Per plane: sum dy and sum dy x.
+        let sums: Vec<(f32, f32)> = (0..b * c)
+            .into_par_iter()
+            .map(|p| sums_dy(&dys[p * n..][..n], &xs[p * n..][..n]))
+            .collect();
+        // dshift = sum dy, dscale = sum dy xhat = rstd (sum dy x - mean sum dy).
+        let dshift: Vec<f32> = sums.iter().map(|s| s.0).collect();
+        let dscale: Vec<f32> = sums
+            .iter()
+            .enumerate()
+            .map(|(p, &(s1, sx))| {
+                let ci = p % c;
+                (rstd[ci] * (sx as f64 - mean[ci] as f64 * s1 as f64)) as f32
+            })
+            .collect();
+        // m1 = mean over (b, i) of scale dy, m2 = mean over (b, i) of scale dy xhat; then
+        // dx = rstd scale dy + q x + r with q = -rstd^2 m2, r = rstd (rstd m2 mean - m1).
+        let count = (b * n) as f64;
+        let (mut q, mut r) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for ci in 0..c {
+            let (mut m1, mut m2) = (0.0f64, 0.0f64);
+            for bi in 0..b {
+                let p = bi * c + ci;
+                m1 += scale[p] as f64 * dshift[p] as f64;
+                m2 += scale[p] as f64 * dscale[p] as f64;
+            }
+            let (m1, m2, s) = (m1 / count, m2 / count, rstd[ci]);
+            q[ci] = (-s * s * m2) as f32;
+            r[ci] = (s * (s * m2 * mean[ci] as f64 - m1)) as f32;
+        }
+        let a: Vec<f32> = (0..b * c)
+            .map(|p| (rstd[p % c] * scale[p] as f64) as f32)
+            .collect();
+        let d: Vec<f32> = (0..b * c).map(|p| r[p % c]).collect();
+        // dx[b, c, i] = dy a[b, c] + x q[c] + r[c]
+        let dx = affine_planes(&dys, Some((&xs, &q)), dims, &a, &d);
+        (
+            tensor(dx, shape),
+            tensor(dscale, [b, c]),
+            tensor(dshift, [b, c]),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl<B: Backend + FusedBatchNorm> Backward<B, 3> for BatchNormBackward {
+    /// The input, the scale, the batch statistics and epsilon.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_scale, node_shift] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x, scale, stats, epsilon) = ops.state;
+        let (dx, dscale, dshift) = B::bn_train_backward(x, scale, stats, dy, epsilon);
+        for (node, grad) in [(node_x, dx), (node_scale, dscale), (node_shift, dshift)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<B: Backend + FusedBatchNorm, C: CheckpointStrategy> FusedBatchNorm for Autodiff<B, C> {
+    fn bn_train(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let prep = BatchNormBackward.prepare::<C>([x.node(), scale.node(), shift.node()]);
+        let (x, scale, shift) = (
+            x.into_primitive(),
+            scale.into_primitive(),
+            shift.into_primitive(),
+        );
+        let constant = <Self as burn::backend::AutodiffBackend>::from_inner;
+        match prep.compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (y, stats) = B::bn_train(x.clone(), scale.clone(), shift, epsilon);
+                let y = prep.finish((x, scale, stats.clone(), epsilon), y);
+                (y, constant(stats))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, stats) = B::bn_train(x, scale, shift, epsilon);
+                (prep.finish(y), constant(stats))
+            }
+        }
+    }
+
+    fn bn_train_backward(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // Only reached if a second derivative were taken; burn has none.
+        let inner = |t: FloatTensor<Self>| t.into_primitive();
+        let constant = <Self as burn::backend::AutodiffBackend>::from_inner;
+        let (dx, ds, dt) =
+            B::bn_train_backward(inner(x), inner(scale), inner(stats), inner(dy), epsilon);
+        (constant(dx), constant(ds), constant(dt))
+    }
+}
+
+/// `bn` on `x [b, c, h, w]`, its output then scaled and shifted per sample and channel by `affine`
+/// (`[b, c]` each) when given: the class-conditional batch norm of BigGAN. In training (an
+/// autodiff device and the layer's training flag, as burn's layer decides) the batch statistics
+/// normalize and update the running ones with the layer's momentum; on the CPU backend as one
+/// fused operation, elsewhere through burn's layer.
+pub fn forward(bn: &BatchNorm, x: Tensor<4>, affine: Option<(Tensor<2>, Tensor<2>)>) -> Tensor<4> {
+    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    if !(training && fused_on(&x.device()) && x.dtype() == DType::F32) {
+        let y = bn.forward(x);
+        return match affine {
+            Some((scale, shift)) => {
+                let [b, c] = scale.dims();
+                y * scale.reshape([b, c, 1, 1]) + shift.reshape([b, c, 1, 1])
+            }
+            None => y,
+        };
+    }
+    let [b, c, _, _] = x.dims();
+    let gamma = bn.gamma.val().unsqueeze::<2>().expand([b, c]);
+    let beta = bn.beta.val().unsqueeze::<2>().expand([b, c]);
+    // (x̂ gamma + beta) s + t = x̂ (gamma s) + (beta s + t)
+    let (scale, shift) = match affine {
+        Some((s, t)) => (gamma * s.clone(), beta * s + t),
+        None => (gamma, beta),
+    };
+    let (y, stats) = <Dispatch as FusedBatchNorm>::bn_train(
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+        bn.epsilon,
+    );
+    let stats = Tensor::<2>::from_dispatch(stats).detach();
+    let [mean, var] = [0, 1].map(|i| stats.clone().slice([i..i + 1, 0..c]).reshape([c]));
+    let device = mean.device();
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean
+        .update((running_mean.mul_scalar(1.0 - m) + mean.mul_scalar(m)).detach());
+    bn.running_var
+        .update((running_var.mul_scalar(1.0 - m) + var.mul_scalar(m)).detach());
+    Tensor::from_dispatch(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::testing::values;
+    use crate::rng::Rng;
+    use burn::module::Param;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Device;
+
+    fn randn<const D: usize>(rng: &mut Rng, shape: [usize; D], mean: f64, std: f64) -> Tensor<D> {
+        let n = shape.iter().product();
+        let device = Device::flex().autodiff();
+        Tensor::from_data(
+            TensorData::new(rng.normal_vec(n, mean, std), shape),
+            &device,
+        )
+    }
+
+    fn close(a: Vec<f32>, b: Vec<f32>, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: sizes");
+        let scale = b.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= 2e-5 * scale + 1e-6,
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// The fused operation against burn's composition (its `BatchNorm` layer, then the affine
+    /// map by broadcasting): outputs, running statistics after two steps, and the gradients in
+    /// `x`, gamma, beta and the per-sample map, for plain and conditional use and odd sizes.
+    #[test]
+    fn matches_burn_batch_norm_and_its_gradients() {
+        let mut rng = Rng::new(11);
+        let cases = [(4, 3, 5, 5, false), (3, 5, 4, 7, true), (3, 2, 1, 1, false)];
+        for (b, c, h, w, conditional) in cases {
+            let device = Device::flex().autodiff();
+            let (gamma, beta) = (
+                randn(&mut rng, [c], 1.0, 0.3),
+                randn(&mut rng, [c], 0.0, 0.3),
+            );
+            let x = randn(&mut rng, [b, c, h, w], 0.7, 2.0);
+            let up = randn(&mut rng, [b, c, h, w], 0.0, 1.0);
+            let s = randn(&mut rng, [b, c], 1.0, 0.5);
+            let t = randn(&mut rng, [b, c], 0.0, 0.5);
+            let what = format!("b{b} c{c} {h}x{w} conditional {conditional}");
+            let run = |fused: bool| {
+                // A fresh layer per run: running statistics start from burn's defaults.
+                let mut bn = BatchNormConfig::new(c).init(&device);
+                bn.gamma = Param::from_tensor(gamma.clone());
+                bn.beta = Param::from_tensor(beta.clone());
+                let (x, s, t) = (
+                    x.clone().require_grad(),
+                    s.clone().require_grad(),
+                    t.clone().require_grad(),
+                );
+                let affine = conditional.then(|| (s.clone(), t.clone()));
+                let y = if fused {
+                    forward(&bn, x.clone(), affine.clone());
+                    forward(&bn, x.clone(), affine)
+                } else {
+                    let plain = |x: Tensor<4>| {
+                        let y = bn.forward(x);
+                        match &affine {
+                            Some((s, t)) => {
+                                y * s.clone().reshape([b, c, 1, 1])
+                                    + t.clone().reshape([b, c, 1, 1])
+                            }
+                            None => y,
+                        }
+                    };
+                    plain(x.clone());
+                    plain(x.clone())
+                };
+                let grads = (y.clone() * up.clone()).sum().backward();
+                let mut out = vec![
+                    values(y.inner()),
+                    values(x.grad(&grads).unwrap()),
+                    values(bn.gamma.grad(&grads).unwrap()),
+                    values(bn.beta.grad(&grads).unwrap()),
+                    values(bn.running_mean.value()),
+                    values(bn.running_var.value()),
+                ];
+                if conditional {
+                    out.push(values(s.grad(&grads).unwrap()));
+                    out.push(values(t.grad(&grads).unwrap()));
+                }
+                out
+            };
+            let names = [
+                "y",
+                "dx",
+                "dgamma",
+                "dbeta",
+                "running mean",
+                "running var",
+                "ds",
+                "dt",
+            ];
+            for ((ours, burn), name) in run(true).into_iter().zip(run(false)).zip(names) {
+                close(ours, burn, &format!("{what}: {name}"));
+            }
+        }
+    }
+}
