@@ -572,6 +572,20 @@ impl Phases {
         (phase, (ky / self.s) * self.wu + kx / self.s)
     }
 
+    /// Every tap `t` as its window on a grid of `c` channels per phase, `cols` apart, and its
+    /// weight offset `t`.
+    fn taps(&self, c: usize, cols: usize) -> Vec<Tap> {
+        (0..self.k * self.k)
+            .map(|t| {
+                let (phase, shift) = self.tap(t);
+                Tap {
+                    x: phase * c * cols + shift,
+                    w: t,
+                }
+            })
+            .collect()
+    }
+
     /// Calls `f(image offset, grid offset, run)` for each run of pixels of one image row that
     /// lie `s` apart in the image and next to each other in one phase: `(phase, channel)` rows
     /// of `cols` positions, images `plane` apart.
@@ -693,15 +707,7 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
         ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), grid);
         let np = padded(n);
         out.resize(o * np, 0.0);
-        let taps: Vec<Tap> = (0..k * k)
-            .map(|t| {
-                let (phase, shift) = ph.tap(t);
-                Tap {
-                    x: phase * c * cols + shift,
-                    w: t,
-                }
-            })
-            .collect();
+        let taps = ph.taps(c, cols);
         // out [o, n] = sum over taps of W_t [o, c] . grid[phase][:, shift..shift + n]
         TapSum {
             x: grid,
