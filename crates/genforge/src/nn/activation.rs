@@ -51,6 +51,12 @@ pub trait FusedActivations: Backend {
     /// The gradient through `gelu_fused` given its input: `g (Phi(x) + x phi(x))`.
     fn gelu_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// `sin(x)`.
+    fn sin_fused(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradient through `sin_fused` given its input: `g cos(x)`.
+    fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
     /// The PixelCNN gate `tanh(a) * sigmoid(b)` of the two halves `[a | b]` of the last axis.
     fn gated_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
@@ -162,6 +168,74 @@ simd_fn! {
             *o = g * (cdf + x * pdf);
         }
     }
+}
+
+simd_fn! {
+    /// `sin` of a block.
+    fn sin_block(x: &[f32], _unused: &[f32], out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = sin_cos(x).0;
+        }
+        fix_large(x, out, f64::sin);
+    }
+}
+
+simd_fn! {
+    /// The gradient of `sin` on a block: `g cos(x)`.
+    fn sin_backward_block(x: &[f32], g: &[f32], out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = sin_cos(x).1;
+        }
+        fix_large(x, out, f64::cos);
+        for (o, &g) in out.iter_mut().zip(g) {
+            *o *= g;
+        }
+    }
+}
+
+/// Past `|x| = 8192` the reduction of [`sin_cos`] loses accuracy: those (rare) arguments take
+/// `f` in f64 instead.
+#[inline(always)]
+fn fix_large(x: &[f32], out: &mut [f32], f: fn(f64) -> f64) {
+    const LIMIT: f32 = 8192.0;
+    if x.iter().fold(0.0f32, |m, v| m.max(v.abs())) > LIMIT {
+        for (o, &x) in out.iter_mut().zip(x) {
+            if x.abs() > LIMIT {
+                *o = f(x as f64) as f32;
+            }
+        }
+    }
+}
+
+/// `(sin x, cos x)` in f32 within 2e-7 for `|x| <= 8192` (and NaN for infinite `x`): `x = j pi/2
+/// + r` with `|r| <= pi/4` (pi/2 in three parts, so `j pi/2` is exact), Cephes' polynomials for
+/// `sin r` and `cos r`, and the quadrant `j mod 4` picking and signing them. Branch-free, so the
+/// loops calling it vectorise (libm's `sinf`/`cosf` are scalar calls).
+#[inline(always)]
+fn sin_cos(x: f32) -> (f32, f32) {
+    const PIO2_1: f32 = 1.570_312_5;
+    const PIO2_2: f32 = 4.837_513e-4;
+    const PIO2_3: f32 = 7.549_79e-8;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let j = (x * std::f32::consts::FRAC_2_PI + ROUND) - ROUND;
+    let r = ((x - j * PIO2_1) - j * PIO2_2) - j * PIO2_3;
+    let z = r * r;
+    let sin_r = ((-1.951_529_6e-4 * z + 8.332_161e-3) * z - 0.166_666_55) * z * r + r;
+    let cos_r =
+        ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0;
+    // sin x = (sin r, cos r, -sin r, -cos r)[j mod 4], cos x = (cos r, -sin r, -cos r, sin r)[..]
+    let q = j as i32 as u32;
+    let (s, c) = if q & 1 == 0 {
+        (sin_r, cos_r)
+    } else {
+        (cos_r, sin_r)
+    };
+    let sin_sign = (q & 2) << 30;
+    let cos_sign = (q.wrapping_add(1) & 2) << 30;
+    (
+        f32::from_bits(s.to_bits() ^ sin_sign),
+        f32::from_bits(c.to_bits() ^ cos_sign),
+    )
 }
 
 simd_fn! {
@@ -277,6 +351,20 @@ impl FusedActivations for Flex {
         let shape = x.shape();
         let (x, g) = (contiguous_f32(&x), contiguous_f32(&grad));
         let out = zip_blocks(&x, &g, gelu_backward_block);
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn sin_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let x = contiguous_f32(&x);
+        let out = zip_blocks(&x, &x, sin_block);
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let (x, g) = (contiguous_f32(&x), contiguous_f32(&grad));
+        let out = zip_blocks(&x, &g, sin_backward_block);
         FlexTensor::from_data(TensorData::new(out, shape))
     }
 
@@ -474,6 +562,16 @@ impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for 
         record_saved::<B, C>(x, B::gated_tanh, false, B::gated_tanh_backward)
     }
 
+    fn sin_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        record_saved::<B, C>(x, B::sin_fused, false, B::sin_fused_backward)
+    }
+
+    fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        // Only reached if a second derivative were taken; burn has none.
+        let (x, grad) = (x.into_primitive(), grad.into_primitive());
+        <Self as burn::backend::AutodiffBackend>::from_inner(B::sin_fused_backward(x, grad))
+    }
+
     fn cross_entropy_rows(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self> {
         match CrossEntropyBackward
             .prepare::<C>([logits.node()])
@@ -580,6 +678,15 @@ pub fn gated_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         ));
     }
     gated_tanh_composed(x)
+}
+
+/// `sin(x)`: one vectorised operation each way on the CPU backend (a polynomial within 2e-7
+/// instead of libm's scalar `sinf`, a one-pass `g cos(x)` backward), burn's `sin` elsewhere.
+pub fn sin<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if fused_on(&x.device()) && x.dtype() == DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as FusedActivations>::sin_fused(x.into_dispatch()));
+    }
+    x.sin()
 }
 
 /// GELU with the exact normal CDF, `x Phi(x)`: one operation each way on the CPU backend (a
@@ -777,6 +884,48 @@ mod tests {
         }
         assert!(exp(-200.0) < 1e-37 && exp(-200.0) >= 0.0);
         assert!(exp(200.0) > 1e38 && exp(200.0).is_finite());
+    }
+
+    /// `sin_cos` against f64 over the range SIREN layers see and beyond, and the fused `sin`
+    /// (values and gradient) against burn's `sin`, arguments past the fast range included.
+    #[test]
+    fn sin_matches_libm_and_burn() {
+        let mut x = -300.0f32;
+        while x < 300.0 {
+            let (s, c) = sin_cos(x);
+            let (ws, wc) = ((x as f64).sin(), (x as f64).cos());
+            assert!(
+                (s as f64 - ws).abs() < 2e-7 && (c as f64 - wc).abs() < 2e-7,
+                "sin_cos({x}) = ({s}, {c}), want ({ws}, {wc})"
+            );
+            x += 0.0173;
+        }
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(12);
+        let shape = [3, 17, 90];
+        let mut v = rng.normal_vec(shape.iter().product(), 0.0, 40.0);
+        v[5] = 3.0e4;
+        v[4100] = -1.0e6;
+        let up = rng.normal_vec(v.len(), 0.0, 1.0);
+        let up = Tensor::<3>::from_data(TensorData::new(up, shape), &device);
+        let run = |fused: bool| {
+            let x =
+                Tensor::<3>::from_data(TensorData::new(v.clone(), shape), &device).require_grad();
+            let y = if fused {
+                sin(x.clone())
+            } else {
+                x.clone().sin()
+            };
+            let grads = (y.clone() * up.clone()).sum().backward();
+            (values(y), values(x.grad(&grads).unwrap()))
+        };
+        let ((y, g), (y0, g0)) = (run(true), run(false));
+        for (i, (a, b)) in y.iter().zip(&y0).chain(g.iter().zip(&g0)).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-6 * (1.0 + b.abs()),
+                "[{i}] {a} vs burn {b}"
+            );
+        }
     }
 
     /// GELU: values and input gradient equal burn's `gelu` (libm's erf) over a range that covers

@@ -10,6 +10,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::activation::sin;
 use crate::rng::Rng;
 
 /// SIREN's frequency factor `omega_0` (Sitzmann et al.; the ViTGAN article uses 30 for every layer).
@@ -44,7 +45,7 @@ impl Lff {
     pub fn forward(&self, coords: Tensor<2>) -> Tensor<2> {
         let w = self.weight.val() * LFF_WEIGHT_GAIN;
         let b = self.bias.val() * LFF_BIAS_GAIN;
-        (coords.matmul(w) + b.unsqueeze::<2>()).sin()
+        sin(coords.matmul(w) + b.unsqueeze::<2>())
     }
 }
 
@@ -167,7 +168,7 @@ impl Siren {
     pub fn forward(&self, features: Tensor<2>, style: Tensor<2>) -> Tensor<3> {
         let mut x = features.unsqueeze::<3>(); // [1, s, hidden]
         for layer in &self.layers {
-            x = (layer.forward(x, style.clone()) * OMEGA_0).sin(); // [m, s, hidden]
+            x = sin(layer.forward(x, style.clone()) * OMEGA_0); // [m, s, hidden]
         }
         self.out.forward(x, style)
     }
