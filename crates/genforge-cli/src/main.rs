@@ -1296,15 +1296,15 @@ impl EvalBars {
 }
 
 /// glibc's defaults hand a step's large activation buffers back to the kernel and fault them in
-/// afresh on the next step (allocations above a dynamic threshold are `mmap`ed, and the heap top is
-/// trimmed above 128 KiB). Serving allocations up to 32 MiB (glibc's maximum) from the heap and
-/// never trimming it took the DCGAN CPU step about 9% lower at the same peak memory
-/// (BENCHMARKS.md).
+/// afresh on the next step (allocations above a dynamic threshold, and always above 32 MiB, are
+/// `mmap`ed, and the heap top is trimmed above 128 KiB). Serving every allocation from the heap
+/// and never trimming it took the DCGAN CPU step about 9% lower and the SAGAN step (whose
+/// attention maps take 256 MiB each) about 25% lower, at the same peak memory (BENCHMARKS.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only sets allocator parameters; called before any other thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
