@@ -339,33 +339,37 @@ fn par_rows(
     out
 }
 
+/// The block kernel `f` over `x` and, for a gradient, the upstream `grad` (`f` gets `x` twice
+/// without one), as a tensor of `x`'s shape.
+fn elementwise(
+    x: FlexTensor,
+    grad: Option<FlexTensor>,
+    f: fn(&[f32], &[f32], &mut [f32]),
+) -> FlexTensor {
+    let shape = x.shape();
+    let x = contiguous_f32(&x);
+    let out = match grad {
+        Some(g) => zip_blocks(&x, &contiguous_f32(&g), f),
+        None => zip_blocks(&x, &x, f),
+    };
+    FlexTensor::from_data(TensorData::new(out, shape))
+}
+
 impl FusedActivations for Flex {
     fn gelu_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let shape = x.shape();
-        let x = contiguous_f32(&x);
-        let out = zip_blocks(&x, &x, gelu_block);
-        FlexTensor::from_data(TensorData::new(out, shape))
+        elementwise(x, None, gelu_block)
     }
 
     fn gelu_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let shape = x.shape();
-        let (x, g) = (contiguous_f32(&x), contiguous_f32(&grad));
-        let out = zip_blocks(&x, &g, gelu_backward_block);
-        FlexTensor::from_data(TensorData::new(out, shape))
+        elementwise(x, Some(grad), gelu_backward_block)
     }
 
     fn sin_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let shape = x.shape();
-        let x = contiguous_f32(&x);
-        let out = zip_blocks(&x, &x, sin_block);
-        FlexTensor::from_data(TensorData::new(out, shape))
+        elementwise(x, None, sin_block)
     }
 
     fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let shape = x.shape();
-        let (x, g) = (contiguous_f32(&x), contiguous_f32(&grad));
-        let out = zip_blocks(&x, &g, sin_backward_block);
-        FlexTensor::from_data(TensorData::new(out, shape))
+        elementwise(x, Some(grad), sin_backward_block)
     }
 
     fn cross_entropy_rows(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self> {
@@ -900,29 +904,37 @@ mod tests {
             );
             x += 0.0173;
         }
-        let device = Device::flex().autodiff();
         let mut rng = Rng::new(12);
-        let shape = [3, 17, 90];
-        let mut v = rng.normal_vec(shape.iter().product(), 0.0, 40.0);
+        let mut v = rng.normal_vec(3 * 17 * 90, 0.0, 40.0);
         v[5] = 3.0e4;
         v[4100] = -1.0e6;
+        matches_burn(v, [3, 17, 90], sin, |x| x.sin(), 1e-6, &mut rng);
+    }
+
+    /// Values and input gradients (under a random upstream gradient) of `ours` and `burn`'s
+    /// version on `v`, equal within `tol` relative.
+    fn matches_burn(
+        v: Vec<f32>,
+        shape: [usize; 3],
+        ours: fn(Tensor<3>) -> Tensor<3>,
+        burn: fn(Tensor<3>) -> Tensor<3>,
+        tol: f32,
+        rng: &mut Rng,
+    ) {
+        let device = Device::flex().autodiff();
         let up = rng.normal_vec(v.len(), 0.0, 1.0);
         let up = Tensor::<3>::from_data(TensorData::new(up, shape), &device);
-        let run = |fused: bool| {
+        let run = |f: fn(Tensor<3>) -> Tensor<3>| {
             let x =
                 Tensor::<3>::from_data(TensorData::new(v.clone(), shape), &device).require_grad();
-            let y = if fused {
-                sin(x.clone())
-            } else {
-                x.clone().sin()
-            };
+            let y = f(x.clone());
             let grads = (y.clone() * up.clone()).sum().backward();
             (values(y), values(x.grad(&grads).unwrap()))
         };
-        let ((y, g), (y0, g0)) = (run(true), run(false));
+        let ((y, g), (y0, g0)) = (run(ours), run(burn));
         for (i, (a, b)) in y.iter().zip(&y0).chain(g.iter().zip(&g0)).enumerate() {
             assert!(
-                (a - b).abs() < 1e-6 * (1.0 + b.abs()),
+                (a - b).abs() < tol * (1.0 + b.abs()),
                 "[{i}] {a} vs burn {b}"
             );
         }
@@ -958,27 +970,10 @@ mod tests {
                 erf(x)
             );
         }
-        let device = Device::flex().autodiff();
         let mut rng = Rng::new(11);
-        let shape = [4, 33, 70];
-        let v = rng.normal_vec(shape.iter().product(), 0.0, 3.0);
-        let up = rng.normal_vec(v.len(), 0.0, 1.0);
-        let up = Tensor::<3>::from_data(TensorData::new(up, shape), &device);
-        let run = |fused: bool| {
-            let x =
-                Tensor::<3>::from_data(TensorData::new(v.clone(), shape), &device).require_grad();
-            let y = if fused {
-                gelu(x.clone())
-            } else {
-                burn::tensor::activation::gelu(x.clone())
-            };
-            let grads = (y.clone() * up.clone()).sum().backward();
-            (values(y), values(x.grad(&grads).unwrap()))
-        };
-        let ((y, g), (y0, g0)) = (run(true), run(false));
-        for (a, b) in y.iter().zip(&y0).chain(g.iter().zip(&g0)) {
-            assert!((a - b).abs() < 2e-6 * (1.0 + b.abs()), "{a} vs {b}");
-        }
+        let v = rng.normal_vec(4 * 33 * 70, 0.0, 3.0);
+        let burn_gelu = burn::tensor::activation::gelu::<3>;
+        matches_burn(v, [4, 33, 70], gelu, burn_gelu, 2e-6, &mut rng);
     }
 
     /// Without autodiff the fused path is the plain forward.
