@@ -22,8 +22,9 @@
 //! along it ([`Phases`]; with stride 1, the padded input itself). The input gradient is the
 //! adjoint (each tap adds `W^T . dy` into its phase at its offset) and the weight gradient one
 //! product per tap. They run in tasks of a few images whose grids stay in cache through all
-//! taps, with positions along the product's wide side: stride 1 on 4x4 maps and up, larger
-//! strides onto 8x8 maps and up from 16 channels. On smaller stride-1 maps (above one output) the
+//! taps, with positions along the product's wide side (the forward and input-gradient sums by
+//! the register-blocked kernel of `nn::tap_sum`): stride 1 on 4x4 maps and up, larger strides
+//! onto 8x8 maps and up. On smaller stride-1 maps (above one output) the
 //! forward and input-gradient passes call burn-flex's convolution (the input gradient of a
 //! stride-1 convolution is itself one, with the kernel flipped and transposed); one output per
 //! image and strided convolutions onto small maps take the batch-wide im2col products above.
@@ -467,9 +468,9 @@ impl CpuConv for Flex {
 /// How a convolution's passes run on the CPU (`examples/conv_route.rs` times them).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Route {
-    /// One product per kernel tap on the polyphase grid, in cache-sized tasks: stride 1 on 4x4
-    /// maps and up, larger strides from 8x8 outputs and 16 input channels up (fewer channels
-    /// make each product too thin).
+    /// Products per kernel tap on the polyphase grid, in cache-sized tasks: stride 1 on 4x4
+    /// maps and up, larger strides from 8x8 outputs up (on 4x4 outputs the grid is 1.56 times
+    /// the outputs, and im2col is faster).
     Taps,
     /// burn-flex's kernel for the forward and input-gradient passes (stride 1, 2-15 outputs per
     /// image; the weight gradient still by taps).
@@ -1083,8 +1084,8 @@ mod tests {
             (2, 3, 2, 10, 3, 1, 1),
             (2, 3, 4, 6, 3, 1, 2), // full padding: 8x8 outputs
             (2, 3, 2, 5, 2, 1, 2), // padding past the kernel: more output rows than h + p
-            // Strided, by taps on the polyphase grid (16 input channels and up; the transposed
-            // convolution of the last case too):
+            // Strided, by taps on the polyphase grid (with few channels too, as the first and
+            // fifth cases above; the transposed convolution of the last case as well):
             (3, 16, 4, 16, 4, 2, 1),
             (2, 16, 3, 17, 3, 2, 0), // odd size, no padding
             (2, 16, 2, 18, 4, 3, 1), // stride 3
