@@ -47,14 +47,15 @@ impl TapSum<'_> {
             return;
         }
         let np = padded(n);
-        let reach = self.taps.iter().map(|t| t.x).max().unwrap_or(0) + (self.k - 1) * self.rs;
+        let reach =
+            self.taps.iter().map(|t| t.x).max().unwrap_or(0) + self.k.saturating_sub(1) * self.rs;
         assert!(self.x.len() >= reach + np, "tap window past the grid");
         assert!(
             out.len() >= (m - 1) * out_rs + np,
             "output rows past the buffer"
         );
         #[cfg(target_arch = "x86_64")]
-        if avx512() && !self.taps.is_empty() {
+        if avx512() && !self.taps.is_empty() && self.k > 0 {
             // SAFETY: the CPU has AVX-512F, and the asserts above bound every index read and
             // written (each block reads whole vectors up to `padded(n)` from a window or row start).
             unsafe { avx512::run(self, (m, n), out, out_rs) };
