@@ -54,6 +54,17 @@ pub trait FusedActivations: Backend {
     /// `sin(x)`.
     fn sin_fused(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// LayerNorm's normalization over the last axis, `(x - mean) / sqrt(var + 1e-5)` with the
+    /// biased variance.
+    fn layer_norm_fused(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradient through `layer_norm_fused` given its input, per row:
+    /// `rstd (g - mean(g) - xhat mean(g xhat))`.
+    fn layer_norm_fused_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
     /// The gradient through `sin_fused` given its input: `g cos(x)`.
     fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
 
@@ -189,6 +200,56 @@ simd_fn! {
         fix_large(x, out, f64::cos);
         for (o, &g) in out.iter_mut().zip(g) {
             *o *= g;
+        }
+    }
+}
+
+/// Mean and `1 / sqrt(var + eps)` of one row (biased variance), summed in 16 lanes.
+#[inline(always)]
+fn row_mean_rstd(x: &[f32]) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mut lanes = [0.0f32; 16];
+    for chunk in x.chunks(16) {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    let mean = lanes.iter().sum::<f32>() / n;
+    let mut lanes = [0.0f32; 16];
+    for chunk in x.chunks(16) {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += (v - mean) * (v - mean);
+        }
+    }
+    let var = lanes.iter().sum::<f32>() / n;
+    (mean, 1.0 / (var + super::layer_norm::EPS as f32).sqrt())
+}
+
+simd_fn! {
+    /// LayerNorm's normalization of one row.
+    fn layer_norm_row(x: &[f32], out: &mut [f32]) {
+        let (mean, rstd) = row_mean_rstd(x);
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = (v - mean) * rstd;
+        }
+    }
+}
+
+simd_fn! {
+    /// The gradient through [`layer_norm_row`], `g` the upstream gradient of the row.
+    fn layer_norm_row_backward(x: &[f32], g: &[f32], out: &mut [f32]) {
+        let (mean, rstd) = row_mean_rstd(x);
+        let (mut sg, mut sgx) = ([0.0f32; 16], [0.0f32; 16]);
+        for (x, g) in x.chunks(16).zip(g.chunks(16)) {
+            for ((a, b), (&v, &g)) in sg.iter_mut().zip(sgx.iter_mut()).zip(x.iter().zip(g)) {
+                *a += g;
+                *b += g * (v - mean) * rstd;
+            }
+        }
+        let n = x.len() as f32;
+        let (mg, mgx) = (sg.iter().sum::<f32>() / n, sgx.iter().sum::<f32>() / n);
+        for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
+            *o = rstd * (g - mg - (v - mean) * rstd * mgx);
         }
     }
 }
@@ -370,6 +431,27 @@ impl FusedActivations for Flex {
 
     fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         elementwise(x, Some(grad), sin_backward_block)
+    }
+
+    fn layer_norm_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let n = shape[shape.num_dims() - 1];
+        let x = contiguous_f32(&x);
+        let out = par_rows(&x, n, n, |x, o, _| layer_norm_row(x, o));
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn layer_norm_fused_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let n = shape[shape.num_dims() - 1];
+        let (x, g) = (contiguous_f32(&x), contiguous_f32(&grad));
+        let out = par_rows(&x, n, n, |x, o, row| {
+            layer_norm_row_backward(x, &g[row * n..(row + 1) * n], o)
+        });
+        FlexTensor::from_data(TensorData::new(out, shape))
     }
 
     fn cross_entropy_rows(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self> {
@@ -568,6 +650,19 @@ impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for 
 
     fn sin_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
         record_saved::<B, C>(x, B::sin_fused, false, B::sin_fused_backward)
+    }
+
+    fn layer_norm_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        record_saved::<B, C>(x, B::layer_norm_fused, false, B::layer_norm_fused_backward)
+    }
+
+    fn layer_norm_fused_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        // Only reached if a second derivative were taken; burn has none.
+        let (x, grad) = (x.into_primitive(), grad.into_primitive());
+        <Self as burn::backend::AutodiffBackend>::from_inner(B::layer_norm_fused_backward(x, grad))
     }
 
     fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -909,6 +1004,29 @@ mod tests {
         v[5] = 3.0e4;
         v[4100] = -1.0e6;
         matches_burn(v, [3, 17, 90], sin, |x| x.sin(), 1e-6, &mut rng);
+    }
+
+    /// LayerNorm's normalization against burn's composition, rows of 384 (ViTGAN's width) and of
+    /// 37, values with a large common offset.
+    #[test]
+    fn layer_norm_matches_burn() {
+        let mut rng = Rng::new(13);
+        for (shape, offset) in [([2, 5, 384], 0.0f32), ([3, 4, 37], 50.0)] {
+            let v: Vec<f32> = rng
+                .normal_vec(shape.iter().product(), 0.0, 2.0)
+                .into_iter()
+                .map(|v| v + offset)
+                .collect();
+            let composed = super::super::layer_norm::layer_norm_composed::<3>;
+            matches_burn(
+                v,
+                shape,
+                super::super::layer_norm::layer_norm,
+                composed,
+                2e-5,
+                &mut rng,
+            );
+        }
     }
 
     /// Values and input gradients (under a random upstream gradient) of `ours` and `burn`'s

@@ -5,13 +5,26 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
+use super::activation::{FusedActivations, fused_on};
 use super::equalized::{EqualizedLinear, EqualizedOpts};
 use crate::rng::Rng;
+use burn::backend::{DType, Dispatch};
 
 pub const EPS: f64 = 1e-5;
 
-/// `(x - mean) / sqrt(var + eps)` over the last axis (biased variance, as PyTorch).
+/// `(x - mean) / sqrt(var + eps)` over the last axis (biased variance, as PyTorch): one
+/// operation each way on the CPU backend (`nn::activation`), burn's composition elsewhere.
 pub fn layer_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if fused_on(&x.device()) && x.dtype() == DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as FusedActivations>::layer_norm_fused(
+            x.into_dispatch(),
+        ));
+    }
+    layer_norm_composed(x)
+}
+
+/// [`layer_norm`] as burn's tensor operations.
+pub fn layer_norm_composed<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let (var, mean) = x.clone().var_mean_bias(D - 1);
     (x - mean) / (var + EPS).sqrt()
 }
