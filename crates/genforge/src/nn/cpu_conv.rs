@@ -646,9 +646,11 @@ impl Phases {
             if s == 1 {
                 grid[dst..dst + len].copy_from_slice(&x[src..src + len]);
             } else {
-                for i in 0..len {
-                    grid[dst + i] = x[src + i * s];
-                }
+                let from = x[src..].iter().step_by(s);
+                grid[dst..dst + len]
+                    .iter_mut()
+                    .zip(from)
+                    .for_each(|(g, v)| *g = *v);
             }
         });
     }
@@ -662,9 +664,8 @@ impl Phases {
             if s == 1 {
                 x[dst..dst + len].copy_from_slice(&grid[src..src + len]);
             } else {
-                for i in 0..len {
-                    x[dst + i * s] = grid[src + i];
-                }
+                let to = x[dst..].iter_mut().step_by(s);
+                to.zip(&grid[src..src + len]).for_each(|(v, g)| *v = *g);
             }
         });
     }
