@@ -45,7 +45,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::tap_sum::{Tap, TapSum, padded};
+use super::tap_sum::{Tap, TapSum, pack, padded};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuConv: Backend {
@@ -704,6 +704,8 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let plane = ph.plane();
     let image = o * g.oh * g.ow;
     let cols = |n_img| ph.cols(n_img, 0);
+    let (js, is) = (c * k * k, k * k);
+    let packed = pack(weight, (js, is), &ph.taps(c, 0), (o, c));
     over_tasks(g, o, image, |(grid, out), (b0, n_img), y_part| {
         let (n, cols) = (n_img * plane, cols(n_img));
         ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), grid);
@@ -716,9 +718,10 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
             rs: cols,
             k: c,
             w: weight,
-            js: c * k * k,
-            is: k * k,
+            js,
+            is,
             taps: &taps,
+            packed: &packed,
         }
         .run((o, n), out, np);
         for (li, dst) in y_part.chunks_mut(image).enumerate() {
@@ -741,13 +744,10 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let (plane, margin) = (ph.plane(), ph.tail());
     let image = c * g.h * g.w;
-    over_tasks(g, o, image, |(dy_grid, grid), (b0, n_img), dx_part| {
-        let (n, cols) = (n_img * plane, ph.cols(n_img, 0));
-        let out = ph.outputs();
-        out.fill(dy, (o, g.oh, g.ow), (b0, n_img, margin), dy_grid);
-        let dy_cols = out.cols(n_img, margin);
-        grid.resize(g.s * g.s * c * cols, 0.0);
-        for phase in 0..g.s * g.s {
+    let (js, is) = (k * k, c * k * k);
+    // Each phase's taps, and their weights packed once for every task.
+    let phases: Vec<(Vec<Tap>, Vec<f32>)> = (0..g.s * g.s)
+        .map(|phase| {
             let taps: Vec<Tap> = (0..k * k)
                 .filter_map(|t| {
                     let (tp, shift) = ph.tap(t);
@@ -757,15 +757,27 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
                     })
                 })
                 .collect();
+            let packed = pack(weight, (js, is), &taps, (c, o));
+            (taps, packed)
+        })
+        .collect();
+    over_tasks(g, o, image, |(dy_grid, grid), (b0, n_img), dx_part| {
+        let (n, cols) = (n_img * plane, ph.cols(n_img, 0));
+        let out = ph.outputs();
+        out.fill(dy, (o, g.oh, g.ow), (b0, n_img, margin), dy_grid);
+        let dy_cols = out.cols(n_img, margin);
+        grid.resize(g.s * g.s * c * cols, 0.0);
+        for (phase, (taps, packed)) in phases.iter().enumerate() {
             // grid[phase] [c, n] = sum over its taps of W_t^T [c, o] . dy_grid[:, ..n - shift]
             TapSum {
                 x: dy_grid,
                 rs: dy_cols,
                 k: o,
                 w: weight,
-                js: k * k,
-                is: c * k * k,
-                taps: &taps,
+                js,
+                is,
+                taps,
+                packed,
             }
             .run((c, n), &mut grid[phase * c * cols..], cols);
         }

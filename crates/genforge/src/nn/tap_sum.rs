@@ -19,7 +19,7 @@ pub(crate) struct Tap {
 }
 
 /// The operands of a sum of taps: `k` rows of `x`, `rs` apart; weight `(j, i)` of a tap at
-/// `w[tap.w + j js + i is]`.
+/// `w[tap.w + j js + i is]`, and the same weights as [`pack`] lays them out for the kernel.
 pub(crate) struct TapSum<'a> {
     pub x: &'a [f32],
     pub rs: usize,
@@ -28,6 +28,39 @@ pub(crate) struct TapSum<'a> {
     pub js: usize,
     pub is: usize,
     pub taps: &'a [Tap],
+    pub packed: &'a [f32],
+}
+
+/// The weights `w[tap.w + j js + i is]` of `taps` for `m` output rows and `k` input rows in the
+/// AVX-512 kernel's layout (blocks of its output rows, each `[tap][i][row]`, zeros past `m`), or
+/// nothing where the kernel does not run. The layout depends only on the weights and the taps'
+/// weight offsets, so a convolution pass packs once for all its tasks.
+pub(crate) fn pack(
+    w: &[f32],
+    (js, is): (usize, usize),
+    taps: &[Tap],
+    (m, k): (usize, usize),
+) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        let nr = avx512::NR;
+        let mut packed = vec![0.0f32; m.div_ceil(nr) * taps.len() * k * nr];
+        if taps.is_empty() || k == 0 {
+            return packed;
+        }
+        for (bi, block) in packed.chunks_mut(taps.len() * k * nr).enumerate() {
+            for (t, tap) in taps.iter().enumerate() {
+                for i in 0..k {
+                    for j in 0..nr.min(m - bi * nr) {
+                        block[(t * k + i) * nr + j] = w[tap.w + (bi * nr + j) * js + i * is];
+                    }
+                }
+            }
+        }
+        return packed;
+    }
+    let _ = (w, js, is, taps, m, k);
+    Vec::new()
 }
 
 /// Positions per vector of the AVX-512 kernel: callers give `x` and `out` room for `n` rounded
@@ -56,6 +89,12 @@ impl TapSum<'_> {
         );
         #[cfg(target_arch = "x86_64")]
         if avx512() && !self.taps.is_empty() && self.k > 0 {
+            let blocks = m.div_ceil(avx512::NR);
+            assert_eq!(
+                self.packed.len(),
+                blocks * self.taps.len() * self.k * avx512::NR,
+                "weights packed for another sum"
+            );
             // SAFETY: the CPU has AVX-512F, and the asserts above bound every index read and
             // written (each block reads whole vectors up to `padded(n)` from a window or row start).
             unsafe { avx512::run(self, (m, n), out, out_rs) };
@@ -101,25 +140,15 @@ mod avx512 {
 
     /// Output rows per block: 6 x 4 accumulators, 4 window vectors and a broadcast fill 29 of
     /// the 32 registers.
-    const NR: usize = 6;
+    pub(super) const NR: usize = 6;
     /// Positions per block: 4 vectors.
     const MR: usize = 4 * LANES;
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn run(s: &TapSum, (m, n): (usize, usize), out: &mut [f32], out_rs: usize) {
-        // Weights packed per block of NR rows as [tap][i][NR], zeros past m.
-        let (k, taps) = (s.k, s.taps.len());
+        // Weights packed per block of NR rows as [tap][i][NR] (`pack`).
+        let (k, taps, packed) = (s.k, s.taps.len(), s.packed);
         let blocks = m.div_ceil(NR);
-        let mut packed = vec![0.0f32; blocks * taps * k * NR];
-        for (bi, block) in packed.chunks_mut(taps * k * NR).enumerate() {
-            for (t, tap) in s.taps.iter().enumerate() {
-                for i in 0..k {
-                    for j in 0..NR.min(m - bi * NR) {
-                        block[(t * k + i) * NR + j] = s.w[tap.w + (bi * NR + j) * s.js + i * s.is];
-                    }
-                }
-            }
-        }
         let offsets: Vec<usize> = s.taps.iter().map(|t| t.x).collect();
         // Rows per pass, so that one block's windows over them stay in L1 while every block of
         // output rows runs on them; later passes add to what the earlier ones stored.
@@ -260,6 +289,7 @@ mod tests {
                 })
                 .collect();
             let (js, is) = (taps.len().max(1) * k, taps.len().max(1));
+            let packed = pack(&w, (js, is), &taps, (m, k));
             let s = TapSum {
                 x: &x,
                 rs,
@@ -268,6 +298,7 @@ mod tests {
                 js,
                 is,
                 taps: &taps,
+                packed: &packed,
             };
             let out_rs = padded(n) + 3;
             let mut want = vec![0.0f32; m * out_rs];
