@@ -54,6 +54,9 @@ pub trait FusedActivations: Backend {
     /// `sin(x)`.
     fn sin_fused(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// The gradient through `sin_fused` given its input: `g cos(x)`.
+    fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
     /// LayerNorm's normalization over the last axis, `(x - mean) / sqrt(var + 1e-5)` with the
     /// biased variance.
     fn layer_norm_fused(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -64,9 +67,6 @@ pub trait FusedActivations: Backend {
         x: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-
-    /// The gradient through `sin_fused` given its input: `g cos(x)`.
-    fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// The PixelCNN gate `tanh(a) * sigmoid(b)` of the two halves `[a | b]` of the last axis.
     fn gated_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -204,24 +204,24 @@ simd_fn! {
     }
 }
 
-/// Mean and `1 / sqrt(var + eps)` of one row (biased variance), summed in 16 lanes.
+/// `sum f(v)` over a slice in 16 lanes, so that the loop vectorises.
+#[inline(always)]
+pub(crate) fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    for chunk in x.chunks(16) {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += f(v);
+        }
+    }
+    lanes.iter().sum()
+}
+
+/// Mean and `1 / sqrt(var + eps)` of one row (biased variance).
 #[inline(always)]
 fn row_mean_rstd(x: &[f32]) -> (f32, f32) {
     let n = x.len() as f32;
-    let mut lanes = [0.0f32; 16];
-    for chunk in x.chunks(16) {
-        for (l, v) in lanes.iter_mut().zip(chunk) {
-            *l += v;
-        }
-    }
-    let mean = lanes.iter().sum::<f32>() / n;
-    let mut lanes = [0.0f32; 16];
-    for chunk in x.chunks(16) {
-        for (l, v) in lanes.iter_mut().zip(chunk) {
-            *l += (v - mean) * (v - mean);
-        }
-    }
-    let var = lanes.iter().sum::<f32>() / n;
+    let mean = lane_sum(x, |v| v) / n;
+    let var = lane_sum(x, |v| (v - mean) * (v - mean)) / n;
     (mean, 1.0 / (var + super::layer_norm::EPS as f32).sqrt())
 }
 

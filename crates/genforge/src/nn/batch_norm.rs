@@ -30,7 +30,7 @@ use burn::nn::BatchNorm;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::activation::{contiguous_f32, fused_on};
+use super::activation::{contiguous_f32, fused_on, lane_sum};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -51,34 +51,6 @@ pub trait FusedBatchNorm: Backend {
         dy: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-}
-
-/// Sum of a slice in 16 lanes, so that the loop vectorises.
-#[inline(always)]
-fn sum(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let chunks = x.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// `(sum (x - m)^2)` of a slice in 16 lanes.
-#[inline(always)]
-fn sum_sq_dev(x: &[f32], m: f32) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let chunks = x.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().map(|v| (v - m) * (v - m)).sum();
-    for c in chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l += (v - m) * (v - m);
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// `(sum dy, sum dy x)` of two slices in 16 lanes.
@@ -114,9 +86,13 @@ fn statistics(x: &[f32], (b, c, n): (usize, usize, usize)) -> (Vec<f32>, Vec<f32
         .into_par_iter()
         .map(|ci| {
             let plane = |bi: usize| &x[(bi * c + ci) * n..][..n];
-            let mean = ((0..b).map(|bi| sum(plane(bi)) as f64).sum::<f64>() / count) as f32;
+            let mean = (0..b)
+                .map(|bi| lane_sum(plane(bi), |v| v) as f64)
+                .sum::<f64>()
+                / count;
+            let mean = mean as f32;
             let var = (0..b)
-                .map(|bi| sum_sq_dev(plane(bi), mean) as f64)
+                .map(|bi| lane_sum(plane(bi), |v| (v - mean) * (v - mean)) as f64)
                 .sum::<f64>()
                 / count;
             (mean, var as f32)
