@@ -6,6 +6,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::fused_linear::{WeightLayout, linear};
 use super::init;
 use super::spectral_norm::ImprovedSpectralNorm;
 use crate::rng::Rng;
@@ -112,10 +113,8 @@ impl EqualizedLinear {
         let rows = dims.iter().product::<usize>() / fan_in;
         let w = self.effective_weight(); // [out, in]
         let fan_out = w.dims()[0];
-        let mut y = x.reshape([rows, fan_in]).matmul(w.transpose()); // [rows, out]
-        if let Some(b) = &self.bias {
-            y = y + (b.val() * self.bias_gain).unsqueeze::<2>();
-        }
+        let bias = self.bias.as_ref().map(|b| b.val() * self.bias_gain);
+        let y = linear(x.reshape([rows, fan_in]), w, WeightLayout::OutIn, bias); // [rows, out]
         let mut out = dims;
         out[D - 1] = fan_out;
         y.reshape(out)

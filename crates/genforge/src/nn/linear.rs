@@ -4,6 +4,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
+use super::fused_linear::{WeightLayout, linear};
 use super::{SpectralNorm, init};
 use crate::rng::Rng;
 
@@ -46,10 +47,7 @@ impl Linear {
 
     /// `[b, in] -> [b, out]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = x.matmul(self.effective_weight().transpose());
-        match &self.bias {
-            Some(b) => y + b.val().unsqueeze::<2>(),
-            None => y,
-        }
+        let bias = self.bias.as_ref().map(|b| b.val());
+        linear(x, self.effective_weight(), WeightLayout::OutIn, bias)
     }
 }

@@ -19,6 +19,7 @@
 //! convolutions are plain linear maps.
 
 use super::activation::gated_tanh;
+use super::fused_linear::{WeightLayout, linear};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
@@ -66,7 +67,12 @@ impl Dense {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, h, w, c] = x.dims();
         let out = self.weight.dims()[1];
-        let y = x.reshape([b * h * w, c]).matmul(self.weight.val()) + self.bias.val().unsqueeze();
+        let y = linear(
+            x.reshape([b * h * w, c]),
+            self.weight.val(),
+            WeightLayout::InOut,
+            Some(self.bias.val()),
+        );
         y.reshape([b, h, w, out])
     }
 }

@@ -10,6 +10,7 @@ pub mod cpu_conv;
 pub mod diff_augment;
 pub mod equalized;
 pub mod equalized_conv;
+pub mod fused_linear;
 pub mod gemm_conv;
 pub mod im2row;
 pub mod init;

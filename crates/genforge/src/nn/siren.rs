@@ -11,6 +11,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::activation::sin;
+use super::fused_linear::{WeightLayout, linear};
 use crate::rng::Rng;
 
 /// SIREN's frequency factor `omega_0` (Sitzmann et al.; the ViTGAN article uses 30 for every layer).
@@ -45,7 +46,7 @@ impl Lff {
     pub fn forward(&self, coords: Tensor<2>) -> Tensor<2> {
         let w = self.weight.val() * LFF_WEIGHT_GAIN;
         let b = self.bias.val() * LFF_BIAS_GAIN;
-        sin(coords.matmul(w) + b.unsqueeze::<2>())
+        sin(linear(coords, w, WeightLayout::InOut, Some(b)))
     }
 }
 
@@ -103,7 +104,12 @@ impl ModulatedLinear {
         let w = self.weight.val() * self.gain; // [out, in]
         let fan_out = w.dims()[0];
         let xs = x * style.clone().unsqueeze_dim::<3>(1); // [m, s, in]
-        let y = xs.reshape([m * s, fan_in]).matmul(w.clone().transpose()); // [m*s, out]
+        let y = linear(
+            xs.reshape([m * s, fan_in]),
+            w.clone(),
+            WeightLayout::OutIn,
+            None,
+        ); // [m*s, out]
         let y = y.reshape([m, s, fan_out]);
         if self.demodulation {
             let demod =
