@@ -108,6 +108,14 @@ fn labels_of(labels: FlexTensor) -> Vec<usize> {
         .collect()
 }
 
+/// The integer `n` (two's complement) of `ROUND + n`, `|n| < 2^22`: the low bits of its
+/// mantissa. Unlike `as i32`, which saturates and so is done lane by lane, this vectorises.
+#[inline(always)]
+fn integer_bits(shifted: f32) -> u32 {
+    const ROUND_BITS: u32 = 0x4B40_0000; // 1.5 * 2^23
+    shifted.to_bits().wrapping_sub(ROUND_BITS)
+}
+
 /// `e^x` in f32 within 2 ulp, without libm: `2^n e^r` with `n = round(x log2 e)`, `|r| <= ln 2 / 2`
 /// and Cephes' degree-7 polynomial for `e^r`. Branch-free, so the loops calling it vectorise
 /// (libm's scalar `expf`/`exp` calls do not). The argument is clamped to `[-87.3, 88]`, where
@@ -119,14 +127,15 @@ fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let x = x.clamp(-87.3, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 0.166_666_65)
         * r
         + 0.5;
     let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    er * f32::from_bits(integer_bits(shifted).wrapping_add(127) << 23)
 }
 
 /// Defines `fn $name` compiled twice: for AVX2 and FMA, where its loops vectorise 8 lanes wide,
@@ -278,14 +287,15 @@ fn sin_cos(x: f32) -> (f32, f32) {
     const PIO2_2: f32 = 4.837_513e-4;
     const PIO2_3: f32 = 7.549_79e-8;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let j = (x * std::f32::consts::FRAC_2_PI + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::FRAC_2_PI + ROUND;
+    let j = shifted - ROUND;
     let r = ((x - j * PIO2_1) - j * PIO2_2) - j * PIO2_3;
     let z = r * r;
     let sin_r = ((-1.951_529_6e-4 * z + 8.332_161e-3) * z - 0.166_666_55) * z * r + r;
     let cos_r =
         ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0;
     // sin x = (sin r, cos r, -sin r, -cos r)[j mod 4], cos x = (cos r, -sin r, -cos r, sin r)[..]
-    let q = j as i32 as u32;
+    let q = integer_bits(shifted);
     let (s, c) = if q & 1 == 0 {
         (sin_r, cos_r)
     } else {

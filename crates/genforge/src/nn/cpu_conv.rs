@@ -598,24 +598,26 @@ impl Phases {
         mut f: impl FnMut(usize, usize, usize),
     ) {
         let (s, p, plane) = (self.s, self.p, self.plane());
+        // One plane's runs, the same for every image and channel: (offset in the plane, phase,
+        // offset in the phase's row, length).
+        let mut plane_runs = Vec::with_capacity(h * s);
+        for iy in 0..h {
+            let (ry, u) = ((iy + p) % s, (iy + p) / s);
+            for rx in 0..s {
+                // The first column of this row in phase column rx.
+                let ix0 = (rx + s - p % s) % s;
+                if ix0 < w {
+                    let v0 = (ix0 + p) / s;
+                    let len = (w - ix0).div_ceil(s);
+                    plane_runs.push((iy * w + ix0, ry * s + rx, u * self.wu + v0, len));
+                }
+            }
+        }
         for li in 0..n_img {
             for ci in 0..c {
-                for iy in 0..h {
-                    let (ry, u) = ((iy + p) % s, (iy + p) / s);
-                    for rx in 0..s {
-                        // The first column of this row in phase column rx.
-                        let ix0 = (rx + s - p % s) % s;
-                        if ix0 >= w {
-                            continue;
-                        }
-                        let v0 = (ix0 + p) / s;
-                        let row = ((ry * s + rx) * c + ci) * cols + li * plane + u * self.wu;
-                        f(
-                            ((li * c + ci) * h + iy) * w + ix0,
-                            row + v0,
-                            (w - ix0).div_ceil(s),
-                        );
-                    }
+                let src = (li * c + ci) * h * w;
+                for &(at, phase, offset, len) in &plane_runs {
+                    f(src + at, (phase * c + ci) * cols + li * plane + offset, len);
                 }
             }
         }
