@@ -65,25 +65,38 @@ impl Im2Row for Flex {
         let x = x.to_contiguous();
         let x = x.as_slice::<f32>().expect("im2row takes f32");
         let t = win.taps();
-        let mut out = vec![0f32; b * h * w * t * c];
-        if c > 0 && h * w > 0 {
-            out.par_chunks_mut(h * w * t * c)
+        let len = b * h * w * t * c;
+        // Every element is written below, a tap's source or zero: no zeroing first.
+        let mut out: Vec<f32> = Vec::with_capacity(len);
+        if len > 0 {
+            out.spare_capacity_mut()[..len]
+                .par_chunks_mut(h * w * t * c)
                 .zip(x.par_chunks(h * w * c))
                 .for_each(|(out, x)| {
                     for (p, out) in out.chunks_mut(t * c).enumerate() {
                         let at = (p / w, p % w);
                         for dy in 0..win.rows {
                             for dx in 0..win.cols {
-                                if let Some(src) = win.source(at, (dy, dx), (h, w)) {
-                                    let tap = dy * win.cols + dx;
-                                    out[tap * c..(tap + 1) * c]
-                                        .copy_from_slice(&x[src * c..(src + 1) * c]);
+                                let tap = dy * win.cols + dx;
+                                let dst = &mut out[tap * c..(tap + 1) * c];
+                                match win.source(at, (dy, dx), (h, w)) {
+                                    Some(src) => {
+                                        let src = &x[src * c..(src + 1) * c];
+                                        dst.iter_mut().zip(src).for_each(|(d, v)| {
+                                            d.write(*v);
+                                        });
+                                    }
+                                    None => dst.iter_mut().for_each(|d| {
+                                        d.write(0.0);
+                                    }),
                                 }
                             }
                         }
                     }
                 });
         }
+        // SAFETY: the loop above wrote all `len` elements.
+        unsafe { out.set_len(len) };
         FlexTensor::from_data(TensorData::new(out, [b, h, w, t * c]))
     }
 

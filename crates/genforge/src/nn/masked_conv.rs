@@ -91,7 +91,8 @@ pub struct GatedMaskedConv2d {
     pub horizontal_out: Dense,
     /// `p -> p`: this layer's contribution to the skip sum.
     pub skip: Dense,
-    /// `cond -> 4p`, no bias: conditioning for the vertical and horizontal gates.
+    /// `cond -> 4p`, its bias starting at zero: conditioning for the vertical and horizontal
+    /// gates.
     pub condition: Option<Dense>,
     pub kernel: usize,
     /// True for mask type A.
@@ -175,9 +176,19 @@ impl GatedMaskedConv2d {
     /// The conditioning projected for the vertical and the horizontal gate, `[b, h, w, 2p]` each.
     pub fn condition_parts(&self, cond: Option<&Tensor<4>>) -> Option<(Tensor<4>, Tensor<4>)> {
         let (c, cond) = (self.condition.as_ref()?, cond?);
-        let cv = c.forward(cond.clone()); // [b, h, w, 4p]
-        let p2 = cv.dims()[3] / 2;
-        Some((cv.clone().narrow(3, 0, p2), cv.narrow(3, p2, p2)))
+        let [b, h, w, cin] = cond.dims();
+        let rows = cond.clone().reshape([b * h * w, cin]);
+        let (weight, bias) = (c.weight.val(), c.bias.val()); // [c, 4p], [4p]
+        let p2 = weight.dims()[1] / 2;
+        // The two halves as two products: narrowing the weight, not the `[b, h, w, 4p]` output,
+        // keeps the backward from zero-filling and scattering a full-size gradient per half.
+        let half = |at| {
+            let part = weight.clone().narrow(1, at, p2);
+            let part_bias = Some(bias.clone().narrow(0, at, p2));
+            let y = linear(rows.clone(), part, WeightLayout::InOut, part_bias);
+            y.reshape([b, h, w, p2])
+        };
+        Some((half(0), half(p2)))
     }
 
     /// The vertical stack: its pre-activation before conditioning (which also feeds the
