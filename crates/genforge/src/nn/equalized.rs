@@ -6,7 +6,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::fused_linear::{WeightLayout, linear};
+use super::fused_linear::{WeightLayout, linear, scaled_linear};
 use super::init;
 use super::spectral_norm::ImprovedSpectralNorm;
 use crate::rng::Rng;
@@ -111,10 +111,20 @@ impl EqualizedLinear {
         let dims = x.dims();
         let fan_in = dims[D - 1];
         let rows = dims.iter().product::<usize>() / fan_in;
-        let w = self.effective_weight(); // [out, in]
-        let fan_out = w.dims()[0];
+        let fan_out = self.weight.dims()[0];
         let bias = self.bias.as_ref().map(|b| b.val() * self.bias_gain);
-        let y = linear(x.reshape([rows, fan_in]), w, WeightLayout::OutIn, bias); // [rows, out]
+        let x = x.reshape([rows, fan_in]);
+        let y = match &self.isn {
+            Some(_) => linear(x, self.effective_weight(), WeightLayout::OutIn, bias),
+            // The gain goes into the product rather than over the weight each pass.
+            None => scaled_linear(
+                x,
+                self.weight.val(),
+                self.weight_gain,
+                WeightLayout::OutIn,
+                bias,
+            ),
+        }; // [rows, out]
         let mut out = dims;
         out[D - 1] = fan_out;
         y.reshape(out)

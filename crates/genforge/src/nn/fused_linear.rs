@@ -41,13 +41,14 @@ pub struct Needs {
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedLinear: Backend {
-    /// `x [m, k]`, `w` (`[k, n]` or `[n, k]` by `layout`), `bias [n]` or `[0]` for none ->
-    /// `[m, n]`.
+    /// `scale x W + bias`: `x [m, k]`, `w` (`[k, n]` or `[n, k]` by `layout`), `bias [n]` or
+    /// `[0]` for none -> `[m, n]`.
     fn dense(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         layout: WeightLayout,
+        scale: f32,
     ) -> FloatTensor<Self>;
 
     /// The gradients of `linear` in `x`, `w` and the bias given `dy`; those not in `needs` come
@@ -57,6 +58,7 @@ pub trait FusedLinear: Backend {
         w: FloatTensor<Self>,
         dy: FloatTensor<Self>,
         layout: WeightLayout,
+        scale: f32,
         needs: Needs,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
@@ -64,9 +66,15 @@ pub trait FusedLinear: Backend {
 /// A strided operand: element `(i, j)` at `i * rs + j * cs`.
 type Strided<'a> = (&'a [f32], usize, usize);
 
-/// `[m, n]` row-major `= lhs [m, k] . rhs [k, n]`, added to `init` rows when given (each row a
-/// copy of `init`), else into memory that is only ever written.
-fn product((m, n, k): (usize, usize, usize), lhs: Strided, rhs: Strided, init: &[f32]) -> Vec<f32> {
+/// `[m, n]` row-major `= scale lhs [m, k] . rhs [k, n]`, added to `init` rows when given (each
+/// row a copy of `init`), else into memory that is only ever written.
+fn product(
+    (m, n, k): (usize, usize, usize),
+    lhs: Strided,
+    rhs: Strided,
+    scale: f32,
+    init: &[f32],
+) -> Vec<f32> {
     let len = m * n;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let read_dst = !init.is_empty();
@@ -111,7 +119,7 @@ fn product((m, n, k): (usize, usize, usize), lhs: Strided, rhs: Strided, init: &
             rhs.2 as isize,
             rhs.1 as isize,
             1.0,
-            1.0,
+            scale,
             false,
             false,
             false,
@@ -157,7 +165,13 @@ fn sizes(x: &FlexTensor, w: &FlexTensor, layout: WeightLayout) -> (usize, usize,
 }
 
 impl FusedLinear for Flex {
-    fn dense(x: FlexTensor, w: FlexTensor, bias: FlexTensor, layout: WeightLayout) -> FlexTensor {
+    fn dense(
+        x: FlexTensor,
+        w: FlexTensor,
+        bias: FlexTensor,
+        layout: WeightLayout,
+        scale: f32,
+    ) -> FlexTensor {
         let (m, k, n) = sizes(&x, &w, layout);
         let (xs, ws, bs) = (
             contiguous_f32(&x),
@@ -168,7 +182,7 @@ impl FusedLinear for Flex {
             WeightLayout::InOut => (&ws[..], n, 1),
             WeightLayout::OutIn => (&ws[..], 1, k),
         };
-        tensor(product((m, n, k), (&xs, k, 1), w_kn, &bs), [m, n])
+        tensor(product((m, n, k), (&xs, k, 1), w_kn, scale, &bs), [m, n])
     }
 
     fn dense_backward(
@@ -176,6 +190,7 @@ impl FusedLinear for Flex {
         w: FlexTensor,
         dy: FlexTensor,
         layout: WeightLayout,
+        scale: f32,
         needs: Needs,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (m, k, n) = sizes(&x, &w, layout);
@@ -187,19 +202,21 @@ impl FusedLinear for Flex {
                 WeightLayout::InOut => (&ws[..], 1, n),
                 WeightLayout::OutIn => (&ws[..], k, 1),
             };
-            tensor(product((m, k, n), (&dys, n, 1), wt, &[]), [m, k])
+            tensor(product((m, k, n), (&dys, n, 1), wt, scale, &[]), [m, k])
         } else {
             none()
         };
         // dW: x^T [k, m] . dy [m, n] for [in, out], dy^T [n, m] . x [m, k] for [out, in].
         let dw = if needs.w {
             match layout {
-                WeightLayout::InOut => {
-                    tensor(product((k, n, m), (&xs, 1, k), (&dys, n, 1), &[]), [k, n])
-                }
-                WeightLayout::OutIn => {
-                    tensor(product((n, k, m), (&dys, 1, n), (&xs, k, 1), &[]), [n, k])
-                }
+                WeightLayout::InOut => tensor(
+                    product((k, n, m), (&xs, 1, k), (&dys, n, 1), scale, &[]),
+                    [k, n],
+                ),
+                WeightLayout::OutIn => tensor(
+                    product((n, k, m), (&dys, 1, n), (&xs, k, 1), scale, &[]),
+                    [n, k],
+                ),
             }
         } else {
             none()
@@ -217,19 +234,19 @@ impl FusedLinear for Flex {
 struct LinearBackward;
 
 impl<B: Backend + FusedLinear> Backward<B, 3> for LinearBackward {
-    /// The input, the weight and its layout.
-    type State = (FloatTensor<B>, FloatTensor<B>, WeightLayout);
+    /// The input, the weight, its layout and the scale.
+    type State = (FloatTensor<B>, FloatTensor<B>, WeightLayout, f32);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
-        let (x, w, layout) = ops.state;
+        let (x, w, layout, scale) = ops.state;
         let needs = Needs {
             x: node_x.is_some(),
             w: node_w.is_some(),
             b: node_b.is_some(),
         };
-        let (dx, dw, db) = B::dense_backward(x, w, dy, layout, needs);
+        let (dx, dw, db) = B::dense_backward(x, w, dy, layout, scale, needs);
         for (node, grad) in [(node_x, dx), (node_w, dw), (node_b, db)] {
             if let Some(node) = node {
                 grads.register::<B>(node.id, grad);
@@ -244,6 +261,7 @@ impl<B: Backend + FusedLinear, C: CheckpointStrategy> FusedLinear for Autodiff<B
         w: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         layout: WeightLayout,
+        scale: f32,
     ) -> FloatTensor<Self> {
         let prep = LinearBackward.prepare::<C>([x.node(), w.node(), bias.node()]);
         let (x, w, bias) = (
@@ -253,10 +271,10 @@ impl<B: Backend + FusedLinear, C: CheckpointStrategy> FusedLinear for Autodiff<B
         );
         match prep.compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let y = B::dense(x.clone(), w.clone(), bias, layout);
-                prep.finish((x, w, layout), y)
+                let y = B::dense(x.clone(), w.clone(), bias, layout, scale);
+                prep.finish((x, w, layout, scale), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::dense(x, w, bias, layout)),
+            OpsKind::UnTracked(prep) => prep.finish(B::dense(x, w, bias, layout, scale)),
         }
     }
 
@@ -265,12 +283,13 @@ impl<B: Backend + FusedLinear, C: CheckpointStrategy> FusedLinear for Autodiff<B
         w: FloatTensor<Self>,
         dy: FloatTensor<Self>,
         layout: WeightLayout,
+        scale: f32,
         needs: Needs,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // Only reached if a second derivative were taken; burn has none.
         let inner = |t: FloatTensor<Self>| t.into_primitive();
         let constant = <Self as burn::backend::AutodiffBackend>::from_inner;
-        let (dx, dw, db) = B::dense_backward(inner(x), inner(w), inner(dy), layout, needs);
+        let (dx, dw, db) = B::dense_backward(inner(x), inner(w), inner(dy), layout, scale, needs);
         (constant(dx), constant(dw), constant(db))
     }
 }
@@ -283,8 +302,21 @@ pub fn linear(
     layout: WeightLayout,
     bias: Option<Tensor<1>>,
 ) -> Tensor<2> {
+    scaled_linear(x, w, 1.0, layout, bias)
+}
+
+/// [`linear`] with the weight times a constant `scale` (equalized learning rate's runtime
+/// gain), folded into the products rather than applied to the weight every pass.
+pub fn scaled_linear(
+    x: Tensor<2>,
+    w: Tensor<2>,
+    scale: f64,
+    layout: WeightLayout,
+    bias: Option<Tensor<1>>,
+) -> Tensor<2> {
     let device = x.device();
     if !(fused_on(&device) && x.dtype() == DType::F32) {
+        let w = if scale == 1.0 { w } else { w * scale };
         let y = match layout {
             WeightLayout::InOut => x.matmul(w),
             WeightLayout::OutIn => x.matmul(w.transpose()),
@@ -300,6 +332,7 @@ pub fn linear(
         w.into_dispatch(),
         bias.into_dispatch(),
         layout,
+        scale as f32,
     ))
 }
 
@@ -328,11 +361,13 @@ mod tests {
         }
     }
 
-    /// Output and the gradients in `x`, `w` and the bias equal burn's `matmul` + add, for both
-    /// weight layouts, with and without a bias, from a transposed (non-contiguous) input, and at
-    /// sizes on both sides of the threaded products; a weight that is a constant gets none.
+    /// Output and the gradients in `x`, `w` and the bias equal burn's `matmul` + add (of the
+    /// weight times a scale), for both weight layouts, with and without a bias, from a transposed
+    /// (non-contiguous) input, and at sizes on both sides of the threaded products; a weight that
+    /// is a constant gets none.
     #[test]
     fn matches_burn_matmul_and_its_gradients() {
+        const SCALE: f64 = 0.37;
         let mut rng = Rng::new(21);
         for (m, k, n) in [(5, 3, 4), (1, 7, 1), (200, 70, 33)] {
             for layout in [WeightLayout::InOut, WeightLayout::OutIn] {
@@ -354,11 +389,12 @@ mod tests {
                         let x = xt.clone().transpose(); // [m, k], strided
                         let bias = with_bias.then(|| b.clone());
                         let y = if fused {
-                            linear(x, w.clone(), layout, bias)
+                            scaled_linear(x, w.clone(), SCALE, layout, bias)
                         } else {
+                            let ws = w.clone() * SCALE;
                             let y = match layout {
-                                WeightLayout::InOut => x.matmul(w.clone()),
-                                WeightLayout::OutIn => x.matmul(w.clone().transpose()),
+                                WeightLayout::InOut => x.matmul(ws),
+                                WeightLayout::OutIn => x.matmul(ws.transpose()),
                             };
                             bias.map_or(y.clone(), |b| y + b.unsqueeze())
                         };

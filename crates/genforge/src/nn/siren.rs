@@ -11,7 +11,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::activation::sin;
-use super::fused_linear::{WeightLayout, linear};
+use super::fused_linear::{WeightLayout, linear, scaled_linear};
 use crate::rng::Rng;
 
 /// SIREN's frequency factor `omega_0` (Sitzmann et al.; the ViTGAN article uses 30 for every layer).
@@ -101,17 +101,14 @@ impl ModulatedLinear {
     pub fn forward(&self, x: Tensor<3>, style: Tensor<2>) -> Tensor<3> {
         let [m, fan_in] = style.dims();
         let s = x.dims()[1];
-        let w = self.weight.val() * self.gain; // [out, in]
-        let fan_out = w.dims()[0];
+        let fan_out = self.weight.dims()[0];
         let xs = x * style.clone().unsqueeze_dim::<3>(1); // [m, s, in]
-        let y = linear(
-            xs.reshape([m * s, fan_in]),
-            w.clone(),
-            WeightLayout::OutIn,
-            None,
-        ); // [m*s, out]
+        let rows = xs.reshape([m * s, fan_in]);
+        let w = self.weight.val();
+        let y = scaled_linear(rows, w.clone(), self.gain, WeightLayout::OutIn, None); // [m*s, out]
         let y = y.reshape([m, s, fan_out]);
         if self.demodulation {
+            let w = w * self.gain; // [out, in]
             let demod =
                 super::modulated_conv::demodulation(style, w.reshape([fan_out, fan_in, 1, 1])); // [m, out]
             y * demod.unsqueeze_dim::<3>(1)
