@@ -21,6 +21,8 @@ use burn::backend::{TensorMetadata, get_or_init_device_settings};
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::parallel::filled;
+
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedActivations: Backend {
     /// `x` where `x >= 0`, `slope * x` elsewhere.
@@ -164,11 +166,11 @@ macro_rules! simd_fn {
 
 /// `out[i] = f(a[i], b[i])` over blocks in parallel, `f` a block kernel.
 fn zip_blocks(a: &[f32], b: &[f32], f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = vec![0.0f32; a.len()];
-    out.par_chunks_mut(4096)
-        .zip(a.par_chunks(4096).zip(b.par_chunks(4096)))
-        .for_each(|(o, (a, b))| f(a, b, o));
-    out
+    const BLOCK: usize = 4096;
+    filled(a.len(), BLOCK, |i, o| {
+        let at = i * BLOCK;
+        f(&a[at..at + o.len()], &b[at..at + o.len()], o)
+    })
 }
 
 simd_fn! {
@@ -396,18 +398,15 @@ fn par_rows(
     f: impl Fn(&[f32], &mut [f32], usize) + Sync,
 ) -> Vec<f32> {
     let rows = x.len() / n.max(1);
-    let mut out = vec![0.0f32; rows * out_n];
-    if n > 0 && out_n > 0 {
-        out.par_chunks_mut(64 * out_n)
-            .zip(x.par_chunks(64 * n))
-            .enumerate()
-            .for_each(|(blk, (out, x))| {
-                for (i, (o, x)) in out.chunks_mut(out_n).zip(x.chunks(n)).enumerate() {
-                    f(x, o, blk * 64 + i);
-                }
-            });
+    if n == 0 || out_n == 0 {
+        return vec![0.0f32; rows * out_n];
     }
-    out
+    filled(rows * out_n, 64 * out_n, |blk, out| {
+        let x = &x[blk * 64 * n..];
+        for (i, (o, x)) in out.chunks_mut(out_n).zip(x.chunks(n)).enumerate() {
+            f(x, o, blk * 64 + i);
+        }
+    })
 }
 
 /// The block kernel `f` over `x` and, for a gradient, the upstream `grad` (`f` gets `x` twice

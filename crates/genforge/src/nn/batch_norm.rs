@@ -31,6 +31,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::activation::{contiguous_f32, fused_on, lane_sum};
+use super::parallel::filled;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -109,8 +110,10 @@ fn affine_planes(
     a: &[f32],
     d: &[f32],
 ) -> Vec<f32> {
-    let mut out = vec![0.0f32; b * c * n];
-    out.par_chunks_mut(n).enumerate().for_each(|(p, o)| {
+    if n == 0 {
+        return Vec::new();
+    }
+    filled(b * c * n, n, |p, o| {
         let (a, d) = (a[p], d[p]);
         let x = &x[p * n..][..n];
         match z {
@@ -122,8 +125,7 @@ fn affine_planes(
                 }
             }
         }
-    });
-    out
+    })
 }
 
 fn tensor(v: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {

@@ -14,6 +14,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Tensor, TensorData};
 
+use super::parallel::filled;
+
 /// The separable 1-D taps, normalised.
 pub const TAPS: [f32; 3] = [0.25, 0.5, 0.25];
 
@@ -73,18 +75,18 @@ fn per_plane(
     out_hw: [usize; 2],
     f: impl Fn(&[f32], &mut [f32]) + Sync,
 ) -> FlexTensor {
-    use rayon::prelude::*;
     let s = x.shape();
     let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
     let x = x.to_contiguous();
     let x = x.as_slice::<f32>().expect("2x resampling takes f32");
     let [oh, ow] = out_hw;
-    let mut out = vec![0f32; b * c * oh * ow];
-    if h * w > 0 && oh * ow > 0 {
-        out.par_chunks_mut(oh * ow)
-            .zip(x.par_chunks(h * w))
-            .for_each(|(o, x)| f(x, o));
-    }
+    let out = if h * w > 0 {
+        filled(b * c * oh * ow, oh * ow, |p, o| {
+            f(&x[p * h * w..][..h * w], o)
+        })
+    } else {
+        vec![0f32; b * c * oh * ow]
+    };
     FlexTensor::from_data(TensorData::new(out, [b, c, oh, ow]))
 }
 

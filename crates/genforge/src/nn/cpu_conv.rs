@@ -45,6 +45,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::parallel::filled_with;
 use super::tap_sum::{Tap, TapSum, pack, padded};
 
 #[backend_extension(Flex, Autodiff)]
@@ -688,12 +689,12 @@ fn over_tasks(
     f: impl Fn(&mut (Vec<f32>, Vec<f32>), (usize, usize), &mut [f32]) + Sync,
 ) -> Vec<f32> {
     let nb = task_images(g, o);
-    let mut out = vec![0.0f32; g.b * image];
-    out.par_chunks_mut(nb * image).enumerate().for_each_init(
+    filled_with(
+        g.b * image,
+        nb * image,
         || (Vec::new(), Vec::new()),
-        |scratch, (task, part)| f(scratch, (task * nb, part.len() / image), part),
-    );
-    out
+        |scratch, task, part| f(scratch, (task * nb, part.len() / image), part),
+    )
 }
 
 /// A convolution as one product per kernel tap on the polyphase grid of [`Phases`]:

@@ -22,6 +22,7 @@ pub mod minibatch_stddev;
 pub mod modulated_conv;
 pub mod multi_head_attention;
 pub mod noise;
+mod parallel;
 pub mod pixel_norm;
 pub mod self_attention;
 pub mod siren;

@@ -11,6 +11,8 @@
 //! reads `x` straight from the grid (the windows are plain offsets, so no packing is needed).
 //! Both compute the same sums in a different order, so results agree to rounding.
 
+use rayon::prelude::*;
+
 /// One tap: where its window starts in `x`, and where its `[m, k]` weights start in `w`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tap {
@@ -48,15 +50,19 @@ pub(crate) fn pack(
         if taps.is_empty() || k == 0 {
             return packed;
         }
-        for (bi, block) in packed.chunks_mut(taps.len() * k * nr).enumerate() {
-            for (t, tap) in taps.iter().enumerate() {
-                for i in 0..k {
-                    for j in 0..nr.min(m - bi * nr) {
-                        block[(t * k + i) * nr + j] = w[tap.w + (bi * nr + j) * js + i * is];
+        let block_len = taps.len() * k * nr;
+        packed
+            .par_chunks_mut(block_len)
+            .enumerate()
+            .for_each(|(bi, block)| {
+                for (t, tap) in taps.iter().enumerate() {
+                    for i in 0..k {
+                        for j in 0..nr.min(m - bi * nr) {
+                            block[(t * k + i) * nr + j] = w[tap.w + (bi * nr + j) * js + i * is];
+                        }
                     }
                 }
-            }
-        }
+            });
         return packed;
     }
     let _ = (w, js, is, taps, m, k);

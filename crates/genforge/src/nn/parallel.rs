@@ -1,0 +1,67 @@
+//! Output buffers written by parallel tasks.
+//!
+//! `vec![0.0; n]` zeroes the whole buffer on the calling thread before any task starts (with the
+//! heap reused, `calloc` is a `memset`); for the large outputs of the CPU operations that was
+//! single-threaded time in every pass. Here each task zeroes its own chunk, in parallel and just
+//! before it writes the chunk while it is in cache.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+/// A buffer of `len` values whose `chunk`-sized pieces (the last shorter) are each handed, zeroed,
+/// to `f(state, piece index, piece)` on the rayon pool; each thread's `state` comes from `init`.
+pub(crate) fn filled_with<S>(
+    len: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    if len > 0 {
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(chunk.max(1))
+            .enumerate()
+            .for_each_init(init, |state, (i, piece)| {
+                piece.fill(MaybeUninit::new(0.0));
+                // SAFETY: every element of `piece` was initialised on the line above, and
+                // `MaybeUninit<f32>` has the layout of `f32`.
+                let piece = unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                f(state, i, piece);
+            });
+    }
+    // SAFETY: the chunks cover `0..len` and each was initialised above.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// [`filled_with`] without per-thread state.
+pub(crate) fn filled(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    filled_with(len, chunk, || (), |_, i, piece| f(i, piece))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every chunk reaches `f` zeroed, with its index, and the buffer holds what `f` wrote,
+    /// including a shorter last chunk.
+    #[test]
+    fn chunks_arrive_zeroed_and_in_place() {
+        let v = filled(10, 4, |i, piece| {
+            assert!(piece.iter().all(|&x| x == 0.0));
+            for (j, x) in piece.iter_mut().enumerate() {
+                *x = (i * 100 + j) as f32;
+            }
+        });
+        let want: Vec<f32> = [0, 1, 2, 3, 100, 101, 102, 103, 200, 201]
+            .map(|x| x as f32)
+            .to_vec();
+        assert_eq!(v, want);
+        assert!(filled(0, 4, |_, _| unreachable!()).is_empty());
+    }
+}
