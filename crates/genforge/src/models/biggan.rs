@@ -17,10 +17,11 @@
 //! Self-attention is the SAGAN layer genforge already has (without spectral norm inside, as the
 //! DCGAN/SAGAN article writes it; BigGAN-PyTorch spectral-normalizes its four 1x1 convs).
 
+use crate::nn::activation::relu;
 use crate::nn::blur::{downsample2x, upsample2x};
 use burn::module::{Module, Param};
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::tanh;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 

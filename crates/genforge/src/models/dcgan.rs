@@ -23,9 +23,10 @@
 //! self-attention follows the layers whose resolutions are listed.
 
 use crate::nn::activation::leaky_relu;
+use crate::nn::activation::relu;
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::tanh;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 

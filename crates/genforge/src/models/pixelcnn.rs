@@ -5,8 +5,8 @@
 //! for a class-conditional prior) enters every layer's gates. Maps are channels-last,
 //! `[b, h, w, c]` (see [`crate::nn::masked_conv`]).
 
+use crate::nn::activation::relu;
 use burn::module::{Module, Param};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 

@@ -4,8 +4,8 @@
 //! bottom features before the bottom quantization; the decoder reconstructs the image from the
 //! bottom codes and the upsampled top codes.
 
+use crate::nn::activation::relu;
 use burn::module::Module;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 
 use serde::{Deserialize, Serialize};

@@ -13,7 +13,6 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
-use burn::backend::flex::ops::binary::binary_op;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
@@ -37,6 +36,19 @@ pub trait FusedActivations: Backend {
         grad: FloatTensor<Self>,
         slope: f32,
     ) -> FloatTensor<Self>;
+
+    /// `max(x, 0)`, NaN kept.
+    fn relu_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::relu(x)
+    }
+
+    /// The gradient through `relu_fused` given its output.
+    fn relu_fused_backward(
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::relu_backward(output, grad)
+    }
 
     /// Softmax over the last axis.
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -188,6 +200,43 @@ simd_fn! {
         for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
             let (cdf, pdf) = normal_cdf_pdf(x);
             *o = g * (cdf + x * pdf);
+        }
+    }
+}
+
+simd_fn! {
+    /// LeakyReLU of a block, as burn-flex's (`x >= 0`: `x`, else `slope x`).
+    fn leaky_block(x: &[f32], slope: f32, out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = if x >= 0.0 { x } else { slope * x };
+        }
+    }
+}
+
+simd_fn! {
+    /// LeakyReLU's input gradient on a block from its output `y` (`slope > 0`: `y` has the
+    /// input's sign).
+    fn leaky_backward_block(y: &[f32], g: &[f32], slope: f32, out: &mut [f32]) {
+        for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+            *o = if y >= 0.0 { g } else { slope * g };
+        }
+    }
+}
+
+simd_fn! {
+    /// ReLU of a block, as burn-flex's (NaN kept).
+    fn relu_block(x: &[f32], _unused: &[f32], out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = if x.is_nan() || x > 0.0 { x } else { 0.0 };
+        }
+    }
+}
+
+simd_fn! {
+    /// ReLU's input gradient on a block from its output `y` (kept where `y` is NaN, as burn's).
+    fn relu_backward_block(y: &[f32], g: &[f32], out: &mut [f32]) {
+        for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+            *o = if y.is_nan() || y > 0.0 { g } else { 0.0 };
         }
     }
 }
@@ -531,19 +580,33 @@ impl FusedActivations for Flex {
         FlexTensor::from_data(TensorData::new(out, shape))
     }
 
+    fn leaky_relu_fused(x: FloatTensor<Self>, slope: f32) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let x = contiguous_f32(&x);
+        let out = zip_blocks(&x, &x, |x, _, o| leaky_block(x, slope, o));
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
     fn leaky_relu_backward(
         output: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         slope: f32,
     ) -> FloatTensor<Self> {
-        let slope64 = slope as f64;
-        binary_op(
-            output,
-            grad,
-            move |y: f32, g| if y >= 0.0 { g } else { slope * g },
-            move |y: f64, g| if y >= 0.0 { g } else { slope64 * g },
-            None,
-        )
+        let shape = output.shape();
+        let (y, g) = (contiguous_f32(&output), contiguous_f32(&grad));
+        let out = zip_blocks(&y, &g, |y, g, o| leaky_backward_block(y, g, slope, o));
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn relu_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        elementwise(x, None, relu_block)
+    }
+
+    fn relu_fused_backward(
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        elementwise(output, Some(grad), relu_backward_block)
     }
 }
 
@@ -637,6 +700,10 @@ impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for 
             }
             OpsKind::UnTracked(prep) => prep.finish(B::leaky_relu_fused(x.into_primitive(), slope)),
         }
+    }
+
+    fn relu_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        record_saved::<B, C>(x, B::relu_fused, true, B::relu_fused_backward)
     }
 
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -751,10 +818,21 @@ pub(crate) fn fused_on(device: &Device) -> bool {
     fused_enabled() && is_flex(device)
 }
 
+/// ReLU with a one-pass backward from its output, each way in parallel on the CPU backend (burn-flex
+/// runs its element-wise operations on one thread), burn's `relu` elsewhere.
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if fused_on(&x.device()) && x.dtype() == DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as FusedActivations>::relu_fused(
+            x.into_dispatch(),
+        ));
+    }
+    burn::tensor::activation::relu(x)
+}
+
 /// LeakyReLU, `x` where `x >= 0` and `slope * x` elsewhere (`slope > 0`), with a one-pass backward
 /// on the CPU backend and burn's `leaky_relu` elsewhere.
 pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
-    if slope > 0.0 && fused_enabled() && is_flex(&x.device()) {
+    if slope > 0.0 && fused_on(&x.device()) && x.dtype() == DType::F32 {
         Tensor::from_dispatch(<Dispatch as FusedActivations>::leaky_relu_fused(
             x.into_dispatch(),
             slope as f32,
@@ -883,6 +961,36 @@ mod tests {
             let expected = if x >= 0.0 { wt } else { 0.2 * wt };
             assert_eq!(g, expected, "x = {x}");
         }
+    }
+
+    /// ReLU: values and input gradient equal burn's, bit for bit, including at zero, at -0.0 and
+    /// at NaN (kept forward, its gradient passed through as burn does); over more than one
+    /// parallel block.
+    #[test]
+    fn relu_matches_burn_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(8);
+        let n = 3 * 4096 + 5;
+        let mut v = rng.normal_vec(n, 0.0, 1.0);
+        v[0] = 0.0;
+        v[1] = -0.0;
+        v[2] = f32::NAN;
+        let up = Tensor::<1>::from_data(TensorData::new(rng.normal_vec(n, 0.0, 1.0), [n]), &device);
+        let run = |fused: bool| {
+            let x = Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), &device).require_grad();
+            let y = if fused {
+                relu(x.clone())
+            } else {
+                burn::tensor::activation::relu(x.clone())
+            };
+            let grads = (y.clone() * up.clone()).sum().backward();
+            let bits = |t: Tensor<1>| values(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            (bits(y), bits(x.grad(&grads).unwrap()))
+        };
+        let (ours, theirs) = (run(true), run(false));
+        assert_eq!(ours.0, theirs.0);
+        assert_eq!(ours.1, theirs.1);
+        assert!(f32::from_bits(ours.0[2]).is_nan());
     }
 
     /// Softmax over the last axis: values and input gradient equal burn's composition, and each
