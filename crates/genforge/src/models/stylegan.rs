@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::pggan::{Level, upsample_to};
 use crate::nn::adain::AdaIn;
 use crate::nn::blur::{blur, downsample2x, upsample2x};
+use crate::nn::channel_affine::channel_affine;
 use crate::nn::equalized::{EqualizedLinear, EqualizedOpts};
 use crate::nn::equalized_conv::EqualizedConv2d;
 use crate::nn::mapping::MappingNetwork;
@@ -186,7 +187,10 @@ impl StyleLayer {
             x = self.noise.forward(x, n);
         }
         let c = self.bias.dims()[0];
-        x = leaky_relu(x + self.bias.val().reshape([1, c, 1, 1]), LEAKY_SLOPE);
+        x = leaky_relu(
+            channel_affine(x, None, Some(self.bias.val().reshape([1, c]))),
+            LEAKY_SLOPE,
+        );
         match &self.adain {
             Some(adain) => adain.forward(x, w),
             // No normalization follows, so the activation keeps its He gain (StyleGAN2).

@@ -56,7 +56,7 @@ pub trait FusedBatchNorm: Backend {
 
 /// `(sum dy, sum dy x)` of two slices in 16 lanes.
 #[inline(always)]
-fn sums_dy(dy: &[f32], x: &[f32]) -> (f32, f32) {
+pub(crate) fn sums_dy(dy: &[f32], x: &[f32]) -> (f32, f32) {
     let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
     let (cd, cx) = (dy.chunks_exact(16), x.chunks_exact(16));
     let (mut ta, mut tb) = (0.0, 0.0);
@@ -74,7 +74,7 @@ fn sums_dy(dy: &[f32], x: &[f32]) -> (f32, f32) {
 }
 
 /// `[b, c, n]` sizes of a tensor `[b, c, ...]`.
-fn dims(t: &FlexTensor) -> (usize, usize, usize) {
+pub(crate) fn plane_dims(t: &FlexTensor) -> (usize, usize, usize) {
     let s = t.shape();
     let (b, c) = (s[0], s[1]);
     (b, c, s.num_elements() / (b * c).max(1))
@@ -103,7 +103,7 @@ fn statistics(x: &[f32], (b, c, n): (usize, usize, usize)) -> (Vec<f32>, Vec<f32
 
 /// `out[b, c, i] = x[b, c, i] * a[b, c] + d[b, c]` (and `+ e[c] * z[b, c, i]` when `z` is given),
 /// in parallel over planes.
-fn affine_planes(
+pub(crate) fn affine_planes(
     x: &[f32],
     z: Option<(&[f32], &[f32])>,
     (b, c, n): (usize, usize, usize),
@@ -140,7 +140,7 @@ impl FusedBatchNorm for Flex {
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor) {
         let shape = x.shape();
-        let dims @ (b, c, _) = dims(&x);
+        let dims @ (b, c, _) = plane_dims(&x);
         let (xs, scale, shift) = (
             contiguous_f32(&x),
             contiguous_f32(&scale),
@@ -168,7 +168,7 @@ impl FusedBatchNorm for Flex {
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = x.shape();
-        let dims @ (b, c, n) = dims(&x);
+        let dims @ (b, c, n) = plane_dims(&x);
         let (xs, scale, stats, dys) = (
             contiguous_f32(&x),
             contiguous_f32(&scale),

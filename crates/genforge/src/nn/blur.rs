@@ -7,7 +7,6 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
@@ -30,10 +29,10 @@ pub fn kernel() -> [[f32; 3]; 3] {
     k
 }
 
-/// `[b, c, h, w] -> [b, c, h, w]`, zero padding. A depthwise convolution with the fixed 3x3
-/// kernel (burn's CPU backend has a direct kernel for it). The kernel is symmetric, so the blur
-/// is its own adjoint: on the CPU it is one autodiff operation whose backward blurs the
-/// gradient, instead of burn's grouped transposed convolution. `GENFORGE_BLUR=slices` takes
+/// `[b, c, h, w] -> [b, c, h, w]`, zero padding. On the CPU the two separable passes per plane,
+/// planes in parallel, as one autodiff operation: the kernel is symmetric, so the blur is its own
+/// adjoint and the backward blurs the gradient. Elsewhere a depthwise convolution with the 3x3
+/// kernel. `GENFORGE_BLUR=slices` takes
 /// [`blur_slices`] instead.
 pub fn blur(x: Tensor<4>) -> Tensor<4> {
     static SLICES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -122,9 +121,42 @@ impl BlurOps for Flex {
     }
 
     fn blur3x3(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let c = x.shape()[1];
-        let weight = FlexTensor::from_data(depthwise_weight(c));
-        <Flex as ModuleOps<Flex>>::conv2d(x, weight, None, depthwise_options(c))
+        let s = x.shape();
+        let (h, w) = (s[2], s[3]);
+        // Separably, per plane: each row's vertical pass, then its horizontal pass in place.
+        let [a, m] = [TAPS[0], TAPS[1]];
+        per_plane(&x, [h, w], |x, o| {
+            for (y, out) in o.chunks_mut(w).enumerate() {
+                let row = |dy: isize| {
+                    let r = y as isize + dy;
+                    (0..h as isize)
+                        .contains(&r)
+                        .then(|| &x[r as usize * w..][..w])
+                };
+                let mid = &x[y * w..][..w];
+                match (row(-1), row(1)) {
+                    (Some(up), Some(down)) => {
+                        for (((o, &u), &c), &d) in out.iter_mut().zip(up).zip(mid).zip(down) {
+                            *o = m * c + a * (u + d);
+                        }
+                    }
+                    (Some(e), None) | (None, Some(e)) => {
+                        for ((o, &e), &c) in out.iter_mut().zip(e).zip(mid) {
+                            *o = m * c + a * e;
+                        }
+                    }
+                    (None, None) => out.iter_mut().zip(mid).for_each(|(o, &c)| *o = m * c),
+                }
+                // `prev` keeps the column just overwritten.
+                let mut prev = 0.0;
+                for i in 0..w {
+                    let c = out[i];
+                    let next = if i + 1 < w { out[i + 1] } else { 0.0 };
+                    out[i] = m * c + a * (prev + next);
+                    prev = c;
+                }
+            }
+        })
     }
 }
 
@@ -314,6 +346,9 @@ mod tests {
     #[test]
     fn fast_forms_match_their_references() {
         same_value_and_gradient(blur, blur_slices, [2, 3, 6, 5]);
+        // Planes of one row or one column: the edge cases of the separable passes.
+        same_value_and_gradient(blur, blur_slices, [2, 2, 1, 4]);
+        same_value_and_gradient(blur, blur_slices, [1, 2, 3, 1]);
         same_value_and_gradient(upsample2x, upsample2x_reshape, [2, 3, 4, 5]);
         same_value_and_gradient(downsample2x, downsample2x_reshape, [2, 3, 8, 6]);
     }

@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::nn::channel_affine::channel_affine;
 use crate::nn::cpu_conv;
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -209,7 +210,7 @@ fn add_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
     match bias {
         Some(b) => {
             let c = b.dims()[0];
-            y + b.reshape([1, c, 1, 1])
+            channel_affine(y, None, Some(b.reshape([1, c])))
         }
         None => y,
     }

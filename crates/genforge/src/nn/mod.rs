@@ -4,6 +4,7 @@ pub mod activation;
 pub mod adain;
 pub mod batch_norm;
 pub mod blur;
+pub mod channel_affine;
 pub mod conditional_batch_norm;
 pub mod conv;
 pub mod cpu_conv;

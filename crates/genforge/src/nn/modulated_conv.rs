@@ -11,6 +11,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
+use super::channel_affine::channel_affine;
 use super::equalized::{EqualizedLinear, EqualizedOpts};
 use crate::rng::Rng;
 
@@ -43,8 +44,7 @@ impl Modulation {
 
 /// `x * s` over channels: `[b, c, h, w]`, `[b, c]`.
 pub fn modulate(x: Tensor<4>, s: Tensor<2>) -> Tensor<4> {
-    let [b, c] = s.dims();
-    x * s.reshape([b, c, 1, 1])
+    channel_affine(x, Some(s), None)
 }
 
 /// Demodulation coefficients `d_bo = 1 / sqrt(sum_ik (s_bi w_oik)^2 + eps)`: styles `[b, in]`,
