@@ -17,6 +17,7 @@
 //! Self-attention is the SAGAN layer genforge already has (without spectral norm inside, as the
 //! DCGAN/SAGAN article writes it; BigGAN-PyTorch spectral-normalizes its four 1x1 convs).
 
+use crate::nn::activation::add;
 use crate::nn::activation::relu;
 use crate::nn::blur::{downsample2x, upsample2x};
 use burn::module::{Module, Param};
@@ -219,7 +220,7 @@ impl GBlock {
         let h = upsample2x(relu(self.bn1.forward(x.clone(), e.clone())));
         let h = self.conv1.forward(h);
         let h = self.conv2.forward(relu(self.bn2.forward(h, e)));
-        h + self.skip.forward(upsample2x(x))
+        add(h, self.skip.forward(upsample2x(x)))
     }
 }
 
@@ -382,7 +383,7 @@ impl DBlock {
                 s = c.forward(s);
             }
         }
-        h + s
+        add(h, s)
     }
 }
 

@@ -2,7 +2,7 @@
 //! Self-Modulated LayerNorm and a SIREN patch decoder, and a ViT discriminator with overlapping
 //! patches, L2 self-attention and Improved Spectral Normalization on every layer.
 
-use crate::nn::activation::gelu;
+use crate::nn::activation::{add, gelu};
 use burn::module::{Module, Param};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -134,8 +134,8 @@ impl GeneratorBlock {
     /// `[b, n, d], [b, d] -> [b, n, d]`, with the attention weights `[b, heads, n, n]`.
     fn forward(&self, h: Tensor<3>, w: Tensor<2>) -> (Tensor<3>, Tensor<4>) {
         let a = self.attn.forward(self.sln1.forward(h.clone(), w.clone()));
-        let h = h + a.out;
-        let h = h.clone() + self.mlp.forward(self.sln2.forward(h, w));
+        let h = add(h, a.out);
+        let h = add(h.clone(), self.mlp.forward(self.sln2.forward(h, w)));
         (h, a.weights)
     }
 }
@@ -343,8 +343,8 @@ impl Discriminator {
         let mut attention = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let a = block.attn.forward(block.ln1.forward(h.clone()));
-            h = h + a.out;
-            h = h.clone() + block.mlp.forward(block.ln2.forward(h));
+            h = add(h, a.out);
+            h = add(h.clone(), block.mlp.forward(block.ln2.forward(h)));
             attention.push(a.weights);
         }
         let d = h.dims()[2];

@@ -4,6 +4,7 @@
 //! bottom features before the bottom quantization; the decoder reconstructs the image from the
 //! bottom codes and the upsampled top codes.
 
+use crate::nn::activation::add;
 use crate::nn::activation::relu;
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
@@ -127,7 +128,10 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        x.clone() + self.conv2.forward(relu(self.conv1.forward(relu(x))))
+        add(
+            x.clone(),
+            self.conv2.forward(relu(self.conv1.forward(relu(x)))),
+        )
     }
 }
 

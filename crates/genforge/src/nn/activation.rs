@@ -11,7 +11,7 @@ use burn::backend::DType;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
@@ -70,6 +70,11 @@ pub trait FusedActivations: Backend {
 
     /// The gradient through `sin_fused` given its input: `g cos(x)`.
     fn sin_fused_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `a + b`, both of one shape.
+    fn add_fused(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_add(a, b)
+    }
 
     /// LayerNorm's normalization over the last axis, `(x - mean) / sqrt(var + 1e-5)` with the
     /// biased variance.
@@ -238,6 +243,13 @@ simd_fn! {
         for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
             *o = if y.is_nan() || y > 0.0 { g } else { 0.0 };
         }
+    }
+}
+
+simd_fn! {
+    /// `a += b` on a block.
+    fn add_block(a: &mut [f32], b: &[f32]) {
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
     }
 }
 
@@ -491,6 +503,27 @@ impl FusedActivations for Flex {
         elementwise(x, Some(grad), sin_backward_block)
     }
 
+    fn add_fused(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let bs = contiguous_f32(&b);
+        let mut a = a;
+        let whole = a.layout().is_contiguous() && a.layout().start_offset() == 0;
+        // In place when `a` owns its data.
+        if let Some(buf) = whole.then(|| a.try_storage_mut::<f32>()).flatten()
+            && buf.len() == bs.len()
+        {
+            buf.par_chunks_mut(4096)
+                .zip(bs.par_chunks(4096))
+                .for_each(|(a, b)| add_block(a, b));
+            return a;
+        }
+        let shape = a.shape();
+        let out = zip_blocks(&contiguous_f32(&a), &bs, |a, b, o| {
+            o.copy_from_slice(a);
+            add_block(o, b)
+        });
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
     fn layer_norm_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let shape = x.shape();
         let n = shape[shape.num_dims() - 1];
@@ -672,6 +705,18 @@ impl<B: Backend + FusedActivations> Backward<B, 1> for CrossEntropyBackward {
     }
 }
 
+/// The sum's gradient is the upstream gradient, for both terms.
+#[derive(Debug)]
+struct AddBackward;
+
+impl<B: Backend> Backward<B, 2> for AddBackward {
+    type State = ();
+
+    fn backward(self, ops: Ops<(), 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        binary::<B, _, _>(ops.parents, ops.node, grads, |g| g, |g| g);
+    }
+}
+
 #[derive(Debug)]
 struct LeakyReluBackward;
 
@@ -704,6 +749,13 @@ impl<B: Backend + FusedActivations, C: CheckpointStrategy> FusedActivations for 
 
     fn relu_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {
         record_saved::<B, C>(x, B::relu_fused, true, B::relu_fused_backward)
+    }
+
+    fn add_fused(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        AddBackward
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateless(B::add_fused(a.into_primitive(), b.into_primitive()))
     }
 
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -816,6 +868,18 @@ fn fused_enabled() -> bool {
 /// Whether the CPU operations of this crate's backend extensions serve tensors on `device`.
 pub(crate) fn fused_on(device: &Device) -> bool {
     fused_enabled() && is_flex(device)
+}
+
+/// `a + b` for tensors of one shape, in parallel (and in place when `a` is not shared) on the CPU
+/// backend, burn's `add` elsewhere; for residual connections.
+pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    if fused_on(&a.device()) && a.dtype() == DType::F32 && a.dims() == b.dims() {
+        return Tensor::from_dispatch(<Dispatch as FusedActivations>::add_fused(
+            a.into_dispatch(),
+            b.into_dispatch(),
+        ));
+    }
+    a + b
 }
 
 /// ReLU with a one-pass backward from its output, each way in parallel on the CPU backend (burn-flex
@@ -960,6 +1024,38 @@ mod tests {
         {
             let expected = if x >= 0.0 { wt } else { 0.2 * wt };
             assert_eq!(g, expected, "x = {x}");
+        }
+    }
+
+    /// The parallel sum equals burn's, bit for bit, with the upstream gradient for both terms,
+    /// whether it runs in place (a fresh first term) or into a new buffer (a shared one, which
+    /// must stay unchanged).
+    #[test]
+    fn add_matches_burn_and_leaves_shared_terms_alone() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(9);
+        let n = 2 * 4096 + 3;
+        let tensor = |rng: &mut Rng| {
+            Tensor::<1>::from_data(TensorData::new(rng.normal_vec(n, 0.0, 1.0), [n]), &device)
+        };
+        let (a0, b0, up) = (tensor(&mut rng), tensor(&mut rng), tensor(&mut rng));
+        for fresh in [true, false] {
+            let (a, b) = (a0.clone().require_grad(), b0.clone().require_grad());
+            let y = if fresh {
+                add(a.clone() * 1.0, b.clone())
+            } else {
+                add(a.clone(), b.clone())
+            };
+            let grads = (y.clone() * up.clone()).sum().backward();
+            let want = values(a0.clone() + b0.clone());
+            assert_eq!(values(y), want, "fresh {fresh}");
+            assert_eq!(values(a.grad(&grads).unwrap()), values(up.clone()));
+            assert_eq!(values(b.grad(&grads).unwrap()), values(up.clone()));
+            assert_eq!(
+                values(a.clone()),
+                values(a0.clone()),
+                "the first term is unchanged"
+            );
         }
     }
 
