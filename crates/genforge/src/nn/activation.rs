@@ -20,7 +20,7 @@ use burn::backend::{TensorMetadata, get_or_init_device_settings};
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::parallel::filled;
+use super::parallel::{filled, owned_values};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedActivations: Backend {
@@ -475,7 +475,7 @@ fn par_rows(
 fn elementwise(
     x: FlexTensor,
     grad: Option<FlexTensor>,
-    f: fn(&[f32], &[f32], &mut [f32]),
+    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
 ) -> FlexTensor {
     let shape = x.shape();
     let x = contiguous_f32(&x);
@@ -506,11 +506,8 @@ impl FusedActivations for Flex {
     fn add_fused(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         let bs = contiguous_f32(&b);
         let mut a = a;
-        let whole = a.layout().is_contiguous() && a.layout().start_offset() == 0;
         // In place when `a` owns its data.
-        if let Some(buf) = whole.then(|| a.try_storage_mut::<f32>()).flatten()
-            && buf.len() == bs.len()
-        {
+        if let Some(buf) = owned_values(&mut a, bs.len()) {
             buf.par_chunks_mut(4096)
                 .zip(bs.par_chunks(4096))
                 .for_each(|(a, b)| add_block(a, b));
@@ -614,10 +611,7 @@ impl FusedActivations for Flex {
     }
 
     fn leaky_relu_fused(x: FloatTensor<Self>, slope: f32) -> FloatTensor<Self> {
-        let shape = x.shape();
-        let x = contiguous_f32(&x);
-        let out = zip_blocks(&x, &x, |x, _, o| leaky_block(x, slope, o));
-        FlexTensor::from_data(TensorData::new(out, shape))
+        elementwise(x, None, |x, _, o| leaky_block(x, slope, o))
     }
 
     fn leaky_relu_backward(
@@ -625,10 +619,9 @@ impl FusedActivations for Flex {
         grad: FloatTensor<Self>,
         slope: f32,
     ) -> FloatTensor<Self> {
-        let shape = output.shape();
-        let (y, g) = (contiguous_f32(&output), contiguous_f32(&grad));
-        let out = zip_blocks(&y, &g, |y, g, o| leaky_backward_block(y, g, slope, o));
-        FlexTensor::from_data(TensorData::new(out, shape))
+        elementwise(output, Some(grad), |y, g, o| {
+            leaky_backward_block(y, g, slope, o)
+        })
     }
 
     fn relu_fused(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -27,11 +27,11 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::activation::{contiguous_f32, fused_on, lane_sum};
-use super::parallel::filled;
+use super::parallel::{filled, tensor};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -126,10 +126,6 @@ pub(crate) fn affine_planes(
             }
         }
     })
-}
-
-fn tensor(v: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(v, shape.into()))
 }
 
 impl FusedBatchNorm for Flex {
@@ -334,20 +330,11 @@ pub fn forward(bn: &BatchNorm, x: Tensor<4>, affine: Option<(Tensor<2>, Tensor<2
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::testing::values;
+    use crate::nn::testing::{randn, values};
     use crate::rng::Rng;
     use burn::module::Param;
     use burn::nn::BatchNormConfig;
     use burn::tensor::Device;
-
-    fn randn<const D: usize>(rng: &mut Rng, shape: [usize; D], mean: f64, std: f64) -> Tensor<D> {
-        let n = shape.iter().product();
-        let device = Device::flex().autodiff();
-        Tensor::from_data(
-            TensorData::new(rng.normal_vec(n, mean, std), shape),
-            &device,
-        )
-    }
 
     fn close(a: Vec<f32>, b: Vec<f32>, what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: sizes");

@@ -14,11 +14,12 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::activation::{contiguous_f32, fused_on, lane_sum};
 use super::batch_norm::{affine_planes, plane_dims, sums_dy};
+use super::parallel::{empty, owned_values, tensor};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait ChannelAffine: Backend {
@@ -61,23 +62,12 @@ fn to_rows(per_plane: Vec<f32>, (b, c): (usize, usize), rows: usize) -> FlexTens
     tensor(shared, [1, c])
 }
 
-fn tensor(v: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(v, shape.into()))
-}
-
-fn none() -> FlexTensor {
-    tensor(Vec::new(), [0])
-}
-
 /// `t * a[plane] + d[plane]` over the planes of `t` (`n` values each), in place when `t` owns
 /// its contiguous data, else into a new tensor.
 fn affine_into(t: FlexTensor, n: usize, a: &[f32], d: &[f32]) -> FlexTensor {
     let (shape, len) = (t.shape(), a.len() * n);
     let mut t = t;
-    let whole = t.layout().is_contiguous() && t.layout().start_offset() == 0;
-    if let Some(buf) = whole.then(|| t.try_storage_mut::<f32>()).flatten()
-        && buf.len() == len
-    {
+    if let Some(buf) = owned_values(&mut t, len) {
         if n > 0 {
             buf.par_chunks_mut(n).enumerate().for_each(|(p, v)| {
                 let (a, d) = (a[p], d[p]);
@@ -136,16 +126,16 @@ impl ChannelAffine for Flex {
             let rows = scales.len() / c;
             to_rows(sums.iter().map(|s| s.1).collect(), (b, c), rows)
         } else {
-            none()
+            empty()
         };
         let dshift = if need_shift {
             to_rows(sums.iter().map(|s| s.0).collect(), (b, c), shift_rows)
         } else {
-            none()
+            empty()
         };
         // dx = dy * scale: `dy` itself without a scale.
         let dx = match (need_x, scales.is_empty()) {
-            (false, _) => none(),
+            (false, _) => empty(),
             (true, true) => dy,
             (true, false) => {
                 let a = per_plane(&scales, (b, c), 1.0);
@@ -256,16 +246,11 @@ pub fn channel_affine(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::testing::values;
+    use crate::nn::testing::{self, values};
     use crate::rng::Rng;
-    use burn::tensor::Device;
 
     fn randn<const D: usize>(rng: &mut Rng, shape: [usize; D]) -> Tensor<D> {
-        let n = shape.iter().product();
-        Tensor::from_data(
-            TensorData::new(rng.normal_vec(n, 0.3, 1.0), shape),
-            &Device::flex().autodiff(),
-        )
+        testing::randn(rng, shape, 0.3, 1.0)
     }
 
     /// Values and gradients equal burn's broadcast product and sum for every combination of

@@ -17,10 +17,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::activation::{contiguous_f32, fused_on};
+use super::parallel::{empty, tensor};
 
 /// How the weight matrix is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,10 +151,6 @@ fn column_sums(dy: &[f32], n: usize) -> Vec<f32> {
         )
 }
 
-fn tensor(v: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(v, shape.into()))
-}
-
 /// `(m, k, n)` of `x [m, k]` times a weight in `layout`.
 fn sizes(x: &FlexTensor, w: &FlexTensor, layout: WeightLayout) -> (usize, usize, usize) {
     let (xs, ws) = (x.shape(), w.shape());
@@ -195,7 +192,6 @@ impl FusedLinear for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (m, k, n) = sizes(&x, &w, layout);
         let (xs, ws, dys) = (contiguous_f32(&x), contiguous_f32(&w), contiguous_f32(&dy));
-        let none = || tensor(Vec::new(), [0]);
         // dx [m, k] = dy [m, n] . W^T [n, k]
         let dx = if needs.x {
             let wt = match layout {
@@ -204,7 +200,7 @@ impl FusedLinear for Flex {
             };
             tensor(product((m, k, n), (&dys, n, 1), wt, scale, &[]), [m, k])
         } else {
-            none()
+            empty()
         };
         // dW: x^T [k, m] . dy [m, n] for [in, out], dy^T [n, m] . x [m, k] for [out, in].
         let dw = if needs.w {
@@ -219,12 +215,12 @@ impl FusedLinear for Flex {
                 ),
             }
         } else {
-            none()
+            empty()
         };
         let db = if needs.b {
             tensor(column_sums(&dys, n), [n])
         } else {
-            none()
+            empty()
         };
         (dx, dw, db)
     }
@@ -339,16 +335,11 @@ pub fn scaled_linear(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::testing::values;
+    use crate::nn::testing::{self, values};
     use crate::rng::Rng;
-    use burn::tensor::Device;
 
     fn randn<const D: usize>(rng: &mut Rng, shape: [usize; D]) -> Tensor<D> {
-        let n = shape.iter().product();
-        Tensor::from_data(
-            TensorData::new(rng.normal_vec(n, 0.0, 1.0), shape),
-            &Device::flex().autodiff(),
-        )
+        testing::randn(rng, shape, 0.0, 1.0)
     }
 
     fn close(a: &[f32], b: &[f32], what: &str) {

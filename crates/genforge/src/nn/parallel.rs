@@ -1,4 +1,4 @@
-//! Output buffers written by parallel tasks.
+//! Output buffers written by parallel tasks, and the tensors made from them.
 //!
 //! `vec![0.0; n]` zeroes the whole buffer on the calling thread before any task starts (with the
 //! heap reused, `calloc` is a `memset`); for the large outputs of the CPU operations that was
@@ -7,7 +7,29 @@
 
 use std::mem::MaybeUninit;
 
+use burn::backend::flex::FlexTensor;
+use burn::tensor::TensorData;
 use rayon::prelude::*;
+
+/// An f32 CPU tensor of `shape` holding `v`.
+pub(crate) fn tensor(v: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape.into()))
+}
+
+/// The `[0]` tensor that stands for a gradient not asked for or a parameter not given.
+pub(crate) fn empty() -> FlexTensor {
+    tensor(Vec::new(), [0])
+}
+
+/// `t`'s values for writing in place, when `t` alone owns them and they are exactly its `len`
+/// contiguous elements; `None` when shared (writing would change another tensor) or a view.
+pub(crate) fn owned_values(t: &mut FlexTensor, len: usize) -> Option<&mut [f32]> {
+    let whole = t.layout().is_contiguous() && t.layout().start_offset() == 0;
+    whole
+        .then(|| t.try_storage_mut::<f32>())
+        .flatten()
+        .filter(|buf| buf.len() == len)
+}
 
 /// A buffer of `len` values whose `chunk`-sized pieces (the last shorter) are each handed, zeroed,
 /// to `f(state, piece index, piece)` on the rayon pool; each thread's `state` comes from `init`.
