@@ -10,7 +10,8 @@
 //! ```
 //!
 //! with images as `[c, b * h * w]` matrices ("channels first", a memcpy per image and channel
-//! from NCHW) and `im2col(x)` as `[b * oh * ow, c * k * k]`. A transposed convolution is the
+//! from NCHW) and `im2col(x)` as `[b * oh * ow, c * k * k]` (the forward pass takes its
+//! transpose, so that gemm's right operand runs along contiguous rows). A transposed convolution is the
 //! adjoint of a convolution with the same weight tensor (burn's `[in, out, k, k]` layout is the
 //! convolution's `[out, in, k, k]`), so three kernels (`conv_forward`, its input adjoint
 //! `conv_input_grad` and its weight gradient `conv_weight_grad`) cover both operations and all
@@ -20,8 +21,9 @@
 //! `W[:, :, ky, kx] . x_phase_shifted`, where `x_phase` is one of the `s * s` polyphase
 //! components of the zero-padded input (pixels `(s u + ry, s v + rx)`) and the tap a plain offset
 //! along it ([`Phases`]; with stride 1, the padded input itself). The input gradient is the
-//! adjoint (each tap adds `W^T . dy` into its phase at its offset) and the weight gradient one
-//! product per tap. They run in tasks of a few images whose grids stay in cache through all
+//! adjoint (each tap adds `W^T . dy` into its phase at its offset) and the weight gradient a sum
+//! per tap over the output positions (`nn::tap_sum::WeightGrad`; one product per tap where the
+//! CPU has no kernel for it or there are 16 output channels or fewer). They run in tasks of a few images whose grids stay in cache through all
 //! taps, with positions along the product's wide side (the forward and input-gradient sums by
 //! the register-blocked kernel of `nn::tap_sum`): stride 1 on 4x4 maps and up, larger strides
 //! onto 8x8 maps and up. On smaller stride-1 maps (above one output) the
@@ -46,7 +48,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::parallel::filled_with;
-use super::tap_sum::{Tap, TapSum, pack, padded};
+use super::tap_sum::{Tap, TapSum, WeightGrad, pack, padded};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuConv: Backend {
@@ -182,6 +184,36 @@ fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
                 }
             }
         });
+}
+
+/// `x [b, c, h, w]` -> `cols [c * k * k, b * oh * ow]`, the transpose of [`im2col`]: each row
+/// is one tap of one channel over every output position, so a product with it as the right
+/// operand runs along its contiguous rows (gemm packs a right operand whose inner dimension is
+/// contiguous 2-3 times slower).
+fn im2col_t(x: &[f32], g: &Geometry, cols: &mut [f32]) {
+    let (k, pos, rows) = (g.k, g.oh * g.ow, g.b * g.oh * g.ow);
+    cols.par_chunks_mut(rows).enumerate().for_each(|(j, row)| {
+        let (ci, ky, kx) = (j / (k * k), j / k % k, j % k);
+        // Output columns whose window column stays inside the image: ox in [ox0, ox1).
+        let lo = g.p.saturating_sub(kx).div_ceil(g.s);
+        let hi = ((g.w + g.p).saturating_sub(kx)).div_ceil(g.s).min(g.ow);
+        let (ox0, ox1) = (lo.min(hi), hi);
+        for (bi, image) in row.chunks_mut(pos).enumerate() {
+            for (oy, out) in image.chunks_mut(g.ow).enumerate() {
+                let iy = (oy * g.s + ky) as isize - g.p as isize;
+                if iy < 0 || iy >= g.h as isize {
+                    out.fill(0.0);
+                    continue;
+                }
+                let src = &x[((bi * g.c + ci) * g.h + iy as usize) * g.w..][..g.w];
+                out[..ox0].fill(0.0);
+                out[ox1..].fill(0.0);
+                for (ox, d) in out[ox0..ox1].iter_mut().enumerate() {
+                    *d = src[(ox + ox0) * g.s + kx - g.p];
+                }
+            }
+        }
+    });
 }
 
 /// The adjoint of [`im2col`]: scatter-add `cols [b * oh * ow, c * k * k]` into `x [b, c, h, w]`
@@ -344,18 +376,18 @@ impl CpuConv for Flex {
         for (b0, nb) in chunks(b, per) {
             let gc = Geometry { b: nb, ..g };
             let rows = nb * pos;
-            im2col(
+            im2col_t(
                 &x[b0 * c * h * w..][..nb * c * h * w],
                 &gc,
                 &mut cols[..rows * kk],
             );
-            // y^T [rows, o] = cols . W^T, stored column-major: `[o, rows]`, channels first.
+            // y [o, rows] = W [o, kk] . cols [kk, rows]: channels first.
             matmul(
-                (rows, o, kk),
-                mat(&cols, kk, 1),
-                mat(&weight, 1, kk),
+                (o, rows, kk),
+                mat(&weight, kk, 1),
+                mat(&cols, rows, 1),
                 &mut y_cf,
-                true,
+                false,
                 false,
             );
             from_channels_first(&y_cf, nb, o, pos, &mut y[b0 * o * pos..][..nb * o * pos]);
@@ -497,7 +529,14 @@ fn route(g: &Geometry) -> Route {
 fn strided_taps_min() -> usize {
     // Tests take strided convolutions onto small maps by taps too, so that both routes are
     // exercised on small images.
-    if cfg!(test) { 16 } else { 64 }
+    if cfg!(test) {
+        16
+    } else {
+        std::env::var("STM")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64)
+    }
 }
 
 /// Images per parallel task of the per-tap products: as many as keep a task's grids (`channels`
@@ -793,6 +832,72 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
 /// images each build their part of both grids and run all taps on it while it is in cache;
 /// their sums are added.
 fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+    // With one vector of output channels the kernel makes one broadcast per multiply-add;
+    // the products do better there.
+    if !WeightGrad::available() || o <= 16 {
+        return weight_grad_by_products(x, dy, g, o);
+    }
+    let (ph, k, c) = (Phases::new(g), g.k, g.c);
+    let (pos, mp) = (g.oh * g.ow, padded(o));
+    let part = chunks(g.b, task_images(g, o))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(x_grid, dy_t), (b0, n_img)| {
+                let cols = ph.cols(n_img, 0);
+                ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), x_grid);
+                // dy_t [outputs, mp]: each image's [o, pos] transposed, zeros past o.
+                dy_t.clear();
+                dy_t.resize(n_img * pos * mp, 0.0);
+                for li in 0..n_img {
+                    let image = &dy[(b0 + li) * o * pos..][..o * pos];
+                    let dst = &mut dy_t[li * pos * mp..][..pos * mp];
+                    for (oc, row) in image.chunks(pos).enumerate() {
+                        for (r, v) in row.iter().enumerate() {
+                            dst[r * mp + oc] = *v;
+                        }
+                    }
+                }
+                let taps: Vec<usize> = (0..k * k)
+                    .map(|t| {
+                        let (phase, shift) = ph.tap(t);
+                        phase * c * cols + shift
+                    })
+                    .collect();
+                let mut part = vec![0.0f32; k * k * c * mp];
+                // part [t, c, mp] = sum over outputs of grid[phase][:, shift + q] dy_t^T
+                WeightGrad {
+                    x: x_grid,
+                    rs: cols,
+                    k: c,
+                    taps: &taps,
+                    dy: dy_t,
+                    m: o,
+                    layout: (g.ow, g.oh, ph.wu, ph.plane()),
+                }
+                .run(n_img, &mut part);
+                part
+            },
+        )
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .expect("a batch of at least one image");
+    let kk = k * k;
+    let mut dw = vec![0.0f32; o * c * kk];
+    for (tc, row) in part.chunks(mp).enumerate() {
+        let (t, ci) = (tc / c, tc % c);
+        for (oc, v) in row[..o].iter().enumerate() {
+            dw[(oc * c + ci) * kk + t] = *v;
+        }
+    }
+    dw
+}
+
+/// [`weight_grad_by_taps`] as one GEMM call per tap, where the CPU has no kernel for it.
+fn weight_grad_by_products(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let plane = ph.plane();
     let taps = chunks(g.b, task_images(g, o))
@@ -1108,6 +1213,9 @@ mod tests {
             (3, 16, 3, 12, 5, 2, 2), // padding a multiple of the stride
             (2, 16, 3, 16, 3, 2, 1),
             (2, 3, 16, 8, 4, 2, 1),
+            // Channel counts past the weight-gradient kernel's blocks (8 rows, 64 columns).
+            (2, 19, 70, 8, 3, 1, 1),
+            (2, 9, 17, 16, 4, 2, 1),
         ];
         type Op = dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
         // Output, dL/dx and dL/dW of `ours` and `reference` under the upstream gradient `up`.

@@ -10,6 +10,12 @@
 //! dedicated kernel keeps a `64 x 6` block of `out` in registers through all taps and rows and
 //! reads `x` straight from the grid (the windows are plain offsets, so no packing is needed).
 //! Both compute the same sums in a different order, so results agree to rounding.
+//!
+//! The weight gradient sums over positions instead ([`WeightGrad`]): a GEMM call per tap packs
+//! both operands again for every tap (each runs along positions, gemm's inner dimension). The
+//! kernel takes `dy` transposed once per task (output-major, channels along the vectors), keeps
+//! `8 x 16..64` sums in registers, broadcasts the grid's values in place, and visits output
+//! positions only, not the grid's padding.
 
 use rayon::prelude::*;
 
@@ -127,6 +133,69 @@ impl TapSum<'_> {
                 gemm::Parallelism::None,
             );
         }
+    }
+}
+
+/// The weight gradient of a convolution by taps, summed over the output positions of a task:
+///
+/// ```text
+/// dw[t, i, j] = sum over outputs r of  dy[r, j] * x[taps[t] + i rs + q(r)]
+/// ```
+///
+/// for `i < k` input rows (channels) and `j < m` output channels, `dy` laid out `[outputs,
+/// padded(m)]` (output-major, zeros past `m`) and `dw` as `[taps, k, padded(m)]`. Output `r` of
+/// row `rho = r / run` sits at grid position `q(r) = (rho / rows) plane + (rho % rows) wu + r %
+/// run`: rows of `run` outputs, `rows` of them per image plane. Only outputs are visited, not the
+/// padding positions of the planes.
+pub(crate) struct WeightGrad<'a> {
+    pub x: &'a [f32],
+    pub rs: usize,
+    pub k: usize,
+    pub taps: &'a [usize],
+    pub dy: &'a [f32],
+    pub m: usize,
+    /// `(run, rows, wu, plane)`: outputs per row, rows per image, grid row and plane strides.
+    pub layout: (usize, usize, usize, usize),
+}
+
+impl WeightGrad<'_> {
+    /// Whether [`WeightGrad::run`] has a kernel on this CPU (else the caller takes products).
+    pub fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            return true;
+        }
+        false
+    }
+
+    /// Adds the sums to `dw [taps, k, padded(m)]`, for `images` images.
+    pub fn run(&self, images: usize, dw: &mut [f32]) {
+        let (run, rows, wu, plane) = self.layout;
+        let mp = padded(self.m);
+        assert_eq!(
+            self.dy.len(),
+            images * rows * run * mp,
+            "dy of another size"
+        );
+        assert_eq!(
+            dw.len(),
+            self.taps.len() * self.k * mp,
+            "dw of another size"
+        );
+        if images == 0 || self.k == 0 || self.taps.is_empty() {
+            return;
+        }
+        let last = (images - 1) * plane + (rows - 1) * wu + run - 1;
+        let reach = self.taps.iter().max().unwrap() + (self.k - 1) * self.rs + last;
+        assert!(self.x.len() > reach, "tap window past the grid");
+        #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: the CPU has AVX-512F; the asserts above bound every read of `x`, `dy`
+            // and every read and write of `dw`.
+            unsafe { avx512::weight_grad(self, images, dw) };
+            return;
+        }
+        unreachable!("WeightGrad::run without a kernel");
     }
 }
 
@@ -264,6 +333,102 @@ mod avx512 {
             }
         }
     }
+
+    /// [`WeightGrad::run`]: per block of `16 V` output channels and `R` input rows, `R x V`
+    /// accumulators summed over a chunk of output rows (whose `dy` stays in L1) for each tap.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn weight_grad(s: &super::WeightGrad, images: usize, dw: &mut [f32]) {
+        let (run, rows, wu, plane) = s.layout;
+        let mp = super::padded(s.m);
+        let total_rows = images * rows;
+        // Output rows per chunk: about 16 KiB of dy.
+        let chunk = ((4096 / (mp.min(64) * run).max(1)).max(1)).min(total_rows);
+        let (k, vectors) = (s.k, mp / LANES);
+        for v0 in (0..vectors).step_by(4) {
+            let v = (vectors - v0).min(4);
+            let nr = [8, 8, 8, 6][v - 1];
+            for rho0 in (0..total_rows).step_by(chunk) {
+                let rho1 = (rho0 + chunk).min(total_rows);
+                for (t, &off) in s.taps.iter().enumerate() {
+                    for i0 in (0..k).step_by(nr) {
+                        let a = Grad {
+                            x: unsafe { s.x.as_ptr().add(off + i0 * s.rs) },
+                            rs: s.rs,
+                            dy: unsafe { s.dy.as_ptr().add(v0 * LANES) },
+                            mp,
+                            rows: (rho0, rho1),
+                            layout: (run, rows, wu, plane),
+                            dw: unsafe { dw.as_mut_ptr().add((t * k + i0) * mp + v0 * LANES) },
+                        };
+                        macro_rules! dispatch {
+                            ($($r:literal)*) => {
+                                match ((k - i0).min(nr), v) {
+                                    $(
+                                        ($r, 1) => unsafe { grad_block::<$r, 1>(&a) },
+                                        ($r, 2) => unsafe { grad_block::<$r, 2>(&a) },
+                                        ($r, 3) => unsafe { grad_block::<$r, 3>(&a) },
+                                        ($r, _) => unsafe { grad_block::<$r, 4>(&a) },
+                                    )*
+                                    _ => unreachable!(),
+                                }
+                            };
+                        }
+                        dispatch!(1 2 3 4 5 6 7 8);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One block of [`weight_grad`]: `x` at the tap's window of the block's first row, `dy` and
+    /// `dw` at the block's first output channel.
+    struct Grad {
+        x: *const f32,
+        rs: usize,
+        dy: *const f32,
+        mp: usize,
+        rows: (usize, usize),
+        layout: (usize, usize, usize, usize),
+        dw: *mut f32,
+    }
+
+    /// `dw[i, 0..16 V] += sum over the chunk's outputs r of dy[r, 0..16 V] x[i rs + q(r)]` for
+    /// `i < R`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn grad_block<const R: usize, const V: usize>(a: &Grad) {
+        let (run, rows, wu, plane) = a.layout;
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for (i, acc) in acc.iter_mut().enumerate() {
+            for (l, acc) in acc.iter_mut().enumerate() {
+                *acc = unsafe { _mm512_loadu_ps(a.dw.add(i * a.mp + LANES * l)) };
+            }
+        }
+        for rho in a.rows.0..a.rows.1 {
+            let q0 = rho / rows * plane + rho % rows * wu;
+            let mut dy = unsafe { a.dy.add(rho * run * a.mp) };
+            let mut xp = unsafe { a.x.add(q0) };
+            for _ in 0..run {
+                let mut v = [_mm512_setzero_ps(); V];
+                for (l, v) in v.iter_mut().enumerate() {
+                    *v = unsafe { _mm512_loadu_ps(dy.add(LANES * l)) };
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let xi = _mm512_set1_ps(unsafe { *xp.add(i * a.rs) });
+                    for (acc, v) in acc.iter_mut().zip(v) {
+                        *acc = _mm512_fmadd_ps(v, xi, *acc);
+                    }
+                }
+                dy = unsafe { dy.add(a.mp) };
+                xp = unsafe { xp.add(1) };
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            for (l, acc) in acc.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(a.dw.add(i * a.mp + LANES * l), *acc) };
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +500,65 @@ mod tests {
                         portable[i],
                         want[i]
                     );
+                }
+            }
+        }
+    }
+
+    /// The weight-gradient kernel against the sum written out: output channels around its
+    /// blocks of 16 and 64, input rows around its blocks of 6 and 8, several images with padding
+    /// between rows and planes, chunks of output rows, and strided taps.
+    #[test]
+    fn weight_grad_matches_the_sum_written_out() {
+        if !WeightGrad::available() {
+            return;
+        }
+        let mut rng = Rng::new(4);
+        // (m, k, images, run, rows, taps)
+        let cases = [
+            (1, 1, 1, 1, 1, 1),
+            (16, 7, 2, 5, 4, 9),
+            (37, 9, 3, 8, 8, 4),
+            (70, 13, 2, 4, 3, 16),
+            (130, 20, 1, 33, 2, 2),
+            (64, 6, 5, 16, 16, 9),
+        ];
+        for (m, k, images, run, rows, taps) in cases {
+            let (wu, mp) = (run + 2, padded(m));
+            let plane = (rows + 1) * wu;
+            let rs = images * plane + 3 * wu + 5;
+            let x = rng.normal_vec(k * rs + 8, 0.0, 1.0);
+            let outputs = images * rows * run;
+            let mut dy = rng.normal_vec(outputs * mp, 0.0, 1.0);
+            dy.chunks_mut(mp).for_each(|r| r[m..].fill(0.0));
+            let taps: Vec<usize> = (0..taps).map(|t| (t / 3) * wu + t % 3).collect();
+            let g = WeightGrad {
+                x: &x,
+                rs,
+                k,
+                taps: &taps,
+                dy: &dy,
+                m,
+                layout: (run, rows, wu, plane),
+            };
+            let start = rng.normal_vec(taps.len() * k * mp, 0.0, 1.0);
+            let mut got = start.clone();
+            g.run(images, &mut got);
+            for (t, off) in taps.iter().enumerate() {
+                for i in 0..k {
+                    for j in 0..m {
+                        let mut want = start[(t * k + i) * mp + j] as f64;
+                        for r in 0..outputs {
+                            let rho = r / run;
+                            let q = rho / rows * plane + rho % rows * wu + r % run;
+                            want += dy[r * mp + j] as f64 * x[off + i * rs + q] as f64;
+                        }
+                        let v = got[(t * k + i) * mp + j] as f64;
+                        assert!(
+                            (v - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "m{m} k{k}: dw[{t}, {i}, {j}] = {v}, want {want}"
+                        );
+                    }
                 }
             }
         }
