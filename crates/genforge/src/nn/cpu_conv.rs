@@ -48,7 +48,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::parallel::filled_with;
-use super::tap_sum::{Tap, TapSum, WeightGrad, pack, padded};
+use super::tap_sum::{OutputSum, Tap, TapSum, WeightGrad, pack, pack_channels, padded};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuConv: Backend {
@@ -747,6 +747,38 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let image = o * g.oh * g.ow;
     let cols = |n_img| ph.cols(n_img, 0);
     let (js, is) = (c * k * k, k * k);
+    // Channels along the vectors, at output positions only (`tap_sum::OutputSum`), where the
+    // grid's padding is a tenth of its positions or more (maps up to 16x16 with 3x3 kernels):
+    // on larger maps the positions along the vectors run faster.
+    let padded_grid = plane * 10 >= 11 * g.oh * g.ow;
+    if o > 16 && padded_grid && OutputSum::available() {
+        let (pos, mp) = (g.oh * g.ow, padded(o));
+        let packed = pack_channels(weight, (js, is), &ph.taps(c, 0), (o, c));
+        return over_tasks(g, o, image, |(grid, out), (b0, n_img), y_part| {
+            let cols = cols(n_img);
+            ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), grid);
+            let taps: Vec<usize> = ph.taps(c, cols).iter().map(|t| t.x).collect();
+            out.resize(n_img * pos * mp, 0.0);
+            OutputSum {
+                x: grid,
+                rs: cols,
+                k: c,
+                taps: &taps,
+                w: &packed,
+                m: o,
+                layout: (g.ow, g.oh, ph.wu, plane),
+            }
+            .run(n_img, &mut out[..n_img * pos * mp]);
+            // [outputs, mp] -> each image's [o, pos]
+            for (dst, src) in y_part.chunks_mut(image).zip(out.chunks(pos * mp)) {
+                for (r, row) in src.chunks(mp).enumerate() {
+                    for (oc, v) in row[..o].iter().enumerate() {
+                        dst[oc * pos + r] = *v;
+                    }
+                }
+            }
+        });
+    }
     let packed = pack(weight, (js, is), &ph.taps(c, 0), (o, c));
     over_tasks(g, o, image, |(grid, out), (b0, n_img), y_part| {
         let (n, cols) = (n_img * plane, cols(n_img));
@@ -788,21 +820,29 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
     let image = c * g.h * g.w;
     let (js, is) = (k * k, c * k * k);
     // Each phase's taps, and their weights packed once for every task.
-    let phases: Vec<(Vec<Tap>, Vec<f32>)> = (0..g.s * g.s)
-        .map(|phase| {
-            let taps: Vec<Tap> = (0..k * k)
-                .filter_map(|t| {
-                    let (tp, shift) = ph.tap(t);
-                    (tp == phase).then_some(Tap {
-                        x: margin - shift,
-                        w: t,
+    let by_phase = |pack: Packer| {
+        (0..g.s * g.s)
+            .map(|phase| {
+                let taps: Vec<Tap> = (0..k * k)
+                    .filter_map(|t| {
+                        let (tp, shift) = ph.tap(t);
+                        (tp == phase).then_some(Tap {
+                            x: margin - shift,
+                            w: t,
+                        })
                     })
-                })
-                .collect();
-            let packed = pack(weight, (js, is), &taps, (c, o));
-            (taps, packed)
-        })
-        .collect();
+                    .collect();
+                let packed = pack(weight, (js, is), &taps, (c, o));
+                (taps, packed)
+            })
+            .collect::<Vec<_>>()
+    };
+    // As in `conv_by_taps`: channels along the vectors where the padding is a tenth or more.
+    let pixels = g.h.div_ceil(g.s) * g.w.div_ceil(g.s);
+    if c > 16 && plane * 10 >= 11 * pixels && OutputSum::available() {
+        return input_grad_at_pixels(dy, g, o, &by_phase(pack_channels));
+    }
+    let phases = by_phase(pack);
     over_tasks(g, o, image, |(dy_grid, grid), (b0, n_img), dx_part| {
         let (n, cols) = (n_img * plane, ph.cols(n_img, 0));
         let out = ph.outputs();
@@ -824,6 +864,71 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
             .run((c, n), &mut grid[phase * c * cols..], cols);
         }
         ph.gather(grid, (c, g.h, g.w), dx_part);
+    })
+}
+
+/// A weight packing of `tap_sum` ([`pack`] or [`pack_channels`]).
+type Packer = fn(&[f32], (usize, usize), &[Tap], (usize, usize)) -> Vec<f32>;
+
+/// [`conv_input_grad_by_taps`] with the input channels along the vectors, at each phase's image
+/// pixels only (`tap_sum::OutputSum`, each phase's weights packed by `pack_channels`), then
+/// scattered into the images.
+fn input_grad_at_pixels(
+    dy: &[f32],
+    g: &Geometry,
+    o: usize,
+    phases: &[(Vec<Tap>, Vec<f32>)],
+) -> Vec<f32> {
+    let (ph, c, s) = (Phases::new(g), g.c, g.s);
+    let (plane, margin, cp) = (ph.plane(), ph.tail(), padded(c));
+    let image = c * g.h * g.w;
+    // Per phase (ry, rx): the plane rows u and columns v holding image pixels
+    // (u s + ry - p, v s + rx - p), and its taps' weights as `[taps, o, cp]`.
+    let span = |r: usize, n: usize| {
+        (
+            g.p.saturating_sub(r).div_ceil(s),
+            (n + g.p).saturating_sub(r).div_ceil(s),
+        )
+    };
+    over_tasks(g, o, image, |(dy_grid, out), (b0, n_img), dx_part| {
+        let dy_plane = ph.outputs();
+        dy_plane.fill(dy, (o, g.oh, g.ow), (b0, n_img, margin), dy_grid);
+        let dy_cols = dy_plane.cols(n_img, margin);
+        for (phase, (taps, packed)) in phases.iter().enumerate() {
+            let (ry, rx) = (phase / s, phase % s);
+            let ((u0, u1), (v0, v1)) = (span(ry, g.h), span(rx, g.w));
+            let (rows, run) = (u1.saturating_sub(u0), v1.saturating_sub(v0));
+            if rows == 0 || run == 0 {
+                continue;
+            }
+            let origin = u0 * ph.wu + v0;
+            let offsets: Vec<usize> = taps.iter().map(|t| t.x + origin).collect();
+            let len = n_img * rows * run * cp;
+            out.resize(len, 0.0);
+            // out [pixels, cp] = sum over the phase's taps of dy_grid[:, q - shift] W_t
+            OutputSum {
+                x: dy_grid,
+                rs: dy_cols,
+                k: o,
+                taps: &offsets,
+                w: packed,
+                m: c,
+                layout: (run, rows, ph.wu, plane),
+            }
+            .run(n_img, &mut out[..len]);
+            for (li, dst) in dx_part.chunks_mut(image).enumerate() {
+                for a in 0..rows {
+                    let iy = (u0 + a) * s + ry - g.p;
+                    for bb in 0..run {
+                        let ix = (v0 + bb) * s + rx - g.p;
+                        let src = &out[((li * rows + a) * run + bb) * cp..][..c];
+                        for (ci, v) in src.iter().enumerate() {
+                            dst[(ci * g.h + iy) * g.w + ix] = *v;
+                        }
+                    }
+                }
+            }
+        }
     })
 }
 
@@ -1216,6 +1321,9 @@ mod tests {
             // Channel counts past the weight-gradient kernel's blocks (8 rows, 64 columns).
             (2, 19, 70, 8, 3, 1, 1),
             (2, 9, 17, 16, 4, 2, 1),
+            // ... and past 16 input channels with padding, strided: sums at pixels only.
+            (2, 17, 20, 9, 3, 2, 1),
+            (3, 18, 5, 8, 4, 2, 1),
         ];
         type Op = dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
         // Output, dL/dx and dL/dW of `ours` and `reference` under the upstream gradient `up`.

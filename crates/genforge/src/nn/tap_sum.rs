@@ -15,7 +15,9 @@
 //! both operands again for every tap (each runs along positions, gemm's inner dimension). The
 //! kernel takes `dy` transposed once per task (output-major, channels along the vectors), keeps
 //! `8 x 16..64` sums in registers, broadcasts the grid's values in place, and visits output
-//! positions only, not the grid's padding.
+//! positions only, not the grid's padding. On small maps, where that padding is a tenth of the
+//! grid or more, the forward and input-gradient sums take the same layout ([`OutputSum`]:
+//! channels along the vectors, output positions only).
 
 use rayon::prelude::*;
 
@@ -196,6 +198,79 @@ impl WeightGrad<'_> {
             return;
         }
         unreachable!("WeightGrad::run without a kernel");
+    }
+}
+
+/// The sums of [`TapSum`] with the output channels along the vectors instead of the positions,
+/// at output positions only (those of [`WeightGrad`]'s layout, not the grid's padding):
+///
+/// ```text
+/// out[r, j] = sum over taps t, rows i of  w[t, i, j] * x[taps[t] + i rs + q(r)]
+/// ```
+///
+/// with `w` packed as `[taps, k, padded(m)]` ([`pack_channels`]) and `out` as `[outputs,
+/// padded(m)]`.
+pub(crate) struct OutputSum<'a> {
+    pub x: &'a [f32],
+    pub rs: usize,
+    pub k: usize,
+    pub taps: &'a [usize],
+    pub w: &'a [f32],
+    pub m: usize,
+    /// As [`WeightGrad::layout`].
+    pub layout: (usize, usize, usize, usize),
+}
+
+/// `w[t.w + j js + i is]` as `[taps, k, padded(m)]`, zeros past `m` ([`OutputSum`]'s layout).
+pub(crate) fn pack_channels(
+    w: &[f32],
+    (js, is): (usize, usize),
+    taps: &[Tap],
+    (m, k): (usize, usize),
+) -> Vec<f32> {
+    let mp = padded(m);
+    let mut packed = vec![0.0f32; taps.len() * k * mp];
+    for (t, tap) in taps.iter().enumerate() {
+        for i in 0..k {
+            for j in 0..m {
+                packed[(t * k + i) * mp + j] = w[tap.w + j * js + i * is];
+            }
+        }
+    }
+    packed
+}
+
+impl OutputSum<'_> {
+    /// Whether [`OutputSum::run`] has a kernel on this CPU.
+    pub fn available() -> bool {
+        WeightGrad::available()
+    }
+
+    /// Writes `out [images * rows * run, padded(m)]`.
+    pub fn run(&self, images: usize, out: &mut [f32]) {
+        let (run, rows, wu, plane) = self.layout;
+        let mp = padded(self.m);
+        assert_eq!(out.len(), images * rows * run * mp, "out of another size");
+        assert_eq!(
+            self.w.len(),
+            self.taps.len() * self.k * mp,
+            "weights packed for another sum"
+        );
+        if images == 0 || self.k == 0 || self.taps.is_empty() {
+            out.fill(0.0);
+            return;
+        }
+        let last = (images - 1) * plane + (rows - 1) * wu + run - 1;
+        let reach = self.taps.iter().max().unwrap() + (self.k - 1) * self.rs + last;
+        assert!(self.x.len() > reach, "tap window past the grid");
+        #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: the CPU has AVX-512F; the asserts above bound every read of `x` and `w`
+            // and every write of `out`.
+            unsafe { avx512::output_sum(self, images, out) };
+            return;
+        }
+        unreachable!("OutputSum::run without a kernel");
     }
 }
 
@@ -429,6 +504,112 @@ mod avx512 {
             }
         }
     }
+    /// [`OutputSum::run`]: per block of `16 V` output channels, passes over `kc` input rows
+    /// whose weights for every tap stay in L1, and blocks of `R` outputs whose `R x V` sums stay
+    /// in registers through the pass.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn output_sum(s: &super::OutputSum, images: usize, out: &mut [f32]) {
+        let (run, rows, wu, plane) = s.layout;
+        let (mp, k, taps) = (super::padded(s.m), s.k, s.taps.len());
+        let outputs = images * rows * run;
+        let q: Vec<usize> = (0..outputs)
+            .map(|r| {
+                let rho = r / run;
+                rho / rows * plane + rho % rows * wu + r % run
+            })
+            .collect();
+        // Rows per pass: about 16 KiB of one block's weights.
+        let kc = (4096 / (taps * 64)).clamp(1, k);
+        let vectors = mp / LANES;
+        for v0 in (0..vectors).step_by(4) {
+            let v = (vectors - v0).min(4);
+            let nr = [8, 8, 8, 6][v - 1];
+            for i0 in (0..k).step_by(kc) {
+                for r0 in (0..outputs).step_by(nr) {
+                    let r = (outputs - r0).min(nr);
+                    let a = Sum {
+                        x: unsafe { s.x.as_ptr().add(i0 * s.rs) },
+                        rs: s.rs,
+                        q: &q[r0..r0 + r],
+                        taps: s.taps,
+                        rows: kc.min(k - i0),
+                        w: unsafe { s.w.as_ptr().add(i0 * mp + v0 * LANES) },
+                        w_tap: k * mp,
+                        mp,
+                        out: unsafe { out.as_mut_ptr().add(r0 * mp + v0 * LANES) },
+                        accumulate: i0 > 0,
+                    };
+                    macro_rules! dispatch {
+                        ($($r:literal)*) => {
+                            match (r, v) {
+                                $(
+                                    ($r, 1) => unsafe { sum_block::<$r, 1>(&a) },
+                                    ($r, 2) => unsafe { sum_block::<$r, 2>(&a) },
+                                    ($r, 3) => unsafe { sum_block::<$r, 3>(&a) },
+                                    ($r, _) => unsafe { sum_block::<$r, 4>(&a) },
+                                )*
+                                _ => unreachable!(),
+                            }
+                        };
+                    }
+                    dispatch!(1 2 3 4 5 6 7 8);
+                }
+            }
+        }
+    }
+
+    /// One block of [`output_sum`]: `x` at the pass's first row, `q` the block's output
+    /// positions, `w` and `out` at the block's first output channel.
+    struct Sum<'a> {
+        x: *const f32,
+        rs: usize,
+        q: &'a [usize],
+        taps: &'a [usize],
+        rows: usize,
+        w: *const f32,
+        w_tap: usize,
+        mp: usize,
+        out: *mut f32,
+        accumulate: bool,
+    }
+
+    /// `out[r, 0..16 V] (+)= sum_t sum_i w[t, i, 0..16 V] x[taps[t] + i rs + q_r]` for `r < R`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn sum_block<const R: usize, const V: usize>(a: &Sum) {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        if a.accumulate {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                for (l, acc) in acc.iter_mut().enumerate() {
+                    *acc = unsafe { _mm512_loadu_ps(a.out.add(r * a.mp + LANES * l)) };
+                }
+            }
+        }
+        let xs: [*const f32; R] = std::array::from_fn(|r| unsafe { a.x.add(a.q[r]) });
+        for (t, &off) in a.taps.iter().enumerate() {
+            let mut w = unsafe { a.w.add(t * a.w_tap) };
+            let mut at = off;
+            for _ in 0..a.rows {
+                let mut v = [_mm512_setzero_ps(); V];
+                for (l, v) in v.iter_mut().enumerate() {
+                    *v = unsafe { _mm512_loadu_ps(w.add(LANES * l)) };
+                }
+                for (acc, xp) in acc.iter_mut().zip(xs) {
+                    let xr = _mm512_set1_ps(unsafe { *xp.add(at) });
+                    for (acc, v) in acc.iter_mut().zip(v) {
+                        *acc = _mm512_fmadd_ps(v, xr, *acc);
+                    }
+                }
+                w = unsafe { w.add(a.mp) };
+                at += a.rs;
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (l, acc) in acc.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(a.out.add(r * a.mp + LANES * l), *acc) };
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -559,6 +740,74 @@ mod tests {
                             "m{m} k{k}: dw[{t}, {i}, {j}] = {v}, want {want}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// The channels-along-vectors kernel against the sum written out: output channels around
+    /// its blocks of 16 and 64, blocks of outputs that cross rows and images, and enough input
+    /// rows for several passes.
+    #[test]
+    fn output_sum_matches_the_sum_written_out() {
+        if !OutputSum::available() {
+            return;
+        }
+        let mut rng = Rng::new(6);
+        // (m, k, images, run, rows, taps)
+        let cases = [
+            (1, 1, 1, 1, 1, 1),
+            (17, 9, 2, 5, 4, 9),
+            (64, 30, 3, 4, 4, 9),
+            (70, 13, 2, 3, 3, 16),
+            (130, 5, 1, 33, 2, 1),
+        ];
+        for (m, k, images, run, rows, taps) in cases {
+            let (wu, mp) = (run + 2, padded(m));
+            let plane = (rows + 1) * wu;
+            let rs = images * plane + 3 * wu + 5;
+            let x = rng.normal_vec(k * rs + 8, 0.0, 1.0);
+            let w = rng.normal_vec(taps * m * k, 0.0, 1.0);
+            let tap_list: Vec<Tap> = (0..taps)
+                .map(|t| Tap {
+                    x: (t / 3) * wu + t % 3,
+                    w: t,
+                })
+                .collect();
+            let (js, is) = (taps * k, taps);
+            let packed = pack_channels(&w, (js, is), &tap_list, (m, k));
+            let offsets: Vec<usize> = tap_list.iter().map(|t| t.x).collect();
+            let outputs = images * rows * run;
+            let mut got = vec![f32::NAN; outputs * mp];
+            OutputSum {
+                x: &x,
+                rs,
+                k,
+                taps: &offsets,
+                w: &packed,
+                m,
+                layout: (run, rows, wu, plane),
+            }
+            .run(images, &mut got);
+            for r in 0..outputs {
+                let rho = r / run;
+                let q = rho / rows * plane + rho % rows * wu + r % run;
+                for j in 0..m {
+                    let want: f64 = tap_list
+                        .iter()
+                        .map(|t| {
+                            (0..k)
+                                .map(|i| {
+                                    w[t.w + j * js + i * is] as f64 * x[t.x + i * rs + q] as f64
+                                })
+                                .sum::<f64>()
+                        })
+                        .sum();
+                    let v = got[r * mp + j] as f64;
+                    assert!(
+                        (v - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "m{m} k{k}: out[{r}, {j}] = {v}, want {want}"
+                    );
                 }
             }
         }
