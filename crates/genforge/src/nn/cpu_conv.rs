@@ -502,8 +502,8 @@ impl CpuConv for Flex {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Route {
     /// Products per kernel tap on the polyphase grid, in cache-sized tasks: stride 1 on 4x4
-    /// maps and up, larger strides from 8x8 outputs up (on 4x4 outputs the grid is 1.56 times
-    /// the outputs, and im2col is faster).
+    /// maps and up, larger strides from 8x8 outputs up, and onto smaller maps where im2col's
+    /// product would be shallow (`c k k` under 2048; its deep products run near the peak).
     Taps,
     /// burn-flex's kernel for the forward and input-gradient passes (stride 1, 2-15 outputs per
     /// image; the weight gradient still by taps).
@@ -521,7 +521,7 @@ fn route(g: &Geometry) -> Route {
         (_, 1) => Route::Im2col,
         (1, pixels) if pixels < 16 || off => Route::Flex,
         (1, _) => Route::Taps,
-        (_, pixels) if pixels >= strided_taps_min() && !off => Route::Taps,
+        (_, pixels) if (pixels >= strided_taps_min() || g.cols() < 2048) && !off => Route::Taps,
         _ => Route::Im2col,
     }
 }
@@ -529,14 +529,7 @@ fn route(g: &Geometry) -> Route {
 fn strided_taps_min() -> usize {
     // Tests take strided convolutions onto small maps by taps too, so that both routes are
     // exercised on small images.
-    if cfg!(test) {
-        16
-    } else {
-        std::env::var("STM")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(64)
-    }
+    if cfg!(test) { 16 } else { 64 }
 }
 
 /// Images per parallel task of the per-tap products: as many as keep a task's grids (`channels`
@@ -1324,6 +1317,8 @@ mod tests {
             // ... and past 16 input channels with padding, strided: sums at pixels only.
             (2, 17, 20, 9, 3, 2, 1),
             (3, 18, 5, 8, 4, 2, 1),
+            // Strided onto a small map with a deep im2col product: by im2col.
+            (2, 128, 3, 4, 4, 2, 1),
         ];
         type Op = dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
         // Output, dL/dx and dL/dW of `ours` and `reference` under the upstream gradient `up`.

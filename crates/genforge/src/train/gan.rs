@@ -379,13 +379,14 @@ impl GanTrainer {
     /// The R1 surrogate on `real` (plain images; the penalty is on the data, not its
     /// augmentations) with weight `gamma`, and the logged R1 value.
     fn r1(&self, real: Tensor<4>, c: Labels, gamma: f64) -> (Tensor<1>, f64) {
-        let d = &self.d;
+        let (d, d_const) = (&self.d, self.d.clone().no_grad());
+        let labels = |x: &Tensor<4>| {
+            let n = x.dims()[0] / real.dims()[0].max(1);
+            c.clone().map(|l| Tensor::cat(vec![l; n.max(1)], 0))
+        };
         regularizers::r1_surrogate(
-            |x| {
-                let n = x.dims()[0] / real.dims()[0].max(1);
-                let cc = c.clone().map(|l| Tensor::cat(vec![l; n.max(1)], 0));
-                d.forward(x, cc)
-            },
+            |x| d.forward(x.clone(), labels(&x)),
+            |x| d_const.forward(x.clone(), labels(&x)),
             real.clone(),
             gamma,
         )
@@ -403,9 +404,10 @@ impl GanTrainer {
         let u: Vec<f32> = (0..b).map(|_| self.state.rng.uniform() as f32).collect();
         let u = Tensor::<4>::from_data(TensorData::new(u, [b, 1, 1, 1]), &self.device);
         let x_hat = real.clone() + (fake - real) * u; // [b, c, h, w]
-        let d = &self.d;
+        let (d, d_const) = (&self.d, self.d.clone().no_grad());
         regularizers::gradient_penalty_surrogate(
             |x| d.forward(x, c.clone()),
+            |x| d_const.forward(x, c.clone()),
             x_hat,
             self.cfg.train.gp_lambda,
         )

@@ -55,15 +55,17 @@ fn directional_derivative(
 }
 
 /// The R1 surrogate loss (backpropagate it for the R1 parameter gradient) and the logged
-/// `mean ||grad_x D(x)||^2`. `d` evaluates the discriminator on a batch; `real` is
-/// `[b, c, h, w]`.
+/// `mean ||grad_x D(x)||^2`. `d` evaluates the discriminator on a batch, `d_const` the same
+/// discriminator with its parameters untracked (the input gradient needs no parameter
+/// gradients, so its backward pass skips them); `real` is `[b, c, h, w]`.
 pub fn r1_surrogate(
     d: impl Fn(Tensor<4>) -> Tensor<1>,
+    d_const: impl Fn(Tensor<4>) -> Tensor<1>,
     real: Tensor<4>,
     gamma: f64,
 ) -> (Tensor<1>, f64) {
     let b = real.dims()[0];
-    let g = input_gradient(&d, real.clone()); // [b, c, h, w]
+    let g = input_gradient(d_const, real.clone()); // [b, c, h, w]
     let r1 = squared_norms(g.clone()).mean().into_scalar::<f32>() as f64;
     let loss = directional_derivative(&d, real, g, r1) * (gamma / b as f64);
     (loss, r1)
@@ -74,15 +76,16 @@ pub fn r1_surrogate(
 /// `x_hat = lerp(real, fake, u)`, `u ~ U(0, 1)` per sample. Its parameter gradient is
 /// `(lambda / b) grad_theta (V . G)` with the fixed direction `v_i = 2 (||g_i|| - 1) g_i /
 /// ||g_i||` (the penalty's derivative in `g_i`), which [`directional_derivative`] gives with
-/// first-order autodiff. Returns the surrogate loss and the logged penalty
-/// `mean (||g_i|| - 1)^2`.
+/// first-order autodiff. `d` and `d_const` as in [`r1_surrogate`]. Returns the surrogate loss
+/// and the logged penalty `mean (||g_i|| - 1)^2`.
 pub fn gradient_penalty_surrogate(
     d: impl Fn(Tensor<4>) -> Tensor<1>,
+    d_const: impl Fn(Tensor<4>) -> Tensor<1>,
     x_hat: Tensor<4>,
     lambda: f64,
 ) -> (Tensor<1>, f64) {
     let b = x_hat.dims()[0];
-    let g = input_gradient(&d, x_hat.clone()); // [b, c, h, w]
+    let g = input_gradient(d_const, x_hat.clone()); // [b, c, h, w]
     let norms = squared_norms(g.clone()).sqrt(); // [b]
     let penalty = (norms.clone() - 1.0).square().mean().into_scalar::<f32>() as f64;
     let scale = (norms.clone() - 1.0) * 2.0 / norms.clamp_min(1e-12); // [b]
@@ -173,21 +176,29 @@ mod tests {
     fn on_cubic_d(
         seed: u64,
         [b, n]: [usize; 2],
-        surrogate: impl FnOnce(&dyn Fn(Tensor<4>) -> Tensor<1>, Tensor<4>) -> (Tensor<1>, f64),
+        surrogate: impl FnOnce(
+            &dyn Fn(Tensor<4>) -> Tensor<1>,
+            &dyn Fn(Tensor<4>) -> Tensor<1>,
+            Tensor<4>,
+        ) -> (Tensor<1>, f64),
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>, f64) {
         let device = Device::flex().autodiff();
         let mut rng = Rng::new(seed);
         let av = rng.normal_vec(n, 0.0, 0.7);
         let xv = rng.normal_vec(b * n, 0.0, 0.8);
         let a = Tensor::<1>::from_data(TensorData::new(av.clone(), [n]), &device).require_grad();
-        let d = |x: Tensor<4>| {
-            let bb = x.dims()[0];
-            let x = x.reshape([bb, n]);
-            (x.clone().powi_scalar(3) * a.clone().unsqueeze::<2>() / 3.0 + x)
-                .sum_dim(1)
-                .reshape([bb])
+        let at = |a: Tensor<1>| {
+            move |x: Tensor<4>| {
+                let bb = x.dims()[0];
+                let x = x.reshape([bb, n]);
+                (x.clone().powi_scalar(3) * a.clone().unsqueeze::<2>() / 3.0 + x)
+                    .sum_dim(1)
+                    .reshape([bb])
+            }
         };
-        let (loss, logged) = surrogate(&d, tensor4(xv.clone(), [b, n, 1, 1], &device));
+        let (d, d_const) = (at(a.clone()), at(a.clone().detach()));
+        let x = tensor4(xv.clone(), [b, n, 1, 1], &device);
+        let (loss, logged) = surrogate(&d, &d_const, x);
         let grad = a.grad(&loss.backward()).unwrap();
         (
             av,
@@ -209,7 +220,7 @@ mod tests {
     fn surrogate_gradient_equals_the_analytic_r1_gradient() {
         // R1 = (gamma/2) mean_i sum_j g_ij^2, so dR1/da_j = gamma mean_i g_ij x_ij^2.
         let (b, n, gamma) = (3, 8, 10.0);
-        let (av, xv, grad, r1) = on_cubic_d(7, [b, n], |d, x| r1_surrogate(d, x, gamma));
+        let (av, xv, grad, r1) = on_cubic_d(7, [b, n], |d, dc, x| r1_surrogate(d, dc, x, gamma));
         let g = |i: usize, j: usize| av[j] as f64 * (xv[i * n + j] as f64).powi(2) + 1.0;
         let mut r1_exact = 0.0;
         for (j, got) in grad.iter().enumerate() {
@@ -228,8 +239,9 @@ mod tests {
         // P = (lambda / b) sum_i (||g_i|| - 1)^2, so
         // dP/da_j = (lambda / b) sum_i 2 (||g_i|| - 1) / ||g_i|| g_ij x_ij^2.
         let (b, n, lambda) = (4, 6, 10.0);
-        let (av, xv, grad, penalty) =
-            on_cubic_d(11, [b, n], |d, x| gradient_penalty_surrogate(d, x, lambda));
+        let (av, xv, grad, penalty) = on_cubic_d(11, [b, n], |d, dc, x| {
+            gradient_penalty_surrogate(d, dc, x, lambda)
+        });
         let g = |i: usize, j: usize| av[j] as f64 * (xv[i * n + j] as f64).powi(2) + 1.0;
         let norm = |i: usize| (0..n).map(|j| g(i, j).powi(2)).sum::<f64>().sqrt();
         let exact: f64 = (0..b).map(|i| (norm(i) - 1.0).powi(2)).sum::<f64>() / b as f64;
@@ -261,7 +273,9 @@ mod tests {
         let mut rng = Rng::new(4);
         let x = tensor4(rng.normal_vec(4 * 64, 0.0, 0.5), [4, 1, 8, 8], &device);
         let gamma = 1.0;
-        let (loss, _) = r1_surrogate(|t| d.forward(t), x.clone(), gamma);
+        // The input gradient on an untracked copy, as training does; `d` keeps its gradients.
+        let d_const = d.clone().no_grad();
+        let (loss, _) = r1_surrogate(|t| d.forward(t), |t| d_const.forward(t), x.clone(), gamma);
         let grads = GradientsParams::from_grads(loss.backward(), &d);
         // u = the surrogate's gradient, unit-normalised; <grad, u> = ||grad||.
         let mut collected: Vec<(burn::module::ParamId, Vec<f32>)> = Vec::new();
