@@ -763,11 +763,7 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
             .run(n_img, &mut out[..n_img * pos * mp]);
             // [outputs, mp] -> each image's [o, pos]
             for (dst, src) in y_part.chunks_mut(image).zip(out.chunks(pos * mp)) {
-                for (r, row) in src.chunks(mp).enumerate() {
-                    for (oc, v) in row[..o].iter().enumerate() {
-                        dst[oc * pos + r] = *v;
-                    }
-                }
+                transpose(src, (pos, o), mp, dst, (pos, 1));
             }
         });
     }
@@ -859,6 +855,27 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
     })
 }
 
+/// `dst[j rs + i cs] = src[i src_rs + j]` for `i < rows`, `j < cols`, in 16 x 16 tiles (so
+/// that the strided side of a tile stays in L1).
+fn transpose(
+    src: &[f32],
+    (rows, cols): (usize, usize),
+    src_rs: usize,
+    dst: &mut [f32],
+    (rs, cs): (usize, usize),
+) {
+    const T: usize = 16;
+    for i0 in (0..rows).step_by(T) {
+        for j0 in (0..cols).step_by(T) {
+            for j in j0..(j0 + T).min(cols) {
+                for i in i0..(i0 + T).min(rows) {
+                    dst[j * rs + i * cs] = src[i * src_rs + j];
+                }
+            }
+        }
+    }
+}
+
 /// Whether a plane of `plane` grid positions holding `used` outputs or pixels is padded enough
 /// for `tap_sum::OutputSum` (which skips the padding) to beat `TapSum` (which runs along the
 /// positions faster): by a tenth with stride 1 (maps up to 16x16 with 3x3 kernels), by a fifth
@@ -918,16 +935,13 @@ fn input_grad_at_pixels(
                 layout: (run, rows, ph.wu, plane),
             }
             .run(n_img, &mut out[..len]);
+            // Each pixel row [run, cp] into columns s apart of its row in every channel.
             for (li, dst) in dx_part.chunks_mut(image).enumerate() {
                 for a in 0..rows {
-                    let iy = (u0 + a) * s + ry - g.p;
-                    for bb in 0..run {
-                        let ix = (v0 + bb) * s + rx - g.p;
-                        let src = &out[((li * rows + a) * run + bb) * cp..][..c];
-                        for (ci, v) in src.iter().enumerate() {
-                            dst[(ci * g.h + iy) * g.w + ix] = *v;
-                        }
-                    }
+                    let (iy, ix) = ((u0 + a) * s + ry - g.p, v0 * s + rx - g.p);
+                    let src = &out[(li * rows + a) * run * cp..][..run * cp];
+                    let at = iy * g.w + ix;
+                    transpose(src, (run, c), cp, &mut dst[at..], (g.h * g.w, s));
                 }
             }
         }
@@ -960,11 +974,7 @@ fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32
                 for li in 0..n_img {
                     let image = &dy[(b0 + li) * o * pos..][..o * pos];
                     let dst = &mut dy_t[li * pos * mp..][..pos * mp];
-                    for (oc, row) in image.chunks(pos).enumerate() {
-                        for (r, v) in row.iter().enumerate() {
-                            dst[r * mp + oc] = *v;
-                        }
-                    }
+                    transpose(image, (o, pos), pos, dst, (mp, 1));
                 }
                 let taps: Vec<usize> = (0..k * k)
                     .map(|t| {
