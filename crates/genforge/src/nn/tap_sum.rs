@@ -160,6 +160,26 @@ pub(crate) struct WeightGrad<'a> {
     pub layout: (usize, usize, usize, usize),
 }
 
+/// Grid position of output `r` in the `(run, rows, wu, plane)` layout of [`WeightGrad`].
+fn position((run, rows, wu, plane): (usize, usize, usize, usize), r: usize) -> usize {
+    let rho = r / run;
+    rho / rows * plane + rho % rows * wu + r % run
+}
+
+/// Panics unless every window of `taps` over `k` rows `rs` apart reaches only inside `x` at
+/// every output of `images` images in `layout`.
+fn assert_reach(
+    x: &[f32],
+    (rs, k): (usize, usize),
+    taps: &[usize],
+    layout: (usize, usize, usize, usize),
+    images: usize,
+) {
+    let last = position(layout, images * layout.0 * layout.1 - 1);
+    let reach = taps.iter().max().unwrap() + (k - 1) * rs + last;
+    assert!(x.len() > reach, "tap window past the grid");
+}
+
 impl WeightGrad<'_> {
     /// Whether [`WeightGrad::run`] has a kernel on this CPU (else the caller takes products).
     pub fn available() -> bool {
@@ -172,7 +192,7 @@ impl WeightGrad<'_> {
 
     /// Adds the sums to `dw [taps, k, padded(m)]`, for `images` images.
     pub fn run(&self, images: usize, dw: &mut [f32]) {
-        let (run, rows, wu, plane) = self.layout;
+        let (run, rows, _, _) = self.layout;
         let mp = padded(self.m);
         assert_eq!(
             self.dy.len(),
@@ -187,9 +207,7 @@ impl WeightGrad<'_> {
         if images == 0 || self.k == 0 || self.taps.is_empty() {
             return;
         }
-        let last = (images - 1) * plane + (rows - 1) * wu + run - 1;
-        let reach = self.taps.iter().max().unwrap() + (self.k - 1) * self.rs + last;
-        assert!(self.x.len() > reach, "tap window past the grid");
+        assert_reach(self.x, (self.rs, self.k), self.taps, self.layout, images);
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: the CPU has AVX-512F; the asserts above bound every read of `x`, `dy`
@@ -248,7 +266,7 @@ impl OutputSum<'_> {
 
     /// Writes `out [images * rows * run, padded(m)]`.
     pub fn run(&self, images: usize, out: &mut [f32]) {
-        let (run, rows, wu, plane) = self.layout;
+        let (run, rows, _, _) = self.layout;
         let mp = padded(self.m);
         assert_eq!(out.len(), images * rows * run * mp, "out of another size");
         assert_eq!(
@@ -260,9 +278,7 @@ impl OutputSum<'_> {
             out.fill(0.0);
             return;
         }
-        let last = (images - 1) * plane + (rows - 1) * wu + run - 1;
-        let reach = self.taps.iter().max().unwrap() + (self.k - 1) * self.rs + last;
-        assert!(self.x.len() > reach, "tap window past the grid");
+        assert_reach(self.x, (self.rs, self.k), self.taps, self.layout, images);
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: the CPU has AVX-512F; the asserts above bound every read of `x` and `w`
@@ -509,15 +525,10 @@ mod avx512 {
     /// in registers through the pass.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn output_sum(s: &super::OutputSum, images: usize, out: &mut [f32]) {
-        let (run, rows, wu, plane) = s.layout;
+        let (run, rows, _, _) = s.layout;
         let (mp, k, taps) = (super::padded(s.m), s.k, s.taps.len());
         let outputs = images * rows * run;
-        let q: Vec<usize> = (0..outputs)
-            .map(|r| {
-                let rho = r / run;
-                rho / rows * plane + rho % rows * wu + r % run
-            })
-            .collect();
+        let q: Vec<usize> = (0..outputs).map(|r| super::position(s.layout, r)).collect();
         // Rows per pass: about 16 KiB of one block's weights.
         let kc = (4096 / (taps * 64)).clamp(1, k);
         let vectors = mp / LANES;
@@ -686,6 +697,42 @@ mod tests {
         }
     }
 
+    /// A grid in the kernels' output layout for `(k, images, run, rows, taps)`: `k` rows of
+    /// random values, planes of `rows + 1` rows of `run + 2` positions (so that padding sits
+    /// between rows and images), and `taps` windows three to a row, as a 3x3 kernel's.
+    struct Grid {
+        x: Vec<f32>,
+        rs: usize,
+        layout: (usize, usize, usize, usize),
+        taps: Vec<usize>,
+        outputs: usize,
+    }
+
+    fn grid(
+        rng: &mut Rng,
+        (k, images, run, rows, taps): (usize, usize, usize, usize, usize),
+    ) -> Grid {
+        let wu = run + 2;
+        let plane = (rows + 1) * wu;
+        let rs = images * plane + 3 * wu + 5;
+        Grid {
+            x: rng.normal_vec(k * rs + 8, 0.0, 1.0),
+            rs,
+            layout: (run, rows, wu, plane),
+            taps: (0..taps).map(|t| (t / 3) * wu + t % 3).collect(),
+            outputs: images * rows * run,
+        }
+    }
+
+    fn assert_near(got: f32, want: f64, what: impl Fn() -> String) {
+        let v = got as f64;
+        assert!(
+            (v - want).abs() < 1e-4 * (1.0 + want.abs()),
+            "{}: {v}, want {want}",
+            what()
+        );
+    }
+
     /// The weight-gradient kernel against the sum written out: output channels around its
     /// blocks of 16 and 64, input rows around its blocks of 6 and 8, several images with padding
     /// between rows and planes, chunks of output rows, and strided taps.
@@ -705,40 +752,34 @@ mod tests {
             (64, 6, 5, 16, 16, 9),
         ];
         for (m, k, images, run, rows, taps) in cases {
-            let (wu, mp) = (run + 2, padded(m));
-            let plane = (rows + 1) * wu;
-            let rs = images * plane + 3 * wu + 5;
-            let x = rng.normal_vec(k * rs + 8, 0.0, 1.0);
-            let outputs = images * rows * run;
-            let mut dy = rng.normal_vec(outputs * mp, 0.0, 1.0);
+            let g = grid(&mut rng, (k, images, run, rows, taps));
+            let mp = padded(m);
+            let mut dy = rng.normal_vec(g.outputs * mp, 0.0, 1.0);
             dy.chunks_mut(mp).for_each(|r| r[m..].fill(0.0));
-            let taps: Vec<usize> = (0..taps).map(|t| (t / 3) * wu + t % 3).collect();
-            let g = WeightGrad {
-                x: &x,
-                rs,
+            let start = rng.normal_vec(taps * k * mp, 0.0, 1.0);
+            let mut got = start.clone();
+            WeightGrad {
+                x: &g.x,
+                rs: g.rs,
                 k,
-                taps: &taps,
+                taps: &g.taps,
                 dy: &dy,
                 m,
-                layout: (run, rows, wu, plane),
-            };
-            let start = rng.normal_vec(taps.len() * k * mp, 0.0, 1.0);
-            let mut got = start.clone();
-            g.run(images, &mut got);
-            for (t, off) in taps.iter().enumerate() {
+                layout: g.layout,
+            }
+            .run(images, &mut got);
+            for (t, off) in g.taps.iter().enumerate() {
                 for i in 0..k {
                     for j in 0..m {
-                        let mut want = start[(t * k + i) * mp + j] as f64;
-                        for r in 0..outputs {
-                            let rho = r / run;
-                            let q = rho / rows * plane + rho % rows * wu + r % run;
-                            want += dy[r * mp + j] as f64 * x[off + i * rs + q] as f64;
-                        }
-                        let v = got[(t * k + i) * mp + j] as f64;
-                        assert!(
-                            (v - want).abs() < 1e-4 * (1.0 + want.abs()),
-                            "m{m} k{k}: dw[{t}, {i}, {j}] = {v}, want {want}"
-                        );
+                        let at = (t * k + i) * mp + j;
+                        let want = start[at] as f64
+                            + (0..g.outputs)
+                                .map(|r| {
+                                    let q = position(g.layout, r);
+                                    dy[r * mp + j] as f64 * g.x[off + i * g.rs + q] as f64
+                                })
+                                .sum::<f64>();
+                        assert_near(got[at], want, || format!("m{m} k{k}: dw[{t}, {i}, {j}]"));
                     }
                 }
             }
@@ -763,51 +804,40 @@ mod tests {
             (130, 5, 1, 33, 2, 1),
         ];
         for (m, k, images, run, rows, taps) in cases {
-            let (wu, mp) = (run + 2, padded(m));
-            let plane = (rows + 1) * wu;
-            let rs = images * plane + 3 * wu + 5;
-            let x = rng.normal_vec(k * rs + 8, 0.0, 1.0);
+            let g = grid(&mut rng, (k, images, run, rows, taps));
+            let mp = padded(m);
             let w = rng.normal_vec(taps * m * k, 0.0, 1.0);
-            let tap_list: Vec<Tap> = (0..taps)
-                .map(|t| Tap {
-                    x: (t / 3) * wu + t % 3,
-                    w: t,
-                })
-                .collect();
             let (js, is) = (taps * k, taps);
+            let tap_list: Vec<Tap> = g
+                .taps
+                .iter()
+                .enumerate()
+                .map(|(t, &x)| Tap { x, w: t })
+                .collect();
             let packed = pack_channels(&w, (js, is), &tap_list, (m, k));
-            let offsets: Vec<usize> = tap_list.iter().map(|t| t.x).collect();
-            let outputs = images * rows * run;
-            let mut got = vec![f32::NAN; outputs * mp];
+            let mut got = vec![f32::NAN; g.outputs * mp];
             OutputSum {
-                x: &x,
-                rs,
+                x: &g.x,
+                rs: g.rs,
                 k,
-                taps: &offsets,
+                taps: &g.taps,
                 w: &packed,
                 m,
-                layout: (run, rows, wu, plane),
+                layout: g.layout,
             }
             .run(images, &mut got);
-            for r in 0..outputs {
-                let rho = r / run;
-                let q = rho / rows * plane + rho % rows * wu + r % run;
+            for r in 0..g.outputs {
+                let q = position(g.layout, r);
                 for j in 0..m {
-                    let want: f64 = tap_list
-                        .iter()
-                        .map(|t| {
-                            (0..k)
-                                .map(|i| {
-                                    w[t.w + j * js + i * is] as f64 * x[t.x + i * rs + q] as f64
-                                })
-                                .sum::<f64>()
+                    let want: f64 = (0..taps * k)
+                        .map(|ti| {
+                            let (t, i) = (ti / k, ti % k);
+                            w[t + j * js + i * is] as f64 * g.x[g.taps[t] + i * g.rs + q] as f64
                         })
                         .sum();
-                    let v = got[r * mp + j] as f64;
-                    assert!(
-                        (v - want).abs() < 1e-4 * (1.0 + want.abs()),
-                        "m{m} k{k}: out[{r}, {j}] = {v}, want {want}"
-                    );
+                    assert_near(got[r * mp + j], want, || {
+                        format!("m{m} k{k}: out[{r}, {j}]")
+                    });
                 }
             }
         }
