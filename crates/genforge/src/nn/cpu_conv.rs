@@ -865,11 +865,25 @@ fn transpose(
     (rs, cs): (usize, usize),
 ) {
     const T: usize = 16;
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        src.len() > (rows - 1) * src_rs + cols - 1,
+        "transpose source too short"
+    );
+    assert!(
+        dst.len() > (cols - 1) * rs + (rows - 1) * cs,
+        "transpose target too short"
+    );
     for i0 in (0..rows).step_by(T) {
         for j0 in (0..cols).step_by(T) {
-            for j in j0..(j0 + T).min(cols) {
-                for i in i0..(i0 + T).min(rows) {
-                    dst[j * rs + i * cs] = src[i * src_rs + j];
+            for i in i0..(i0 + T).min(rows) {
+                let from = &src[i * src_rs + j0..][..(j0 + T).min(cols) - j0];
+                for (jj, v) in from.iter().enumerate() {
+                    // SAFETY: j = j0 + jj < cols and i < rows, so the index is within the bound
+                    // asserted above.
+                    unsafe { *dst.get_unchecked_mut((j0 + jj) * rs + i * cs) = *v };
                 }
             }
         }
