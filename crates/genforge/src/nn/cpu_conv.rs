@@ -674,19 +674,40 @@ impl Phases {
         let cols = self.cols(n_img, origin);
         let s = self.s;
         grid.clear();
-        grid.resize(s * s * c * cols, 0.0);
         let x = &x[b0 * c * h * w..][..n_img * c * h * w];
-        self.runs((c, h, w), n_img, cols, |src, dst, len| {
-            let dst = dst + origin;
-            if s == 1 {
-                grid[dst..dst + len].copy_from_slice(&x[src..src + len]);
-            } else {
-                let from = x[src..].iter().step_by(s);
-                grid[dst..dst + len]
-                    .iter_mut()
-                    .zip(from)
-                    .for_each(|(g, v)| *g = *v);
+        if s == 1 {
+            // Each channel's row written once, in order: the zeros between image rows, then the
+            // row (no clearing pass over the grid first).
+            let (p, wu, plane) = (self.p, self.wu, self.plane());
+            grid.reserve(c * cols);
+            let rows = &mut grid.spare_capacity_mut()[..c * cols];
+            for (ci, row) in rows.chunks_mut(cols).enumerate() {
+                let mut at = 0;
+                for li in 0..n_img {
+                    let image = &x[(li * c + ci) * h * w..][..h * w];
+                    for (iy, src) in image.chunks(w).enumerate() {
+                        let start = origin + li * plane + (iy + p) * wu + p;
+                        zeros(&mut row[at..start]);
+                        for (d, v) in row[start..start + w].iter_mut().zip(src) {
+                            d.write(*v);
+                        }
+                        at = start + w;
+                    }
+                }
+                zeros(&mut row[at..]);
             }
+            // SAFETY: every element of the first `c * cols` was written above (the runs of
+            // zeros and pixels tile each row from 0 to `cols`).
+            unsafe { grid.set_len(c * cols) };
+            return;
+        }
+        grid.resize(s * s * c * cols, 0.0);
+        self.runs((c, h, w), n_img, cols, |src, dst, len| {
+            let from = x[src..].iter().step_by(s);
+            grid[dst + origin..][..len]
+                .iter_mut()
+                .zip(from)
+                .for_each(|(g, v)| *g = *v);
         });
     }
 
@@ -855,6 +876,21 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
     })
 }
 
+/// Writes zeros. The runs between a grid's rows are a few values long, where a `memset` call
+/// costs more than the stores (volatile, so that they do not become one).
+fn zeros(run: &mut [std::mem::MaybeUninit<f32>]) {
+    if run.len() >= 32 {
+        run.iter_mut().for_each(|v| {
+            v.write(0.0);
+        });
+        return;
+    }
+    for v in run {
+        // SAFETY: `v` is a valid, aligned place for an f32.
+        unsafe { std::ptr::write_volatile(v.as_mut_ptr(), 0.0) };
+    }
+}
+
 /// `dst[j rs + i cs] = src[i src_rs + j]` for `i < rows`, `j < cols`, in 16 x 16 tiles (so
 /// that the strided side of a tile stays in L1).
 fn transpose(
@@ -982,9 +1018,12 @@ fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32
             |(x_grid, dy_t), (b0, n_img)| {
                 let cols = ph.cols(n_img, 0);
                 ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), x_grid);
-                // dy_t [outputs, mp]: each image's [o, pos] transposed, zeros past o.
-                dy_t.clear();
-                dy_t.resize(n_img * pos * mp, 0.0);
+                // dy_t [outputs, mp]: each image's [o, pos] transposed, zeros past o (the
+                // transposes never write there, so a buffer of the same size keeps them).
+                if dy_t.len() != n_img * pos * mp {
+                    dy_t.clear();
+                    dy_t.resize(n_img * pos * mp, 0.0);
+                }
                 for li in 0..n_img {
                     let image = &dy[(b0 + li) * o * pos..][..o * pos];
                     let dst = &mut dy_t[li * pos * mp..][..pos * mp];
@@ -1347,6 +1386,7 @@ mod tests {
             // Channel counts past the weight-gradient kernel's blocks (8 rows, 64 columns).
             (2, 19, 70, 8, 3, 1, 1),
             (2, 9, 17, 16, 4, 2, 1),
+            (5, 3, 20, 8, 3, 1, 1), // tasks of 2, 2 and 1 images reusing their buffers
             // ... and past 16 input channels with padding, strided: sums at pixels only.
             (2, 17, 20, 9, 3, 2, 1),
             (3, 18, 5, 8, 4, 2, 1),
