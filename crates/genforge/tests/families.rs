@@ -78,6 +78,14 @@ fn each_family_builds_steps_and_its_phases_touch_only_their_network() {
         let (g2, d2) = (weights(&t.g), weights(&t.d));
         assert_eq!(d1, d2, "{preset}: the G phase changed D");
         assert_ne!(g1, g2, "{preset}: the G phase left G unchanged");
+        // The G phase runs D untracked on a copy; D itself still trains.
+        t.run_phase(Phase::DMain, real.clone(), None, &mut stats)
+            .unwrap();
+        assert_ne!(
+            d2,
+            weights(&t.d),
+            "{preset}: D stopped training after a G phase"
+        );
         let s = t.train_step(real, None).unwrap();
         for v in [s.d_loss, s.g_loss, s.d_real, s.d_fake] {
             assert!(v.is_finite(), "{preset}: {s:?}");

@@ -292,7 +292,10 @@ impl GanTrainer {
                 } else {
                     diff_augment(fake, self.augment, &mut self.state.rng)
                 };
-                let mut loss = self.g_loss(self.d.forward(fake, c));
+                // D's parameters are untracked here: the G step needs gradients through D, not
+                // D's own (their backward pass was half of D's work in this step).
+                let d = self.d.clone().no_grad();
+                let mut loss = self.g_loss(d.forward(fake, c));
                 stats.g_loss = scalar(&loss);
                 if let (Generator::Big(g), beta) = (&self.g, self.cfg.train.ortho_beta)
                     && beta > 0.0
