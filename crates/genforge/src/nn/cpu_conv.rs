@@ -998,10 +998,10 @@ fn input_grad_at_pixels(
     })
 }
 
-/// The weight gradient on the polyphase grid of [`Phases`]: with `dy` on the output plane,
-/// `dW[:, :, ky, kx] = dy . phase_grid[:, shift..]^T`, one product per tap. Tasks of a few
-/// images each build their part of both grids and run all taps on it while it is in cache;
-/// their sums are added.
+/// The weight gradient on the polyphase grid of [`Phases`]: `dW[:, :, ky, kx] = dy .
+/// phase_grid[:, shift..]^T`, summed over the output positions by `tap_sum::WeightGrad` (`dy`
+/// transposed once per task). Tasks of a few images each build their part of the grid and run
+/// all taps on it while it is in cache; their sums are added.
 fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     // With one vector of output channels the kernel makes one broadcast per multiply-add;
     // the products do better there.
@@ -1066,7 +1066,8 @@ fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32
     dw
 }
 
-/// [`weight_grad_by_taps`] as one GEMM call per tap, where the CPU has no kernel for it.
+/// [`weight_grad_by_taps`] as one GEMM call per tap (on `dy` on the output plane), where the CPU
+/// has no kernel for it or there are 16 output channels or fewer.
 fn weight_grad_by_products(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let plane = ph.plane();
