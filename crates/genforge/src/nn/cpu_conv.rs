@@ -1010,51 +1010,40 @@ fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32
     }
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let (pos, mp) = (g.oh * g.ow, padded(o));
-    let part = chunks(g.b, task_images(g, o))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |(x_grid, dy_t), (b0, n_img)| {
-                let cols = ph.cols(n_img, 0);
-                ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), x_grid);
-                // dy_t [outputs, mp]: each image's [o, pos] transposed, zeros past o (the
-                // transposes never write there, so a buffer of the same size keeps them).
-                if dy_t.len() != n_img * pos * mp {
-                    dy_t.clear();
-                    dy_t.resize(n_img * pos * mp, 0.0);
-                }
-                for li in 0..n_img {
-                    let image = &dy[(b0 + li) * o * pos..][..o * pos];
-                    let dst = &mut dy_t[li * pos * mp..][..pos * mp];
-                    transpose(image, (o, pos), pos, dst, (mp, 1));
-                }
-                let taps: Vec<usize> = (0..k * k)
-                    .map(|t| {
-                        let (phase, shift) = ph.tap(t);
-                        phase * c * cols + shift
-                    })
-                    .collect();
-                let mut part = vec![0.0f32; k * k * c * mp];
-                // part [t, c, mp] = sum over outputs of grid[phase][:, shift + q] dy_t^T
-                WeightGrad {
-                    x: x_grid,
-                    rs: cols,
-                    k: c,
-                    taps: &taps,
-                    dy: dy_t,
-                    m: o,
-                    layout: (g.ow, g.oh, ph.wu, ph.plane()),
-                }
-                .run(n_img, &mut part);
-                part
-            },
-        )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
-        .expect("a batch of at least one image");
+    let part = summed_over_tasks(g, o, |(x_grid, dy_t), (b0, n_img)| {
+        let cols = ph.cols(n_img, 0);
+        ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), x_grid);
+        // dy_t [outputs, mp]: each image's [o, pos] transposed, zeros past o (the
+        // transposes never write there, so a buffer of the same size keeps them).
+        if dy_t.len() != n_img * pos * mp {
+            dy_t.clear();
+            dy_t.resize(n_img * pos * mp, 0.0);
+        }
+        for li in 0..n_img {
+            let image = &dy[(b0 + li) * o * pos..][..o * pos];
+            let dst = &mut dy_t[li * pos * mp..][..pos * mp];
+            transpose(image, (o, pos), pos, dst, (mp, 1));
+        }
+        let taps: Vec<usize> = (0..k * k)
+            .map(|t| {
+                let (phase, shift) = ph.tap(t);
+                phase * c * cols + shift
+            })
+            .collect();
+        let mut part = vec![0.0f32; k * k * c * mp];
+        // part [t, c, mp] = sum over outputs of grid[phase][:, shift + q] dy_t^T
+        WeightGrad {
+            x: x_grid,
+            rs: cols,
+            k: c,
+            taps: &taps,
+            dy: dy_t,
+            m: o,
+            layout: (g.ow, g.oh, ph.wu, ph.plane()),
+        }
+        .run(n_img, &mut part);
+        part
+    });
     let kk = k * k;
     let mut dw = vec![0.0f32; o * c * kk];
     for (tc, row) in part.chunks(mp).enumerate() {
@@ -1066,42 +1055,49 @@ fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32
     dw
 }
 
+/// Runs `f(scratch, (first image, images))` in parallel over tasks of a few images, each thread
+/// keeping two scratch buffers across its tasks, and sums the parts the tasks return.
+fn summed_over_tasks(
+    g: &Geometry,
+    o: usize,
+    f: impl Fn(&mut (Vec<f32>, Vec<f32>), (usize, usize)) -> Vec<f32> + Sync + Send,
+) -> Vec<f32> {
+    chunks(g.b, task_images(g, o))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map_init(|| (Vec::new(), Vec::new()), f)
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .expect("a batch of at least one image")
+}
+
 /// [`weight_grad_by_taps`] as one GEMM call per tap (on `dy` on the output plane), where the CPU
 /// has no kernel for it or there are 16 output channels or fewer.
 fn weight_grad_by_products(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let plane = ph.plane();
-    let taps = chunks(g.b, task_images(g, o))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |(x_grid, dy_grid), (b0, n_img)| {
-                let (n, cols) = (n_img * plane, ph.cols(n_img, 0));
-                ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), x_grid);
-                ph.outputs()
-                    .fill(dy, (o, g.oh, g.ow), (b0, n_img, 0), dy_grid);
-                let mut part = vec![0.0f32; k * k * o * c];
-                for (t, dst) in part.chunks_mut(o * c).enumerate() {
-                    let (phase, shift) = ph.tap(t);
-                    // dW_t [o, c] = dy_grid [o, n] . grid[phase][:, shift..shift + n]^T
-                    product(
-                        (o, c, n),
-                        mat(dy_grid, padded(n), 1),
-                        mat(&x_grid[phase * c * cols + shift..], 1, cols),
-                        rows_of(dst, c),
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-                part
-            },
-        )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
-        .expect("a batch of at least one image");
+    let taps = summed_over_tasks(g, o, |(x_grid, dy_grid), (b0, n_img)| {
+        let (n, cols) = (n_img * plane, ph.cols(n_img, 0));
+        ph.fill(x, (c, g.h, g.w), (b0, n_img, 0), x_grid);
+        ph.outputs()
+            .fill(dy, (o, g.oh, g.ow), (b0, n_img, 0), dy_grid);
+        let mut part = vec![0.0f32; k * k * o * c];
+        for (t, dst) in part.chunks_mut(o * c).enumerate() {
+            let (phase, shift) = ph.tap(t);
+            // dW_t [o, c] = dy_grid [o, n] . grid[phase][:, shift..shift + n]^T
+            product(
+                (o, c, n),
+                mat(dy_grid, padded(n), 1),
+                mat(&x_grid[phase * c * cols + shift..], 1, cols),
+                rows_of(dst, c),
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        part
+    });
     let mut dw = vec![0.0f32; o * c * k * k];
     for (t, tap) in taps.chunks(o * c).enumerate() {
         for (oc, v) in tap.iter().enumerate() {
