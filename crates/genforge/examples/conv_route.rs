@@ -1,5 +1,5 @@
 //! Times forward + backward of GAN-sized convolutions through burn's ops and through the
-//! batch-wide GEMM route on the CPU (`nn::cpu_conv`): `cargo run --release --example conv_route`.
+//! batch-wide GEMM route on the CPU (`cpu::conv`): `cargo run --release --example conv_route`.
 
 use std::time::Instant;
 
@@ -7,7 +7,7 @@ use burn::module::Param;
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor, TensorData};
-use genforge::nn::cpu_conv;
+use genforge::cpu::conv as cpu_conv;
 use genforge::rng::Rng;
 
 fn random(shape: [usize; 4], rng: &mut Rng, device: &Device) -> Tensor<4> {

@@ -13,8 +13,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::cpu::conv as cpu_conv;
 use crate::nn::channel_affine::channel_affine;
-use crate::nn::cpu_conv;
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
@@ -132,25 +132,14 @@ fn rows_tensor(g: Geometry, device: &Device) -> Tensor<1, Int> {
     })
 }
 
-/// Which convolution route the layers take: `GENFORGE_CONV` = `auto` (the default), `burn` or
-/// `gemm`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    Burn,
-    Gemm,
-    Auto,
-}
+pub use crate::cpu::settings::ConvRoute as Route;
 
+/// The convolution route `GENFORGE_CONV` picks.
 pub fn route() -> Route {
-    static ROUTE: std::sync::OnceLock<Route> = std::sync::OnceLock::new();
-    *ROUTE.get_or_init(|| match std::env::var("GENFORGE_CONV").as_deref() {
-        Ok("gemm") => Route::Gemm,
-        Ok("burn") => Route::Burn,
-        _ => Route::Auto,
-    })
+    crate::cpu::settings::settings().conv
 }
 
-/// Whether a convolution on a tensor on the CPU backend (`cpu`) or not takes the GEMM route. On the CPU, `auto` sends every convolution to `nn::cpu_conv`, whose
+/// Whether a convolution on a tensor on the CPU backend (`cpu`) or not takes the GEMM route. On the CPU, `auto` sends every convolution to `cpu::conv`, whose
 /// kernels pick per pass between one batch-wide product and burn-flex's own kernels; `gemm`
 /// does the same (on the CPU the two are one route); other devices keep burn's kernels unless
 /// `gemm` asks for the route built from tensor ops.

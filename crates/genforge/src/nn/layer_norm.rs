@@ -5,12 +5,13 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::activation::{FusedActivations, fused_on};
 use super::equalized::{EqualizedLinear, EqualizedOpts};
+use crate::cpu::elementwise::{FusedActivations, LAYER_NORM_EPS};
+use crate::cpu::settings::fused_on;
 use crate::rng::Rng;
 use burn::backend::{DType, Dispatch};
 
-pub const EPS: f64 = 1e-5;
+pub const EPS: f64 = LAYER_NORM_EPS;
 
 /// `(x - mean) / sqrt(var + eps)` over the last axis (biased variance, as PyTorch): one
 /// operation each way on the CPU backend (`nn::activation`), burn's composition elsewhere.

@@ -58,7 +58,7 @@ pub fn demodulation(s: Tensor<2>, weight: Tensor<4>) -> Tensor<2> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::testing::values;
+    use crate::testing::values;
     use burn::tensor::TensorData;
 
     /// Per sample, `conv(x * s, w) * d` equals a convolution with that sample's own modulated

@@ -22,10 +22,10 @@
 //! components of the zero-padded input (pixels `(s u + ry, s v + rx)`) and the tap a plain offset
 //! along it ([`Phases`]; with stride 1, the padded input itself). The input gradient is the
 //! adjoint (each tap adds `W^T . dy` into its phase at its offset) and the weight gradient a sum
-//! per tap over the output positions (`nn::tap_sum::WeightGrad`; one product per tap where the
+//! per tap over the output positions (`cpu::taps::WeightGrad`; one product per tap where the
 //! CPU has no kernel for it or there are 16 output channels or fewer). They run in tasks of a few images whose grids stay in cache through all
 //! taps, with positions along the product's wide side (the forward and input-gradient sums by
-//! the register-blocked kernel of `nn::tap_sum`): stride 1 on 4x4 maps and up, larger strides
+//! the register-blocked kernel of `cpu::taps`): stride 1 on 4x4 maps and up, larger strides
 //! onto 8x8 maps and up. On smaller stride-1 maps (above one output) the
 //! forward and input-gradient passes call burn-flex's convolution (the input gradient of a
 //! stride-1 convolution is itself one, with the kernel flipped and transposed); one output per
@@ -38,17 +38,19 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
+use burn::backend::autodiff::ops::{Backward, Ops, binary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::parallel::filled_with;
-use super::tap_sum::{OutputSum, Tap, TapSum, WeightGrad, pack, pack_channels, padded};
+use super::autodiff::record;
+use super::gemm::{mat, matmul, product, rows_of};
+use super::parallel::{contiguous_f32, filled_with, tensor};
+use super::taps::{OutputSum, Tap, TapSum, WeightGrad, pack, pack_channels, padded};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuConv: Backend {
@@ -114,22 +116,6 @@ impl Geometry {
     fn cols(&self) -> usize {
         self.c * self.k * self.k
     }
-}
-
-fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    assert_eq!(
-        t.dtype(),
-        DType::F32,
-        "the CPU convolution route takes f32 tensors"
-    );
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
-    }
-}
-
-fn tensor(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(v, shape))
 }
 
 /// `[b, c, hw]` (NCHW) -> `[c, b * hw]`.
@@ -245,95 +231,6 @@ fn col2im(cols: &[f32], g: &Geometry, x: &mut [f32]) {
                 }
             }
         });
-}
-
-/// A strided matrix: element `(i, j)` at `data[i * rs + j * cs]`.
-pub(crate) struct Mat<'a> {
-    data: &'a [f32],
-    rs: isize,
-    cs: isize,
-}
-
-pub(crate) fn mat(data: &[f32], rs: usize, cs: usize) -> Mat<'_> {
-    Mat {
-        data,
-        rs: rs as isize,
-        cs: cs as isize,
-    }
-}
-
-/// `dst [m, n] (+)= lhs [m, k] . rhs [k, n]`; `dst` row-major, or column-major with
-/// `col_major`; with `accumulate` the product is added to what `dst` holds. Threads split
-/// products from `64^3` multiply-adds up.
-fn matmul(
-    dims: (usize, usize, usize),
-    lhs: Mat,
-    rhs: Mat,
-    dst: &mut [f32],
-    col_major: bool,
-    accumulate: bool,
-) {
-    let (m, n, k) = dims;
-    let parallelism = if m * n * k >= 64 * 64 * 64 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    let (rs, cs) = if col_major { (1, m) } else { (n, 1) };
-    let dst = MatMut { data: dst, rs, cs };
-    product(dims, lhs, rhs, dst, accumulate, parallelism);
-}
-
-/// A strided output matrix: element `(i, j)` at `data[i * rs + j * cs]`.
-pub(crate) struct MatMut<'a> {
-    data: &'a mut [f32],
-    rs: usize,
-    cs: usize,
-}
-
-/// A row-major output whose rows are `rs` apart.
-pub(crate) fn rows_of(data: &mut [f32], rs: usize) -> MatMut<'_> {
-    MatMut { data, rs, cs: 1 }
-}
-
-/// [`matmul`] into a strided `dst`, on the threads `parallelism` gives it.
-pub(crate) fn product(
-    (m, n, k): (usize, usize, usize),
-    lhs: Mat,
-    rhs: Mat,
-    dst: MatMut,
-    accumulate: bool,
-    parallelism: gemm::Parallelism,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(dst.data.len() > (m - 1) * dst.rs + (n - 1) * dst.cs);
-    // SAFETY: the callers size every slice from the same (m, n, k) and strides, so each index
-    // `i * rs + j * cs` the product reaches lies inside its slice (checked above for `dst`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.data.as_mut_ptr(),
-            dst.cs as isize,
-            dst.rs as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs,
-            lhs.rs,
-            rhs.data.as_ptr(),
-            rhs.cs,
-            rhs.rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
 }
 
 /// Images per chunk: as many as keep one chunk's `im2col` near 4 MiB (so it stays in cache and
@@ -515,8 +412,7 @@ enum Route {
 }
 
 fn route(g: &Geometry) -> Route {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let off = *OFF.get_or_init(|| std::env::var("GENFORGE_TAPS").as_deref() == Ok("0"));
+    let off = !super::settings::settings().taps;
     match (g.s, g.oh * g.ow) {
         (_, 1) => Route::Im2col,
         (1, pixels) if pixels < 16 || off => Route::Flex,
@@ -1210,20 +1106,18 @@ impl<B: Backend + CpuConv> Backward<B, 2> for ConvBackward {
 }
 
 /// Runs `call` on the inner backend and records it for the backward pass.
-fn record<B: Backend + CpuConv, C: CheckpointStrategy>(
+fn record_conv<B: Backend + CpuConv, C: CheckpointStrategy>(
     a: FloatTensor<Autodiff<B, C>>,
     b: FloatTensor<Autodiff<B, C>>,
     call: Conv,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let prep = ConvBackward.prepare::<C>([a.node(), b.node()]);
-    let (a, b) = (a.into_primitive(), b.into_primitive());
-    match prep.compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let out = call.run::<B>(a.clone(), b.clone());
-            prep.finish((a, b, call), out)
+    record::<B, C, _, 2>(ConvBackward, [a, b], |[a, b], tracked| {
+        if tracked {
+            (call.run::<B>(a.clone(), b.clone()), Some((a, b, call)))
+        } else {
+            (call.run::<B>(a, b), None)
         }
-        OpsKind::UnTracked(prep) => prep.finish(call.run::<B>(a, b)),
-    }
+    })
 }
 
 impl<B: Backend + CpuConv, C: CheckpointStrategy> CpuConv for Autodiff<B, C> {
@@ -1234,7 +1128,7 @@ impl<B: Backend + CpuConv, C: CheckpointStrategy> CpuConv for Autodiff<B, C> {
         padding: usize,
     ) -> FloatTensor<Self> {
         let kernel = Kernel::Forward;
-        record::<B, C>(
+        record_conv::<B, C>(
             x,
             weight,
             Conv {
@@ -1254,7 +1148,7 @@ impl<B: Backend + CpuConv, C: CheckpointStrategy> CpuConv for Autodiff<B, C> {
         w: usize,
     ) -> FloatTensor<Self> {
         let kernel = Kernel::InputGrad { h, w };
-        record::<B, C>(
+        record_conv::<B, C>(
             dy,
             weight,
             Conv {
@@ -1273,7 +1167,7 @@ impl<B: Backend + CpuConv, C: CheckpointStrategy> CpuConv for Autodiff<B, C> {
         k: usize,
     ) -> FloatTensor<Self> {
         let kernel = Kernel::WeightGrad { k };
-        record::<B, C>(
+        record_conv::<B, C>(
             x,
             dy,
             Conv {
@@ -1327,8 +1221,9 @@ pub fn conv_transpose2d(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::testing::values;
     use crate::rng::Rng;
+    use crate::testing::values;
+    use burn::tensor::TensorData;
     use burn::tensor::module;
     use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 

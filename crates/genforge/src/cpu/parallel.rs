@@ -7,6 +7,9 @@
 
 use std::mem::MaybeUninit;
 
+use std::borrow::Cow;
+
+use burn::backend::DType;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
@@ -14,6 +17,15 @@ use rayon::prelude::*;
 /// An f32 CPU tensor of `shape` holding `v`.
 pub(crate) fn tensor(v: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape.into()))
+}
+
+/// The values of an f32 CPU tensor, borrowed when it is contiguous.
+pub(crate) fn contiguous_f32(t: &FlexTensor) -> Cow<'_, [f32]> {
+    assert_eq!(t.dtype(), DType::F32, "the CPU kernels take f32 tensors");
+    match t.as_slice::<f32>() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
 }
 
 /// The `[0]` tensor that stands for a gradient not asked for or a parameter not given.

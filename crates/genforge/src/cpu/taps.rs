@@ -126,11 +126,11 @@ impl TapSum<'_> {
         }
         for (i, t) in self.taps.iter().enumerate() {
             // out [m, n] (+)= w_t [m, k] . x[t.x..] [k, n]
-            super::cpu_conv::product(
+            super::gemm::product(
                 (m, n, self.k),
-                super::cpu_conv::mat(&self.w[t.w..], self.js, self.is),
-                super::cpu_conv::mat(&self.x[t.x..], self.rs, 1),
-                super::cpu_conv::rows_of(out, out_rs),
+                super::gemm::mat(&self.w[t.w..], self.js, self.is),
+                super::gemm::mat(&self.x[t.x..], self.rs, 1),
+                super::gemm::rows_of(out, out_rs),
                 i > 0,
                 gemm::Parallelism::None,
             );
@@ -294,8 +294,7 @@ impl OutputSum<'_> {
 fn avx512() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::env::var("GENFORGE_TAP_KERNEL").as_deref() != Ok("0")
+        std::arch::is_x86_feature_detected!("avx512f") && super::settings::settings().tap_kernel
     })
 }
 
