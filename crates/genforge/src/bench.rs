@@ -34,6 +34,9 @@ pub struct BenchReport {
     pub phases: Vec<(String, f64)>,
     /// Trainable parameters of every network of the step, by name.
     pub models: Vec<(String, usize)>,
+    /// The kernel switches in force (`GENFORGE_CONV=auto ...`) and the CPU's vector features.
+    pub kernels: String,
+    pub cpu_features: Vec<String>,
 }
 
 /// Peak resident set size of this process in MiB (Linux; 0 elsewhere).
@@ -87,25 +90,23 @@ pub fn run(
     for _ in 0..phase_steps {
         trainer.train_step_timed(real.clone(), None, Some(&mut phases))?;
     }
-    Ok(BenchReport {
+    let phases = phases
+        .seconds
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s / phase_steps as f64))
+        .collect();
+    let models = vec![
+        ("G".into(), trainer.g.num_params()),
+        ("D".into(), trainer.d.num_params()),
+    ];
+    Ok(stage_report(
         preset,
         batch,
         steps,
         sec_per_step,
-        img_per_s: batch as f64 / sec_per_step,
-        peak_rss_mib: peak_rss_mib(),
-        g_params: trainer.g.num_params(),
-        d_params: trainer.d.num_params(),
-        models: vec![
-            ("G".into(), trainer.g.num_params()),
-            ("D".into(), trainer.d.num_params()),
-        ],
-        phases: phases
-            .seconds
-            .into_iter()
-            .map(|(n, s)| (n.to_string(), s / phase_steps as f64))
-            .collect(),
-    })
+        phases,
+        models,
+    ))
 }
 
 /// Times `f` over `warmup` + `steps` calls; returns mean seconds of the timed ones.
@@ -174,6 +175,11 @@ fn stage_report(
         d_params: models.get(1).map_or(0, |m| m.1),
         phases,
         models,
+        kernels: crate::cpu::settings::settings().describe(),
+        cpu_features: crate::cpu::settings::cpu_features()
+            .iter()
+            .map(|f| f.to_string())
+            .collect(),
     }
 }
 

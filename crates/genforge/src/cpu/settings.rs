@@ -85,8 +85,8 @@ impl KernelSettings {
         Self::parse(|name| std::env::var(name).ok())
     }
 
-    /// `NAME=value` for each switch, in [`SWITCHES`] order.
-    pub fn describe(&self) -> String {
+    /// `(variable, value)` for each switch, in [`SWITCHES`] order.
+    pub fn pairs(&self) -> [(&'static str, &'static str); 5] {
         let conv = match self.conv {
             ConvRoute::Auto => "auto",
             ConvRoute::Burn => "burn",
@@ -100,10 +100,18 @@ impl KernelSettings {
             bit(self.tap_kernel),
             if self.blur_slices { "slices" } else { "fused" },
         ];
-        SWITCHES
+        let mut out = [("", ""); 5];
+        for (o, ((name, _), v)) in out.iter_mut().zip(SWITCHES.iter().zip(values)) {
+            *o = (*name, v);
+        }
+        out
+    }
+
+    /// `NAME=value` for each switch, in [`SWITCHES`] order.
+    pub fn describe(&self) -> String {
+        self.pairs()
             .iter()
-            .zip(values)
-            .map(|((name, _), v)| format!("{name}={v}"))
+            .map(|(name, v)| format!("{name}={v}"))
             .collect::<Vec<_>>()
             .join(" ")
     }

@@ -62,6 +62,27 @@ pub fn resolve(run_dir: &Path, checkpoint: Option<&Path>) -> Result<(TrainConfig
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const STATS_FILE: &str = "stats.jsonl";
+/// One line per training session: the step it started at, the kernel switches and the CPU
+/// features in force, so a run's speed and its last bits can be traced to how it ran.
+pub const ENVIRONMENT_FILE: &str = "environment.jsonl";
+
+/// Appends this process's kernel settings and CPU features to the run's [`ENVIRONMENT_FILE`].
+pub fn record_environment(dir: &Path, step: u64, device: &str) -> Result<()> {
+    let settings = crate::cpu::settings::settings();
+    let kernels: serde_json::Map<String, serde_json::Value> = settings
+        .pairs()
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    let line = serde_json::json!({
+        "step": step,
+        "genforge": env!("CARGO_PKG_VERSION"),
+        "device": device,
+        "kernels": kernels,
+        "cpu_features": crate::cpu::settings::cpu_features(),
+    });
+    append_jsonl(&dir.join(ENVIRONMENT_FILE), &line)
+}
 
 /// The next free `NNNNN-name` directory under `root`.
 pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {

@@ -229,7 +229,10 @@ impl Generated {
                         let mut rng = Rng::new(per_image_seed(seed, start)).fork(0x4015E);
                         st.generate(z, *psi, None, &mut rng)
                     }
-                    g => {
+                    g @ (Generator::Conv(_)
+                    | Generator::Vit(_)
+                    | Generator::Big(_)
+                    | Generator::Pg(_)) => {
                         let labels = classes.map(|k| {
                             let v: Vec<i64> =
                                 (start..start + len).map(|i| (i % k) as i64).collect();
@@ -258,6 +261,76 @@ impl Generated {
             }
         }
     }
+}
+
+/// What a sample of a GAN run asks for: how many images from which seed, and the options only
+/// some families have.
+#[derive(Clone, Debug)]
+pub struct GanRequest<'a> {
+    pub n: usize,
+    pub seed: u64,
+    /// StyleGAN: the truncation psi (1: none) and the style layers it applies to (all: `None`).
+    pub psi: f64,
+    pub cutoff: Option<usize>,
+    /// BigGAN: the class of every image (index or name; default: the classes in turn) and the
+    /// threshold of the truncated normal its latents are drawn from.
+    pub class: Option<&'a str>,
+    pub truncation: Option<f64>,
+}
+
+impl GanRequest<'_> {
+    /// An error when the request sets an option `family` does not have.
+    fn check_family(&self, family: &str) -> Result<()> {
+        let style = self.psi != 1.0 || self.cutoff.is_some();
+        let big = self.class.is_some() || self.truncation.is_some();
+        let wrong = match family {
+            "stylegan" => big.then_some("--class and --truncation are BigGAN's"),
+            "biggan" => style.then_some("--psi and --cutoff are StyleGAN's truncation trick"),
+            _ if style => Some("--psi and --cutoff are StyleGAN's truncation trick"),
+            _ if big => Some("--class and --truncation are BigGAN's"),
+            _ => None,
+        };
+        match wrong {
+            Some(what) => Err(Error::Config(format!("{what}; this is a {family} run"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `req.n` images from the GAN generator `g` of a run with config `cfg`, each family's own
+/// options applied: StyleGAN's truncation (psi, cutoff), BigGAN's class and truncated latents.
+pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Tensor<4>> {
+    req.check_family(cfg.model.family())?;
+    if req.n == 0 {
+        return Err(Error::Config("--n must be at least 1".into()));
+    }
+    let z_dim = cfg.model.z_dim().expect("a GAN run");
+    Ok(match g {
+        Generator::Big(b) => {
+            if let Some(t) = req.truncation {
+                biggan::check_threshold(t)?;
+            }
+            let classes = cfg.model.num_classes().expect("a BigGAN run");
+            let names = biggan::class_names(cfg, classes);
+            let class = req
+                .class
+                .map(|c| biggan::parse_class(c, &names))
+                .transpose()?;
+            biggan::sample(b, req.n, class, req.truncation, req.seed)
+        }
+        Generator::Style(s) => {
+            stylegan::check_psi(req.psi)?;
+            if let Some(k) = req.cutoff {
+                stylegan::check_layers(s, &(0..k.max(1)))?;
+            }
+            let z = latents(req.n, z_dim, req.seed, &s.device());
+            s.generate(z, req.psi, req.cutoff, &mut Rng::new(req.seed))
+        }
+        Generator::Conv(_) | Generator::Vit(_) | Generator::Pg(_) => {
+            let z = latents(req.n, z_dim, req.seed, &g.device());
+            g.forward(z, None)
+        }
+    })
 }
 
 fn per_image_seed(seed: u64, i: usize) -> u64 {

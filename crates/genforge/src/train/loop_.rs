@@ -201,6 +201,7 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     progress.message(&stage.describe());
 
     let start = stage.state().step;
+    run::record_environment(&run_dir, start, &format!("{:?}", opts.device))?;
     if start == 0 {
         stage.begin(&run_dir)?;
     }

@@ -1,0 +1,273 @@
+//! Evaluation: FID/KID/IS/PR of a run or two folders, the feature-network benchmark, the MNIST
+//! classifier the digit metrics use.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use genforge::device;
+use genforge::metrics::eval as evaluation;
+use genforge::metrics::mnist_classifier;
+
+use crate::progress::EvalBars;
+
+/// Score a run's samples against real images (FID, KID, IS, precision/recall), or a folder
+/// of generated images against a folder of real ones (--real/--fake). Prints a table and
+/// appends the numbers to RUN_DIR/metrics.jsonl.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// The run to score (omit with --real/--fake).
+    #[arg(required_unless_present = "fake")]
+    pub run_dir: Option<PathBuf>,
+    /// Checkpoint directory (default: the latest in the run).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Real images: a dataset path (default: the run's own data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Dataset format of --data (default: the run's data.format).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Generated images to score (and at most this many real ones).
+    #[arg(long, default_value_t = 10000)]
+    pub n: usize,
+    /// Any of fid, kid, is, pr, comma separated.
+    #[arg(long, default_value = "fid,kid,is,pr")]
+    pub metrics: String,
+    /// Feature network: `mnist` (the shipped digit classifier) or a classifier .bpk from
+    /// `genforge train-classifier`.
+    #[arg(long, default_value = "mnist")]
+    pub features: String,
+    /// VQ-VAE-2: the prior run to sample codes from.
+    #[arg(long, value_name = "PRIOR_RUN_DIR")]
+    pub prior: Option<PathBuf>,
+    /// VQ-VAE-2: softmax temperature of the priors.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// StyleGAN: truncation psi.
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub psi: f64,
+    /// Latent seed of the generated images.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Folder mode: real images (PNG/JPEG, any size).
+    #[arg(long, requires = "fake", conflicts_with = "run_dir")]
+    pub real: Option<PathBuf>,
+    /// Folder mode: generated images.
+    #[arg(long, requires = "real")]
+    pub fake: Option<PathBuf>,
+    /// Images per feature-network batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Do not read or write the real-feature cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Score the run's last N real images against its first N instead of generated ones:
+    /// the real-data floor at this sample count (nothing is appended to metrics.jsonl).
+    #[arg(long, conflicts_with_all = ["real", "fake", "prior"])]
+    pub floor: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let EvalArgs {
+        run_dir,
+        checkpoint,
+        data,
+        format,
+        n,
+        metrics,
+        features,
+        prior,
+        temperature,
+        psi,
+        seed,
+        real,
+        fake,
+        batch,
+        no_cache,
+        floor,
+        device,
+    } = args;
+    let device = device::parse(&device)?;
+    let opts = evaluation::EvalOptions {
+        n,
+        metrics: genforge::metrics::Metric::parse_list(&metrics)?,
+        batch: batch.max(1),
+        ..Default::default()
+    };
+    if n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let cache = if no_cache {
+        None
+    } else {
+        genforge::metrics::cache::default_dir()
+    };
+    let mut bars = EvalBars::default();
+    let mut progress = |set: &str, done: usize, total: usize| bars.update(set, done, total);
+    let scores = match (run_dir, real, fake) {
+        (_, Some(real), Some(fake)) => evaluation::evaluate_folders(
+            &real,
+            &fake,
+            &features,
+            cache.as_deref(),
+            &opts,
+            &device,
+            &mut progress,
+        )?,
+        (Some(run_dir), _, _) => {
+            let format = format.map(|f| f.parse()).transpose()?;
+            let req = evaluation::RunEval {
+                run_dir: &run_dir,
+                checkpoint: checkpoint.as_deref(),
+                prior: prior.as_deref(),
+                psi,
+                temperature,
+                seed,
+                data: data.as_deref(),
+                format,
+                features: &features,
+                cache_dir: cache.as_deref(),
+                opts,
+            };
+            if floor {
+                evaluation::evaluate_floor(&req, &device, &mut progress)?
+            } else {
+                let (scores, record) = evaluation::evaluate_run(&req, &device, &mut progress)?;
+                let file = run_dir.join(evaluation::METRICS_FILE);
+                tracing::info!("appended to {}: {record}", file.display());
+                scores
+            }
+        }
+        _ => bail!("give a RUN_DIR, or --real DIR and --fake DIR"),
+    };
+    bars.finish();
+    println!(
+        "{} {} vs {} real images, {} features",
+        scores.n_fake,
+        if floor { "held-out real" } else { "generated" },
+        scores.n_real,
+        features
+    );
+    for (name, value) in scores.rows() {
+        println!("{name:>10}  {value}");
+    }
+    for line in scores.class_rows() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Time feature extraction of an evaluation network (`inception` or `mnist`) on random
+/// 32x32 RGB images, resize included. Without pytorch-fid's weight file the Inception network
+/// runs on formula weights (same speed).
+#[derive(clap::Args)]
+pub struct BenchFeaturesArgs {
+    #[arg(default_value = "inception")]
+    pub network: String,
+    #[arg(long, default_value_t = 200)]
+    pub n: usize,
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn bench_features(args: BenchFeaturesArgs) -> Result<()> {
+    let BenchFeaturesArgs {
+        network,
+        n,
+        batch,
+        device,
+    } = args;
+    let device = device::parse(&device)?;
+    if n == 0 || batch == 0 {
+        bail!("--n and --batch must be at least 1");
+    }
+    let r = genforge::bench::features(&network, n, batch, &device)?;
+    println!(
+        "{}: {:.1} img/s ({} images, batch {}, peak RSS {:.0} MiB{})",
+        r.network,
+        r.img_per_s,
+        r.images,
+        r.batch,
+        r.peak_rss_mib,
+        if r.formula_weights {
+            ", formula weights"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// Train the MNIST feature network on labelled digits and report its held-out accuracy
+/// (the shipped `crates/genforge/assets/mnist-classifier.bpk` is this command's output).
+#[derive(clap::Args)]
+pub struct TrainClassifierArgs {
+    /// Labelled digits (IDX files; default: the shipped MNIST).
+    #[arg(long, default_value = "data/mnist")]
+    pub data: String,
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Fraction of the digits held out for the accuracy (the last ones).
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value = "mnist-classifier.bpk")]
+    pub out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn train_classifier(args: TrainClassifierArgs) -> Result<()> {
+    let TrainClassifierArgs {
+        data,
+        steps,
+        batch,
+        holdout,
+        seed,
+        out,
+        device,
+    } = args;
+    let device = device::parse(&device)?;
+    let path = genforge::config::resolve_shipped(&data);
+    let cfg = genforge::data::DataConfig::default();
+    let all = genforge::data::load_input(
+        &path,
+        genforge::data::DataFormat::Idx,
+        &cfg,
+        1,
+        mnist_classifier::RESOLUTION,
+    )?;
+    let (train, held) = all.split_holdout(holdout);
+    let Some(held) = held else {
+        bail!("--holdout {holdout} holds out no digits; use a fraction such as 0.2")
+    };
+    if train.len() < batch {
+        bail!(
+            "{} training digits, fewer than --batch {batch}",
+            train.len()
+        );
+    }
+    let t0 = Instant::now();
+    let net = mnist_classifier::train(&train, steps, batch, seed, &device, |step, loss| {
+        tracing::info!("step {step}/{steps}: cross-entropy {loss:.4}");
+    });
+    let acc = mnist_classifier::accuracy(&net, &held, &device);
+    genforge::run::checkpoint::save_module(net, &out)?;
+    println!(
+        "held-out accuracy {:.2}% on {} digits ({} trained on, {steps} steps, {:.0} s); wrote {}",
+        acc * 100.0,
+        held.len(),
+        train.len(),
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! StyleGAN figures: truncation sweeps, style mixing, noise, morphs.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use genforge::device;
+use genforge::models::stylegan::Generator;
+use genforge::sample::{gif, stylegan};
+
+use super::save_grid;
+
+/// StyleGAN: the truncation sweep, one row per seed and one column per psi.
+#[derive(clap::Args)]
+pub struct TruncationArgs {
+    #[command(flatten)]
+    pub run: StyleRun,
+    /// Seeds, one row each.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
+    pub seeds: Vec<u64>,
+    /// psi values, one column each (default: -1 to 1 in steps of 0.25).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        default_value = "-1,-0.75,-0.5,-0.25,0,0.25,0.5,0.75,1"
+    )]
+    pub psi: Vec<f64>,
+    /// Truncate only the first K style layers.
+    #[arg(long, value_name = "K")]
+    pub cutoff: Option<usize>,
+    #[arg(long, default_value = "truncation.png")]
+    pub out: PathBuf,
+}
+
+pub fn truncation(args: TruncationArgs) -> Result<()> {
+    let TruncationArgs {
+        run,
+        seeds,
+        psi,
+        cutoff,
+        out,
+    } = args;
+    let g = run.load()?;
+    let images = stylegan::truncation_sweep(&g, &seeds, &psi, cutoff)?;
+    save_grid(images, psi.len(), &out)?;
+    Ok(())
+}
+
+/// StyleGAN: the style-mixing grid. Source A seeds across the top, source B seeds down the
+/// side; each cell is A's image with B's styles in the chosen layers.
+#[derive(clap::Args)]
+pub struct MixArgs {
+    #[command(flatten)]
+    pub run: StyleRun,
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    pub a: Vec<u64>,
+    #[arg(long, value_delimiter = ',', default_value = "5,6,7")]
+    pub b: Vec<u64>,
+    /// Layers taken from B: coarse (4x4-8x8), middle (16x16-32x32), fine (64x64 and up; the
+    /// last resolution of a small network) or a range A..B of style layers.
+    #[arg(long, default_value = "coarse")]
+    pub styles: String,
+    #[arg(long, default_value = "mixing.png")]
+    pub out: PathBuf,
+}
+
+pub fn mix(args: MixArgs) -> Result<()> {
+    let MixArgs {
+        run,
+        a,
+        b,
+        styles,
+        out,
+    } = args;
+    let g = run.load()?;
+    if a.is_empty() || b.is_empty() {
+        bail!("--a and --b need at least one seed each");
+    }
+    let layers = stylegan::style_range(&g, &styles)?;
+    tracing::info!(
+        "B's styles in layers {}..{} of {}",
+        layers.start,
+        layers.end,
+        g.num_layers()
+    );
+    let (images, cols) = stylegan::mixing_grid(&g, &a, &b, layers)?;
+    save_grid(images, cols, &out)?;
+    Ok(())
+}
+
+/// StyleGAN: the noise figure. Per seed: noise in every layer, in none, in the coarse layers
+/// only, in the fine layers only, two more noise draws, and the per-pixel standard deviation
+/// over --draws draws.
+#[derive(clap::Args)]
+pub struct NoiseArgs {
+    #[command(flatten)]
+    pub run: StyleRun,
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
+    pub seeds: Vec<u64>,
+    #[arg(long, default_value_t = 100)]
+    pub draws: usize,
+    #[arg(long, default_value = "noise.png")]
+    pub out: PathBuf,
+}
+
+pub fn noise(args: NoiseArgs) -> Result<()> {
+    let NoiseArgs {
+        run,
+        seeds,
+        draws,
+        out,
+    } = args;
+    let g = run.load()?;
+    let (images, cols) = stylegan::noise_figure(&g, &seeds, draws)?;
+    save_grid(images, cols, &out)?;
+    Ok(())
+}
+
+/// StyleGAN: morph seed A into seed B (lerp in W, or slerp in Z) as a looping GIF and a strip.
+#[derive(clap::Args)]
+pub struct MorphArgs {
+    #[command(flatten)]
+    pub run: StyleRun,
+    #[arg(long)]
+    pub a: u64,
+    #[arg(long)]
+    pub b: u64,
+    /// Frames from A to B, both included.
+    #[arg(long, default_value_t = 40)]
+    pub frames: usize,
+    /// Interpolate the latents z spherically instead of w linearly.
+    #[arg(long)]
+    pub slerp: bool,
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub psi: f64,
+    /// Strip PNG (every frame in one row).
+    #[arg(long, default_value = "morph.png")]
+    pub out: PathBuf,
+    /// GIF path (default: --out with a .gif extension).
+    #[arg(long)]
+    pub gif: Option<PathBuf>,
+    #[arg(long, default_value_t = 80)]
+    pub delay_ms: u32,
+}
+
+pub fn morph(args: MorphArgs) -> Result<()> {
+    let MorphArgs {
+        run,
+        a,
+        b,
+        frames,
+        slerp,
+        psi,
+        out,
+        gif,
+        delay_ms,
+    } = args;
+    let g = run.load()?;
+    let images = stylegan::morph(&g, a, b, frames, slerp, psi)?;
+    save_grid(images.clone(), frames, &out)?;
+    let gif = gif.unwrap_or_else(|| out.with_extension("gif"));
+    gif::save_gif(images, &gif, delay_ms, 4)?;
+    tracing::info!("wrote {}", gif.display());
+    Ok(())
+}
+
+/// The StyleGAN run a command reads.
+#[derive(clap::Args)]
+pub struct StyleRun {
+    /// A `stylegan` run directory.
+    pub run_dir: PathBuf,
+    /// Checkpoint directory (default: the latest in the run).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl StyleRun {
+    pub fn load(&self) -> Result<Generator> {
+        let device = device::parse(&self.device)?;
+        let (_, g, ckpt) = stylegan::load(&self.run_dir, self.checkpoint.as_deref(), &device)?;
+        tracing::info!("checkpoint {}", ckpt.display());
+        Ok(g)
+    }
+}

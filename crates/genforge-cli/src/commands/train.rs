@@ -1,0 +1,175 @@
+//! Training, the preset list and the train-step benchmark.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use genforge::config::{PRESETS, TrainConfig};
+use genforge::device;
+use genforge::train::TrainOptions;
+use genforge::train::loop_::RunSource;
+
+use crate::progress::CliProgress;
+
+/// Train a model from a preset or a TOML config, or resume a run.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Preset name (see `genforge presets`) or path to a TOML file. Omit with --resume.
+    pub preset: Option<String>,
+    /// Total number of steps (one D and one G update each).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Batch size (same as --set train.batch=B).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Run directory (default: runs/NNNNN-<preset>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Where new run directories are numbered.
+    #[arg(long, default_value = "runs")]
+    pub runs_root: PathBuf,
+    /// Override any config key, e.g. --set train.g_lr=1e-4 --set data.classes=[3]
+    #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1..)]
+    pub set: Vec<String>,
+    /// cpu (default), vulkan or cuda (need the `vulkan` or `cuda` build feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Seed for weights, batch order and latents (same as --set train.seed=S).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Continue the run in this directory from its latest checkpoint.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["preset", "run_dir"])]
+    pub resume: Option<PathBuf>,
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    let TrainArgs {
+        preset,
+        steps,
+        batch,
+        run_dir,
+        runs_root,
+        mut set,
+        device,
+        seed,
+        resume,
+    } = args;
+    if let Some(b) = batch {
+        set.push(format!("train.batch={b}"));
+    }
+    if let Some(s) = seed {
+        set.push(format!("train.seed={s}"));
+    }
+    let device = device::parse(&device)?;
+    let source = match (resume, preset) {
+        (Some(dir), _) => RunSource::Resume {
+            run_dir: dir,
+            overrides: set,
+        },
+        (None, Some(p)) => {
+            let config = Box::new(TrainConfig::load(&p, &set)?);
+            RunSource::New {
+                config,
+                run_dir,
+                runs_root,
+            }
+        }
+        (None, None) => bail!("give a preset (see `genforge presets`) or --resume RUN_DIR"),
+    };
+    let started = Instant::now();
+    let dir = genforge::train::train(
+        TrainOptions {
+            source,
+            steps,
+            device,
+        },
+        &mut CliProgress::new(),
+    )?;
+    tracing::info!(
+        "done in {:.1} s; samples in {}",
+        started.elapsed().as_secs_f64(),
+        dir.join("samples").display()
+    );
+    Ok(())
+}
+
+/// List the shipped presets.
+pub fn presets() -> Result<()> {
+    for (name, text) in PRESETS {
+        let cfg = TrainConfig::from_toml(text, name)?;
+        println!("{name:<14} {}", cfg.description);
+    }
+    Ok(())
+}
+
+/// Time train steps of a preset: GANs a D step + G step, VQ-VAE-2 one autoencoder step,
+/// PixelCNN one step of each prior (timed apart; reads the code maps at data.path).
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    pub preset: String,
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1..)]
+    pub set: Vec<String>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let BenchArgs {
+        preset,
+        steps,
+        warmup,
+        batch,
+        mut set,
+        device,
+        json,
+    } = args;
+    if steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    set.push(format!("train.batch={batch}"));
+    let cfg = TrainConfig::load(&preset, &set)?;
+    let dev = device::parse(&device)?;
+    tracing::info!(
+        "bench {preset}: batch {batch}, {warmup} warm-up + {steps} timed steps on {device}"
+    );
+    let report = genforge::bench::run(cfg, &dev, steps, warmup, |i, s| {
+        tracing::info!("step {}: {s:.3} s", i + 1);
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let models: Vec<String> = report
+            .models
+            .iter()
+            .map(|(n, p)| format!("{n} {:.2}M", *p as f64 / 1e6))
+            .collect();
+        println!(
+            "genforge {preset} batch {} on {device}: {:.3} s/step  {:.1} img/s  peak RSS {:.0} MiB  \
+             params {}",
+            report.batch,
+            report.sec_per_step,
+            report.img_per_s,
+            report.peak_rss_mib,
+            models.join(", ")
+        );
+        println!(
+            "  kernels: {}  cpu: {}",
+            report.kernels,
+            report.cpu_features.join(" ")
+        );
+        let total: f64 = report.phases.iter().map(|p| p.1).sum();
+        for (name, s) in &report.phases {
+            println!("  {name:<11} {s:>7.3} s  {:>5.1}%", 100.0 * s / total);
+        }
+    }
+    Ok(())
+}
