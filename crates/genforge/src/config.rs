@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataConfig;
+pub use crate::models::LossKind;
 use crate::models::{Kind, ModelConfig};
 use crate::{Error, Result};
 
@@ -20,20 +21,6 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     pub data: DataConfig,
     pub train: TrainingConfig,
-}
-
-/// Adversarial loss pair (discriminator, generator).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LossKind {
-    /// BCE-with-logits for D, non-saturating `-log D(G(z))` for G (DCGAN).
-    Bce,
-    /// Hinge loss for D, `-D(G(z))` for G (SAGAN).
-    Hinge,
-    /// Wasserstein loss with gradient penalty (`train.gp_lambda`) and drift term
-    /// (`train.wgan_drift`) for D, `-D(G(z))` for G (Progressive GAN).
-    #[serde(rename = "wgan-gp")]
-    WganGp,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -272,6 +259,20 @@ pub const PRESETS: &[(&str, &str)] = &[
 ];
 
 impl TrainConfig {
+    /// The progressive-growing schedule of the run; `None` when it does not grow.
+    pub fn growth(&self) -> Option<crate::models::growth::Growth> {
+        let t = &self.train;
+        let (_, resolution) = self.model.image_shape()?;
+        t.progressive.then(|| {
+            crate::models::growth::Growth::new(
+                t.start_resolution,
+                resolution,
+                t.stabilise_kimg,
+                t.transition_kimg,
+            )
+        })
+    }
+
     /// A preset name (see [`PRESETS`]) or a path to a TOML file, with `key=value` overrides.
     pub fn load(preset_or_file: &str, overrides: &[String]) -> Result<Self> {
         let (text, origin) = match PRESETS.iter().find(|(n, _)| *n == preset_or_file) {
@@ -464,23 +465,7 @@ impl TrainConfig {
                 t.style_mixing
             )));
         }
-        if matches!(self.model, ModelConfig::Vitgan(_)) && t.loss != LossKind::Bce {
-            return Err(Error::Config(format!(
-                "train.loss must be \"bce\" for {} (its non-saturating logistic loss)",
-                self.model.family()
-            )));
-        }
-        // The StyleGAN paper trained FFHQ with the non-saturating loss and R1, CelebA-HQ with
-        // WGAN-GP.
-        if matches!(self.model, ModelConfig::Stylegan(_))
-            && !matches!(t.loss, LossKind::Bce | LossKind::WganGp)
-        {
-            return Err(Error::Config(format!(
-                "train.loss must be \"bce\" (non-saturating logistic, with R1) or \"wgan-gp\" \
-                 for {}, got \"hinge\"",
-                self.model.family()
-            )));
-        }
+        self.model.check_loss(t.loss)?;
         self.validate_growth()?;
         for (k, v) in [
             ("train.gp_lambda", t.gp_lambda),

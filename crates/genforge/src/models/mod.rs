@@ -11,6 +11,7 @@
 
 pub mod biggan;
 pub mod dcgan;
+pub mod growth;
 pub mod pggan;
 pub mod pixelcnn;
 pub mod sagan;
@@ -25,6 +26,31 @@ use serde::{Deserialize, Serialize};
 use crate::nn::diff_augment::Policy;
 use crate::rng::Rng;
 use crate::{Error, Result};
+
+/// Adversarial loss pair (discriminator, generator).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// BCE-with-logits for D, non-saturating `-log D(G(z))` for G (DCGAN).
+    Bce,
+    /// Hinge loss for D, `-D(G(z))` for G (SAGAN).
+    Hinge,
+    /// Wasserstein loss with gradient penalty (`train.gp_lambda`) and drift term
+    /// (`train.wgan_drift`) for D, `-D(G(z))` for G (Progressive GAN).
+    #[serde(rename = "wgan-gp")]
+    WganGp,
+}
+
+impl LossKind {
+    /// The name `train.loss` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Bce => "bce",
+            LossKind::Hinge => "hinge",
+            LossKind::WganGp => "wgan-gp",
+        }
+    }
+}
 
 /// Class labels of a batch, `[b]`; `None` for unconditional families.
 pub type Labels = Option<Tensor<1, Int>>;
@@ -192,13 +218,49 @@ impl ModelConfig {
         })
     }
 
+    /// An error when the family's paper does not train with `loss`: ViTGAN uses the
+    /// non-saturating logistic loss; the StyleGAN paper trained FFHQ with it (and R1) and
+    /// CelebA-HQ with WGAN-GP.
+    pub fn check_loss(&self, loss: LossKind) -> Result<()> {
+        let allowed: &[(LossKind, &str)] = match self {
+            ModelConfig::Vitgan(_) => {
+                &[(LossKind::Bce, "\"bce\" (its non-saturating logistic loss)")]
+            }
+            ModelConfig::Stylegan(_) => &[
+                (LossKind::Bce, "\"bce\" (non-saturating logistic, with R1)"),
+                (LossKind::WganGp, "\"wgan-gp\""),
+            ],
+            ModelConfig::Dcgan(_)
+            | ModelConfig::Sagan(_)
+            | ModelConfig::Biggan(_)
+            | ModelConfig::Pggan(_)
+            | ModelConfig::Vqvae2(_)
+            | ModelConfig::Pixelcnn(_) => return Ok(()),
+        };
+        if allowed.iter().any(|(k, _)| *k == loss) {
+            return Ok(());
+        }
+        let names: Vec<&str> = allowed.iter().map(|(_, n)| *n).collect();
+        Err(Error::Config(format!(
+            "train.loss must be {} for {}, got \"{}\"",
+            names.join(" or "),
+            self.family(),
+            loss.name()
+        )))
+    }
+
     /// DiffAugment policy applied to D's inputs (ViTGAN, optionally StyleGAN; identity for the
     /// others).
     pub fn diffaugment(&self) -> Policy {
         match self {
             ModelConfig::Vitgan(c) => Policy::parse(&c.diffaugment).unwrap_or_default(),
             ModelConfig::Stylegan(c) => Policy::parse(&c.diffaugment).unwrap_or_default(),
-            _ => Policy::default(),
+            ModelConfig::Dcgan(_)
+            | ModelConfig::Sagan(_)
+            | ModelConfig::Biggan(_)
+            | ModelConfig::Pggan(_)
+            | ModelConfig::Vqvae2(_)
+            | ModelConfig::Pixelcnn(_) => Policy::default(),
         }
     }
 
@@ -207,28 +269,55 @@ impl ModelConfig {
     pub fn d_adversarial_weight(&self) -> f64 {
         match self {
             ModelConfig::Vitgan(_) => 0.5,
-            _ => 1.0,
+            ModelConfig::Dcgan(_)
+            | ModelConfig::Sagan(_)
+            | ModelConfig::Stylegan(_)
+            | ModelConfig::Biggan(_)
+            | ModelConfig::Pggan(_)
+            | ModelConfig::Vqvae2(_)
+            | ModelConfig::Pixelcnn(_) => 1.0,
         }
     }
 
     /// Whether G carries BatchNorm statistics (DCGAN, SAGAN, BigGAN): its training-mode
     /// forward is part of the D step.
     pub fn has_batchnorm(&self) -> bool {
-        matches!(
-            self,
-            ModelConfig::Dcgan(_) | ModelConfig::Sagan(_) | ModelConfig::Biggan(_)
-        )
+        match self {
+            ModelConfig::Dcgan(_) | ModelConfig::Sagan(_) | ModelConfig::Biggan(_) => true,
+            ModelConfig::Vitgan(_)
+            | ModelConfig::Stylegan(_)
+            | ModelConfig::Pggan(_)
+            | ModelConfig::Vqvae2(_)
+            | ModelConfig::Pixelcnn(_) => false,
+        }
     }
 
     /// Whether a G weight average can be kept: not for DCGAN and SAGAN, whose articles keep
     /// none; BigGAN's averages its batch-norm statistics with the weights, as BigGAN-PyTorch.
     pub fn supports_ema(&self) -> bool {
-        !matches!(self, ModelConfig::Dcgan(_) | ModelConfig::Sagan(_))
+        match self {
+            ModelConfig::Vitgan(_)
+            | ModelConfig::Stylegan(_)
+            | ModelConfig::Biggan(_)
+            | ModelConfig::Pggan(_) => true,
+            ModelConfig::Dcgan(_)
+            | ModelConfig::Sagan(_)
+            | ModelConfig::Vqvae2(_)
+            | ModelConfig::Pixelcnn(_) => false,
+        }
     }
 
     /// Whether the family can grow progressively (`train.progressive`).
     pub fn supports_growth(&self) -> bool {
-        matches!(self, ModelConfig::Pggan(_) | ModelConfig::Stylegan(_))
+        match self {
+            ModelConfig::Pggan(_) | ModelConfig::Stylegan(_) => true,
+            ModelConfig::Dcgan(_)
+            | ModelConfig::Sagan(_)
+            | ModelConfig::Vitgan(_)
+            | ModelConfig::Biggan(_)
+            | ModelConfig::Vqvae2(_)
+            | ModelConfig::Pixelcnn(_) => false,
+        }
     }
 
     pub fn as_biggan(&self) -> Option<&biggan::BigganConfig> {
@@ -311,6 +400,42 @@ fn labels_or_cycle(c: Labels, b: usize, classes: usize, device: &Device) -> Tens
 }
 
 impl Generator {
+    /// The family's own term in G's loss: BigGAN's orthogonal regularization with strength
+    /// `ortho_beta` (none at 0).
+    pub fn penalty(&self, ortho_beta: f64) -> Option<Tensor<1>> {
+        match self {
+            Generator::Big(g) if ortho_beta > 0.0 => Some(g.orthogonal_penalty(ortho_beta)),
+            Generator::Big(_)
+            | Generator::Conv(_)
+            | Generator::Vit(_)
+            | Generator::Style(_)
+            | Generator::Pg(_) => None,
+        }
+    }
+
+    /// After a G step: StyleGAN folds the batch mean of `w` into `w_avg` with its decay.
+    pub fn track_w_avg(self, w_mean: Tensor<1>, model: &ModelConfig) -> Generator {
+        match (self, model) {
+            (Generator::Style(s), ModelConfig::Stylegan(cfg)) => {
+                Generator::Style(s.track_w_avg(w_mean, cfg.w_avg_decay))
+            }
+            (g, _) => g,
+        }
+    }
+
+    /// `avg` (a weight average of this generator) with the buffers that are copied rather than
+    /// averaged: StyleGAN's `w_avg`, as the official code's G_ema takes it from G.
+    pub fn copy_buffers_into(&self, avg: Generator) -> Generator {
+        match (avg, self) {
+            (Generator::Style(mut a), Generator::Style(s)) => {
+                let w = s.w_avg.val().without_autodiff().detach();
+                a.w_avg = a.w_avg.map(|old| w.to_device(&old.device()));
+                Generator::Style(a)
+            }
+            (avg, _) => avg,
+        }
+    }
+
     /// `[b, z_dim], c -> [b, c, res, res]` in inference form (StyleGAN: no mixing, random
     /// noise from `Tensor::random`, no truncation).
     /// BigGAN without labels draws the classes in turn.

@@ -21,7 +21,7 @@ pub struct TrainerState {
     /// what a straight run would.
     pub rng: Rng,
     /// Progressive growing: the level of detail of the last step (see
-    /// [`crate::train::growth`]), which decides when the optimizers are reset.
+    /// [`crate::models::growth`]), which decides when the optimizers are reset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lod: Option<f64>,
 }

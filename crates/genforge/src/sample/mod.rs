@@ -73,10 +73,7 @@ pub fn load_generator(
 /// The level a growing run's checkpoint was trained at (from its state), so a checkpoint taken
 /// mid-growth samples at the resolution and fade-in it had; `None` when the run does not grow.
 fn growth_level(cfg: &TrainConfig, ckpt: &Path) -> Result<Option<crate::models::pggan::Level>> {
-    let Some((_, res)) = cfg.model.image_shape() else {
-        return Ok(None);
-    };
-    let Some(growth) = crate::train::growth::Growth::from_config(&cfg.train, res) else {
+    let Some(growth) = cfg.growth() else {
         return Ok(None);
     };
     let state = crate::run::checkpoint::load_state(ckpt)?;

@@ -4,21 +4,22 @@
 //! ordinary D-main terms, R1 a D-regularizer (joined to D main when it runs every step).
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use super::growth::Growth;
+use super::optim::{adam, check_finite};
 use super::{ema, losses, regularizers};
+use crate::Result;
 use crate::config::{LossKind, TrainConfig};
-use crate::models::{Discriminator, Generator, Labels, ModelConfig};
+use crate::models::growth::Growth;
+use crate::models::{Discriminator, Generator, Labels};
 use crate::nn::diff_augment::{Policy, diff_augment};
 use crate::rng::Rng;
 use crate::run::TrainerState;
 use crate::run::checkpoint::{
     files, load_module, load_optim, load_state, require_files, save_module, save_optim, save_state,
 };
-use crate::{Error, Result};
 
 /// Loss values of one iteration (means over the batch).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -106,9 +107,8 @@ impl GanTrainer {
             .init_gan(cfg.train.progressive, &mut init, &device)
             .expect("GanTrainer is built for adversarial families only");
         let g_ema = (cfg.train.ema_decay > 0.0).then(|| g.valid());
-        let resolution = cfg.model.image_shape().map_or(0, |s| s.1);
         GanTrainer {
-            growth: Growth::from_config(&cfg.train, resolution),
+            growth: cfg.growth(),
             g_opt: adam(&cfg),
             d_opt: adam(&cfg),
             augment: cfg.model.diffaugment(),
@@ -297,18 +297,16 @@ impl GanTrainer {
                 let d = self.d.clone().no_grad();
                 let mut loss = self.g_loss(d.forward(fake, c));
                 stats.g_loss = scalar(&loss);
-                if let (Generator::Big(g), beta) = (&self.g, self.cfg.train.ortho_beta)
-                    && beta > 0.0
-                {
-                    loss = loss + g.orthogonal_penalty(beta);
+                if let Some(penalty) = self.g.penalty(self.cfg.train.ortho_beta) {
+                    loss = loss + penalty;
                 }
                 check_finite("g_loss", stats.g_loss, step)?;
                 mark("g_forward");
                 let grads = GradientsParams::from_grads(loss.backward(), &self.g);
                 mark("g_backward");
                 self.g = self.g_opt.step(self.cfg.train.g_lr, self.g.clone(), grads);
-                if let (Some(m), Generator::Style(_)) = (w_mean, &self.g) {
-                    self.g = track_w_avg(self.g.clone(), m, &self.cfg.model);
+                if let Some(m) = w_mean {
+                    self.g = self.g.clone().track_w_avg(m, &self.cfg.model);
                 }
                 if let Some(avg) = self.g_ema.take() {
                     let g_step = step / self.cfg.train.d_steps.max(1);
@@ -317,7 +315,7 @@ impl GanTrainer {
                     // with the weights, as BigGAN-PyTorch's `ema` averages its state dict.
                     // The average keeps the level `set_level` gave it this step.
                     let avg = ema::update(avg, &self.g, beta);
-                    self.g_ema = Some(copy_buffers(avg, &self.g));
+                    self.g_ema = Some(self.g.copy_buffers_into(avg));
                 }
                 mark("g_adam");
             }
@@ -485,48 +483,4 @@ fn scalar(t: &Tensor<1>) -> f64 {
 
 fn mean(t: &Tensor<1>) -> f64 {
     scalar(&t.clone().mean())
-}
-
-/// StyleGAN: fold a batch mean of `w` into `w_avg` with the family's decay.
-fn track_w_avg(g: Generator, batch_mean: Tensor<1>, model: &ModelConfig) -> Generator {
-    match (g, model.as_stylegan()) {
-        (Generator::Style(s), Some(cfg)) => {
-            Generator::Style(s.track_w_avg(batch_mean, cfg.w_avg_decay))
-        }
-        (g, _) => g,
-    }
-}
-
-/// Buffers that are copied, not averaged, into the weight average (StyleGAN's `w_avg`, as the
-/// official code's G_ema takes it from G).
-fn copy_buffers(avg: Generator, g: &Generator) -> Generator {
-    match (avg, g) {
-        (Generator::Style(mut a), Generator::Style(s)) => {
-            let w = s.w_avg.val().without_autodiff().detach();
-            a.w_avg = a.w_avg.map(|old| w.to_device(&old.device()));
-            Generator::Style(a)
-        }
-        (avg, _) => avg,
-    }
-}
-
-/// Adam with the config's betas and epsilon.
-pub fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(cfg.train.beta1 as f32)
-        .with_beta_2(cfg.train.beta2 as f32)
-        .with_epsilon(cfg.train.adam_eps as f32)
-        .init()
-}
-
-pub fn check_finite(name: &str, v: f64, step: u64) -> Result<()> {
-    if v.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::Diverged(format!(
-            "{name} is {v} at step {step}: training diverged. The last good checkpoint is kept; \
-             resume from it with a lower learning rate (--set train.g_lr=... train.d_lr=... for GANs, \
-             train.lr=... otherwise)"
-        )))
-    }
 }

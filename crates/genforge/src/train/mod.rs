@@ -1,12 +1,14 @@
-//! Training: [`losses`] (pure functions), [`ema`] (generator weight averaging), [`gan`] (one adversarial iteration and its state) and
-//! [`loop_`] (the run: batches, logging, samples, checkpoints, resume).
+//! Training: [`losses`] and [`regularizers`] (pure functions), [`ema`] (generator weight
+//! averaging), [`optim`] (Adam and the divergence check), [`gan`] (one adversarial iteration and
+//! its state), [`autoencoder`] and [`prior`] (the VQ-VAE-2 stages) and [`loop_`] (the run:
+//! batches, logging, samples, checkpoints, resume).
 
 pub mod autoencoder;
 pub mod ema;
 pub mod gan;
-pub mod growth;
 pub mod loop_;
 pub mod losses;
+pub mod optim;
 pub mod prior;
 pub mod regularizers;
 

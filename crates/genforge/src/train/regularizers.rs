@@ -95,21 +95,6 @@ pub fn gradient_penalty_surrogate(
     (loss, penalty)
 }
 
-/// BigGAN's orthogonal regularization (Brock et al. 2019, "Large Scale GAN Training for High
-/// Fidelity Natural Image Synthesis", eq. 3): `beta ||W^T W (1 - I)||_F^2`, the squared
-/// off-diagonal of the filters' Gram matrix, so filters are pushed towards orthogonality without
-/// constraining their norms. The paper's W has one filter per column; here `w` is `[out, fan_in]`
-/// (a conv weight flattened), one filter per row, so the Gram matrix is `w w^T`, as
-/// BigGAN-PyTorch's `ortho`. Its gradient is `4 beta (w w^T (1 - I)) w`; BigGAN-PyTorch writes
-/// `2 (...)` into the gradient directly, so its "strength" is twice this beta.
-pub fn orthogonal(w: Tensor<2>, beta: f64) -> Tensor<1> {
-    let out = w.dims()[0];
-    let device = w.device();
-    let gram = w.clone().matmul(w.transpose()); // [out, out]
-    let off = Tensor::<2>::ones([out, out], &device) - Tensor::eye(out, &device);
-    (gram * off).square().sum() * beta
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,52 +106,6 @@ mod tests {
 
     fn tensor4(v: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
         Tensor::from_data(TensorData::new(v, shape), device)
-    }
-
-    #[test]
-    fn orthogonal_rows_cost_nothing_and_the_gradient_is_the_formula() {
-        let device = Device::flex().autodiff();
-        // Rotation rows (orthogonal, any norms): zero penalty.
-        let (c, s) = (0.6f32, 0.8f32);
-        let rot = vec![2.0 * c, -2.0 * s, 0.0, 3.0 * s, 3.0 * c, 0.0, 0.0, 0.0, 0.5];
-        let w = Tensor::<2>::from_data(TensorData::new(rot, [3, 3]), &device);
-        assert!(orthogonal(w, 1e-4).into_scalar::<f32>().abs() < 1e-9);
-        // A general [4, 6] weight: autodiff against 4 beta (w w^T (1 - I)) w on the host.
-        let (o, f, beta) = (4, 6, 0.5);
-        let v = Rng::new(2).normal_vec(o * f, 0.0, 1.0);
-        let w = Tensor::<2>::from_data(TensorData::new(v.clone(), [o, f]), &device).require_grad();
-        let loss = orthogonal(w.clone(), beta);
-        let grad = w
-            .grad(&loss.backward())
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let at = |i: usize, j: usize| v[i * f + j] as f64;
-        let gram = |i: usize, k: usize| (0..f).map(|j| at(i, j) * at(k, j)).sum::<f64>();
-        let mut value = 0.0;
-        for i in 0..o {
-            for k in 0..o {
-                if i != k {
-                    value += gram(i, k).powi(2);
-                }
-            }
-            for j in 0..f {
-                let want: f64 = 4.0
-                    * beta
-                    * (0..o)
-                        .filter(|&k| k != i)
-                        .map(|k| gram(i, k) * at(k, j))
-                        .sum::<f64>();
-                let got = grad[i * f + j] as f64;
-                assert!(
-                    (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                    "({i},{j}): {got} vs {want}"
-                );
-            }
-        }
-        let got = orthogonal(w, beta).into_scalar::<f32>() as f64;
-        assert!((got - beta * value).abs() < 1e-4 * beta * value);
     }
 
     /// The test discriminator `D(x) = sum_j a_j x_j^3 / 3 + sum_j x_j` on `b` samples of `n`

@@ -5,8 +5,7 @@
 //! Everything here is a pure function of the images seen, so a resumed run is at the same
 //! resolution and alpha as a straight one.
 
-use crate::config::TrainingConfig;
-use crate::models::pggan::Level;
+use super::pggan::Level;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Growth {
@@ -19,15 +18,20 @@ pub struct Growth {
 }
 
 impl Growth {
-    /// The schedule of `train` for a network whose final resolution is `resolution`; `None` when
-    /// the run does not grow.
-    pub fn from_config(train: &TrainingConfig, resolution: usize) -> Option<Self> {
-        train.progressive.then(|| Growth {
-            start_level: train.start_resolution.trailing_zeros() as usize - 2,
+    /// Growing from `start_resolution` to `resolution`, each level trained for
+    /// `stabilise_kimg` and faded in over `transition_kimg`.
+    pub fn new(
+        start_resolution: usize,
+        resolution: usize,
+        stabilise_kimg: f64,
+        transition_kimg: f64,
+    ) -> Self {
+        Growth {
+            start_level: start_resolution.trailing_zeros() as usize - 2,
             final_level: resolution.trailing_zeros() as usize - 2,
-            stabilise_kimg: train.stabilise_kimg,
-            transition_kimg: train.transition_kimg,
-        })
+            stabilise_kimg,
+            transition_kimg,
+        }
     }
 
     /// The official `lod` after `images` images: levels below the final one, fractional while a
