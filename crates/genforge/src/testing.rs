@@ -18,3 +18,21 @@ pub fn randn<const D: usize>(rng: &mut Rng, shape: [usize; D], mean: f64, std: f
         &device,
     )
 }
+
+/// `a` and `b` equal within `tol` relative to the larger of `b`'s magnitude and 1e-3.
+pub fn assert_close<const D: usize>(a: Tensor<D>, b: Tensor<D>, tol: f32, what: &str) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+    let (a, b) = (values(a), values(b));
+    let scale = b.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= tol * scale, "{what}[{i}]: {x} vs {y}");
+    }
+}
+
+/// The generator and discriminator of a shipped preset, on the CPU.
+pub fn preset_gan(name: &str) -> (crate::models::Generator, crate::models::Discriminator) {
+    let cfg = crate::config::TrainConfig::load(name, &[]).unwrap();
+    cfg.model
+        .init_gan(false, &mut Rng::new(1), &Device::flex())
+        .expect("an adversarial preset")
+}

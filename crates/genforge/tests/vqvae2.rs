@@ -40,10 +40,29 @@ fn reconstruction_error_falls_on_the_shipped_digits() {
     let held = stats(&dir, "heldout_mse");
     assert_eq!(held.len(), 2);
     assert!(held[1] < held[0], "held-out mse {held:?}");
-    // Codebook statistics are logged every step.
-    let usage = stats(&dir, "usage_bottom");
-    assert!(usage.iter().all(|u| *u > 0.0 && *u <= 1.0));
-    assert!(stats(&dir, "perplexity_top").iter().all(|p| *p >= 1.0));
+    // Codebook statistics are logged every step. At initialisation the batch maps to one or two
+    // of the 16 codes; dead-code restarts (after 2 unused steps here) bring the others into use,
+    // so over the last ten steps most codes are used and the code distribution is spread. A
+    // collapsed or never-restarted codebook stays near 1/16 usage and perplexity 1.
+    let tail_mean = |key: &str| {
+        let v = stats(&dir, key);
+        assert_eq!(v.len(), 60, "{key} logged every step");
+        v[50..].iter().sum::<f64>() / 10.0
+    };
+    let usage_start = stats(&dir, "usage_bottom")[0];
+    assert!(usage_start <= 0.2, "usage at step 1: {usage_start}");
+    for (key, floor) in [
+        ("usage_bottom", 0.6),
+        ("usage_top", 0.5),
+        ("perplexity_bottom", 4.0),
+        ("perplexity_top", 4.0),
+    ] {
+        let mean = tail_mean(key);
+        assert!(
+            mean >= floor,
+            "{key} over the last 10 steps: {mean:.3} < {floor}"
+        );
+    }
 }
 
 #[test]

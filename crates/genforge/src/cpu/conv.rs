@@ -50,7 +50,9 @@ use rayon::prelude::*;
 use super::autodiff::record;
 use super::gemm::{mat, matmul, product, rows_of};
 use super::parallel::{contiguous_f32, filled_with, tensor};
-use super::taps::{OutputSum, Tap, TapSum, WeightGrad, pack, pack_channels, padded};
+use super::taps::{
+    OutputSum, Tap, TapSum, WeightGrad, kernel_available, pack, pack_channels, padded,
+};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuConv: Backend {
@@ -260,7 +262,10 @@ impl CpuConv for Flex {
         match route(&g) {
             Route::Taps => {
                 let (xs, ws) = (contiguous_f32(&x), contiguous_f32(&weight));
-                return tensor(conv_by_taps(&xs, &ws, &g, o), [b, o, g.oh, g.ow]);
+                return tensor(
+                    conv_by_taps(&xs, &ws, &g, o, kernel_available()),
+                    [b, o, g.oh, g.ow],
+                );
             }
             Route::Flex => return flex_conv(x, weight, padding),
             Route::Im2col => {}
@@ -306,7 +311,10 @@ impl CpuConv for Flex {
         match route(&g) {
             Route::Taps => {
                 let (dys, ws) = (contiguous_f32(&dy), contiguous_f32(&weight));
-                return tensor(conv_input_grad_by_taps(&dys, &ws, &g, o), [b, c, h, w]);
+                return tensor(
+                    conv_input_grad_by_taps(&dys, &ws, &g, o, kernel_available()),
+                    [b, c, h, w],
+                );
             }
             // With stride 1 the input gradient is itself a stride-1 convolution: of dy with the
             // kernel flipped in space and transposed in channels, padded by k - 1 - p.
@@ -360,7 +368,10 @@ impl CpuConv for Flex {
         let g = Geometry::new(b, c, [h, w], k, stride, padding);
         let (x, dy) = (contiguous_f32(&x), contiguous_f32(&dy));
         if route(&g) != Route::Im2col {
-            return tensor(weight_grad_by_taps(&x, &dy, &g, o), [o, c, k, k]);
+            return tensor(
+                weight_grad_by_taps(&x, &dy, &g, o, kernel_available()),
+                [o, c, k, k],
+            );
         }
         let (pos, kk) = (g.oh * g.ow, g.cols());
         let per = images_per_chunk(&g);
@@ -651,7 +662,7 @@ fn over_tasks(
 /// `[b, o, oh, ow]`. Each task of a few images builds its grid in cache, runs every tap on it
 /// and crops its own images; positions stay contiguous, so the product's wide side runs along
 /// them.
-fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize, kernels: bool) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let plane = ph.plane();
     let image = o * g.oh * g.ow;
@@ -660,7 +671,7 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
     // Channels along the vectors, at output positions only (`tap_sum::OutputSum`), where the
     // grid's padding is a large share of it (`mostly_padding`): on larger maps the positions
     // along the vectors run faster.
-    if o > 16 && mostly_padding(g, plane, g.oh * g.ow) && OutputSum::available() {
+    if o > 16 && mostly_padding(g, plane, g.oh * g.ow) && kernels {
         let (pos, mp) = (g.oh * g.ow, padded(o));
         let packed = pack_channels(weight, (js, is), &ph.taps(c, 0), (o, c));
         return over_tasks(g, o, image, |(grid, out), (b0, n_img), y_part| {
@@ -701,6 +712,7 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
             is,
             taps: &taps,
             packed: &packed,
+            kernel: kernels,
         }
         .run((o, n), out, np);
         for (li, dst) in y_part.chunks_mut(image).enumerate() {
@@ -719,7 +731,13 @@ fn conv_by_taps(x: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
 /// over the taps that read it of `W[:, :, ky, kx]^T . dy` shifted back by the tap's offset (read
 /// from `dy` placed after a margin of zeros as long as the largest shift), and the image's
 /// pixels are gathered back from the phases.
-fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+fn conv_input_grad_by_taps(
+    dy: &[f32],
+    weight: &[f32],
+    g: &Geometry,
+    o: usize,
+    kernels: bool,
+) -> Vec<f32> {
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
     let (plane, margin) = (ph.plane(), ph.tail());
     let image = c * g.h * g.w;
@@ -744,7 +762,7 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
     };
     // As in `conv_by_taps`: channels along the vectors where the padding is a large share.
     let pixels = g.h.div_ceil(g.s) * g.w.div_ceil(g.s);
-    if c > 16 && mostly_padding(g, plane, pixels) && OutputSum::available() {
+    if c > 16 && mostly_padding(g, plane, pixels) && kernels {
         return input_grad_at_pixels(dy, g, o, &by_phase(pack_channels));
     }
     let phases = by_phase(pack);
@@ -765,6 +783,7 @@ fn conv_input_grad_by_taps(dy: &[f32], weight: &[f32], g: &Geometry, o: usize) -
                 is,
                 taps,
                 packed,
+                kernel: kernels,
             }
             .run((c, n), &mut grid[phase * c * cols..], cols);
         }
@@ -898,10 +917,10 @@ fn input_grad_at_pixels(
 /// phase_grid[:, shift..]^T`, summed over the output positions by `tap_sum::WeightGrad` (`dy`
 /// transposed once per task). Tasks of a few images each build their part of the grid and run
 /// all taps on it while it is in cache; their sums are added.
-fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize) -> Vec<f32> {
+fn weight_grad_by_taps(x: &[f32], dy: &[f32], g: &Geometry, o: usize, kernels: bool) -> Vec<f32> {
     // With one vector of output channels the kernel makes one broadcast per multiply-add;
     // the products do better there.
-    if !WeightGrad::available() || o <= 16 {
+    if !kernels || o <= 16 {
         return weight_grad_by_products(x, dy, g, o);
     }
     let (ph, k, c) = (Phases::new(g), g.k, g.c);
@@ -1332,6 +1351,80 @@ mod tests {
                 &reference,
                 format!("conv_transpose {geometry}"),
             );
+        }
+    }
+
+    /// The sums by taps on both routes, the portable products and the AVX-512 kernels (where
+    /// the CPU has them), against burn's convolution and its two gradients, on shapes that take
+    /// the kernels' special layouts: more than 16 channels on small, mostly padded maps (the
+    /// sums at output positions), strides 1 and 2, and a weight gradient over 16 channels.
+    #[test]
+    fn portable_and_kernel_routes_match_burn() {
+        let device = Device::flex();
+        let mut rng = Rng::new(17);
+        let routes: &[bool] = if kernel_available() {
+            &[false, true]
+        } else {
+            eprintln!("skipped the AVX-512 route: this CPU has no AVX-512F");
+            &[false]
+        };
+        // (b, c, o, side, k, s, p)
+        for (b, c, o, side, k, s, p) in [
+            (2, 24, 20, 4, 3, 1, 1),
+            (3, 5, 33, 8, 3, 1, 1),
+            (2, 20, 18, 8, 4, 2, 1),
+            (1, 3, 40, 9, 3, 2, 0),
+        ] {
+            let oh = (side + 2 * p - k) / s + 1;
+            let x = randn(&mut rng, [b, c, side, side], &device);
+            let w = randn(&mut rng, [o, c, k, k], &device);
+            let dy = randn(&mut rng, [b, o, oh, oh], &device);
+            let g = Geometry::new(b, c, [side, side], k, s, p);
+            let opts = ConvOptions::new([s, s], [p, p], [1, 1], 1);
+            let want_y = module::conv2d(x.clone(), w.clone(), None, opts.clone());
+            let topts = ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1);
+            let mut want_dx = module::conv_transpose2d(dy.clone(), w.clone(), None, topts);
+            let [_, _, dh, dw] = want_dx.dims();
+            if dh < side || dw < side {
+                // A stride that skips the last rows: they get no gradient.
+                want_dx = want_dx.pad(
+                    [(0, side - dh), (0, side - dw)],
+                    burn::tensor::ops::PadMode::Constant(0.0),
+                );
+            }
+            // dW[o, c, ky, kx] = sum over b, positions of dy * x at the tap's offset.
+            let wg = Tensor::<4>::from_data(w.to_data(), &device.clone().autodiff()).require_grad();
+            let xg = Tensor::<4>::from_data(x.to_data(), &device.clone().autodiff());
+            let dyg = Tensor::<4>::from_data(dy.to_data(), &device.clone().autodiff());
+            let y = module::conv2d(xg, wg.clone(), None, opts);
+            let want_dw = wg.grad(&(y * dyg).sum().backward()).unwrap();
+            let (xv, wv, dyv) = (values(x), values(w), values(dy));
+            for &kernels in routes {
+                let t = |v: Vec<f32>, shape: [usize; 4]| {
+                    Tensor::<4>::from_data(TensorData::new(v, shape), &device)
+                };
+                let what = |pass: &str| {
+                    format!("{pass} {b}x{c}->{o} {side}px k{k} s{s} p{p} kernels={kernels}")
+                };
+                close(
+                    t(conv_by_taps(&xv, &wv, &g, o, kernels), [b, o, oh, oh]),
+                    want_y.clone(),
+                    &what("y"),
+                );
+                close(
+                    t(
+                        conv_input_grad_by_taps(&dyv, &wv, &g, o, kernels),
+                        [b, c, side, side],
+                    ),
+                    want_dx.clone(),
+                    &what("dx"),
+                );
+                close(
+                    t(weight_grad_by_taps(&xv, &dyv, &g, o, kernels), [o, c, k, k]),
+                    want_dw.clone(),
+                    &what("dW"),
+                );
+            }
         }
     }
 

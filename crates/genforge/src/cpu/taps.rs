@@ -39,6 +39,8 @@ pub(crate) struct TapSum<'a> {
     pub is: usize,
     pub taps: &'a [Tap],
     pub packed: &'a [f32],
+    /// Whether to run the AVX-512 kernel where the CPU has it (else the portable products).
+    pub kernel: bool,
 }
 
 /// The weights `w[tap.w + j js + i is]` of `taps` for `m` output rows and `k` input rows in the
@@ -102,7 +104,7 @@ impl TapSum<'_> {
             "output rows past the buffer"
         );
         #[cfg(target_arch = "x86_64")]
-        if avx512() && !self.taps.is_empty() && self.k > 0 {
+        if self.kernel && avx512() && !self.taps.is_empty() && self.k > 0 {
             let blocks = m.div_ceil(avx512::NR);
             assert_eq!(
                 self.packed.len(),
@@ -180,16 +182,17 @@ fn assert_reach(
     assert!(x.len() > reach, "tap window past the grid");
 }
 
-impl WeightGrad<'_> {
-    /// Whether [`WeightGrad::run`] has a kernel on this CPU (else the caller takes products).
-    pub fn available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if avx512() {
-            return true;
-        }
-        false
+/// Whether the AVX-512 kernels run on this CPU ([`WeightGrad`] and [`OutputSum`] have no other
+/// route: their callers take the portable products where this is false).
+pub(crate) fn kernel_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        return true;
     }
+    false
+}
 
+impl WeightGrad<'_> {
     /// Adds the sums to `dw [taps, k, padded(m)]`, for `images` images.
     pub fn run(&self, images: usize, dw: &mut [f32]) {
         let (run, rows, _, _) = self.layout;
@@ -259,11 +262,6 @@ pub(crate) fn pack_channels(
 }
 
 impl OutputSum<'_> {
-    /// Whether [`OutputSum::run`] has a kernel on this CPU.
-    pub fn available() -> bool {
-        WeightGrad::available()
-    }
-
     /// Writes `out [images * rows * run, padded(m)]`.
     pub fn run(&self, images: usize, out: &mut [f32]) {
         let (run, rows, _, _) = self.layout;
@@ -661,6 +659,7 @@ mod tests {
                 is,
                 taps: &taps,
                 packed: &packed,
+                kernel: true,
             };
             let out_rs = padded(n) + 3;
             let mut want = vec![0.0f32; m * out_rs];
@@ -679,7 +678,7 @@ mod tests {
             let mut fast = vec![f32::NAN; m * out_rs];
             s.run((m, n), &mut fast, out_rs);
             let mut portable = vec![f32::NAN; m * out_rs];
-            s.by_products((m, n), &mut portable, out_rs);
+            TapSum { kernel: false, ..s }.run((m, n), &mut portable, out_rs);
             for j in 0..m {
                 for q in 0..n {
                     let i = j * out_rs + q;
@@ -737,7 +736,8 @@ mod tests {
     /// between rows and planes, chunks of output rows, and strided taps.
     #[test]
     fn weight_grad_matches_the_sum_written_out() {
-        if !WeightGrad::available() {
+        if !kernel_available() {
+            eprintln!("skipped: this CPU has no AVX-512F (cpu::conv tests the portable route)");
             return;
         }
         let mut rng = Rng::new(4);
@@ -790,7 +790,8 @@ mod tests {
     /// rows for several passes.
     #[test]
     fn output_sum_matches_the_sum_written_out() {
-        if !OutputSum::available() {
+        if !kernel_available() {
+            eprintln!("skipped: this CPU has no AVX-512F (cpu::conv tests the portable route)");
             return;
         }
         let mut rng = Rng::new(6);

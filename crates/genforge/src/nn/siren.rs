@@ -181,21 +181,98 @@ impl Siren {
 mod tests {
     use super::*;
 
+    fn host(t: impl Into<Tensor<2>>) -> Vec<f64> {
+        let t: Tensor<2> = t.into();
+        t.into_data().iter::<f32>().map(f64::from).collect()
+    }
+
+    /// `y = W x` for `[m, s, in]` rows on the host, with `w` as `[out, in]`.
+    fn dense(x: &[f64], w: &[f64], rows: usize, fan_in: usize, fan_out: usize) -> Vec<f64> {
+        (0..rows * fan_out)
+            .map(|r| {
+                let (row, o) = (r / fan_out, r % fan_out);
+                (0..fan_in)
+                    .map(|i| w[o * fan_in + i] * x[row * fan_in + i])
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// LFF is `sin(v W g_w + b g_b)` and the SIREN is `sin(30 mod(x))` per hidden layer, then
+    /// the modulated linear output, each computed here on the host from the stored weights.
     #[test]
-    fn lff_and_siren_shapes() {
+    fn lff_and_siren_follow_their_formulas() {
         let device = Device::flex();
         let mut rng = Rng::new(9);
-        let lff = Lff::new(16, &mut rng, &device);
-        let f = lff.forward(patch_coords(4, &device));
-        assert_eq!(f.dims(), [16, 16]);
-        let max = f.clone().abs().max().into_scalar::<f32>();
-        assert!(max <= 1.0);
-        let siren = Siren::new(16, 1, 3, false, &mut rng, &device);
-        let style = Tensor::<2>::from_data(
-            TensorData::new(rng.normal_vec(5 * 16, 0.0, 1.0), [5, 16]),
-            &device,
-        );
-        assert_eq!(siren.forward(f, style).dims(), [5, 16, 3]);
+        let (hidden, p, m, channels) = (16, 4, 5, 3);
+        let lff = Lff::new(hidden, &mut rng, &device);
+        let coords = patch_coords(p, &device);
+        let f = lff.forward(coords.clone());
+        assert_eq!(f.dims(), [p * p, hidden]);
+        let (v, w) = (host(coords), host(lff.weight.val()));
+        let b: Vec<f64> = lff
+            .bias
+            .val()
+            .into_data()
+            .iter::<f32>()
+            .map(f64::from)
+            .collect();
+        let got_f = host(f.clone());
+        for n in 0..p * p {
+            for j in 0..hidden {
+                let arg = (0..2)
+                    .map(|i| v[n * 2 + i] * w[i * hidden + j])
+                    .sum::<f64>()
+                    * LFF_WEIGHT_GAIN
+                    + b[j] * LFF_BIAS_GAIN;
+                let got = got_f[n * hidden + j];
+                assert!(
+                    (got - arg.sin()).abs() < 1e-5,
+                    "lff[{n}, {j}]: {got} vs {}",
+                    arg.sin()
+                );
+            }
+        }
+        let siren = Siren::new(hidden, 1, channels, false, &mut rng, &device);
+        let sv = rng.normal_vec(m * hidden, 0.0, 1.0);
+        let style = Tensor::<2>::from_data(TensorData::new(sv.clone(), [m, hidden]), &device);
+        let got: Vec<f64> = siren
+            .forward(f, style)
+            .into_data()
+            .iter::<f32>()
+            .map(f64::from)
+            .collect();
+        // Host: each sample's rows modulated by its style, through every layer.
+        let s = p * p;
+        let mut x: Vec<f64> = (0..m).flat_map(|_| got_f.clone()).collect(); // [m, s, hidden]
+        let modulate = |x: &[f64]| -> Vec<f64> {
+            x.iter()
+                .enumerate()
+                .map(|(k, xv)| xv * sv[(k / (s * hidden)) * hidden + k % hidden] as f64)
+                .collect()
+        };
+        for layer in &siren.layers {
+            let w: Vec<f64> = host(layer.weight.val())
+                .iter()
+                .map(|w| w * layer.gain)
+                .collect();
+            x = dense(&modulate(&x), &w, m * s, hidden, hidden)
+                .into_iter()
+                .map(|y| (OMEGA_0 * y).sin())
+                .collect();
+        }
+        let w: Vec<f64> = host(siren.out.weight.val())
+            .iter()
+            .map(|w| w * siren.out.gain)
+            .collect();
+        let want = dense(&modulate(&x), &w, m * s, hidden, channels);
+        assert_eq!(got.len(), want.len());
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() < 1e-3 * (1.0 + w.abs()),
+                "siren[{k}]: {g} vs {w}"
+            );
+        }
     }
 
     #[test]

@@ -246,4 +246,32 @@ mod tests {
         assert_eq!(reds(1.0), [103, 0, 13]);
         assert_eq!(reds(0.5), [251, 106, 74]);
     }
+
+    /// Every attention row of ViTGAN's G and D (each query over all keys, every head and block)
+    /// sums to 1, and the figure's G maps (the centre patch over all patches) are such rows.
+    #[test]
+    fn vitgan_attention_rows_sum_to_one() {
+        let cfg = crate::config::TrainConfig::load("vitgan-tiny", &[]).unwrap();
+        let z_dim = cfg.model.z_dim().unwrap();
+        let (g, d) = crate::testing::preset_gan("vitgan-tiny");
+        let (Generator::Vit(g), Discriminator::Vit(d)) = (g, d) else {
+            unreachable!("vitgan-tiny is a ViTGAN")
+        };
+        let z = crate::sample::latents(3, z_dim, 4, &burn::tensor::Device::flex());
+        let out = g.forward(z);
+        let d_out = d.forward(out.images.clone());
+        for (net, weights) in [("G", &out.attention), ("D", &d_out.attention)] {
+            assert!(!weights.is_empty(), "{net} has attention blocks");
+            for w in weights.iter() {
+                let sums = crate::testing::values(w.clone().sum_dim(3));
+                for (i, s) in sums.iter().enumerate() {
+                    assert!((s - 1.0).abs() < 1e-5, "{net} row {i} sums to {s}");
+                }
+            }
+        }
+        let maps = head_maps(out.attention.last().unwrap(), 1, 0, 0);
+        for m in maps {
+            assert!((m.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
 }

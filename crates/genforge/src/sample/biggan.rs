@@ -248,4 +248,54 @@ mod tests {
         let err = parse_class("7", &names).unwrap_err().to_string();
         assert!(err.contains("Activities"), "{err}");
     }
+
+    fn tiny_g() -> biggan::Generator {
+        match crate::testing::preset_gan("biggan-tiny").0 {
+            Generator::Big(g) => g,
+            _ => unreachable!("biggan-tiny is a BigGAN"),
+        }
+    }
+
+    /// Row k of the class grid is G on that row's latents with class k, and differs from the
+    /// same latents with another class (so the label reaches G, in the row's order).
+    #[test]
+    fn class_grid_rows_are_their_classes() {
+        let (g, device) = (tiny_g(), Device::flex());
+        let (classes, per) = ([2, 0, 3], 3);
+        let grid = class_grid(&g, &classes, per, Some(0.7), 5);
+        let z = latents(classes.len() * per, g.z_dim, Some(0.7), 5, &device);
+        for (row, &c) in classes.iter().enumerate() {
+            let z_row = z.clone().narrow(0, row * per, per);
+            let got = grid.clone().narrow(0, row * per, per);
+            let want = g.forward(z_row.clone(), labels(vec![c; per], &device));
+            crate::testing::assert_close(got.clone(), want, 1e-5, &format!("row {row}"));
+            let other = g.forward(z_row, labels(vec![(c + 1) % 4; per], &device));
+            let diff = (got - other).abs().max().into_scalar::<f32>();
+            assert!(
+                diff > 1e-4,
+                "row {row}: class {c} draws what class {} draws",
+                (c + 1) % 4
+            );
+        }
+    }
+
+    /// Column j of the threshold sweep is G on a latent drawn inside threshold j from the
+    /// row's seed, for the sweep's class.
+    #[test]
+    fn threshold_sweep_columns_draw_inside_their_thresholds() {
+        let (g, device) = (tiny_g(), Device::flex());
+        let (thresholds, rows, seed) = ([2.0, 0.5, 0.04], 2, 7);
+        let sweep = threshold_sweep(&g, 1, &thresholds, rows, seed).unwrap();
+        assert_eq!(sweep.dims()[0], rows * thresholds.len());
+        for r in 0..rows {
+            for (j, &t) in thresholds.iter().enumerate() {
+                let z = latents(1, g.z_dim, Some(t), seed + r as u64, &device);
+                let zv = crate::testing::values(z.clone());
+                assert!(zv.iter().all(|v| v.abs() <= t as f32), "row {r} column {j}");
+                let want = g.forward(z, labels(vec![1], &device));
+                let got = sweep.clone().narrow(0, r * thresholds.len() + j, 1);
+                crate::testing::assert_close(got, want, 1e-5, &format!("row {r} column {j}"));
+            }
+        }
+    }
 }

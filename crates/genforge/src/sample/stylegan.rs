@@ -388,4 +388,32 @@ mod tests {
             [true, true, true, true, false, false, false, false]
         );
     }
+
+    /// A morph's first and last frames are seeds A and B (their `w`, truncated), drawn with the
+    /// morph's fixed noise, for both interpolations.
+    #[test]
+    fn morph_ends_at_seeds_a_and_b() {
+        let g = g();
+        let (a, b, psi) = (3, 11, 0.7);
+        for slerp_z in [false, true] {
+            let m = morph(&g, a, b, 5, slerp_z, psi).unwrap();
+            assert_eq!(m.dims()[0], 5);
+            for (frame, seed) in [(0, a), (4, b)] {
+                let w = g.truncate(w_of(&g, seed), psi);
+                let want = g.synthesis(&vec![w; g.num_layers()], Noise::Random(&mut Rng::new(a)));
+                let got = m.clone().narrow(0, frame, 1);
+                crate::testing::assert_close(
+                    got,
+                    want,
+                    1e-4,
+                    &format!("frame {frame}, slerp {slerp_z}"),
+                );
+            }
+            let (first, mid) = (m.clone().narrow(0, 0, 1), m.narrow(0, 2, 1));
+            assert!(
+                (first - mid).abs().max().into_scalar::<f32>() > 1e-4,
+                "the morph moves"
+            );
+        }
+    }
 }
