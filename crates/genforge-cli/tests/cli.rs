@@ -857,3 +857,55 @@ fn pggan_grows_samples_at_the_final_size_and_draws_a_timeline() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("train.progressive"), "{}", stderr(&o));
 }
+
+/// An unknown kernel switch is refused before any work; the switches in force are printed by
+/// `bench` and recorded in the run directory, one line per training session.
+#[test]
+fn kernel_switches_are_checked_printed_and_recorded() {
+    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .args(["presets"])
+        .env("GENFORGE_CONV", "gem")
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &o,
+        "GENFORGE_CONV=\"gem\" is not a setting: use one of auto, burn, gemm",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty(), "work done before the check");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .args(["bench", "dcgan-tiny", "--steps", "1", "--warmup", "0"])
+        .env("GENFORGE_TAPS", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("kernels: GENFORGE_CONV=auto GENFORGE_FUSED=1 GENFORGE_TAPS=0"),
+        "{out}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    let r = r.to_str().unwrap();
+    genforge_ok(&["train", "dcgan-tiny", "--run-dir", r, "--steps", "2"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .args(["train", "--resume", r, "--steps", "4"])
+        .env("GENFORGE_FUSED", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(Path::new(r).join("environment.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(lines.len(), 2, "one line per session");
+    assert_eq!(lines[0]["step"], 0);
+    assert_eq!(lines[0]["kernels"]["GENFORGE_FUSED"], "1");
+    assert_eq!(lines[1]["step"], 2);
+    assert_eq!(lines[1]["kernels"]["GENFORGE_FUSED"], "0");
+    assert!(lines[1]["cpu_features"].is_array());
+}

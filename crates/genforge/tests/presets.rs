@@ -46,7 +46,7 @@ fn every_preset_validates_and_builds() {
                     let z = genforge::sample::latents(1, cfg.model.z_dim().unwrap(), 0, &device);
                     let img = g.forward(z, None);
                     assert_eq!(img.dims(), [1, channels, res, res], "{name}: image size");
-                    let v = img.into_data().to_vec::<f32>().unwrap();
+                    let v = img.into_data().try_to_vec::<f32>().unwrap();
                     assert!(v.iter().all(|x| x.is_finite()), "{name}: non-finite pixels");
                 }
                 g.num_params() + d.num_params()

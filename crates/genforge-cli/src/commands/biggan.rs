@@ -3,17 +3,16 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use genforge::device;
 use genforge::models::biggan::Generator;
-use genforge::sample::{biggan, gif};
+use genforge::sample::biggan;
 
-use super::save_grid;
+use super::{RunArgs, save_grid, save_strip_and_gif};
 
 /// BigGAN: a grid with one row per class.
 #[derive(clap::Args)]
 pub struct ClassesArgs {
     #[command(flatten)]
-    pub run: BigRun,
+    pub run: RunArgs,
     /// Images per class (one row).
     #[arg(long, default_value_t = 10)]
     pub per_class: usize,
@@ -38,7 +37,7 @@ pub fn classes(args: ClassesArgs) -> Result<()> {
         out,
     } = args;
     check_truncation(truncation)?;
-    let (g, names) = run.load()?;
+    let (g, names) = load(&run)?;
     let picked: Vec<usize> = if classes.is_empty() {
         (0..names.len()).collect()
     } else {
@@ -64,7 +63,7 @@ pub fn classes(args: ClassesArgs) -> Result<()> {
 #[derive(clap::Args)]
 pub struct ThresholdArgs {
     #[command(flatten)]
-    pub run: BigRun,
+    pub run: RunArgs,
     #[arg(long = "class", value_name = "CLASS")]
     pub class: String,
     #[arg(
@@ -91,7 +90,7 @@ pub fn threshold(args: ThresholdArgs) -> Result<()> {
         seed,
         out,
     } = args;
-    let (g, names) = run.load()?;
+    let (g, names) = load(&run)?;
     let c = biggan::parse_class(&class, &names)?;
     if rows == 0 || thresholds.is_empty() {
         bail!("--rows and --thresholds must not be empty");
@@ -106,7 +105,7 @@ pub fn threshold(args: ThresholdArgs) -> Result<()> {
 #[derive(clap::Args)]
 pub struct ClassMorphArgs {
     #[command(flatten)]
-    pub run: BigRun,
+    pub run: RunArgs,
     #[arg(long = "a-class")]
     pub a_class: String,
     #[arg(long = "b-class")]
@@ -142,38 +141,19 @@ pub fn class_morph(args: ClassMorphArgs) -> Result<()> {
         delay_ms,
     } = args;
     check_truncation(truncation)?;
-    let (g, names) = run.load()?;
+    let (g, names) = load(&run)?;
     let a = biggan::parse_class(&a_class, &names)?;
     let b = biggan::parse_class(&b_class, &names)?;
     let images = biggan::interpolation(&g, a, b, pairs, frames, truncation, seed)?;
-    save_grid(images.clone(), frames, &out)?;
-    let gif = gif.unwrap_or_else(|| out.with_extension("gif"));
-    gif::save_gif(images, &gif, delay_ms, 4)?;
-    tracing::info!("wrote {}", gif.display());
-    Ok(())
+    save_strip_and_gif(images, frames, &out, gif, delay_ms)
 }
 
-/// The BigGAN run a command reads.
-#[derive(clap::Args)]
-pub struct BigRun {
-    /// A `biggan` run directory.
-    pub run_dir: PathBuf,
-    /// Checkpoint directory (default: the latest in the run).
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
-impl BigRun {
-    /// The generator and the class names of the run's data.
-    pub fn load(&self) -> Result<(Generator, Vec<String>)> {
-        let device = device::parse(&self.device)?;
-        let (cfg, g, ckpt) = biggan::load(&self.run_dir, self.checkpoint.as_deref(), &device)?;
-        tracing::info!("checkpoint {}", ckpt.display());
-        let classes = cfg.model.num_classes().expect("a BigGAN run");
-        Ok((g, biggan::class_names(&cfg, classes)))
-    }
+/// The generator of a BigGAN run and the class names of its data.
+fn load(run: &RunArgs) -> Result<(Generator, Vec<String>)> {
+    let (cfg, g, ckpt) = biggan::load(&run.run_dir, run.checkpoint.as_deref(), &run.device()?)?;
+    tracing::info!("checkpoint {}", ckpt.display());
+    let classes = cfg.model.num_classes().expect("a BigGAN run");
+    Ok((g, biggan::class_names(&cfg, classes)))
 }
 
 pub fn check_truncation(t: Option<f64>) -> Result<()> {

@@ -3,17 +3,16 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use genforge::device;
 use genforge::models::stylegan::Generator;
-use genforge::sample::{gif, stylegan};
+use genforge::sample::stylegan;
 
-use super::save_grid;
+use super::{RunArgs, save_grid, save_strip_and_gif};
 
 /// StyleGAN: the truncation sweep, one row per seed and one column per psi.
 #[derive(clap::Args)]
 pub struct TruncationArgs {
     #[command(flatten)]
-    pub run: StyleRun,
+    pub run: RunArgs,
     /// Seeds, one row each.
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
     pub seeds: Vec<u64>,
@@ -40,7 +39,7 @@ pub fn truncation(args: TruncationArgs) -> Result<()> {
         cutoff,
         out,
     } = args;
-    let g = run.load()?;
+    let g = load(&run)?;
     let images = stylegan::truncation_sweep(&g, &seeds, &psi, cutoff)?;
     save_grid(images, psi.len(), &out)?;
     Ok(())
@@ -51,7 +50,7 @@ pub fn truncation(args: TruncationArgs) -> Result<()> {
 #[derive(clap::Args)]
 pub struct MixArgs {
     #[command(flatten)]
-    pub run: StyleRun,
+    pub run: RunArgs,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
     pub a: Vec<u64>,
     #[arg(long, value_delimiter = ',', default_value = "5,6,7")]
@@ -72,7 +71,7 @@ pub fn mix(args: MixArgs) -> Result<()> {
         styles,
         out,
     } = args;
-    let g = run.load()?;
+    let g = load(&run)?;
     if a.is_empty() || b.is_empty() {
         bail!("--a and --b need at least one seed each");
     }
@@ -94,7 +93,7 @@ pub fn mix(args: MixArgs) -> Result<()> {
 #[derive(clap::Args)]
 pub struct NoiseArgs {
     #[command(flatten)]
-    pub run: StyleRun,
+    pub run: RunArgs,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
     pub seeds: Vec<u64>,
     #[arg(long, default_value_t = 100)]
@@ -110,7 +109,7 @@ pub fn noise(args: NoiseArgs) -> Result<()> {
         draws,
         out,
     } = args;
-    let g = run.load()?;
+    let g = load(&run)?;
     let (images, cols) = stylegan::noise_figure(&g, &seeds, draws)?;
     save_grid(images, cols, &out)?;
     Ok(())
@@ -120,7 +119,7 @@ pub fn noise(args: NoiseArgs) -> Result<()> {
 #[derive(clap::Args)]
 pub struct MorphArgs {
     #[command(flatten)]
-    pub run: StyleRun,
+    pub run: RunArgs,
     #[arg(long)]
     pub a: u64,
     #[arg(long)]
@@ -155,32 +154,14 @@ pub fn morph(args: MorphArgs) -> Result<()> {
         gif,
         delay_ms,
     } = args;
-    let g = run.load()?;
+    let g = load(&run)?;
     let images = stylegan::morph(&g, a, b, frames, slerp, psi)?;
-    save_grid(images.clone(), frames, &out)?;
-    let gif = gif.unwrap_or_else(|| out.with_extension("gif"));
-    gif::save_gif(images, &gif, delay_ms, 4)?;
-    tracing::info!("wrote {}", gif.display());
-    Ok(())
+    save_strip_and_gif(images, frames, &out, gif, delay_ms)
 }
 
-/// The StyleGAN run a command reads.
-#[derive(clap::Args)]
-pub struct StyleRun {
-    /// A `stylegan` run directory.
-    pub run_dir: PathBuf,
-    /// Checkpoint directory (default: the latest in the run).
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
-impl StyleRun {
-    pub fn load(&self) -> Result<Generator> {
-        let device = device::parse(&self.device)?;
-        let (_, g, ckpt) = stylegan::load(&self.run_dir, self.checkpoint.as_deref(), &device)?;
-        tracing::info!("checkpoint {}", ckpt.display());
-        Ok(g)
-    }
+/// The generator of a StyleGAN run.
+fn load(run: &RunArgs) -> Result<Generator> {
+    let (_, g, ckpt) = stylegan::load(&run.run_dir, run.checkpoint.as_deref(), &run.device()?)?;
+    tracing::info!("checkpoint {}", ckpt.display());
+    Ok(g)
 }

@@ -6,10 +6,11 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use genforge::burn::tensor::Device;
 use genforge::config::TrainConfig;
-use genforge::device;
 use genforge::models::vqvae2::VqVae2;
 use genforge::sample::{gif, grid, vq};
 use genforge::train::autoencoder;
+
+use super::RunArgs;
 
 /// VQ-VAE-2: originals above reconstructions, then decoded with the top codes zeroed and with
 /// the bottom codes zeroed (the article's `top=0 | bottom=0`); prints MSE and PSNR over all of
@@ -17,7 +18,7 @@ use genforge::train::autoencoder;
 #[derive(clap::Args)]
 pub struct ReconstructArgs {
     #[command(flatten)]
-    pub run: VqRun,
+    pub run: RunArgs,
     /// A PNG/JPEG image or a dataset path (default: the run's own data).
     #[arg(long)]
     pub input: Option<PathBuf>,
@@ -44,7 +45,7 @@ pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
         skip,
         out,
     } = args;
-    let (cfg, model, _, device) = run.load()?;
+    let (cfg, model, _, device) = load(&run)?;
     let data = load_input(&cfg, input.as_deref(), format.as_deref())?;
     let mse = autoencoder::AutoencoderTrainer::eval_mse(&model, &data, 0, 64);
     println!(
@@ -73,7 +74,7 @@ pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
 #[derive(clap::Args)]
 pub struct EncodeArgs {
     #[command(flatten)]
-    pub run: VqRun,
+    pub run: RunArgs,
     /// Output directory (default: RUN_DIR/codes).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -92,7 +93,7 @@ pub fn encode(args: EncodeArgs) -> Result<()> {
         input,
         format,
     } = args;
-    let (cfg, model, ckpt, _) = run.load()?;
+    let (cfg, model, ckpt, _) = load(&run)?;
     let run_dir = &run.run_dir;
     let data = load_input(&cfg, input.as_deref(), format.as_deref())?;
     let out = out.unwrap_or_else(|| run_dir.join("codes"));
@@ -117,7 +118,7 @@ pub fn encode(args: EncodeArgs) -> Result<()> {
 #[derive(clap::Args)]
 pub struct InterpolateArgs {
     #[command(flatten)]
-    pub run: VqRun,
+    pub run: RunArgs,
     #[arg(long)]
     pub a: PathBuf,
     #[arg(long)]
@@ -149,7 +150,7 @@ pub fn interpolate(args: InterpolateArgs) -> Result<()> {
         gif,
         delay_ms,
     } = args;
-    let (cfg, model, _, device) = run.load()?;
+    let (cfg, model, _, device) = load(&run)?;
     let one = |p: &Path| -> Result<_> {
         let d = load_input(&cfg, Some(p), None)?;
         Ok(d.tensor(&[0], &device))
@@ -163,26 +164,12 @@ pub fn interpolate(args: InterpolateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The VQ-VAE-2 run a command reads.
-#[derive(clap::Args)]
-pub struct VqRun {
-    /// A `vqvae2` run directory.
-    pub run_dir: PathBuf,
-    /// Checkpoint directory (default: the latest in the run).
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
-impl VqRun {
-    pub fn load(&self) -> Result<(TrainConfig, VqVae2, PathBuf, Device)> {
-        let device = device::parse(&self.device)?;
-        let (cfg, model, ckpt) =
-            vq::load_vqvae(&self.run_dir, self.checkpoint.as_deref(), &device)?;
-        tracing::info!("checkpoint {}", ckpt.display());
-        Ok((cfg, model, ckpt, device))
-    }
+/// A VQ-VAE-2 run's config, autoencoder, checkpoint and device.
+fn load(run: &RunArgs) -> Result<(TrainConfig, VqVae2, PathBuf, Device)> {
+    let device = run.device()?;
+    let (cfg, model, ckpt) = vq::load_vqvae(&run.run_dir, run.checkpoint.as_deref(), &device)?;
+    tracing::info!("checkpoint {}", ckpt.display());
+    Ok((cfg, model, ckpt, device))
 }
 
 /// The images a VQ-VAE-2 command reads: `input` (an image or a dataset) or the run's own data.
