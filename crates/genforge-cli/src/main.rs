@@ -123,6 +123,13 @@ fn keep_freed_memory() {}
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`genforge presets | head -1`) would
+    // fail; with the default action the process ends quietly there, as Unix tools do.
+    #[cfg(unix)]
+    // SAFETY: sets a signal disposition before any other thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // A bug should still read as one error line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error ({info}); please report it with the command you ran");
@@ -142,9 +149,15 @@ fn main() -> ExitCode {
     }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<genforge::Error>() {
+            Some(genforge::Error::Interrupted { signal, .. }) => {
+                eprintln!("{e}");
+                ExitCode::from((128 + signal) as u8)
+            }
+            _ => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

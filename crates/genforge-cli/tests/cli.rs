@@ -909,3 +909,185 @@ fn kernel_switches_are_checked_printed_and_recorded() {
     assert_eq!(lines[1]["kernels"]["GENFORGE_FUSED"], "0");
     assert!(lines[1]["cpu_features"].is_array());
 }
+
+fn spawn_genforge(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts")
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: sends a signal to a child process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// While one process trains in a run directory (checkpointing and pruning every step), a second
+/// trainer is refused with the first one's PID, readers sample without failing, and SIGINT stops
+/// the trainer after a step with a checkpoint, exit status 130 and how to resume.
+#[test]
+fn one_trainer_per_run_readers_alongside_and_a_clean_ctrl_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    let rs = r.to_str().unwrap();
+    genforge_ok(&["train", "dcgan-tiny", "--run-dir", rs, "--steps", "2"]);
+    let set = [
+        "--set",
+        "train.checkpoint_every=1",
+        "train.keep_checkpoints=1",
+    ];
+    let mut args = vec!["train", "--resume", rs, "--steps", "1000000"];
+    args.extend(set);
+    let trainer = spawn_genforge(&args);
+    let latest = || {
+        std::fs::read_dir(r.join("checkpoints"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name() != "step-0000002")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_for("the trainer's first checkpoint", || latest() > 0);
+
+    let o = genforge(&["train", "--resume", rs, "--steps", "5"]);
+    assert_clean_failure(&o, "is in use by another genforge training process");
+    assert!(
+        stderr(&o).contains(&format!("PID {}", trainer.id())),
+        "{}",
+        stderr(&o)
+    );
+    let o = genforge(&["train", "dcgan-tiny", "--run-dir", rs]);
+    assert_clean_failure(&o, "in use by another genforge training process");
+
+    let png = tmp.path().join("s.png");
+    for _ in 0..10 {
+        genforge_ok(&["sample", rs, "--n", "2", "--out", png.to_str().unwrap()]);
+    }
+
+    signal(&trainer, libc::SIGINT);
+    let out = trainer.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped by SIGINT after step"), "{err}");
+    assert!(
+        err.contains(&format!("genforge train --resume {rs}")),
+        "{err}"
+    );
+    let step: u64 = err
+        .split("after step ")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no step in: {err}"));
+    let ckpt = r.join("checkpoints").join(format!("step-{step:07}"));
+    assert!(ckpt.is_dir(), "no checkpoint at the step it stopped: {err}");
+    // The lock died with the process: training goes on from there.
+    genforge_ok(&["train", "--resume", rs, "--steps", &(step + 1).to_string()]);
+}
+
+/// A second SIGTERM while the first is being handled ends the process at once, with 143.
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    let rs = r.to_str().unwrap();
+    let trainer = spawn_genforge(&["train", "sagan-mnist", "--run-dir", rs, "--steps", "1000"]);
+    wait_for("the run directory", || {
+        r.join("samples").join("reals.png").exists()
+    });
+    signal(&trainer, libc::SIGTERM);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&trainer, libc::SIGTERM);
+    let out = trainer.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+}
+
+/// A run whose weights blow up never writes a checkpoint holding NaN or infinity; the message
+/// says which checkpoint stays the latest, or that there is none, and a run stopped before its
+/// first checkpoint resumes from step 0. Nothing is created for a batch larger than the data or
+/// `--steps 0`.
+#[test]
+fn divergence_keeps_only_finite_checkpoints_and_leaves_no_dead_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p");
+    let ps = p.to_str().unwrap();
+    let o = genforge(&[
+        "train",
+        "pggan-tiny",
+        "--run-dir",
+        ps,
+        "--steps",
+        "200",
+        "--set",
+        "train.g_lr=1e4",
+        "train.d_lr=1e4",
+        "train.checkpoint_every=1",
+    ]);
+    assert_clean_failure(&o, "training diverged");
+    let err = stderr(&o);
+    let ckpts: Vec<String> = std::fs::read_dir(p.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(ckpts.iter().all(|c| c.starts_with("step-")), "{ckpts:?}");
+    if let Some(last) = ckpts.iter().max() {
+        let step: u64 = last["step-".len()..].parse().unwrap();
+        assert!(
+            err.contains(&format!("The last checkpoint, step {step},")),
+            "{err}"
+        );
+        // Every file of it is finite: sampling loads it (a NaN record would be refused).
+        let png = tmp.path().join("p.png");
+        genforge_ok(&["sample", ps, "--n", "2", "--out", png.to_str().unwrap()]);
+    }
+
+    let q = tmp.path().join("q");
+    let qs = q.to_str().unwrap();
+    let o = genforge(&[
+        "train",
+        "pggan-tiny",
+        "--run-dir",
+        qs,
+        "--set",
+        "train.g_lr=1e30",
+        "train.d_lr=1e30",
+    ]);
+    assert_clean_failure(&o, "No checkpoint was written before it");
+    assert!(!stderr(&o).contains("last good checkpoint"));
+    genforge_ok(&[
+        "train",
+        "--resume",
+        qs,
+        "--steps",
+        "2",
+        "--set",
+        "train.g_lr=1e-4",
+        "train.d_lr=1e-4",
+    ]);
+    assert!(q.join("checkpoints").join("step-0000002").is_dir());
+
+    let b = tmp.path().join("b");
+    let bs = b.to_str().unwrap();
+    let o = genforge(&["train", "dcgan-tiny", "--batch", "33", "--run-dir", bs]);
+    assert_clean_failure(&o, "fewer than the batch of 33");
+    let o = genforge(&["train", "dcgan-tiny", "--steps", "0", "--run-dir", bs]);
+    assert_clean_failure(&o, "--steps must be at least 1");
+    assert!(!b.exists(), "a failed start left {bs} behind");
+}

@@ -6,11 +6,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file could not be read or written.
+    /// A file could not be read or written. (The OS error is part of the message and not a
+    /// `source`, so that printing the chain does not repeat it.)
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
     /// A dataset file or folder is missing, truncated or malformed.
@@ -25,9 +25,30 @@ pub enum Error {
     /// Training diverged (a NaN or infinite loss).
     #[error("{0}")]
     Diverged(String),
+    /// Training stopped on a signal after writing a checkpoint at `step`.
+    #[error(
+        "stopped by {} after step {step}; the checkpoint is in {}: \
+         `genforge train --resume {}` continues",
+        signal_name(*signal),
+        run_dir.join("checkpoints").display(),
+        run_dir.display()
+    )]
+    Interrupted {
+        signal: i32,
+        step: u64,
+        run_dir: PathBuf,
+    },
     /// The requested device is not available in this build or on this machine.
     #[error("device: {0}")]
     Device(String),
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        2 => "SIGINT".into(),
+        15 => "SIGTERM".into(),
+        s => format!("signal {s}"),
+    }
 }
 
 impl Error {

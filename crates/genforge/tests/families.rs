@@ -280,6 +280,7 @@ fn resume_falls_back_past_a_corrupt_latest_checkpoint() {
             },
             steps: Some(6),
             device: Device::flex(),
+            stop: None,
         },
         &mut log,
     )
@@ -312,6 +313,7 @@ fn resume_falls_back_past_a_corrupt_latest_checkpoint() {
             },
             steps: Some(4),
             device: Device::flex(),
+            stop: None,
         },
         &mut Silent,
     )
@@ -333,6 +335,7 @@ fn resume_refuses_a_changed_model() {
             source,
             steps: Some(4),
             device: Device::flex(),
+            stop: None,
         },
         &mut Silent,
     )

@@ -1,7 +1,9 @@
 //! Training, the preset list and the train-step benchmark.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use genforge::config::{PRESETS, TrainConfig};
@@ -82,6 +84,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
             source,
             steps,
             device,
+            stop: Some(stop_on_signals()?),
         },
         &mut CliProgress::new(),
     )?;
@@ -172,4 +175,29 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The first SIGINT or SIGTERM sets the returned value to its number (training stops after the
+/// current step with a checkpoint); a second one exits at once with 128 + its number.
+fn stop_on_signals() -> Result<Arc<AtomicUsize>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicUsize::new(0));
+    let stopping = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so on the first signal it sees `stopping` still false.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stopping))?;
+        signal_hook::flag::register(sig, Arc::clone(&stopping))?;
+        signal_hook::flag::register_usize(sig, Arc::clone(&stop), sig as usize)?;
+    }
+    // Say at once what will happen; the training loop notices after its step.
+    let seen = Arc::clone(&stopping);
+    std::thread::spawn(move || {
+        while !seen.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!(
+            "stopping after the current step and writing a checkpoint (signal again to stop at once)"
+        );
+    });
+    Ok(stop)
 }

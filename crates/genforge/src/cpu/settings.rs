@@ -9,7 +9,7 @@ use burn::tensor::Device;
 /// How convolutions run (`GENFORGE_CONV`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvRoute {
-    /// On the CPU the kernels of [`super::conv`]; elsewhere burn's convolutions.
+    /// On the CPU the kernels of `cpu::conv`; elsewhere burn's convolutions.
     Auto,
     /// burn's convolutions everywhere.
     Burn,

@@ -510,25 +510,30 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The first of [`candidate_paths`] that exists, or an error saying where to put the file.
+pub fn weights_path() -> Result<PathBuf> {
+    candidate_paths()
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "the FID Inception weights ({WEIGHTS_FILE}) were not found. Download them from \
+                 {WEIGHTS_URL} and put the file in one of: {}; or point GENFORGE_INCEPTION at it",
+                candidate_paths()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
 /// Load pytorch-fid's weight file from `path` (checked against its SHA-256 unless
 /// `check_hash` is false) or the first of [`candidate_paths`] that exists.
 pub fn load(path: Option<&Path>, check_hash: bool, device: &Device) -> Result<(InceptionV3, u64)> {
     let path = match path {
         Some(p) => p.to_path_buf(),
-        None => candidate_paths()
-            .into_iter()
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "the FID Inception weights ({WEIGHTS_FILE}) were not found. Download them from \
-                 {WEIGHTS_URL} and put the file in one of: {}; or point GENFORGE_INCEPTION at it",
-                    candidate_paths()
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?,
+        None => weights_path()?,
     };
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let fingerprint = super::features::fingerprint(&bytes);

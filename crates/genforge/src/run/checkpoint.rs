@@ -43,6 +43,48 @@ pub fn require_files(dir: &Path, names: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// A file's bytes, read whole: a record parsed from memory never reads its file again, so a
+/// checkpoint pruned by a training process while a reader uses it cannot fail half-way.
+fn read_whole(path: &Path) -> Result<burn::tensor::Bytes> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(burn::tensor::Bytes::from_bytes_vec(bytes))
+}
+
+/// The first f32 or f64 tensor of the record `bytes` holding a NaN or an infinity, by name.
+fn non_finite_tensor(bytes: burn::tensor::Bytes) -> std::result::Result<Option<String>, String> {
+    use burn_pack::DType;
+    let reader = burn_pack::Reader::from_bytes(bytes).map_err(|e| e.to_string())?;
+    for t in reader.into_tensors().map_err(|e| e.to_string())? {
+        let (name, dtype, _, _, data) = t.into_parts().map_err(|e| e.to_string())?;
+        let bad = match dtype {
+            DType::F32 => data
+                .chunks_exact(4)
+                .any(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+            DType::F64 => data
+                .chunks_exact(8)
+                .any(|b| !f64::from_le_bytes(b.try_into().expect("8 bytes")).is_finite()),
+            _ => false,
+        };
+        if bad {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// An error when the record file at `path` holds non-finite values: a checkpoint written by a
+/// diverged run or damaged on disk, so an older one should be used.
+pub fn check_finite_file(path: &Path) -> Result<()> {
+    match non_finite_tensor(read_whole(path)?) {
+        Ok(None) => Ok(()),
+        Ok(Some(name)) => Err(Error::run(
+            path,
+            format!("holds NaN or infinite values (in {name})"),
+        )),
+        Err(e) => Err(Error::run(path, format!("unreadable record: {e}"))),
+    }
+}
+
 pub fn save_module<M: Module>(module: M, path: &Path) -> Result<()> {
     module
         .into_record()
@@ -50,9 +92,21 @@ pub fn save_module<M: Module>(module: M, path: &Path) -> Result<()> {
         .map_err(|e| Error::run(path, e.to_string()))
 }
 
-/// Load a `.bpk` record into a freshly built module, turning panics-to-be into errors.
+/// Load a `.bpk` record into a freshly built module, turning panics-to-be into errors; a record
+/// with NaN or infinite values is refused like a corrupt one.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
-    let record = ModuleRecord::load(path)
+    let bytes = read_whole(path)?;
+    match non_finite_tensor(bytes.clone()) {
+        Ok(Some(name)) => {
+            return Err(Error::run(
+                path,
+                format!("corrupt weights: NaN or infinite values in {name}"),
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => return Err(Error::run(path, format!("unreadable weights: {e}"))),
+    }
+    let record = ModuleRecord::from_bytes(bytes)
         .map_err(|e| Error::run(path, format!("unreadable weights: {e}")))?;
     module.try_load_record(record).map_err(|e| {
         Error::run(
@@ -67,7 +121,8 @@ pub fn save_optim(opt: &ModuleOptimizer, path: &Path) -> Result<()> {
 }
 
 pub fn load_optim(opt: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
-    opt.load(path)
+    check_finite_file(path)?;
+    opt.from_bytes(read_whole(path)?)
         .map_err(|e| Error::run(path, format!("unreadable optimizer state: {e}")))
 }
 
@@ -128,6 +183,98 @@ pub fn latest(run_dir: &Path) -> Result<(u64, PathBuf)> {
     })
 }
 
+/// Makes a rename or removal inside `dir` durable (the directory entry itself is synced).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Removes what failed writes left in the run's checkpoint folder: temporary checkpoint
+/// directories (never complete, or they would have been renamed) and a `best` swap that a crash
+/// interrupted (see [`save_best`]). Only a process holding the run's lock may call it.
+pub fn clean_up(run_dir: &Path) -> Result<()> {
+    let root = run_dir.join("checkpoints");
+    if !root.is_dir() {
+        return Ok(());
+    }
+    recover_best(&root)?;
+    for entry in std::fs::read_dir(&root)
+        .map_err(|e| Error::io(&root, e))?
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") || name == ".old-best" {
+            let p = entry.path();
+            std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every record file of the checkpoint directory `dir` free of NaN and infinite values; else a
+/// divergence error naming the file.
+fn check_finite_dir(dir: &Path, step: u64) -> Result<()> {
+    for entry in std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "bpk")
+            && let Err(e) = check_finite_file(&path)
+        {
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            return Err(Error::Diverged(format!(
+                "training diverged: the weights after step {step} are not finite, so its \
+                 checkpoint was not written ({file} {})",
+                match &e {
+                    Error::Run { msg, .. } => msg.clone(),
+                    other => other.to_string(),
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `load(checkpoint)` on `checkpoint` when given, else on the newest checkpoint of `run_dir`,
+/// falling back to older ones when a checkpoint cannot be read: a training process may prune it
+/// while this one reads, or it may be damaged. The checkpoint used is returned with the value.
+pub fn load_newest<T>(
+    run_dir: &Path,
+    checkpoint: Option<&Path>,
+    mut load: impl FnMut(&Path) -> Result<T>,
+) -> Result<(T, PathBuf)> {
+    if let Some(c) = checkpoint {
+        return Ok((load(c)?, c.to_path_buf()));
+    }
+    let all = list(run_dir)?;
+    if all.is_empty() {
+        latest(run_dir)?;
+    }
+    let mut first_err = None;
+    for (_, dir) in all.iter().rev() {
+        match load(dir) {
+            Ok(v) => return Ok((v, dir.clone())),
+            Err(e) if is_checkpoint_error(&e, dir) => {
+                if dir.exists() {
+                    tracing::warn!(
+                        "checkpoint {} is unusable ({e}); using the one before it",
+                        dir.display()
+                    );
+                }
+                first_err.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(first_err.expect("at least one checkpoint was tried"))
+}
+
 /// A fresh directory `tmp` filled by `write` with every file synced to disk.
 fn write_synced(tmp: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if tmp.exists() {
@@ -158,10 +305,15 @@ pub fn save(
     let final_dir = root.join(dir_name(step));
     let tmp = root.join(format!(".tmp-{}", dir_name(step)));
     write_synced(&tmp, write)?;
+    if let Err(e) = check_finite_dir(&tmp, step) {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        return Err(e);
+    }
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
     }
     std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    sync_dir(&root)?;
     let all = list(run_dir)?;
     if all.len() > keep {
         for (_, old) in &all[..all.len() - keep] {
@@ -175,8 +327,28 @@ pub fn save(
 pub const BEST: &str = "best";
 const BEST_RECORD: &str = "best.json";
 
+/// After a crash between [`save_best`]'s two renames, `best` is missing: the complete new one
+/// (`.tmp-best`, synced before the swap began) or the old one (`.old-best`) takes its place.
+fn recover_best(root: &Path) -> Result<()> {
+    let best = root.join(BEST);
+    if best.exists() {
+        return Ok(());
+    }
+    let (tmp, old) = (root.join(".tmp-best"), root.join(".old-best"));
+    let from = if old.is_dir() && tmp.join(BEST_RECORD).is_file() {
+        tmp
+    } else if old.is_dir() {
+        old
+    } else {
+        return Ok(());
+    };
+    std::fs::rename(&from, &best).map_err(|e| Error::io(&best, e))?;
+    sync_dir(root)
+}
+
 /// FID of `checkpoints/best`, if the run has one.
 pub fn best_fid(run_dir: &Path) -> Option<f64> {
+    recover_best(&run_dir.join("checkpoints")).ok()?;
     let path = run_dir.join("checkpoints").join(BEST).join(BEST_RECORD);
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     v.get("fid")?.as_f64()
@@ -194,6 +366,7 @@ pub fn save_best(
     let best = root.join(BEST);
     let tmp = root.join(".tmp-best");
     let old = root.join(".old-best");
+    recover_best(&root)?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
@@ -207,6 +380,7 @@ pub fn save_best(
         std::fs::rename(&best, &old).map_err(|e| Error::io(&best, e))?;
     }
     std::fs::rename(&tmp, &best).map_err(|e| Error::io(&best, e))?;
+    sync_dir(&root)?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
@@ -234,5 +408,67 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(latest(run.path()).unwrap().0, 30);
+    }
+
+    /// A structurally valid record holding a NaN is refused on load as a corrupt one (so resume
+    /// and readers fall back to an older checkpoint), and a checkpoint whose files hold one is
+    /// never written: the latest stays the one before.
+    #[test]
+    fn non_finite_records_are_refused_and_never_written() {
+        use burn::nn::{Linear, LinearConfig};
+        use burn::tensor::{Device, Tensor};
+        let device = Device::flex();
+        let tmp = tempfile::tempdir().unwrap();
+        let fine: Linear = LinearConfig::new(3, 2).init(&device);
+        let mut bad = fine.clone();
+        bad.weight = bad.weight.map(|w| {
+            w.clone()
+                .slice_assign([0..1, 0..1], Tensor::from_floats([[f32::NAN]], &device))
+        });
+        let (ok_path, bad_path) = (tmp.path().join("ok.bpk"), tmp.path().join("bad.bpk"));
+        save_module(fine.clone(), &ok_path).unwrap();
+        save_module(bad.clone(), &bad_path).unwrap();
+        load_module(fine.clone(), &ok_path).unwrap();
+        let err = load_module(fine.clone(), &bad_path).unwrap_err();
+        assert!(
+            err.to_string().contains("NaN or infinite values in weight"),
+            "{err}"
+        );
+        assert!(is_checkpoint_error(&err, tmp.path()));
+
+        let run = tmp.path().join("run");
+        save(&run, 1, 3, |d| save_module(fine.clone(), &d.join("g.bpk"))).unwrap();
+        let err = save(&run, 2, 3, |d| save_module(bad.clone(), &d.join("g.bpk"))).unwrap_err();
+        assert!(matches!(err, Error::Diverged(_)), "{err}");
+        assert!(err.to_string().contains("g.bpk"), "{err}");
+        assert_eq!(latest(&run).unwrap().0, 1);
+        clean_up(&run).unwrap();
+        let names: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec!["step-0000001"]);
+    }
+
+    /// A crash between `save_best`'s two renames leaves no `best`; the next use finds the new
+    /// one (complete before the swap began) in its place.
+    #[test]
+    fn an_interrupted_best_swap_is_recovered() {
+        let run = tempfile::tempdir().unwrap();
+        let write = |d: &Path| std::fs::write(d.join("x"), b"ok").map_err(|e| Error::io(d, e));
+        save_best(run.path(), 10, 5.0, write).unwrap();
+        let root = run.path().join("checkpoints");
+        // As if the process died after moving the old best aside, before the new one moved in.
+        write_synced(&root.join(".tmp-best"), |d| {
+            write(d)?;
+            std::fs::write(d.join(BEST_RECORD), r#"{"step": 20, "fid": 4.0}"#)
+                .map_err(|e| Error::io(d, e))
+        })
+        .unwrap();
+        std::fs::rename(root.join(BEST), root.join(".old-best")).unwrap();
+        assert_eq!(best_fid(run.path()), Some(4.0));
+        clean_up(run.path()).unwrap();
+        assert!(root.join(BEST).is_dir() && !root.join(".old-best").exists());
     }
 }

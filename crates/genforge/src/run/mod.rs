@@ -2,6 +2,7 @@
 //! `samples/` and `checkpoints/` (see [`checkpoint`]).
 
 pub mod checkpoint;
+pub mod lock;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,16 +49,6 @@ pub fn open(dir: &Path) -> Result<TrainConfig> {
         ));
     }
     TrainConfig::load_file(&cfg_path)
-}
-
-/// The config of `run_dir` and the checkpoint to read (default: the latest).
-pub fn resolve(run_dir: &Path, checkpoint: Option<&Path>) -> Result<(TrainConfig, PathBuf)> {
-    let cfg = open(run_dir)?;
-    let ckpt = match checkpoint {
-        Some(c) => c.to_path_buf(),
-        None => checkpoint::latest(run_dir)?.1,
-    };
-    Ok((cfg, ckpt))
 }
 
 pub const CONFIG_FILE: &str = "config.toml";

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::config::TrainConfig;
 use crate::models::{Discriminator, Generator};
 use crate::rng::Rng;
-use crate::run::checkpoint::{files, load_module};
+use crate::run::checkpoint::{self, files, load_module};
 use crate::run::{self};
 use crate::{Error, Result};
 
@@ -56,17 +56,20 @@ pub fn load_generator(
     checkpoint: Option<&Path>,
     device: &Device,
 ) -> Result<(TrainConfig, Generator, PathBuf)> {
-    let (cfg, ckpt) = run::resolve(run_dir, checkpoint)?;
+    let cfg = run::open(run_dir)?;
     let (g, _) = gan_modules(&cfg, run_dir, device)?;
-    let file = if ckpt.join(files::GENERATOR_EMA).is_file() {
-        files::GENERATOR_EMA
-    } else {
-        files::GENERATOR
-    };
-    let mut g = load_module(g, &ckpt.join(file))?;
-    if let Some(level) = growth_level(&cfg, &ckpt)? {
-        g.set_level(level);
-    }
+    let (g, ckpt) = checkpoint::load_newest(run_dir, checkpoint, |ckpt| {
+        let file = if ckpt.join(files::GENERATOR_EMA).is_file() {
+            files::GENERATOR_EMA
+        } else {
+            files::GENERATOR
+        };
+        let mut g = load_module(g.clone(), &ckpt.join(file))?;
+        if let Some(level) = growth_level(&cfg, ckpt)? {
+            g.set_level(level);
+        }
+        Ok(g)
+    })?;
     Ok((cfg, g, ckpt))
 }
 

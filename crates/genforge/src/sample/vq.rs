@@ -13,8 +13,8 @@ use crate::data::codes::{CodeMaps, Manifest};
 use crate::models::pixelcnn::GatedPixelCnn;
 use crate::models::vqvae2::VqVae2;
 use crate::rng::Rng;
-use crate::run::checkpoint::{files, load_module};
-use crate::run::resolve;
+use crate::run;
+use crate::run::checkpoint::{self, files, load_module};
 use crate::{Error, Result};
 
 /// A VQ-VAE-2 run's config and autoencoder from `checkpoint` (default: the latest).
@@ -23,11 +23,13 @@ pub fn load_vqvae(
     checkpoint: Option<&Path>,
     device: &Device,
 ) -> Result<(TrainConfig, VqVae2, PathBuf)> {
-    let (cfg, ckpt) = resolve(run_dir, checkpoint)?;
+    let cfg = run::open(run_dir)?;
     cfg.model.require_family("vqvae2", run_dir)?;
     let m = cfg.model.as_vqvae2().expect("checked above");
     let model = VqVae2::new(m, &mut Rng::new(0), device);
-    let model = load_module(model, &ckpt.join(files::VQVAE2))?;
+    let (model, ckpt) = checkpoint::load_newest(run_dir, checkpoint, |ckpt| {
+        load_module(model.clone(), &ckpt.join(files::VQVAE2))
+    })?;
     Ok((cfg, model, ckpt))
 }
 
@@ -36,12 +38,15 @@ pub fn load_priors(
     run_dir: &Path,
     device: &Device,
 ) -> Result<(TrainConfig, GatedPixelCnn, GatedPixelCnn, PathBuf)> {
-    let (cfg, ckpt) = resolve(run_dir, None)?;
+    let cfg = run::open(run_dir)?;
     cfg.model.require_family("pixelcnn", run_dir)?;
     let p = cfg.model.as_pixelcnn().expect("checked above");
     let (top, bottom) = p.init(&mut Rng::new(0), device);
-    let top = load_module(top, &ckpt.join(files::PRIOR_TOP))?;
-    let bottom = load_module(bottom, &ckpt.join(files::PRIOR_BOTTOM))?;
+    let ((top, bottom), ckpt) = checkpoint::load_newest(run_dir, None, |ckpt| {
+        let top = load_module(top.clone(), &ckpt.join(files::PRIOR_TOP))?;
+        let bottom = load_module(bottom.clone(), &ckpt.join(files::PRIOR_BOTTOM))?;
+        Ok((top, bottom))
+    })?;
     Ok((cfg, top, bottom, ckpt))
 }
 

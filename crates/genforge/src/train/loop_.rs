@@ -2,6 +2,8 @@
 //! fixed-latent sample grids and checkpoints, and resumes exactly from the latest checkpoint.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -89,6 +91,9 @@ pub struct TrainOptions {
     /// Total steps to reach (overrides `train.steps`).
     pub steps: Option<u64>,
     pub device: Device,
+    /// Set to a signal number (SIGINT, SIGTERM) to stop after the current step: a checkpoint is
+    /// written and training returns [`Error::Interrupted`].
+    pub stop: Option<Arc<AtomicUsize>>,
 }
 
 /// The stage of `config.model`'s family, fresh or from the checkpoint `resume`.
@@ -135,12 +140,19 @@ fn resume_stage(
 
 /// Train until the configured number of steps; returns the run directory.
 pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf> {
-    // Resolve the config and read the data before touching the run directory, so a bad key or
-    // a missing dataset leaves nothing behind.
+    if opts.steps == Some(0) {
+        return Err(Error::Config("--steps must be at least 1".into()));
+    }
+    // Resolve the config and read the data before touching the run directory, so a bad key, a
+    // missing dataset or a batch larger than the data leaves nothing behind. A resumed run is
+    // locked before its checkpoints are read; a new one once its directory is known.
+    let mut lock = None;
     let (config, resume_from) = match &opts.source {
         RunSource::New { config, .. } => ((**config).clone(), None),
         RunSource::Resume { run_dir, overrides } => {
             let saved = run::open(run_dir)?;
+            lock = Some(run::lock::lock(run_dir)?);
+            checkpoint::clean_up(run_dir)?;
             let mut config = saved.clone();
             config.apply_overrides(overrides)?;
             if config.train.progressive != saved.train.progressive {
@@ -165,39 +177,44 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     if let Some(s) = opts.steps {
         config.train.steps = s;
     }
-    let (mut stage, resume_from) = match resume_from {
-        Some(dir) => {
-            let (stage, step) = resume_stage(config, &dir, &opts.device, progress)?;
+    check_eval_features(&config)?;
+    // A run stopped before its first checkpoint starts again from step 0 with its saved config.
+    let (mut stage, resumed_at) = match &resume_from {
+        Some(dir) if !checkpoint::list(dir)?.is_empty() => {
+            let (stage, step) = resume_stage(config, dir, &opts.device, progress)?;
             (stage, Some(step))
         }
-        None => (build_stage(config, None, &opts.device)?, None),
+        _ => (build_stage(config, None, &opts.device)?, None),
     };
     let cfg = stage.config().clone();
     let t = &cfg.train;
     let items = stage.train_items();
+    check_batches(&cfg, items)?;
     let mut sampler: Option<(usize, BatchSampler)> = None;
 
-    let run_dir = match (opts.source, resume_from) {
-        (
-            RunSource::New {
-                run_dir, runs_root, ..
-            },
-            _,
-        ) => {
-            let dir = match run_dir {
-                Some(d) => d,
-                None => run::next_run_dir(&runs_root, &cfg.name)?,
-            };
-            run::create(&dir, &cfg.to_toml())?;
+    let run_dir = match opts.source {
+        RunSource::New {
+            run_dir, runs_root, ..
+        } => {
+            let (dir, held) = new_run_dir(run_dir, &runs_root, &cfg)?;
+            lock = Some(held);
             dir
         }
-        (RunSource::Resume { run_dir, .. }, Some(step)) => {
-            progress.message(&format!("resuming {} from step {step}", run_dir.display()));
+        RunSource::Resume { run_dir, .. } => {
+            match resumed_at {
+                Some(step) => {
+                    progress.message(&format!("resuming {} from step {step}", run_dir.display()))
+                }
+                None => progress.message(&format!(
+                    "{} has no checkpoint yet: starting it from step 0 with its saved config",
+                    run_dir.display()
+                )),
+            }
             run::write_atomic(&run_dir.join(run::CONFIG_FILE), cfg.to_toml().as_bytes())?;
             run_dir
         }
-        (RunSource::Resume { .. }, None) => unreachable!("resume always has a checkpoint"),
     };
+    let _lock = lock.expect("every run directory is locked above");
     progress.message(&stage.describe());
 
     let start = stage.state().step;
@@ -222,7 +239,9 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
             sampler = Some((batch, BatchSampler::with_len(items, t.seed, batch)?));
         }
         let (_, sampler_now) = sampler.as_mut().expect("set above");
-        let values = stage.step(sampler_now.indices(step0))?;
+        let values = stage
+            .step(sampler_now.indices(step0))
+            .map_err(|e| diverged_advice(e, &run_dir))?;
         let step = stage.state().step;
         window_steps += 1;
         let elapsed = window.elapsed().as_secs_f64();
@@ -256,9 +275,22 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
                 progress.message(&msg);
             }
         }
-        if (t.checkpoint_every > 0 && step % t.checkpoint_every == 0) || step == t.steps {
-            checkpoint::save(&run_dir, step, t.keep_checkpoints, |d| stage.save(d))?;
+        let stop = opts.stop.as_ref().map_or(0, |s| s.load(Ordering::SeqCst));
+        if (t.checkpoint_every > 0 && step % t.checkpoint_every == 0)
+            || step == t.steps
+            || stop != 0
+        {
+            checkpoint::save(&run_dir, step, t.keep_checkpoints, |d| stage.save(d))
+                .map_err(|e| diverged_advice(e, &run_dir))?;
             last_ckpt = step;
+        }
+        if stop != 0 {
+            progress.finish();
+            return Err(Error::Interrupted {
+                signal: stop as i32,
+                step,
+                run_dir,
+            });
         }
         if t.eval_every > 0 && (step % t.eval_every == 0 || step == t.steps) {
             evaluate(&mut *stage, &run_dir, step, &mut stats_out, progress)?;
@@ -267,10 +299,92 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     if last_ckpt != stage.state().step {
         checkpoint::save(&run_dir, stage.state().step, t.keep_checkpoints, |d| {
             stage.save(d)
-        })?;
+        })
+        .map_err(|e| diverged_advice(e, &run_dir))?;
     }
     progress.finish();
     Ok(run_dir)
+}
+
+/// The directory of a new run, locked and holding its config: `run_dir` when given, else the next
+/// free `runs_root/NNNNN-name` (a number another process takes meanwhile is skipped).
+fn new_run_dir(
+    run_dir: Option<PathBuf>,
+    runs_root: &Path,
+    cfg: &TrainConfig,
+) -> Result<(PathBuf, run::lock::RunLock)> {
+    if let Some(dir) = run_dir {
+        let held = run::lock::lock(&dir)?;
+        run::create(&dir, &cfg.to_toml())?;
+        return Ok((dir, held));
+    }
+    for _ in 0..100 {
+        let dir = run::next_run_dir(runs_root, &cfg.name)?;
+        let Ok(held) = run::lock::lock(&dir) else {
+            continue;
+        };
+        if dir.join(run::CONFIG_FILE).exists() {
+            continue;
+        }
+        run::create(&dir, &cfg.to_toml())?;
+        return Ok((dir, held));
+    }
+    Err(Error::run(
+        runs_root,
+        "no free run directory after 100 tries; give one with --run-dir",
+    ))
+}
+
+/// Every batch size the schedule uses fits the training items (an epoch holds a whole batch).
+fn check_batches(cfg: &TrainConfig, items: usize) -> Result<()> {
+    let t = &cfg.train;
+    let largest = t
+        .batch_by_resolution
+        .values()
+        .chain([&t.batch])
+        .max()
+        .copied()
+        .unwrap_or(t.batch);
+    if items < largest {
+        return Err(Error::Config(format!(
+            "the training data ({}) has {items} items, fewer than the batch of {largest}; lower \
+             --batch (or train.batch_by_resolution) or use more data",
+            cfg.resolve_data_path().display()
+        )));
+    }
+    Ok(())
+}
+
+/// With `train.eval_every` and the Inception features, the weight file must be found before
+/// hours of training reach the first evaluation.
+fn check_eval_features(cfg: &TrainConfig) -> Result<()> {
+    let t = &cfg.train;
+    if t.eval_every > 0 && cfg.model.kind() == Kind::Gan && t.eval_features == "inception" {
+        crate::metrics::inception::weights_path()?;
+    }
+    Ok(())
+}
+
+/// A divergence error with what is true of the run's checkpoints: the last one stays the latest
+/// (resume from it), or there is none (resume starts from step 0 with the saved config).
+fn diverged_advice(e: Error, run_dir: &Path) -> Error {
+    let Error::Diverged(msg) = e else {
+        return e;
+    };
+    let lower = "with a lower learning rate (--set train.g_lr=... train.d_lr=... for GANs, \
+                 train.lr=... otherwise)";
+    let resume = format!("genforge train --resume {}", run_dir.display());
+    let advice = match checkpoint::list(run_dir).ok().and_then(|mut l| l.pop()) {
+        Some((step, _)) => format!(
+            "The last checkpoint, step {step}, holds finite weights and stays the latest: `{resume} \
+             --set ...` continues from it {lower}"
+        ),
+        None => format!(
+            "No checkpoint was written before it: `{resume} --set ...` starts the run again from \
+             step 0 {lower}"
+        ),
+    };
+    Error::Diverged(format!("{msg}. {advice}"))
 }
 
 /// FID/KID at `step` into `stats.jsonl`; a new lowest FID replaces `checkpoints/best`.

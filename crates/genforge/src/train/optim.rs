@@ -14,14 +14,13 @@ pub fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
         .init()
 }
 
+/// An error when a loss is not finite; the training loop adds what the run's checkpoints allow.
 pub fn check_finite(name: &str, v: f64, step: u64) -> Result<()> {
     if v.is_finite() {
         Ok(())
     } else {
         Err(Error::Diverged(format!(
-            "{name} is {v} at step {step}: training diverged. The last good checkpoint is kept; \
-             resume from it with a lower learning rate (--set train.g_lr=... train.d_lr=... for GANs, \
-             train.lr=... otherwise)"
+            "{name} is {v} at step {step}: training diverged"
         )))
     }
 }

@@ -44,6 +44,7 @@ pub fn run(preset: &str, dir: &Path, steps: u64, resume: bool, set: &[String]) {
             source,
             steps: Some(steps),
             device: Device::flex(),
+            stop: None,
         },
         &mut Silent,
     )
