@@ -80,6 +80,13 @@ enum Command {
     Timeline(commands::report::TimelineArgs),
 }
 
+/// A count, seed or index: a whole number of 0 or more, with a plain message for anything else
+/// (clap's own tip to write `-- -3` does not apply to these options).
+fn whole<T: std::str::FromStr>(s: &str) -> std::result::Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("expected a whole number of 0 or more, got '{s}'"))
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => commands::train::train(a),

@@ -707,6 +707,14 @@ fn vqvae2_two_stages_from_the_command_line() {
     ]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("img/s"));
     assert_eq!(png_size(&out), (2 * 18 + 2, 2 * 18 + 2));
+    // A directory gets one PNG per image, as for the GANs.
+    let each = tmp.path().join("each");
+    let each_arg = format!("{}/", each.display());
+    let p = prior.to_str().unwrap();
+    genforge_ok(&["sample", vqs, "--prior", p, "--n", "3", "--out", &each_arg]);
+    for i in 0..3 {
+        assert_eq!(png_size(&each.join(format!("{i:06}.png"))), (16, 16));
+    }
 
     // Scoring samples through both stages.
     let o = genforge_ok(&[
@@ -1090,4 +1098,89 @@ fn divergence_keeps_only_finite_checkpoints_and_leaves_no_dead_ends() {
     let o = genforge(&["train", "dcgan-tiny", "--steps", "0", "--run-dir", bs]);
     assert_clean_failure(&o, "--steps must be at least 1");
     assert!(!b.exists(), "a failed start left {bs} behind");
+}
+
+fn assert_no_panic(o: &Output, what: &str) {
+    let err = stderr(o);
+    assert_ne!(o.status.code(), Some(101), "{what}: exit 101\n{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{what}: {err}"
+    );
+}
+
+/// Every command answers `--help`, and bad input (a run directory that is not one, a file for a
+/// folder, too few images, unknown values, a closed pipe) gets an error line, never a panic.
+#[test]
+fn no_command_panics_on_help_or_bad_input() {
+    let help = genforge_ok(&["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    let commands: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 19, "{commands:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let not_run = tmp.path().join("not-a-run");
+    std::fs::create_dir(&not_run).unwrap();
+    let file = tmp.path().join("file.txt");
+    std::fs::write(&file, "x").unwrap();
+    let (nr, f) = (not_run.to_str().unwrap(), file.to_str().unwrap());
+    for c in &commands {
+        let o = genforge(&[c, "--help"]);
+        assert!(o.status.success(), "{c} --help: {}", stderr(&o));
+        for bad in [
+            vec![*c, nr],
+            vec![*c, f],
+            vec![*c, "/no/such/path"],
+            vec![*c, nr, "--n", "-3"],
+            vec![*c, nr, "--device", "tpu"],
+        ] {
+            let o = genforge(&bad);
+            assert_no_panic(&o, &bad.join(" "));
+        }
+    }
+    // Too few images for a metric.
+    let one = tmp.path().join("one");
+    let r = tmp.path().join("r");
+    genforge_ok(&[
+        "train",
+        "dcgan-tiny",
+        "--run-dir",
+        r.to_str().unwrap(),
+        "--steps",
+        "1",
+    ]);
+    genforge_ok(&[
+        "sample",
+        r.to_str().unwrap(),
+        "--n",
+        "1",
+        "--out",
+        &format!("{}/", one.display()),
+    ]);
+    let o = genforge(&[
+        "eval",
+        "--real",
+        one.to_str().unwrap(),
+        "--fake",
+        one.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "needs at least 2 images in each set");
+    let o = genforge(&["eval", r.to_str().unwrap(), "--n", "3"]);
+    assert_clean_failure(&o, "precision/recall needs at least 4 images");
+    // A reader that closes the pipe early.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .arg("presets")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_no_panic(&o, "presets into a closed pipe");
 }

@@ -151,6 +151,34 @@ impl Default for TrainConfig {
     }
 }
 
+/// Edit distance (insertions, deletions, substitutions) between two strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (diag + usize::from(ca != cb)).min(row[j] + 1).min(up + 1);
+            diag = up;
+        }
+    }
+    row[b.len()]
+}
+
+/// `"; did you mean 'x'?"` for the closest of `names` to `given` when it is a likely typo
+/// (at most a third of the name's characters differ), else nothing.
+fn did_you_mean(given: &str, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| (edit_distance(given, n), *n))
+        .min()
+        .filter(|(d, n)| *d > 0 && *d <= n.chars().count().max(3) / 3)
+        .map(|(_, n)| format!("; did you mean '{n}'?"))
+        .unwrap_or_default()
+}
+
 /// The one map-valued key (`train.batch_by_resolution`).
 const BATCH_BY_RESOLUTION: &str = "train.batch_by_resolution";
 
@@ -282,7 +310,9 @@ impl TrainConfig {
                 if !path.exists() {
                     let names: Vec<_> = PRESETS.iter().map(|(n, _)| *n).collect();
                     return Err(Error::Config(format!(
-                        "'{preset_or_file}' is neither a preset ({}) nor an existing TOML file",
+                        "'{preset_or_file}' is neither a preset nor an existing TOML file{}. \
+                         Presets: {}",
+                        did_you_mean(preset_or_file, &names),
                         names.join(", ")
                     )));
                 }
@@ -348,7 +378,8 @@ impl TrainConfig {
             if !valid.contains_key(key) && !map_key {
                 let keys: Vec<_> = valid.keys().map(String::as_str).collect();
                 return Err(Error::Config(format!(
-                    "unknown key '{key}'. Valid keys: {}",
+                    "unknown key '{key}'{}. Valid keys: {}",
+                    did_you_mean(key, &keys),
                     keys.join(", ")
                 )));
             }
@@ -608,6 +639,26 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, toml::V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Typos get the nearest name; names far from every valid one get none.
+    #[test]
+    fn typos_get_did_you_mean() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        let err = TrainConfig::load("dcgan-tinyy", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean 'dcgan-tiny'?"), "{err}");
+        let err = TrainConfig::load("dcgan-tiny", &["train.bach=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean 'train.batch'?"), "{err}");
+        assert!(err.contains("Valid keys: "), "{err}");
+        let err = TrainConfig::load("no-such-thing", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("did you mean"), "{err}");
+    }
 
     #[test]
     fn presets_parse_and_validate() {

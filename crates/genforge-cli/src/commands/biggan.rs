@@ -14,14 +14,14 @@ pub struct ClassesArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Images per class (one row).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub per_class: usize,
     /// Only these classes (indices or names, comma separated; default: all).
     #[arg(long, value_delimiter = ',')]
     pub classes: Vec<String>,
     #[arg(long, value_name = "T")]
     pub truncation: Option<f64>,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub seed: u64,
     #[arg(long, default_value = "classes.png")]
     pub out: PathBuf,
@@ -72,10 +72,10 @@ pub struct ThresholdArgs {
         default_value = "2.0,1.5,1.0,0.7,0.5,0.4,0.2,0.1,0.04"
     )]
     pub thresholds: Vec<f64>,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub rows: usize,
     /// The noise seed (the slides use 9).
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = 9, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub seed: u64,
     #[arg(long, default_value = "threshold.png")]
     pub out: PathBuf,
@@ -110,20 +110,20 @@ pub struct ClassMorphArgs {
     pub a_class: String,
     #[arg(long = "b-class")]
     pub b_class: String,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub pairs: usize,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub frames: usize,
     #[arg(long, value_name = "T")]
     pub truncation: Option<f64>,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub seed: u64,
     #[arg(long, default_value = "class-morph.png")]
     pub out: PathBuf,
     /// GIF path (default: --out with a .gif extension); frames run across the pairs.
     #[arg(long)]
     pub gif: Option<PathBuf>,
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     pub delay_ms: u32,
 }
 

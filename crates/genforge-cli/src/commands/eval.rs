@@ -29,7 +29,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Generated images to score (and at most this many real ones).
-    #[arg(long, default_value_t = 10000)]
+    #[arg(long, default_value_t = 10000, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub n: usize,
     /// Any of fid, kid, is, pr, comma separated.
     #[arg(long, default_value = "fid,kid,is,pr")]
@@ -48,7 +48,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub psi: f64,
     /// Latent seed of the generated images.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub seed: u64,
     /// Folder mode: real images (PNG/JPEG, any size).
     #[arg(long, requires = "fake", conflicts_with = "run_dir")]
@@ -57,7 +57,7 @@ pub struct EvalArgs {
     #[arg(long, requires = "real")]
     pub fake: Option<PathBuf>,
     /// Images per feature-network batch.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub batch: usize,
     /// Do not read or write the real-feature cache.
     #[arg(long)]
@@ -167,9 +167,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 pub struct BenchFeaturesArgs {
     #[arg(default_value = "inception")]
     pub network: String,
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub n: usize,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub batch: usize,
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -210,14 +210,14 @@ pub struct TrainClassifierArgs {
     /// Labelled digits (IDX files; default: the shipped MNIST).
     #[arg(long, default_value = "data/mnist")]
     pub data: String,
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub steps: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub batch: usize,
     /// Fraction of the digits held out for the accuracy (the last ones).
     #[arg(long, default_value_t = 0.2)]
     pub holdout: f64,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub seed: u64,
     #[arg(long, default_value = "mnist-classifier.bpk")]
     pub out: PathBuf,

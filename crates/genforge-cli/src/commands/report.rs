@@ -28,10 +28,10 @@ pub fn report(args: ReportArgs) -> Result<()> {
 pub struct TimelineArgs {
     pub run_dir: PathBuf,
     /// Images per row.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub cells: usize,
     /// At most this many rows, evenly spaced over the snapshots (the last included).
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 12, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub rows: usize,
     /// Output file (default: RUN_DIR/timeline.png).
     #[arg(long)]

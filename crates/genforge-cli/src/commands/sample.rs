@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use genforge::burn::tensor::Device;
+use genforge::burn::tensor::{Device, Tensor};
 use genforge::device;
 use genforge::models::Kind;
 use genforge::sample::{self, GanRequest, attention, grid, vq};
@@ -13,10 +13,10 @@ use genforge::sample::{self, GanRequest, attention, grid, vq};
 pub struct SampleArgs {
     pub run_dir: PathBuf,
     /// Number of images.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub n: usize,
     /// Latent seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub seed: u64,
     /// A .png for one grid, or a directory (ending in / or existing) for one PNG per image.
     #[arg(long, default_value = "samples.png")]
@@ -31,13 +31,13 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
     /// VQ-VAE-2: class of every sample, for a class-conditional prior.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     pub label: Option<u32>,
     /// StyleGAN: truncation psi, `w_avg + psi (w - w_avg)` (1: none, 0: the average image).
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub psi: f64,
     /// StyleGAN: truncate only the first K style layers (the paper's cutoff; default: all).
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub cutoff: Option<usize>,
     /// BigGAN: class of every sample, by index or name (default: the classes in turn).
     #[arg(long = "class", value_name = "CLASS")]
@@ -123,12 +123,18 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         return Ok(());
     }
     let images = sample::generate(&cfg, &g, &req)?;
+    save_samples(images, &out)
+}
+
+/// One grid at `out`, or one PNG per image when `out` is a directory (existing, ending in `/`,
+/// or without an extension).
+fn save_samples(images: Tensor<4>, out: &Path) -> Result<()> {
     let as_dir = out.is_dir() || out.to_string_lossy().ends_with('/') || out.extension().is_none();
     if as_dir {
-        let k = grid::save_each(images, &out)?;
+        let k = grid::save_each(images, out)?;
         tracing::info!("wrote {k} images to {}", out.display());
     } else {
-        grid::save_png(&grid::make_grid(images, None), &out)?;
+        grid::save_png(&grid::make_grid(images, None), out)?;
         tracing::info!("wrote {}", out.display());
     }
     Ok(())
@@ -149,7 +155,7 @@ fn sample_vqvae(
     let (prior_cfg, top, bottom, ckpt) = vq::load_priors(prior, device)?;
     tracing::info!("prior checkpoint {}", ckpt.display());
     let (images, t) = vq::sample(&vq, &vq_cfg, &prior_cfg, &top, &bottom, &opts)?;
-    grid::save_png(&grid::make_grid(images, None), out)?;
+    save_samples(images, out)?;
     println!(
         "{} samples in {:.2} s ({:.2} img/s): top codes {:.2} s, bottom codes {:.2} s, decode {:.2} s",
         opts.n,
@@ -159,6 +165,5 @@ fn sample_vqvae(
         t.bottom_seconds,
         t.decode_seconds
     );
-    tracing::info!("wrote {}", out.display());
     Ok(())
 }

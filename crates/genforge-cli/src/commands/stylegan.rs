@@ -25,7 +25,7 @@ pub struct TruncationArgs {
     )]
     pub psi: Vec<f64>,
     /// Truncate only the first K style layers.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub cutoff: Option<usize>,
     #[arg(long, default_value = "truncation.png")]
     pub out: PathBuf,
@@ -96,7 +96,7 @@ pub struct NoiseArgs {
     pub run: RunArgs,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
     pub seeds: Vec<u64>,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub draws: usize,
     #[arg(long, default_value = "noise.png")]
     pub out: PathBuf,
@@ -120,12 +120,12 @@ pub fn noise(args: NoiseArgs) -> Result<()> {
 pub struct MorphArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub a: u64,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub b: u64,
     /// Frames from A to B, both included.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub frames: usize,
     /// Interpolate the latents z spherically instead of w linearly.
     #[arg(long)]
@@ -138,7 +138,7 @@ pub struct MorphArgs {
     /// GIF path (default: --out with a .gif extension).
     #[arg(long)]
     pub gif: Option<PathBuf>,
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     pub delay_ms: u32,
 }
 

@@ -19,10 +19,10 @@ pub struct TrainArgs {
     /// Preset name (see `genforge presets`) or path to a TOML file. Omit with --resume.
     pub preset: Option<String>,
     /// Total number of steps (one D and one G update each).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub steps: Option<u64>,
     /// Batch size (same as --set train.batch=B).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub batch: Option<usize>,
     /// Run directory (default: runs/NNNNN-<preset>).
     #[arg(long)]
@@ -37,7 +37,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Seed for weights, batch order and latents (same as --set train.seed=S).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub seed: Option<u64>,
     /// Continue the run in this directory from its latest checkpoint.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["preset", "run_dir"])]
@@ -110,11 +110,11 @@ pub fn presets() -> Result<()> {
 #[derive(clap::Args)]
 pub struct BenchArgs {
     pub preset: String,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub steps: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub warmup: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub batch: usize,
     #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1..)]
     pub set: Vec<String>,

@@ -26,11 +26,11 @@ pub struct ReconstructArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Images in the figure.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub n: usize,
     /// Skip this many images of the input before the figure's (the run's held-out images
     /// are its last ones).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub skip: usize,
     #[arg(long, default_value = "reconstructions.png")]
     pub out: PathBuf,
@@ -124,7 +124,7 @@ pub struct InterpolateArgs {
     #[arg(long)]
     pub b: PathBuf,
     /// Images from A to B, both included.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub frames: usize,
     /// Snap every mix to its nearest codes before decoding.
     #[arg(long)]
@@ -135,7 +135,7 @@ pub struct InterpolateArgs {
     #[arg(long)]
     pub gif: Option<PathBuf>,
     /// Milliseconds per GIF frame.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     pub delay_ms: u32,
 }
 

@@ -46,6 +46,29 @@ impl Default for EvalOptions {
     }
 }
 
+impl EvalOptions {
+    /// An error when a set is too small for one of the metrics asked for: FID and KID need two
+    /// images per set, precision/recall more than `pr_k`, IS one generated image.
+    pub fn check_counts(&self, n_real: usize, n_fake: usize) -> Result<()> {
+        for m in &self.metrics {
+            let (name, need, have) = match m {
+                Metric::Fid => ("FID", 2, n_real.min(n_fake)),
+                Metric::Kid => ("KID", 2, n_real.min(n_fake)),
+                Metric::Is => ("IS", 1, n_fake),
+                Metric::Pr => ("precision/recall", self.pr_k + 1, n_real.min(n_fake)),
+            };
+            if have < need {
+                return Err(Error::Config(format!(
+                    "{name} needs at least {need} images in each set, and there are {n_real} real \
+                     and {n_fake} generated ones: raise --n or add images, or leave {name} out \
+                     with --metrics"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One evaluation's numbers (absent: not asked for).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Scores {
@@ -288,6 +311,7 @@ pub fn evaluate_run(
     let (data, path) = real_data(&cfg, req)?;
     let t0 = Instant::now();
     let n_real = req.opts.n.min(data.len());
+    req.opts.check_counts(n_real, req.opts.n)?;
     let real = real_features(
         &net,
         &data,
@@ -362,6 +386,7 @@ pub fn evaluate_floor(req: &RunEval, device: &Device, progress: EvalProgress) ->
             data.len()
         )));
     }
+    req.opts.check_counts(n, n)?;
     let real = real_features(&net, &data, n, req.opts.batch, req.cache_dir, device, |d| {
         progress("real", d, n)
     })?;
@@ -405,6 +430,7 @@ pub fn evaluate_folders(
     let (real_data, fake_data) = (load(real_dir)?, load(fake_dir)?);
     let n_real = opts.n.min(real_data.len());
     let n_fake = opts.n.min(fake_data.len());
+    opts.check_counts(n_real, n_fake)?;
     let real = real_features(
         &net,
         &real_data,
