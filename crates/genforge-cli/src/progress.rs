@@ -75,6 +75,13 @@ impl Progress for CliProgress {
         }
     }
 
+    fn warn(&mut self, msg: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("warning: {msg}")),
+            None => tracing::warn!("{msg}"),
+        }
+    }
+
     fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish();

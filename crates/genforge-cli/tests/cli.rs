@@ -421,7 +421,14 @@ fn eval_scores_a_run_and_two_folders() {
     // Logs piped to a file carry no colour escapes.
     assert!(!stderr(&o).contains('\u{1b}'), "{}", stderr(&o));
     // The real features were cached; a second evaluation reads them and gives the same table.
-    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    let cached = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with("data-"))
+            .count()
+    };
+    assert_eq!(cached(&cache), 1);
     let again = eval(&[]);
     assert!(
         stderr(&again).contains("from the cache"),
@@ -1144,6 +1151,11 @@ fn no_command_panics_on_help_or_bad_input() {
             assert_no_panic(&o, &bad.join(" "));
         }
     }
+    // An OS error is named once, with the path.
+    let under_file = format!("{f}/run");
+    let o = genforge(&["train", "dcgan-tiny", "--run-dir", &under_file]);
+    assert_clean_failure(&o, &format!("{under_file}: Not a directory (os error 20)"));
+    assert_eq!(stderr(&o).matches("os error").count(), 1, "{}", stderr(&o));
     // Too few images for a metric.
     let one = tmp.path().join("one");
     let r = tmp.path().join("r");
@@ -1183,4 +1195,46 @@ fn no_command_panics_on_help_or_bad_input() {
     drop(child.stdout.take());
     let o = child.wait_with_output().unwrap();
     assert_no_panic(&o, "presets into a closed pipe");
+}
+
+/// A copy of the binary, run from a folder outside the repository, trains on the digits and
+/// emoji it carries (the shipped data is embedded, written once to the cache directory).
+#[test]
+fn the_binary_runs_without_its_checkout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("genforge");
+    std::fs::copy(env!("CARGO_BIN_EXE_genforge"), &bin).unwrap();
+    let cache = tmp.path().join("cache");
+    let run = |args: &[&str]| {
+        let o = Command::new(&bin)
+            .args(args)
+            .current_dir(tmp.path())
+            .env("GENFORGE_CACHE", &cache)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stderr(&o)
+    };
+    let log = run(&["train", "dcgan-tiny", "--run-dir", "d", "--steps", "1"]);
+    assert!(log.contains(&cache.display().to_string()), "{log}");
+    assert!(
+        !log.contains("crates/genforge"),
+        "read from the checkout: {log}"
+    );
+    run(&[
+        "train",
+        "biggan-tiny",
+        "--run-dir",
+        "e",
+        "--steps",
+        "1",
+        "--set",
+        "data.path=data/emoji/emoji-32x32-binary.tar.gz",
+        "data.format=cifar10",
+        "model.channels=3",
+        "data.classes=[]",
+        "data.limit=2",
+    ]);
+    run(&["eval", "d", "--n", "8", "--metrics", "fid"]);
 }

@@ -598,17 +598,21 @@ impl TrainConfig {
     }
 }
 
-/// Relative paths are tried from the working directory, then from the repository the binary
-/// was built in (so `data/mnist` works from anywhere in a checkout).
+/// A data path as given when it exists (relative paths from the working directory); the
+/// datasets shipped in `data/` from the copy embedded in the binary otherwise.
 pub fn resolve_shipped(path: &str) -> PathBuf {
     let p = PathBuf::from(path);
     if p.is_absolute() || p.exists() {
         return p;
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path);
-    if repo.exists() { repo } else { p }
+    match crate::data::shipped::embedded(path) {
+        Some(Ok(copy)) => copy,
+        Some(Err(e)) => {
+            tracing::warn!("could not write the shipped copy of {path}: {e}");
+            p
+        }
+        None => p,
+    }
 }
 
 fn parse_value(raw: &str) -> toml::Value {

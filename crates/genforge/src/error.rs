@@ -8,10 +8,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A file could not be read or written. (The OS error is part of the message and not a
     /// `source`, so that printing the chain does not repeat it.)
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A dataset file or folder is missing, truncated or malformed.
     #[error("{path}: {msg}")]
@@ -55,7 +55,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
     pub fn data(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {

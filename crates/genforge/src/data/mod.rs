@@ -11,6 +11,7 @@ pub mod folder;
 pub mod idx;
 pub mod loader;
 pub mod shapes;
+pub mod shipped;
 
 use std::path::{Path, PathBuf};
 

@@ -13,13 +13,7 @@ use crate::run::write_atomic;
 const MAGIC: &[u8; 8] = b"GFFEAT01";
 
 pub fn default_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("GENFORGE_CACHE") {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(d).join("genforge"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("genforge"))
+    crate::data::shipped::cache_root()
 }
 
 /// Cache key of the features of `pixels` (the images as the network will read them, before

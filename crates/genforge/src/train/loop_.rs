@@ -28,6 +28,10 @@ pub trait Progress {
     /// `values`: the step's logged numbers, most important first.
     fn step(&mut self, step: u64, values: &[(&'static str, f64)], items_per_s: f64);
     fn message(&mut self, msg: &str);
+    /// Something the user should act on or know went wrong, training goes on.
+    fn warn(&mut self, msg: &str) {
+        self.message(&format!("warning: {msg}"));
+    }
     fn finish(&mut self);
 }
 
@@ -126,8 +130,8 @@ fn resume_stage(
         match build_stage(config.clone(), Some(dir), device) {
             Ok(stage) => return Ok((stage, *step)),
             Err(e) if checkpoint::is_checkpoint_error(&e, dir) => {
-                progress.message(&format!(
-                    "warning: checkpoint {} is unusable ({e}); trying the one before it",
+                progress.warn(&format!(
+                    "checkpoint {} is unusable ({e}); trying the one before it",
                     dir.display()
                 ));
                 first_err.get_or_insert(e);
