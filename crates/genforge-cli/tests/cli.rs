@@ -1068,9 +1068,12 @@ fn divergence_keeps_only_finite_checkpoints_and_leaves_no_dead_ends() {
             err.contains(&format!("The last checkpoint, step {step},")),
             "{err}"
         );
-        // Every file of it is finite: sampling loads it (a NaN record would be refused).
+        // Every file of it is finite: sampling and resuming load it without a fallback (a record
+        // holding a NaN would be refused as unusable).
         let png = tmp.path().join("p.png");
         genforge_ok(&["sample", ps, "--n", "2", "--out", png.to_str().unwrap()]);
+        let o = genforge_ok(&["train", "--resume", ps, "--steps", &step.to_string()]);
+        assert!(!stderr(&o).contains("unusable"), "{}", stderr(&o));
     }
 
     let q = tmp.path().join("q");
@@ -1104,6 +1107,22 @@ fn divergence_keeps_only_finite_checkpoints_and_leaves_no_dead_ends() {
     assert_clean_failure(&o, "fewer than the batch of 33");
     let o = genforge(&["train", "dcgan-tiny", "--steps", "0", "--run-dir", bs]);
     assert_clean_failure(&o, "--steps must be at least 1");
+    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .args([
+            "train",
+            "dcgan-tiny",
+            "--run-dir",
+            bs,
+            "--set",
+            "train.eval_every=1",
+        ])
+        .args(["train.eval_features=inception"])
+        .env_remove("GENFORGE_INCEPTION")
+        .env("GENFORGE_CACHE", tmp.path())
+        .env("TORCH_HOME", tmp.path())
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "the FID Inception weights");
     assert!(!b.exists(), "a failed start left {bs} behind");
 }
 

@@ -408,6 +408,12 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(latest(run.path()).unwrap().0, 30);
+        // The failed write's temporary directory goes at the next start.
+        let tmp = run.path().join("checkpoints").join(".tmp-step-0000040");
+        assert!(tmp.is_dir());
+        clean_up(run.path()).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(list(run.path()).unwrap().len(), 2);
     }
 
     /// A structurally valid record holding a NaN is refused on load as a corrupt one (so resume
