@@ -8,6 +8,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
 
 use super::Features;
+pub use super::fingerprint;
 use super::inception::{self, InceptionV3};
 use super::mnist_classifier::{self, MnistClassifier};
 use crate::data::resize_bilinear;
@@ -30,13 +31,6 @@ pub enum FeatureNet {
         /// Fingerprint of the weights, part of the real-statistics cache key.
         fingerprint: u64,
     },
-}
-
-/// FNV-1a, for cache keys (not for security).
-pub fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 fn classifier_from_bytes(

@@ -86,7 +86,7 @@ impl Builder<'_> {
 /// `scripts/inception_golden.py`'s formula: 24-bit uniforms in [-1, 1) from a hash of the key
 /// and the element index, scaled per kind of parameter (He-uniform convolutions).
 pub fn formula(key: &str, shape: &[usize]) -> Vec<f32> {
-    let h = super::features::fingerprint(key.as_bytes());
+    let h = super::fingerprint(key.as_bytes());
     let splitmix = |mut z: u64| {
         z = z.wrapping_add(0x9E3779B97F4A7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
@@ -488,7 +488,7 @@ pub fn candidate_paths() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("GENFORGE_INCEPTION") {
         out.push(PathBuf::from(p));
     }
-    if let Some(d) = super::cache::default_dir() {
+    if let Some(d) = crate::data::shipped::cache_root() {
         out.push(d.join(WEIGHTS_FILE));
     }
     let torch_home = std::env::var_os("TORCH_HOME")
@@ -536,7 +536,7 @@ pub fn load(path: Option<&Path>, check_hash: bool, device: &Device) -> Result<(I
         None => weights_path()?,
     };
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let fingerprint = super::features::fingerprint(&bytes);
+    let fingerprint = super::fingerprint(&bytes);
     if check_hash {
         let got = sha256_hex(&bytes);
         if got != WEIGHTS_SHA256 {

@@ -128,3 +128,10 @@ impl Metric {
             .collect()
     }
 }
+
+/// FNV-1a, for cache keys (not for security).
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}

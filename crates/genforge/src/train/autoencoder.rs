@@ -7,8 +7,8 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
-use super::loop_::{Stage, describe_images, save_reals};
 use super::optim::{adam, check_finite};
+use super::stage::{Stage, describe_images, save_reals};
 use crate::Result;
 use crate::config::TrainConfig;
 use crate::data::{self, Dataset};

@@ -12,6 +12,8 @@ use serde_json::json;
 use super::GanTrainer;
 use super::autoencoder::AutoencoderTrainer;
 use super::prior::PriorTrainer;
+pub use super::stage::Stage;
+use super::stage::{describe_images, save_reals};
 use crate::config::TrainConfig;
 use crate::data::{BatchSampler, Dataset};
 use crate::metrics::eval::{EvalOptions, Scores, generated_features, real_features, score};
@@ -42,37 +44,6 @@ impl Progress for Silent {
     fn step(&mut self, _: u64, _: &[(&'static str, f64)], _: f64) {}
     fn message(&mut self, _: &str) {}
     fn finish(&mut self) {}
-}
-
-/// One kind of training (adversarial, autoencoder, prior) as the run loop drives it: the loop
-/// owns batching, logging, snapshots, checkpoints and resume; a stage owns its models and data.
-pub trait Stage {
-    /// The resolved config (written to the run directory).
-    fn config(&self) -> &TrainConfig;
-    /// Training items (images or code maps) batches are drawn from.
-    fn train_items(&self) -> usize;
-    /// Batch size of iteration `step` (0-based); a schedule may change it between steps.
-    fn batch_size(&self, _step: u64) -> usize {
-        self.config().train.batch
-    }
-    /// One optimisation step on the items `batch`; returns the numbers to log.
-    fn step(&mut self, batch: &[usize]) -> Result<Vec<(&'static str, f64)>>;
-    fn state(&self) -> &TrainerState;
-    /// Write every file of a checkpoint into `dir` (atomicity is the caller's).
-    fn save(&self, dir: &Path) -> Result<()>;
-    /// Sample grids and held-out metrics at `step`; returned numbers are logged.
-    fn snapshot(&mut self, run_dir: &Path, step: u64) -> Result<Vec<(&'static str, f64)>>;
-    /// FID and KID of `n` generated images against the training images under the feature
-    /// network `features`; `None` for stages that cannot generate on their own.
-    fn evaluate(&mut self, _n: usize, _features: &str) -> Result<Option<Scores>> {
-        Ok(None)
-    }
-    /// One line on the data, for the log.
-    fn describe(&self) -> String;
-    /// Once, when a new run starts (e.g. a grid of real images).
-    fn begin(&self, _run_dir: &Path) -> Result<()> {
-        Ok(())
-    }
 }
 
 pub enum RunSource {
@@ -599,27 +570,4 @@ fn check_labels(dataset: &Dataset, classes: usize, path: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `name: N images of CxHxW from PATH`
-pub fn describe_images(cfg: &TrainConfig, dataset: &Dataset, path: &Path) -> String {
-    format!(
-        "{}: {} images of {}x{}x{} from {}",
-        cfg.name,
-        dataset.len(),
-        dataset.channels,
-        dataset.height,
-        dataset.width,
-        path.display()
-    )
-}
-
-/// `samples/reals.png`: the first `n` images of the training data.
-pub fn save_reals(dataset: &Dataset, n: usize, run_dir: &Path) -> Result<()> {
-    let idx: Vec<usize> = (0..n.min(dataset.len())).collect();
-    let reals = dataset.tensor(&idx, &Device::flex());
-    grid::save_png(
-        &grid::make_grid(reals, None),
-        &run_dir.join("samples").join("reals.png"),
-    )
 }

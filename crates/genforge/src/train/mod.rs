@@ -11,6 +11,7 @@ pub mod losses;
 pub mod optim;
 pub mod prior;
 pub mod regularizers;
+pub mod stage;
 
 pub use gan::{GanTrainer, StepStats};
 pub use loop_::{Progress, Stage, TrainOptions, train};

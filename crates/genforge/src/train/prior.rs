@@ -9,8 +9,8 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::loop_::Stage;
 use super::optim::{adam, check_finite};
+use super::stage::Stage;
 use crate::config::TrainConfig;
 use crate::data::codes::CodeMaps;
 use crate::models::ModelConfig;
