@@ -16,11 +16,17 @@ const SHAPES_RGB: [&str; 8] = [
 ];
 
 fn genforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_genforge"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("binary runs")
+    genforge_env(args, &[])
+}
+
+/// [`genforge`] with environment variables set.
+fn genforge_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_genforge"));
+    cmd.args(args).env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("binary runs")
 }
 
 /// Run and require success, showing stderr otherwise.
@@ -877,11 +883,7 @@ fn pggan_grows_samples_at_the_final_size_and_draws_a_timeline() {
 /// `bench` and recorded in the run directory, one line per training session.
 #[test]
 fn kernel_switches_are_checked_printed_and_recorded() {
-    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
-        .args(["presets"])
-        .env("GENFORGE_CONV", "gem")
-        .output()
-        .unwrap();
+    let o = genforge_env(&["presets"], &[("GENFORGE_CONV", "gem")]);
     assert_clean_failure(
         &o,
         "GENFORGE_CONV=\"gem\" is not a setting: use one of auto, burn, gemm",
@@ -889,11 +891,10 @@ fn kernel_switches_are_checked_printed_and_recorded() {
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty(), "work done before the check");
 
-    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
-        .args(["bench", "dcgan-tiny", "--steps", "1", "--warmup", "0"])
-        .env("GENFORGE_TAPS", "0")
-        .output()
-        .unwrap();
+    let o = genforge_env(
+        &["bench", "dcgan-tiny", "--steps", "1", "--warmup", "0"],
+        &[("GENFORGE_TAPS", "0")],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -905,11 +906,10 @@ fn kernel_switches_are_checked_printed_and_recorded() {
     let r = tmp.path().join("r");
     let r = r.to_str().unwrap();
     genforge_ok(&["train", "dcgan-tiny", "--run-dir", r, "--steps", "2"]);
-    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
-        .args(["train", "--resume", r, "--steps", "4"])
-        .env("GENFORGE_FUSED", "0")
-        .output()
-        .unwrap();
+    let o = genforge_env(
+        &["train", "--resume", r, "--steps", "4"],
+        &[("GENFORGE_FUSED", "0")],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let lines: Vec<serde_json::Value> =
         std::fs::read_to_string(Path::new(r).join("environment.jsonl"))
@@ -1107,21 +1107,23 @@ fn divergence_keeps_only_finite_checkpoints_and_leaves_no_dead_ends() {
     assert_clean_failure(&o, "fewer than the batch of 33");
     let o = genforge(&["train", "dcgan-tiny", "--steps", "0", "--run-dir", bs]);
     assert_clean_failure(&o, "--steps must be at least 1");
-    let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
-        .args([
+    let cache = tmp.path().to_str().unwrap();
+    let o = genforge_env(
+        &[
             "train",
             "dcgan-tiny",
             "--run-dir",
             bs,
             "--set",
             "train.eval_every=1",
-        ])
-        .args(["train.eval_features=inception"])
-        .env_remove("GENFORGE_INCEPTION")
-        .env("GENFORGE_CACHE", tmp.path())
-        .env("TORCH_HOME", tmp.path())
-        .output()
-        .unwrap();
+            "train.eval_features=inception",
+        ],
+        &[
+            ("GENFORGE_INCEPTION", "/no/such/file"),
+            ("GENFORGE_CACHE", cache),
+            ("TORCH_HOME", cache),
+        ],
+    );
     assert_clean_failure(&o, "the FID Inception weights");
     assert!(!b.exists(), "a failed start left {bs} behind");
 }

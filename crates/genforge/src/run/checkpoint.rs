@@ -72,16 +72,18 @@ fn non_finite_tensor(bytes: burn::tensor::Bytes) -> std::result::Result<Option<S
     Ok(None)
 }
 
-/// An error when the record file at `path` holds non-finite values: a checkpoint written by a
-/// diverged run or damaged on disk, so an older one should be used.
-pub fn check_finite_file(path: &Path) -> Result<()> {
-    match non_finite_tensor(read_whole(path)?) {
-        Ok(None) => Ok(()),
+/// The bytes of the record file at `path`, read once, or an error when it cannot be parsed or
+/// holds non-finite values (a checkpoint written by a diverged run or damaged on disk, so an
+/// older one should be used). `what` names the record in the message.
+fn read_finite(path: &Path, what: &str) -> Result<burn::tensor::Bytes> {
+    let bytes = read_whole(path)?;
+    match non_finite_tensor(bytes.clone()) {
+        Ok(None) => Ok(bytes),
         Ok(Some(name)) => Err(Error::run(
             path,
-            format!("holds NaN or infinite values (in {name})"),
+            format!("corrupt {what}: NaN or infinite values in {name}"),
         )),
-        Err(e) => Err(Error::run(path, format!("unreadable record: {e}"))),
+        Err(e) => Err(Error::run(path, format!("unreadable {what}: {e}"))),
     }
 }
 
@@ -95,17 +97,7 @@ pub fn save_module<M: Module>(module: M, path: &Path) -> Result<()> {
 /// Load a `.bpk` record into a freshly built module, turning panics-to-be into errors; a record
 /// with NaN or infinite values is refused like a corrupt one.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
-    let bytes = read_whole(path)?;
-    match non_finite_tensor(bytes.clone()) {
-        Ok(Some(name)) => {
-            return Err(Error::run(
-                path,
-                format!("corrupt weights: NaN or infinite values in {name}"),
-            ));
-        }
-        Ok(None) => {}
-        Err(e) => return Err(Error::run(path, format!("unreadable weights: {e}"))),
-    }
+    let bytes = read_finite(path, "weights")?;
     let record = ModuleRecord::from_bytes(bytes)
         .map_err(|e| Error::run(path, format!("unreadable weights: {e}")))?;
     module.try_load_record(record).map_err(|e| {
@@ -121,8 +113,7 @@ pub fn save_optim(opt: &ModuleOptimizer, path: &Path) -> Result<()> {
 }
 
 pub fn load_optim(opt: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
-    check_finite_file(path)?;
-    opt.from_bytes(read_whole(path)?)
+    opt.from_bytes(read_finite(path, "optimizer state")?)
         .map_err(|e| Error::run(path, format!("unreadable optimizer state: {e}")))
 }
 
@@ -150,7 +141,8 @@ pub fn dir_name(step: u64) -> String {
     format!("step-{step:07}")
 }
 
-fn step_of(path: &Path) -> Option<u64> {
+/// The step of a checkpoint directory `step-XXXXXXX`.
+pub fn step_of(path: &Path) -> Option<u64> {
     path.file_name()?
         .to_str()?
         .strip_prefix("step-")?
@@ -225,12 +217,12 @@ fn check_finite_dir(dir: &Path, step: u64) -> Result<()> {
     {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "bpk")
-            && let Err(e) = check_finite_file(&path)
+            && let Err(e) = read_finite(&path, "record")
         {
             let file = path.file_name().unwrap_or_default().to_string_lossy();
             return Err(Error::Diverged(format!(
                 "training diverged: the weights after step {step} are not finite, so its \
-                 checkpoint was not written ({file} {})",
+                 checkpoint was not written ({file}: {})",
                 match &e {
                     Error::Run { msg, .. } => msg.clone(),
                     other => other.to_string(),
@@ -247,7 +239,18 @@ fn check_finite_dir(dir: &Path, step: u64) -> Result<()> {
 pub fn load_newest<T>(
     run_dir: &Path,
     checkpoint: Option<&Path>,
+    load: impl FnMut(&Path) -> Result<T>,
+) -> Result<(T, PathBuf)> {
+    load_newest_with(run_dir, checkpoint, load, |m| tracing::warn!("{m}"))
+}
+
+/// [`load_newest`], telling `warn` about each unusable checkpoint that is still there (one
+/// pruned meanwhile is skipped silently).
+pub fn load_newest_with<T>(
+    run_dir: &Path,
+    checkpoint: Option<&Path>,
     mut load: impl FnMut(&Path) -> Result<T>,
+    mut warn: impl FnMut(&str),
 ) -> Result<(T, PathBuf)> {
     if let Some(c) = checkpoint {
         return Ok((load(c)?, c.to_path_buf()));
@@ -262,10 +265,10 @@ pub fn load_newest<T>(
             Ok(v) => return Ok((v, dir.clone())),
             Err(e) if is_checkpoint_error(&e, dir) => {
                 if dir.exists() {
-                    tracing::warn!(
-                        "checkpoint {} is unusable ({e}); using the one before it",
+                    warn(&format!(
+                        "checkpoint {} is unusable ({e}); trying the one before it",
                         dir.display()
-                    );
+                    ));
                 }
                 first_err.get_or_insert(e);
             }

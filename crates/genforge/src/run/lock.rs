@@ -4,7 +4,7 @@
 //! checkpoint whole into memory and fall back to an older one when a trainer prunes it first.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::Path;
 
 use crate::{Error, Result};
@@ -20,6 +20,24 @@ pub struct RunLock {
 
 /// Locks `dir` (created if missing) for this process, or explains who holds it.
 pub fn lock(dir: &Path) -> Result<RunLock> {
+    try_lock(dir)?.ok_or_else(|| {
+        let holder = std::fs::read_to_string(dir.join(LOCK_FILE)).unwrap_or_default();
+        let holder = match holder.trim() {
+            "" => String::new(),
+            pid => format!(" (PID {pid})"),
+        };
+        Error::run(
+            dir,
+            format!(
+                "is in use by another genforge training process{holder}; wait for it to \
+                 finish or stop it, then try again"
+            ),
+        )
+    })
+}
+
+/// Locks `dir` (created if missing) for this process; `None` when another process holds it.
+pub fn try_lock(dir: &Path) -> Result<Option<RunLock>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(LOCK_FILE);
     let mut file = OpenOptions::new()
@@ -33,26 +51,11 @@ pub fn lock(dir: &Path) -> Result<RunLock> {
         Ok(()) => {
             let pid = format!("{}\n", std::process::id());
             file.set_len(0)
-                .and_then(|_| file.rewind())
                 .and_then(|_| file.write_all(pid.as_bytes()))
                 .map_err(|e| Error::io(&path, e))?;
-            Ok(RunLock { _file: file })
+            Ok(Some(RunLock { _file: file }))
         }
-        Err(TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => String::new(),
-                pid => format!(" (PID {pid})"),
-            };
-            Err(Error::run(
-                dir,
-                format!(
-                    "is in use by another genforge training process{holder}; wait for it to \
-                     finish or stop it, then try again"
-                ),
-            ))
-        }
+        Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }

@@ -278,29 +278,28 @@ pub struct GanRequest<'a> {
     pub truncation: Option<f64>,
 }
 
-impl GanRequest<'_> {
-    /// An error when the request sets an option `family` does not have.
-    fn check_family(&self, family: &str) -> Result<()> {
-        let style = self.psi != 1.0 || self.cutoff.is_some();
-        let big = self.class.is_some() || self.truncation.is_some();
-        let wrong = match family {
-            "stylegan" => big.then_some("--class and --truncation are BigGAN's"),
-            "biggan" => style.then_some("--psi and --cutoff are StyleGAN's truncation trick"),
-            _ if style => Some("--psi and --cutoff are StyleGAN's truncation trick"),
-            _ if big => Some("--class and --truncation are BigGAN's"),
-            _ => None,
-        };
-        match wrong {
-            Some(what) => Err(Error::Config(format!("{what}; this is a {family} run"))),
-            None => Ok(()),
-        }
-    }
-}
-
 /// `req.n` images from the GAN generator `g` of a run with config `cfg`, each family's own
 /// options applied: StyleGAN's truncation (psi, cutoff), BigGAN's class and truncated latents.
 pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Tensor<4>> {
-    req.check_family(cfg.model.family())?;
+    let style = req.psi != 1.0 || req.cutoff.is_some();
+    let big = req.class.is_some() || req.truncation.is_some();
+    let unsupported = match g {
+        Generator::Style(_) => big.then_some("--class and --truncation are BigGAN's"),
+        Generator::Big(_) => style.then_some("--psi and --cutoff are StyleGAN's truncation trick"),
+        Generator::Conv(_) | Generator::Vit(_) | Generator::Pg(_) => {
+            if style {
+                Some("--psi and --cutoff are StyleGAN's truncation trick")
+            } else {
+                big.then_some("--class and --truncation are BigGAN's")
+            }
+        }
+    };
+    if let Some(what) = unsupported {
+        return Err(Error::Config(format!(
+            "{what}; this is a {} run",
+            cfg.model.family()
+        )));
+    }
     if req.n == 0 {
         return Err(Error::Config("--n must be at least 1".into()));
     }

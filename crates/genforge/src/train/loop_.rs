@@ -92,25 +92,14 @@ fn resume_stage(
     device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<(Box<dyn Stage>, u64)> {
-    let all = checkpoint::list(run_dir)?;
-    if all.is_empty() {
-        checkpoint::latest(run_dir)?;
-    }
-    let mut first_err = None;
-    for (step, dir) in all.iter().rev() {
-        match build_stage(config.clone(), Some(dir), device) {
-            Ok(stage) => return Ok((stage, *step)),
-            Err(e) if checkpoint::is_checkpoint_error(&e, dir) => {
-                progress.warn(&format!(
-                    "checkpoint {} is unusable ({e}); trying the one before it",
-                    dir.display()
-                ));
-                first_err.get_or_insert(e);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(first_err.expect("at least one checkpoint was tried"))
+    let (stage, dir) = checkpoint::load_newest_with(
+        run_dir,
+        None,
+        |dir| build_stage(config.clone(), Some(dir), device),
+        |msg| progress.warn(msg),
+    )?;
+    let step = checkpoint::step_of(&dir).expect("a step directory");
+    Ok((stage, step))
 }
 
 /// Train until the configured number of steps; returns the run directory.
@@ -295,7 +284,7 @@ fn new_run_dir(
     }
     for _ in 0..100 {
         let dir = run::next_run_dir(runs_root, &cfg.name)?;
-        let Ok(held) = run::lock::lock(&dir) else {
+        let Some(held) = run::lock::try_lock(&dir)? else {
             continue;
         };
         if dir.join(run::CONFIG_FILE).exists() {
