@@ -78,6 +78,10 @@ enum Command {
     /// One row per snapshot grid (samples/step-*.png), the first --cells images of each: the
     /// same latents followed over training (a growing run's grids all have the final size).
     Timeline(commands::report::TimelineArgs),
+    /// Turn a network trained elsewhere into a run directory (BigGAN-PyTorch's G_ema.pth /
+    /// G.pth and its TF-Hub conversion), on which sample, classes, threshold, class-morph, eval
+    /// and report work.
+    Import(commands::import::ImportArgs),
 }
 
 /// A count, seed or index: a whole number of 0 or more, with a plain message for anything else
@@ -108,6 +112,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainClassifier(a) => commands::eval::train_classifier(a),
         Command::Report(a) => commands::report::report(a),
         Command::Timeline(a) => commands::report::timeline(a),
+        Command::Import(a) => commands::import::import(a),
     }
 }
 

@@ -265,6 +265,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../../../configs/biggan-imagenet128.toml"),
     ),
     (
+        "biggan-tfhub128",
+        include_str!("../../../configs/biggan-tfhub128.toml"),
+    ),
+    (
         "biggan-tiny",
         include_str!("../../../configs/biggan-tiny.toml"),
     ),

@@ -110,8 +110,8 @@ fn biggan_steps_g_every_d_steps_and_averages_its_batch_norm_statistics() {
     // moved off their initial zeros but lag G's.
     let mean = |g: &Generator| match g {
         Generator::Big(b) => b
-            .out_bn
-            .running_mean
+            .output_bn
+            .stored_mean
             .value()
             .into_data()
             .try_to_vec::<f32>()

@@ -153,7 +153,7 @@ fn load(run: &RunArgs) -> Result<(Generator, Vec<String>)> {
     let (cfg, g, ckpt) = biggan::load(&run.run_dir, run.checkpoint.as_deref(), &run.device()?)?;
     tracing::info!("checkpoint {}", ckpt.display());
     let classes = cfg.model.num_classes().expect("a BigGAN run");
-    Ok((g, biggan::class_names(&cfg, classes)))
+    Ok((g, biggan::class_names(&run.run_dir, &cfg, classes)))
 }
 
 pub fn check_truncation(t: Option<f64>) -> Result<()> {

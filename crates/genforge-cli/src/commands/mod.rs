@@ -2,6 +2,7 @@
 
 pub mod biggan;
 pub mod eval;
+pub mod import;
 pub mod report;
 pub mod sample;
 pub mod stylegan;

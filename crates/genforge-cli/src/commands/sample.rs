@@ -104,6 +104,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         cutoff,
         class: class.as_deref(),
         truncation,
+        run_dir: &run_dir,
     };
     let (cfg, g, ckpt) = sample::load_generator(&run_dir, checkpoint.as_deref(), &device)?;
     tracing::info!("checkpoint {}", ckpt.display());

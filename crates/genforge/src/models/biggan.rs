@@ -1,35 +1,38 @@
 //! BigGAN (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural Image
 //! Synthesis"), as the StyleGAN/BigGAN slides present it: SAGAN scaled up and made
 //! class-conditional, with a shared class embedding, hierarchical latents and orthogonal
-//! regularization. The block layout per resolution is BigGAN-PyTorch's (`G_arch`/`D_arch`):
+//! regularization. The network is BigGAN-PyTorch's (`BigGAN.py`, `layers.py`), field for field,
+//! so its checkpoints load (see `crate::import`):
 //!
 //! - G: `z` split into one chunk per block plus one for the input (hierarchical latents);
 //!   `linear(z_0) -> 4x4`; residual up-blocks `CBN-ReLU-up-conv3x3-CBN-ReLU-conv3x3` plus an
-//!   upsampled 1x1 skip, each CBN conditioned on `[shared_embedding(y), z_i]`; self-attention
-//!   after the blocks at `g_attention`; `BN-ReLU-conv3x3-tanh` out.
+//!   upsampled 1x1 skip (`conv_sc`), each CBN conditioned on `[shared(y), z_i]`; attention after
+//!   the blocks whose output is at a `g_attention` resolution; `BN-ReLU-conv3x3-tanh` out.
 //! - D: residual down-blocks (`ReLU-conv3x3-ReLU-conv3x3-avgpool` with a 1x1 skip; the first
-//!   without the leading ReLU), self-attention at `d_attention`, ReLU, global sum pooling, and
-//!   the projection output `linear(h) + <embed(y), h>` (Miyato & Koyama 2018).
+//!   without the leading ReLU), attention after the blocks whose output is at a `d_attention`
+//!   resolution, ReLU, global sum pooling, and the projection output
+//!   `linear(h) + <embed(y), h>` (Miyato & Koyama 2018).
 //!
-//! Spectral norm on every conv and linear of both networks, and on D's class embedding; the
-//! shared embedding is a plain table. Weights start N(0, 0.02) (BigGAN-PyTorch's `N02`, what its
-//! CIFAR script uses). Upsampling is nearest-neighbour, downsampling 2x2 average pooling.
-//! Self-attention is the SAGAN layer genforge already has (without spectral norm inside, as the
-//! DCGAN/SAGAN article writes it; BigGAN-PyTorch spectral-normalizes its four 1x1 convs).
+//! Spectral norm ([`crate::nn::sn_layers`], with BigGAN-PyTorch's `u0`/`sv0` buffers and its
+//! evaluation-time power iteration) on every conv and linear of both networks and on D's class
+//! embedding; the shared embedding is a plain table. Attention is BigGAN-PyTorch's
+//! ([`PooledSelfAttention`]). Weights start N(0, 0.02) (BigGAN-PyTorch's `N02`, what its CIFAR
+//! script uses); biases at PyTorch's default. Upsampling is nearest-neighbour, downsampling 2x2
+//! average pooling.
 
 use crate::nn::activation::add;
 use crate::nn::activation::relu;
 use crate::nn::blur::{downsample2x, upsample2x};
-use burn::module::{Module, Param};
-use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::module::{Flag, Module, Param, RunningState};
 use burn::tensor::activation::tanh;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::nn::batch_norm::forward_stored;
 use crate::nn::conditional_batch_norm::ConditionalBatchNorm;
-use crate::nn::linear::Linear;
-use crate::nn::spectral_norm::SpectralNorm;
-use crate::nn::{Conv2d, SelfAttention, batch_norm, init};
+use crate::nn::init;
+use crate::nn::pooled_attention::PooledSelfAttention;
+use crate::nn::sn_layers::{SnConv2d, SnEmbedding, SnLinear};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -51,10 +54,16 @@ pub struct BigganConfig {
     /// Split z over the input layer and every block (the paper's hierarchical latents); when
     /// false all of z feeds the input layer and the blocks see the embedding alone.
     pub hierarchical: bool,
-    /// Resolutions after whose G block self-attention sits (the paper: 64 at 128x128).
+    /// Output resolutions of the G blocks followed by attention (the paper: 64 at 128x128).
     pub g_attention: Vec<usize>,
-    /// Resolutions of D blocks followed by self-attention (input side of the block).
+    /// Output resolutions of the D blocks followed by attention (the paper: 64 at 128x128).
     pub d_attention: Vec<usize>,
+    /// Spectral norm's epsilon (BigGAN-PyTorch's `SN_eps`: 1e-8 by default, 1e-6 for the 138k
+    /// ImageNet checkpoint, 1e-4 in the TF-Hub conversion).
+    pub sn_eps: f64,
+    /// The conditional batch norms' epsilon (`BN_eps`: 1e-5; 1e-4 in the TF-Hub conversion).
+    /// The output batch norm always uses 1e-5, as BigGAN-PyTorch's.
+    pub bn_eps: f64,
 }
 
 impl Default for BigganConfig {
@@ -70,6 +79,8 @@ impl Default for BigganConfig {
             hierarchical: true,
             g_attention: vec![64],
             d_attention: vec![64],
+            sn_eps: 1e-8,
+            bn_eps: 1e-5,
         }
     }
 }
@@ -77,8 +88,9 @@ impl Default for BigganConfig {
 /// Channels in and out of each block and the resolution after it, as BigGAN-PyTorch's arch
 /// tables; up to 32x32 its CIFAR layout (every block at `4 ch`).
 struct Arch {
+    /// `(in, out, output resolution)`
     g: Vec<(usize, usize, usize)>,
-    /// `(in, out, downsample, input resolution)`
+    /// `(in, out, downsample, output resolution)`
     d: Vec<(usize, usize, bool, usize)>,
 }
 
@@ -103,11 +115,11 @@ fn arch(cfg: &BigganConfig) -> Arch {
         let mut res = r;
         for i in 0..downs + 2 {
             let down = i < downs;
-            d.push((cin, 4 * dc, down, res));
-            cin = 4 * dc;
             if down {
                 res /= 2;
             }
+            d.push((cin, 4 * dc, down, res));
+            cin = 4 * dc;
         }
     } else {
         // 64: 1,2,4,8,16 (+16); 128: 1,2,4,8,16,16 (+16).
@@ -116,9 +128,9 @@ fn arch(cfg: &BigganConfig) -> Arch {
         let mut cin = cfg.channels;
         let mut res = r;
         for m in mults {
+            res /= 2;
             d.push((cin, dc * m, true, res));
             cin = dc * m;
-            res /= 2;
         }
         d.push((cin, dc * 16, false, res));
     }
@@ -159,6 +171,11 @@ impl BigganConfig {
                     .into(),
             );
         }
+        for (key, eps) in [("model.sn_eps", self.sn_eps), ("model.bn_eps", self.bn_eps)] {
+            if !(eps.is_finite() && eps > 0.0) {
+                return bad(format!("{key} must be positive and finite, got {eps}"));
+            }
+        }
         let slots = self.z_slots();
         if self.z_dim == 0 || !self.z_dim.is_multiple_of(slots) {
             return bad(format!(
@@ -169,20 +186,34 @@ impl BigganConfig {
             ));
         }
         let a = arch(self);
-        let g_res: Vec<usize> = a.g.iter().map(|b| b.2).collect();
-        for r in &self.g_attention {
-            if !g_res.contains(r) {
-                return bad(format!(
-                    "model.g_attention: {r} is not a generator block resolution ({g_res:?})"
-                ));
-            }
-        }
-        let d_res: Vec<usize> = a.d.iter().map(|b| b.3).collect();
-        for r in &self.d_attention {
-            if !d_res.contains(r) {
-                return bad(format!(
-                    "model.d_attention: {r} is not a discriminator block resolution ({d_res:?})"
-                ));
+        let blocks = [
+            (
+                "model.g_attention",
+                "generator",
+                &self.g_attention,
+                a.g.iter().map(|b| (b.1, b.2)).collect::<Vec<_>>(),
+            ),
+            (
+                "model.d_attention",
+                "discriminator",
+                &self.d_attention,
+                a.d.iter().map(|b| (b.1, b.3)).collect(),
+            ),
+        ];
+        for (key, net, wanted, blocks) in blocks {
+            let res: Vec<usize> = blocks.iter().map(|b| b.1).collect();
+            for r in wanted {
+                if !res.contains(r) {
+                    return bad(format!(
+                        "{key}: {r} is not the output resolution of a {net} block ({res:?})"
+                    ));
+                }
+                if let Some(&(c, _)) = blocks.iter().find(|b| b.1 == *r && b.0 < 8) {
+                    return bad(format!(
+                        "{key}: attention at {r} needs at least 8 channels there (its C/8 \
+                         projections), the block has {c}; widen the network or drop {r}"
+                    ));
+                }
             }
         }
         Ok(())
@@ -197,21 +228,22 @@ fn rows<const D: usize>(w: Tensor<D>) -> Tensor<2> {
 
 #[derive(Module, Debug)]
 pub struct GBlock {
+    pub conv1: SnConv2d,
+    pub conv2: SnConv2d,
+    pub conv_sc: SnConv2d,
     pub bn1: ConditionalBatchNorm,
-    pub conv1: Conv2d,
     pub bn2: ConditionalBatchNorm,
-    pub conv2: Conv2d,
-    pub skip: Conv2d,
 }
 
 impl GBlock {
-    fn new(cin: usize, cout: usize, cond: usize, rng: &mut Rng, device: &Device) -> Self {
+    fn new(cin: usize, cout: usize, cfg: &BigganConfig, rng: &mut Rng, device: &Device) -> Self {
+        let (cond, sn) = (cfg.cond_dim(), cfg.sn_eps);
         GBlock {
-            bn1: ConditionalBatchNorm::new(cin, cond, true, rng, device),
-            conv1: Conv2d::new([cin, cout], 3, 1, 1, true, rng, device),
-            bn2: ConditionalBatchNorm::new(cout, cond, true, rng, device),
-            conv2: Conv2d::new([cout, cout], 3, 1, 1, true, rng, device),
-            skip: Conv2d::new([cin, cout], 1, 1, 0, true, rng, device),
+            conv1: SnConv2d::new([cin, cout], 3, true, sn, rng, device),
+            conv2: SnConv2d::new([cout, cout], 3, true, sn, rng, device),
+            conv_sc: SnConv2d::new([cin, cout], 1, true, sn, rng, device),
+            bn1: ConditionalBatchNorm::new(cin, cond, cfg.bn_eps, sn, rng, device),
+            bn2: ConditionalBatchNorm::new(cout, cond, cfg.bn_eps, sn, rng, device),
         }
     }
 
@@ -220,20 +252,69 @@ impl GBlock {
         let h = upsample2x(relu(self.bn1.forward(x.clone(), e.clone())));
         let h = self.conv1.forward(h);
         let h = self.conv2.forward(relu(self.bn2.forward(h, e)));
-        add(h, self.skip.forward(upsample2x(x)))
+        add(h, self.conv_sc.forward(upsample2x(x)))
+    }
+}
+
+/// A plain embedding table (`nn.Embedding`), G's shared class embedding.
+#[derive(Module, Debug)]
+pub struct Embedding {
+    /// `[num_classes, dim]`
+    pub weight: Param<Tensor<2>>,
+}
+
+/// BigGAN-PyTorch's `layers.bn`, G's output batch norm: a learned per-channel `gain`/`bias`
+/// over the `stored_mean`/`stored_var` buffers, epsilon 1e-5.
+#[derive(Module, Debug)]
+pub struct OutputBatchNorm {
+    pub gain: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+    pub stored_mean: RunningState<Tensor<1>>,
+    pub stored_var: RunningState<Tensor<1>>,
+    pub training: Param<Flag>,
+}
+
+impl OutputBatchNorm {
+    fn new(c: usize, device: &Device) -> Self {
+        OutputBatchNorm {
+            gain: Param::from_tensor(Tensor::ones([c], device)),
+            bias: init::zeros([c], device),
+            stored_mean: RunningState::new(Tensor::zeros([c], device)),
+            stored_var: RunningState::new(Tensor::ones([c], device)),
+            training: Param::from_bool(true),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, _, _] = x.dims();
+        let per_sample = |p: &Param<Tensor<1>>| p.val().unsqueeze::<2>().expand([b, c]);
+        let affine = (per_sample(&self.gain), per_sample(&self.bias));
+        let training = self.training.is_enabled();
+        forward_stored(
+            x,
+            training,
+            &self.stored_mean,
+            &self.stored_var,
+            1e-5,
+            0.1,
+            affine,
+        )
     }
 }
 
 #[derive(Module, Debug)]
 pub struct Generator {
     /// The shared class embedding `[num_classes, shared_dim]` (not spectral-normed).
-    pub shared: Param<Tensor<2>>,
+    pub shared: Embedding,
     /// `z_0 -> [4 * 4 * ch_0]`
-    pub linear: Linear,
+    pub linear: SnLinear,
     pub blocks: Vec<GBlock>,
-    pub attention: Vec<Option<SelfAttention>>,
-    pub out_bn: BatchNorm,
-    pub out_conv: Conv2d,
+    /// BigGAN-PyTorch's `blocks.i.1`.
+    pub attention: Vec<Option<PooledSelfAttention>>,
+    /// BigGAN-PyTorch's `output_layer.0`.
+    pub output_bn: OutputBatchNorm,
+    /// BigGAN-PyTorch's `output_layer.2`.
+    pub output_conv: SnConv2d,
     pub z_dim: usize,
     pub z_chunk: usize,
     pub hierarchical: bool,
@@ -248,19 +329,20 @@ impl Generator {
         } else {
             cfg.z_dim
         };
-        let shared = init::normal([cfg.num_classes, cfg.shared_dim], 0.0, 0.02, rng, device);
-        let mut linear = Linear::new([z_in, 16 * ch0], true, true, rng, device);
-        linear.weight = init::normal([16 * ch0, z_in], 0.0, 0.02, rng, device);
+        let shared = Embedding {
+            weight: init::normal([cfg.num_classes, cfg.shared_dim], 0.0, 0.02, rng, device),
+        };
+        let linear = SnLinear::new([z_in, 16 * ch0], true, cfg.sn_eps, rng, device);
         let blocks =
             a.g.iter()
-                .map(|&(i, o, _)| GBlock::new(i, o, cfg.cond_dim(), rng, device))
+                .map(|&(i, o, _)| GBlock::new(i, o, cfg, rng, device))
                 .collect();
         let attention =
             a.g.iter()
                 .map(|&(_, o, r)| {
                     cfg.g_attention
                         .contains(&r)
-                        .then(|| SelfAttention::new(o, rng, device))
+                        .then(|| PooledSelfAttention::new(o, cfg.sn_eps, rng, device))
                 })
                 .collect();
         let last = a.g.last().expect("at least one block").1;
@@ -269,8 +351,8 @@ impl Generator {
             linear,
             blocks,
             attention,
-            out_bn: BatchNormConfig::new(last).init(device),
-            out_conv: Conv2d::new([last, cfg.channels], 3, 1, 1, true, rng, device),
+            output_bn: OutputBatchNorm::new(last, device),
+            output_conv: SnConv2d::new([last, cfg.channels], 3, true, cfg.sn_eps, rng, device),
             z_dim: cfg.z_dim,
             z_chunk: cfg.z_chunk(),
             hierarchical: cfg.hierarchical,
@@ -288,9 +370,13 @@ impl Generator {
         (first, parts)
     }
 
+    pub fn num_classes(&self) -> usize {
+        self.shared.weight.dims()[0]
+    }
+
     /// The shared embedding of `y`, `[b, shared_dim]`.
     pub fn embed(&self, y: Tensor<1, Int>) -> Tensor<2> {
-        self.shared.val().select(0, y)
+        self.shared.weight.val().select(0, y)
     }
 
     /// `[b, z_dim], [b] -> [b, channels, res, res]` in [-1, 1].
@@ -299,7 +385,7 @@ impl Generator {
     }
 
     /// The forward pass from a class embedding instead of a label (interpolating between
-    /// classes moves the embedding).
+    /// classes moves the embedding), BigGAN-PyTorch's `G(z, G.shared(y))`.
     pub fn forward_embedded(&self, z: Tensor<2>, e: Tensor<2>) -> Tensor<4> {
         let b = z.dims()[0];
         let (z0, chunks) = self.split_latent(z);
@@ -315,18 +401,16 @@ impl Generator {
                 h = sa.forward(h).0;
             }
         }
-        tanh(
-            self.out_conv
-                .forward(relu(batch_norm::forward(&self.out_bn, h, None))),
-        )
+        tanh(self.output_conv.forward(relu(self.output_bn.forward(h))))
     }
 
-    /// BigGAN's orthogonal regularization over G's weights (every conv and linear, and the
-    /// conditional BN maps; not the shared embedding, biases or attention, as BigGAN-PyTorch).
+    /// BigGAN's orthogonal regularization over G's weights: every parameter of two or more
+    /// dimensions but the shared embedding, as BigGAN-PyTorch's `ortho(G, ..., blacklist=
+    /// G.shared.parameters())` (convs, linears, the conditional BN maps and the attention's).
     pub fn orthogonal_penalty(&self, beta: f64) -> Tensor<1> {
         let mut w: Vec<Tensor<2>> = vec![self.linear.weight.val()];
         for b in &self.blocks {
-            for c in [&b.conv1, &b.conv2, &b.skip] {
+            for c in [&b.conv1, &b.conv2, &b.conv_sc] {
                 w.push(rows(c.weight.val()));
             }
             for bn in [&b.bn1, &b.bn2] {
@@ -334,7 +418,12 @@ impl Generator {
                 w.push(bn.bias.weight.val());
             }
         }
-        w.push(rows(self.out_conv.weight.val()));
+        for sa in self.attention.iter().flatten() {
+            for c in [&sa.theta, &sa.phi, &sa.g, &sa.o] {
+                w.push(rows(c.weight.val()));
+            }
+        }
+        w.push(rows(self.output_conv.weight.val()));
         w.into_iter()
             .map(|m| orthogonal(m, beta))
             .reduce(|a, b| a + b)
@@ -342,15 +431,15 @@ impl Generator {
     }
 
     pub fn device(&self) -> Device {
-        self.shared.val().device()
+        self.shared.weight.val().device()
     }
 }
 
 #[derive(Module, Debug)]
 pub struct DBlock {
-    pub conv1: Conv2d,
-    pub conv2: Conv2d,
-    pub skip: Option<Conv2d>,
+    pub conv1: SnConv2d,
+    pub conv2: SnConv2d,
+    pub conv_sc: Option<SnConv2d>,
     pub preactivation: bool,
     pub downsample: bool,
 }
@@ -369,7 +458,7 @@ impl DBlock {
         }
         let mut s = x;
         if self.preactivation {
-            if let Some(c) = &self.skip {
+            if let Some(c) = &self.conv_sc {
                 s = c.forward(s);
             }
             if self.downsample {
@@ -379,7 +468,7 @@ impl DBlock {
             if self.downsample {
                 s = downsample2x(s);
             }
-            if let Some(c) = &self.skip {
+            if let Some(c) = &self.conv_sc {
                 s = c.forward(s);
             }
         }
@@ -390,25 +479,26 @@ impl DBlock {
 #[derive(Module, Debug)]
 pub struct Discriminator {
     pub blocks: Vec<DBlock>,
-    pub attention: Vec<Option<SelfAttention>>,
+    /// BigGAN-PyTorch's `blocks.i.1`.
+    pub attention: Vec<Option<PooledSelfAttention>>,
     /// `h -> logit`
-    pub linear: Linear,
+    pub linear: SnLinear,
     /// The projection's class embedding `[num_classes, C]`, spectral-normed.
-    pub embed: Param<Tensor<2>>,
-    pub embed_sn: SpectralNorm,
+    pub embed: SnEmbedding,
 }
 
 impl Discriminator {
     pub fn new(cfg: &BigganConfig, rng: &mut Rng, device: &Device) -> Self {
         let a = arch(cfg);
+        let sn = cfg.sn_eps;
         let blocks =
             a.d.iter()
                 .enumerate()
                 .map(|(i, &(cin, cout, down, _))| DBlock {
-                    conv1: Conv2d::new([cin, cout], 3, 1, 1, true, rng, device),
-                    conv2: Conv2d::new([cout, cout], 3, 1, 1, true, rng, device),
-                    skip: (cin != cout || down)
-                        .then(|| Conv2d::new([cin, cout], 1, 1, 0, true, rng, device)),
+                    conv1: SnConv2d::new([cin, cout], 3, true, sn, rng, device),
+                    conv2: SnConv2d::new([cout, cout], 3, true, sn, rng, device),
+                    conv_sc: (cin != cout || down)
+                        .then(|| SnConv2d::new([cin, cout], 1, true, sn, rng, device)),
                     preactivation: i > 0,
                     downsample: down,
                 })
@@ -418,18 +508,15 @@ impl Discriminator {
                 .map(|&(_, cout, _, r)| {
                     cfg.d_attention
                         .contains(&r)
-                        .then(|| SelfAttention::new(cout, rng, device))
+                        .then(|| PooledSelfAttention::new(cout, sn, rng, device))
                 })
                 .collect();
         let c = a.d.last().expect("at least one block").1;
-        let mut linear = Linear::new([c, 1], true, true, rng, device);
-        linear.weight = init::normal([1, c], 0.0, 0.02, rng, device);
         Discriminator {
             blocks,
             attention,
-            linear,
-            embed: init::normal([cfg.num_classes, c], 0.0, 0.02, rng, device),
-            embed_sn: SpectralNorm::new(cfg.num_classes, 0, rng, device),
+            linear: SnLinear::new([c, 1], true, sn, rng, device),
+            embed: SnEmbedding::new([cfg.num_classes, c], sn, rng, device),
         }
     }
 
@@ -446,18 +533,11 @@ impl Discriminator {
         relu(h).sum_dim(3).sum_dim(2).reshape([b, c])
     }
 
-    /// The class embedding with spectral norm.
-    pub fn class_embedding(&self) -> Tensor<2> {
-        let w = self.embed.val();
-        let sigma = self.embed_sn.sigma_matrix(w.clone());
-        w / sigma.reshape([1, 1])
-    }
-
     /// `[b, c, r, r], [b] -> [b]` logits: `linear(h) + <embed(y), h>`.
     pub fn forward(&self, x: Tensor<4>, y: Tensor<1, Int>) -> Tensor<1> {
         let h = self.features(x); // [b, C]
         let b = h.dims()[0];
-        let projection = (self.class_embedding().select(0, y) * h.clone()).sum_dim(1); // [b, 1]
+        let projection = (self.embed.forward(y) * h.clone()).sum_dim(1); // [b, 1]
         (self.linear.forward(h) + projection).reshape([b])
     }
 }
@@ -494,6 +574,8 @@ mod tests {
             hierarchical: true,
             g_attention: vec![16],
             d_attention: vec![8],
+            sn_eps: 1e-8,
+            bn_eps: 1e-5,
         }
     }
 
@@ -590,7 +672,7 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         let h = d.features(x).into_data().try_to_vec::<f32>().unwrap();
-        let e = d.class_embedding().into_data().try_to_vec::<f32>().unwrap();
+        let e = d.embed.table().into_data().try_to_vec::<f32>().unwrap();
         let w = d
             .linear
             .effective_weight()

@@ -445,7 +445,7 @@ impl Generator {
             Generator::Vit(g) => g.forward(z).images,
             Generator::Style(g) => g.generate(z, 1.0, None, &mut Rng::new(0)),
             Generator::Big(g) => {
-                let classes = g.shared.dims()[0];
+                let classes = g.num_classes();
                 let y = labels_or_cycle(c, z.dims()[0], classes, &z.device());
                 g.forward(z, y)
             }
@@ -504,7 +504,7 @@ impl Discriminator {
             Discriminator::Vit(d) => d.forward(x).logits,
             Discriminator::Style(d) => d.forward(x),
             Discriminator::Big(d) => {
-                let classes = d.embed.dims()[0];
+                let classes = d.embed.weight.dims()[0];
                 let y = labels_or_cycle(c, x.dims()[0], classes, &x.device());
                 d.forward(x, y)
             }

@@ -4,6 +4,7 @@
 //! tests hold the kernel to.
 
 use burn::backend::{DType, Dispatch};
+use burn::module::RunningState;
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
@@ -52,6 +53,59 @@ pub fn forward(bn: &BatchNorm, x: Tensor<4>, affine: Option<(Tensor<2>, Tensor<2
     bn.running_var
         .update((running_var.mul_scalar(1.0 - m) + var.mul_scalar(m)).detach());
     Tensor::from_dispatch(y)
+}
+
+/// Batch norm of `x [b, c, h, w]` with its statistics in buffers and no affine of its own (
+/// BigGAN-PyTorch's `F.batch_norm(x, stored_mean, stored_var, ...)`), then scaled and shifted per
+/// sample and channel by `affine` (`[b, c]` each). Training (`training` and an autodiff device,
+/// as burn's `BatchNorm` decides) normalizes by the batch's mean and biased variance and moves
+/// the buffers by `momentum` towards the mean and the unbiased variance, as PyTorch does;
+/// evaluation normalizes by the buffers.
+pub fn forward_stored(
+    x: Tensor<4>,
+    training: bool,
+    stored_mean: &RunningState<Tensor<1>>,
+    stored_var: &RunningState<Tensor<1>>,
+    eps: f64,
+    momentum: f64,
+    (scale, shift): (Tensor<2>, Tensor<2>),
+) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let device = x.device();
+    let (scale4, shift4) = (
+        scale.clone().reshape([b, c, 1, 1]),
+        shift.clone().reshape([b, c, 1, 1]),
+    );
+    if !(training && device.is_autodiff()) {
+        let mean = stored_mean.value().to_device(&device).reshape([1, c, 1, 1]);
+        let var = stored_var.value().to_device(&device).reshape([1, c, 1, 1]);
+        return (x - mean) / (var + eps).sqrt() * scale4 + shift4;
+    }
+    let (y, mean, var) = if fused_on(&device) && x.dtype() == DType::F32 {
+        let (y, stats) = <Dispatch as FusedBatchNorm>::bn_train(
+            x.into_dispatch(),
+            scale.into_dispatch(),
+            shift.into_dispatch(),
+            eps,
+        );
+        let stats = Tensor::<2>::from_dispatch(stats).detach();
+        let [mean, var] = [0, 1].map(|i| stats.clone().slice([i..i + 1, 0..c]).reshape([c]));
+        (Tensor::from_dispatch(y), mean, var)
+    } else {
+        let mean = x.clone().mean_dim(0).mean_dim(2).mean_dim(3); // [1, c, 1, 1]
+        let centred = x - mean.clone();
+        let var = centred.clone().square().mean_dim(0).mean_dim(2).mean_dim(3);
+        let y = centred / (var.clone() + eps).sqrt() * scale4 + shift4;
+        (y, mean.detach().reshape([c]), var.detach().reshape([c]))
+    };
+    let n = (b * h * w) as f64;
+    let unbiased = var.mul_scalar(n / (n - 1.0).max(1.0));
+    let old_mean = stored_mean.value_sync().to_device(&device);
+    let old_var = stored_var.value_sync().to_device(&device);
+    stored_mean.update((old_mean.mul_scalar(1.0 - momentum) + mean.mul_scalar(momentum)).detach());
+    stored_var
+        .update((old_var.mul_scalar(1.0 - momentum) + unbiased.mul_scalar(momentum)).detach());
+    y
 }
 
 #[cfg(test)]

@@ -28,8 +28,10 @@ pub mod modulated_conv;
 pub mod multi_head_attention;
 pub mod noise;
 pub mod pixel_norm;
+pub mod pooled_attention;
 pub mod self_attention;
 pub mod siren;
+pub mod sn_layers;
 pub mod spectral_norm;
 pub mod vector_quantizer;
 

@@ -39,11 +39,13 @@ pub fn check_threshold(t: f64) -> Result<()> {
     }
 }
 
-/// Class names of a run's data: `categories.txt` or CIFAR-10's `batches.meta.txt` beside or
-/// inside `data.path` (`index name` or one name per line); digits name themselves otherwise.
-pub fn class_names(cfg: &TrainConfig, classes: usize) -> Vec<String> {
+/// Class names of a run: `categories.txt` in the run directory (an imported ImageNet network's),
+/// else `categories.txt` or CIFAR-10's `batches.meta.txt` beside or inside `data.path` (`index
+/// name` or one name per line); digits name themselves otherwise.
+pub fn class_names(run_dir: &Path, cfg: &TrainConfig, classes: usize) -> Vec<String> {
     let path = cfg.resolve_data_path();
     let dirs = [
+        run_dir.to_path_buf(),
         path.clone(),
         path.parent().map(Path::to_path_buf).unwrap_or_default(),
     ];
@@ -120,7 +122,7 @@ pub fn sample(
     seed: u64,
 ) -> Tensor<4> {
     let device = g.device();
-    let classes = g.shared.dims()[0];
+    let classes = g.num_classes();
     let y: Vec<usize> = match class {
         Some(c) => vec![c; n],
         None => (0..n).map(|i| i % classes).collect(),

@@ -276,6 +276,8 @@ pub struct GanRequest<'a> {
     /// threshold of the truncated normal its latents are drawn from.
     pub class: Option<&'a str>,
     pub truncation: Option<f64>,
+    /// The run, where class names are looked up first.
+    pub run_dir: &'a Path,
 }
 
 /// `req.n` images from the GAN generator `g` of a run with config `cfg`, each family's own
@@ -310,7 +312,7 @@ pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Te
                 biggan::check_threshold(t)?;
             }
             let classes = cfg.model.num_classes().expect("a BigGAN run");
-            let names = biggan::class_names(cfg, classes);
+            let names = biggan::class_names(req.run_dir, cfg, classes);
             let class = req
                 .class
                 .map(|c| biggan::parse_class(c, &names))

@@ -314,7 +314,9 @@ impl GanTrainer {
                     // Running states (batch-norm statistics, spectral-norm vectors) are averaged
                     // with the weights, as BigGAN-PyTorch's `ema` averages its state dict.
                     // The average keeps the level `set_level` gave it this step.
-                    let avg = ema::update(avg, &self.g, beta);
+                    // `valid()` folds this step's pending running-state updates into G first,
+                    // so the average reads G's current statistics, not those of a pass ago.
+                    let avg = ema::update(avg, &self.g.valid(), beta);
                     self.g_ema = Some(self.g.copy_buffers_into(avg));
                 }
                 mark("g_adam");
