@@ -591,6 +591,44 @@ fn biggan_trains_and_draws_its_figures() {
     let o = genforge_ok(&["eval", r, "--n", "40", "--metrics", "fid", "--no-cache"]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("class 7 (4 / 16)"), "{table}");
+    // The truncation trade-off: one record per threshold under one sweep id, drawn by the report.
+    let o = genforge_ok(&[
+        "eval",
+        r,
+        "--n",
+        "40",
+        "--metrics",
+        "fid,pr",
+        "--no-cache",
+        "--sweep",
+        "1,0.5",
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("precision") && table.lines().count() >= 3,
+        "{table}"
+    );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let swept: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|e| e.get("sweep").is_some())
+        .collect();
+    assert_eq!(swept.len(), 2);
+    assert_eq!(swept[0]["sweep"], swept[1]["sweep"]);
+    assert_eq!(
+        (
+            swept[0]["truncation"].as_f64(),
+            swept[1]["truncation"].as_f64()
+        ),
+        (Some(1.0), Some(0.5))
+    );
+    genforge_ok(&["report", r]);
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("Truncation trade-off") && html.contains("truncation threshold"));
     // Clear errors.
     assert_clean_failure(
         &genforge(&["sample", r, "--class", "12"]),
@@ -609,6 +647,14 @@ fn biggan_trains_and_draws_its_figures() {
     assert_clean_failure(
         &genforge(&["sample", dc.to_str().unwrap(), "--class", "1"]),
         "BigGAN's",
+    );
+    assert_clean_failure(
+        &genforge(&["eval", dc.to_str().unwrap(), "--truncation", "0.5"]),
+        "--truncation is BigGAN's",
+    );
+    assert_clean_failure(
+        &genforge(&["eval", dc.to_str().unwrap(), "--sweep", "1,0.5"]),
+        "--sweep varies",
     );
     // An unlabelled folder (no class subfolders) is refused, naming what to do.
     let flat = tmp.path().join("flat");
@@ -1258,4 +1304,61 @@ fn the_binary_runs_without_its_checkout() {
         "data.limit=2",
     ]);
     run(&["eval", "d", "--n", "8", "--metrics", "fid"]);
+}
+
+#[test]
+fn biggan_pytorch_checkpoints_import_as_runs() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../genforge/tests/fixtures/biggan");
+    let (g, d) = (fixtures.join("g.pth"), fixtures.join("d.pth"));
+    let (g, d) = (g.to_str().unwrap(), d.to_str().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("imported");
+    let r = run.to_str().unwrap();
+    // The fixtures' network (scripts/biggan_fixtures.py) on top of the 138k preset.
+    let set = [
+        "--set",
+        "model.g_width=2",
+        "model.d_width=4",
+        "model.z_dim=12",
+        "model.shared_dim=8",
+        "model.num_classes=5",
+        "model.g_attention=[32]",
+        "model.d_attention=[32]",
+    ];
+    // At the full preset's size every tensor disagrees: the error names keys and shapes.
+    assert_clean_failure(
+        &genforge(&["import", g, "--out", r]),
+        "blocks.0.0.bn1.bias.u0 has shape [1, 32], the network needs [1, 1536]",
+    );
+    assert!(!run.exists(), "a failed import leaves no run behind");
+    assert_clean_failure(
+        &genforge(&["import", d, "--out", r]),
+        "is a BigGAN-PyTorch discriminator",
+    );
+    assert_clean_failure(
+        &genforge(&["import", "nope.pth", "--out", r]),
+        "nope.pth: no such file",
+    );
+    let mut args = vec!["import", g, "--discriminator", d, "--out", r];
+    args.extend(set);
+    let o = genforge_ok(&args);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("imported 166 tensors"));
+    let img = tmp.path().join("s.png");
+    genforge_ok(&[
+        "sample",
+        r,
+        "--class",
+        "3",
+        "--n",
+        "1",
+        "--truncation",
+        "0.5",
+        "--out",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(png_size(&img), (128 + 4, 128 + 4));
+    // A second import into the same directory is refused.
+    let mut again = vec!["import", g, "--out", r];
+    again.extend(set);
+    assert_clean_failure(&genforge(&again), "already holds a run");
 }

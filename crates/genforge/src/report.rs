@@ -55,14 +55,67 @@ fn series(lines: &[serde_json::Value], skip: &[&str]) -> BTreeMap<String, Vec<(f
     out
 }
 
+/// The latest `genforge eval --sweep` of `evals` as charts of FID, IS and precision/recall
+/// against the truncation threshold (BigGAN) or psi (StyleGAN); empty without a sweep.
+fn truncation_curve(evals: &[serde_json::Value]) -> Result<String> {
+    let Some(id) = evals.iter().rev().find_map(|e| e.get("sweep")?.as_u64()) else {
+        return Ok(String::new());
+    };
+    let sweep: Vec<&serde_json::Value> = evals
+        .iter()
+        .filter(|e| e.get("sweep").and_then(|s| s.as_u64()) == Some(id))
+        .collect();
+    let (key, x_desc) = if sweep.iter().any(|e| e.get("truncation").is_some()) {
+        ("truncation", "truncation threshold")
+    } else {
+        ("psi", "psi")
+    };
+    let points = |metric: &str| -> Vec<(f64, f64)> {
+        let mut p: Vec<(f64, f64)> = sweep
+            .iter()
+            .filter_map(|e| Some((e.get(key)?.as_f64()?, e.get(metric)?.as_f64()?)))
+            .filter(|(_, v)| v.is_finite())
+            .collect();
+        p.sort_by(|a, b| a.0.total_cmp(&b.0));
+        p
+    };
+    let mut html = format!(
+        "<h2>Truncation trade-off</h2><p>genforge eval --sweep: {} values, {} samples each.</p>\
+         <div class=\"charts\">",
+        sweep.len(),
+        sweep[0]["n_fake"]
+    );
+    for (title, metrics) in [
+        ("FID", &["fid"][..]),
+        ("IS", &["is"][..]),
+        ("precision and recall", &["precision", "recall"][..]),
+    ] {
+        let lines: Vec<Series> = metrics
+            .iter()
+            .map(|m| (m.to_string(), points(m)))
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
+        if !lines.is_empty() {
+            html.push_str(&chart(title, x_desc, &lines)?);
+        }
+    }
+    html.push_str("</div>\n");
+    Ok(html)
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
-/// A line chart of `lines` as an SVG string.
+/// A line chart of `lines` over training steps as an SVG string.
 pub fn line_chart(title: &str, lines: &[Series]) -> Result<String> {
+    chart(title, "step", lines)
+}
+
+/// A line chart of `lines` with the x axis labelled `x_desc`, as an SVG string.
+pub fn chart(title: &str, x_desc: &str, lines: &[Series]) -> Result<String> {
     let pts = lines.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
@@ -93,7 +146,7 @@ pub fn line_chart(title: &str, lines: &[Series]) -> Result<String> {
             .map_err(|e| err(e.to_string()))?;
         chart
             .configure_mesh()
-            .x_desc("step")
+            .x_desc(x_desc)
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| err(e.to_string()))?;
@@ -244,9 +297,12 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     }
     html.push_str("</div>\n");
 
-    // Metrics: during training (stats.jsonl) and from `genforge eval` (metrics.jsonl).
+    // Metrics: during training (stats.jsonl) and from `genforge eval` (metrics.jsonl); scores
+    // of truncated samples form the trade-off curve, not the curves over training.
     let train_metrics = curves;
-    let eval_metrics = series(&evals, &["seed", "seconds", "n_real", "n_fake"]);
+    let truncated = |e: &serde_json::Value| e.get("truncation").is_some() || e.get("psi").is_some();
+    let plain: Vec<serde_json::Value> = evals.iter().filter(|e| !truncated(e)).cloned().collect();
+    let eval_metrics = series(&plain, &["seed", "seconds", "n_real", "n_fake"]);
     let mut metric_charts = String::new();
     for key in ["fid", "kid", "is", "precision", "recall"] {
         let mut lines: Vec<Series> = Vec::new();
@@ -268,8 +324,9 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
             "<h2>Metrics</h2><div class=\"charts\">{metric_charts}</div>"
         );
     }
+    html.push_str(&truncation_curve(&evals)?);
     if !evals.is_empty() {
-        html.push_str("<table><tr><th>step</th><th>checkpoint</th><th>features</th><th>n</th><th>FID</th><th>KID</th><th>IS</th><th>precision</th><th>recall</th></tr>\n");
+        html.push_str("<table><tr><th>step</th><th>checkpoint</th><th>features</th><th>n</th><th>truncation</th><th>FID</th><th>KID</th><th>IS</th><th>precision</th><th>recall</th></tr>\n");
         for e in &evals {
             let f = |k: &str| {
                 e.get(k)
@@ -278,11 +335,18 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
             };
             let _ = writeln!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 e["step"],
                 escape(e["checkpoint"].as_str().unwrap_or("-")),
                 escape(e["features"].as_str().unwrap_or("-")),
                 e["n_fake"],
+                if let Some(t) = e.get("truncation").and_then(|v| v.as_f64()) {
+                    format!("threshold {t}")
+                } else if let Some(p) = e.get("psi").and_then(|v| v.as_f64()) {
+                    format!("psi {p}")
+                } else {
+                    "-".into()
+                },
                 f("fid"),
                 f("kid"),
                 f("is"),
@@ -374,6 +438,22 @@ mod tests {
         assert_eq!(s["g_loss"], vec![(5.0, 2.0)]);
         assert_eq!(s["fid"], vec![(10.0, 30.0)]);
         assert!(!s.contains_key("img_per_s") && !s.contains_key("note"));
+    }
+
+    #[test]
+    fn the_truncation_curve_is_the_latest_sweep_over_its_thresholds() {
+        let rec = |sweep: u64, t: f64, fid: f64| serde_json::json!({"step": 100, "sweep": sweep, "truncation": t, "fid": fid, "is": 2.0, "n_fake": 40});
+        let evals = vec![
+            rec(1, 1.0, 50.0),
+            rec(2, 1.0, 10.0),
+            rec(2, 0.5, 12.0),
+            serde_json::json!({"step": 100, "fid": 9.0}),
+        ];
+        let html = truncation_curve(&evals).unwrap();
+        assert!(html.contains("2 values, 40 samples each"), "{html}");
+        assert!(html.contains("truncation threshold"));
+        assert!(!html.contains(">50<"));
+        assert!(truncation_curve(&evals[3..]).unwrap().is_empty());
     }
 
     #[test]

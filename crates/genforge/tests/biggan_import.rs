@@ -246,3 +246,35 @@ fn biggan_138k_checkpoint_loads() {
         assert_eq!(genforge::import::sha256(&path).unwrap(), want);
     }
 }
+
+#[test]
+fn an_imported_run_samples_what_biggan_pytorch_draws() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let set: Vec<String> = [
+        "model.g_width=2",
+        "model.d_width=4",
+        "model.z_dim=12",
+        "model.shared_dim=8",
+        "model.num_classes=5",
+        "model.g_attention=[32]",
+        "model.d_attention=[32]",
+    ]
+    .map(String::from)
+    .to_vec();
+    let done = genforge::import::biggan::import(&fixture("g_legacy.pth"), None, None, &set, &run)
+        .unwrap();
+    assert_eq!(done.preset, "biggan-imagenet128");
+    let device = Device::flex();
+    let (_, g, _) = genforge::sample::load_generator(&run, None, &device).unwrap();
+    let genforge::models::Generator::Big(g) = g else {
+        panic!("not a BigGAN run")
+    };
+    let golden = Golden::load();
+    let img = g
+        .forward(golden.tensor("z", &device), golden.labels("y", &device))
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    assert_close(img, &golden.f32("g_out"), 1e-5, "imported run");
+}

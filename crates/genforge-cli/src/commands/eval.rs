@@ -47,6 +47,14 @@ pub struct EvalArgs {
     /// StyleGAN: truncation psi.
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub psi: f64,
+    /// BigGAN: draw the latents from the normal truncated at this threshold.
+    #[arg(long, conflicts_with = "sweep")]
+    pub truncation: Option<f64>,
+    /// The truncation trade-off: score the run at each of these BigGAN thresholds (the slides':
+    /// 2,1.5,1,0.7,0.5,0.4,0.2,0.1,0.04) or StyleGAN psi values, comma separated; the curve goes
+    /// into `genforge report`.
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with_all = ["floor", "real", "fake", "psi"])]
+    pub sweep: Vec<f64>,
     /// Latent seed of the generated images.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub seed: u64,
@@ -82,6 +90,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         prior,
         temperature,
         psi,
+        truncation,
+        sweep,
         seed,
         real,
         fake,
@@ -124,6 +134,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 checkpoint: checkpoint.as_deref(),
                 prior: prior.as_deref(),
                 psi,
+                truncation,
                 temperature,
                 seed,
                 data: data.as_deref(),
@@ -131,7 +142,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 features: &features,
                 cache_dir: cache.as_deref(),
                 opts,
+                sweep: None,
             };
+            if !sweep.is_empty() {
+                let rows = evaluation::evaluate_sweep(&req, &sweep, &device, &mut progress)?;
+                bars.finish();
+                print_sweep(&rows, &run_dir);
+                return Ok(());
+            }
             if floor {
                 evaluation::evaluate_floor(&req, &device, &mut progress)?
             } else {
@@ -158,6 +176,29 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// The sweep as a table, one row per value.
+fn print_sweep(rows: &[(f64, evaluation::Scores)], run_dir: &std::path::Path) {
+    println!(
+        "{:>10}  {:>9}  {:>7}  {:>9}  {:>6}",
+        "value", "FID", "IS", "precision", "recall"
+    );
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for (v, s) in rows {
+        println!(
+            "{v:>10}  {:>9}  {:>7}  {:>9}  {:>6}",
+            f(s.fid),
+            f(s.is),
+            f(s.precision),
+            f(s.recall)
+        );
+    }
+    println!(
+        "appended to {}; `genforge report {}` draws the curve",
+        run_dir.join(evaluation::METRICS_FILE).display(),
+        run_dir.display()
+    );
 }
 
 /// Time feature extraction of an evaluation network (`inception` or `mnist`) on random

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use super::{KeyMap, apply, read_torch, sha256, write_run};
 use crate::config::TrainConfig;
+use crate::models;
 use crate::models::biggan::{BigganConfig, Discriminator, Generator};
 use crate::rng::Rng;
 use crate::run::checkpoint::{files, save_module};
@@ -170,9 +171,13 @@ pub fn import(
     });
     let has_d = d.is_some();
     write_run(out, &cfg, source, |dir| {
-        save_module(g, &dir.join(files::GENERATOR))?;
+        // Saved as the family enums, as training saves them.
+        save_module(models::Generator::Big(g), &dir.join(files::GENERATOR))?;
         if let Some(d) = d {
-            save_module(d, &dir.join(files::DISCRIMINATOR))?;
+            save_module(
+                models::Discriminator::Big(d),
+                &dir.join(files::DISCRIMINATOR),
+            )?;
         }
         Ok(())
     })?;

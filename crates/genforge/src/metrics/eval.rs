@@ -273,12 +273,15 @@ pub fn generated_features(
 }
 
 /// What to score: a run's samples against real images.
+#[derive(Clone)]
 pub struct RunEval<'a> {
     pub run_dir: &'a Path,
     pub checkpoint: Option<&'a Path>,
     /// VQ-VAE-2: the prior run to sample codes from.
     pub prior: Option<&'a Path>,
     pub psi: f64,
+    /// BigGAN: the truncation threshold of the latents (`None`: the full normal).
+    pub truncation: Option<f64>,
     pub temperature: f64,
     pub seed: u64,
     /// Real images (default: the run's own data) and their format (default: the run's).
@@ -287,6 +290,8 @@ pub struct RunEval<'a> {
     pub features: &'a str,
     pub cache_dir: Option<&'a Path>,
     pub opts: EvalOptions,
+    /// The truncation sweep this evaluation belongs to (see [`evaluate_sweep`]).
+    pub sweep: Option<u64>,
 }
 
 /// Progress of an evaluation: which set, images done, images in all.
@@ -305,6 +310,7 @@ pub fn evaluate_run(
         req.checkpoint,
         req.prior,
         req.psi,
+        req.truncation,
         req.temperature,
         device,
     )?;
@@ -348,9 +354,55 @@ pub fn evaluate_run(
     if req.psi != 1.0 {
         record["psi"] = req.psi.into();
     }
+    if let Some(t) = req.truncation {
+        record["truncation"] = t.into();
+    }
+    if let Some(id) = req.sweep {
+        record["sweep"] = id.into();
+    }
     merge(&mut record, &scores);
     append_jsonl(&req.run_dir.join(METRICS_FILE), &record)?;
     Ok((scores, record))
+}
+
+/// The truncation trade-off (the BigGAN paper's figure 4, the StyleGAN/BigGAN slides' curve):
+/// the run scored at each of `values`, BigGAN's truncation thresholds or StyleGAN's psi, with
+/// every record tagged with one sweep id so `genforge report` draws them as one curve. Real
+/// features come from the cache after the first value.
+pub fn evaluate_sweep(
+    req: &RunEval,
+    values: &[f64],
+    device: &Device,
+    progress: EvalProgress,
+) -> Result<Vec<(f64, Scores)>> {
+    let cfg = crate::run::open(req.run_dir)?;
+    let biggan = cfg.model.as_biggan().is_some();
+    if !biggan && cfg.model.as_stylegan().is_none() {
+        return Err(Error::Config(format!(
+            "--sweep varies BigGAN's truncation threshold or StyleGAN's psi; {} is a {} run",
+            req.run_dir.display(),
+            cfg.model.family()
+        )));
+    }
+    if values.is_empty() {
+        return Err(Error::Config("--sweep needs at least one value".into()));
+    }
+    let id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut out = Vec::new();
+    for &v in values {
+        let mut r = req.clone();
+        r.sweep = Some(id);
+        if biggan {
+            r.truncation = Some(v);
+        } else {
+            r.psi = v;
+        }
+        tracing::info!("{} {v}", if biggan { "truncation" } else { "psi" });
+        out.push((v, evaluate_run(&r, device, &mut *progress)?.0));
+    }
+    Ok(out)
 }
 
 /// The real images of an evaluation at the run's shape: `--data` in `--format`, else the run's

@@ -251,6 +251,22 @@ mod tests {
         assert!(err.contains("Activities"), "{err}");
     }
 
+    #[test]
+    fn a_run_s_own_class_names_come_first() {
+        // An imported ImageNet network: the names sit in the run directory.
+        let run = tempfile::tempdir().unwrap();
+        let cfg = TrainConfig::load("biggan-imagenet128", &[]).unwrap();
+        assert_eq!(class_names(run.path(), &cfg, 1000)[207], "207");
+        std::fs::write(
+            run.path().join(crate::import::biggan::CLASS_NAMES),
+            crate::import::biggan::IMAGENET_CLASSES,
+        )
+        .unwrap();
+        let names = class_names(run.path(), &cfg, 1000);
+        assert_eq!(parse_class("golden retriever", &names).unwrap(), 207);
+        assert_eq!(parse_class("Tench", &names).unwrap(), 0);
+    }
+
     fn tiny_g() -> biggan::Generator {
         match crate::testing::preset_gan("biggan-tiny").0 {
             Generator::Big(g) => g,

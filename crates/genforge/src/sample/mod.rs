@@ -126,6 +126,8 @@ pub enum Generated {
         g: Box<Generator>,
         z_dim: usize,
         psi: f64,
+        /// BigGAN: latents from the normal truncated at this threshold (resampling).
+        truncation: Option<f64>,
         /// Class-conditional G (BigGAN): image `i` has class `i % classes`.
         classes: Option<usize>,
     },
@@ -141,11 +143,13 @@ pub enum Generated {
 
 impl Generated {
     /// A run's sampler from `checkpoint` (default: the latest); VQ-VAE-2 runs need `prior`.
+    /// `psi` is StyleGAN's truncation, `truncation` BigGAN's threshold.
     pub fn load(
         run_dir: &Path,
         checkpoint: Option<&Path>,
         prior: Option<&Path>,
         psi: f64,
+        truncation: Option<f64>,
         temperature: f64,
         device: &Device,
     ) -> Result<(TrainConfig, Generated, PathBuf)> {
@@ -183,6 +187,17 @@ impl Generated {
             }
             stylegan::check_psi(psi)?;
         }
+        if let Some(t) = truncation {
+            if cfg.model.as_biggan().is_none() {
+                return Err(Error::Config(format!(
+                    "--truncation is BigGAN's truncation trick (StyleGAN's is --psi); {} is a {} \
+                     run",
+                    run_dir.display(),
+                    cfg.model.family()
+                )));
+            }
+            biggan::check_threshold(t)?;
+        }
         let (cfg, g, ckpt) = load_generator(run_dir, checkpoint, device)?;
         let z_dim = cfg.model.z_dim().expect("a GAN run");
         let classes = cfg.model.num_classes();
@@ -192,6 +207,7 @@ impl Generated {
                 g: Box::new(g),
                 z_dim,
                 psi,
+                truncation,
                 classes,
             },
             ckpt,
@@ -218,10 +234,17 @@ impl Generated {
                 g,
                 z_dim,
                 psi,
+                truncation,
                 classes,
             } => {
                 let z: Vec<Tensor<2>> = (start..start + len)
-                    .map(|i| latents(1, *z_dim, per_image_seed(seed, i), device))
+                    .map(|i| {
+                        let seed = per_image_seed(seed, i);
+                        match truncation {
+                            Some(t) => biggan::latents(1, *z_dim, Some(*t), seed, device),
+                            None => latents(1, *z_dim, seed, device),
+                        }
+                    })
                     .collect();
                 let z = Tensor::cat(z, 0); // [len, z_dim]
                 Ok(match &**g {
