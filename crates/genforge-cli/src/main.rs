@@ -69,6 +69,9 @@ enum Command {
     /// 32x32 RGB images, resize included. Without pytorch-fid's weight file the Inception network
     /// runs on formula weights (same speed).
     BenchFeatures(commands::eval::BenchFeaturesArgs),
+    /// Time a GAN run's sampling generator: images/s over --reps batches of --batch images
+    /// after a warm-up batch, loaded once.
+    BenchSample(commands::eval::BenchSampleArgs),
     /// Train the MNIST feature network on labelled digits and report its held-out accuracy
     /// (the shipped `crates/genforge/assets/mnist-classifier.bpk` is this command's output).
     TrainClassifier(commands::eval::TrainClassifierArgs),
@@ -109,6 +112,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Interpolate(a) => commands::vq::interpolate(a),
         Command::Eval(a) => commands::eval::eval(a),
         Command::BenchFeatures(a) => commands::eval::bench_features(a),
+        Command::BenchSample(a) => commands::eval::bench_sample(a),
         Command::TrainClassifier(a) => commands::eval::train_classifier(a),
         Command::Report(a) => commands::report::report(a),
         Command::Timeline(a) => commands::report::timeline(a),

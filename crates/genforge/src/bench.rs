@@ -271,3 +271,45 @@ pub fn features(
         formula_weights,
     })
 }
+
+/// What [`sampling`] measured.
+pub struct SamplingBench {
+    pub batch: usize,
+    pub reps: usize,
+    pub img_per_s: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Images per second of a GAN run's sampling generator: `reps` batches of `batch` latents
+/// after one warm-up batch, generator loaded once (the time of a figure command without its
+/// process start and checkpoint read). BigGAN draws truncated latents at `truncation`.
+pub fn sampling(
+    run_dir: &std::path::Path,
+    batch: usize,
+    reps: usize,
+    truncation: Option<f64>,
+    device: &Device,
+) -> Result<SamplingBench> {
+    let (cfg, g, _) = crate::sample::load_generator(run_dir, None, device)?;
+    let req = |seed| crate::sample::GanRequest {
+        n: batch,
+        seed,
+        psi: 1.0,
+        cutoff: None,
+        class: None,
+        truncation,
+        run_dir,
+    };
+    let images = crate::sample::generate(&cfg, &g, &req(0))?;
+    images.into_data(); // the warm-up's work is done before the clock starts
+    let t0 = Instant::now();
+    for r in 0..reps {
+        crate::sample::generate(&cfg, &g, &req(1 + r as u64))?.into_data();
+    }
+    Ok(SamplingBench {
+        batch,
+        reps,
+        img_per_s: (batch * reps) as f64 / t0.elapsed().as_secs_f64(),
+        peak_rss_mib: peak_rss_mib(),
+    })
+}

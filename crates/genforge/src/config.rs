@@ -169,7 +169,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// `"; did you mean 'x'?"` for the closest of `names` to `given` when it is a likely typo
 /// (at most a third of the name's characters differ), else nothing.
-fn did_you_mean(given: &str, names: &[&str]) -> String {
+pub(crate) fn did_you_mean(given: &str, names: &[&str]) -> String {
     names
         .iter()
         .map(|n| (edit_distance(given, n), *n))

@@ -262,8 +262,8 @@ fn an_imported_run_samples_what_biggan_pytorch_draws() {
     ]
     .map(String::from)
     .to_vec();
-    let done = genforge::import::biggan::import(&fixture("g_legacy.pth"), None, None, &set, &run)
-        .unwrap();
+    let done =
+        genforge::import::biggan::import(&fixture("g_legacy.pth"), None, None, &set, &run).unwrap();
     assert_eq!(done.preset, "biggan-imagenet128");
     let device = Device::flex();
     let (_, g, _) = genforge::sample::load_generator(&run, None, &device).unwrap();

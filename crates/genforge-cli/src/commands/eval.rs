@@ -312,3 +312,40 @@ pub fn train_classifier(args: TrainClassifierArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// Time a GAN run's sampling: images/s of its sampling generator, loaded once.
+#[derive(clap::Args)]
+pub struct BenchSampleArgs {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Images per batch.
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
+    pub batch: usize,
+    /// Timed batches (after one warm-up batch).
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
+    pub reps: usize,
+    /// BigGAN: truncation threshold of the latents.
+    #[arg(long)]
+    pub truncation: Option<f64>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn bench_sample(args: BenchSampleArgs) -> Result<()> {
+    if args.batch == 0 || args.reps == 0 {
+        bail!("--batch and --reps must be at least 1");
+    }
+    let device = device::parse(&args.device)?;
+    let r = genforge::bench::sampling(
+        &args.run_dir,
+        args.batch,
+        args.reps,
+        args.truncation,
+        &device,
+    )?;
+    println!(
+        "sampling: {:.2} img/s ({} batches of {}, peak RSS {:.0} MiB)",
+        r.img_per_s, r.reps, r.batch, r.peak_rss_mib
+    );
+    Ok(())
+}

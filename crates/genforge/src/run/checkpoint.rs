@@ -101,9 +101,17 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
     let record = ModuleRecord::from_bytes(bytes)
         .map_err(|e| Error::run(path, format!("unreadable weights: {e}")))?;
     module.try_load_record(record).map_err(|e| {
+        let mut e = e.to_string();
+        if let Some((cut, _)) = e.char_indices().nth(400) {
+            e.truncate(cut);
+            e.push_str(" ...");
+        }
         Error::run(
             path,
-            format!("weights do not fit the configured model: {e}"),
+            format!(
+                "weights do not fit the configured model ({e}); was the run made by a genforge \
+                 whose network for this family has changed since (the README's \"Changes that affect existing runs\")?"
+            ),
         )
     })
 }

@@ -82,10 +82,33 @@ pub fn parse_class(spec: &str, names: &[String]) -> Result<usize> {
         .iter()
         .position(|n| n.eq_ignore_ascii_case(spec))
         .ok_or_else(|| {
+            // ImageNet's 1,000 names are too many to list: those containing the words given.
+            let lower = spec.to_lowercase();
+            let listed: Vec<&str> = if names.len() <= 20 {
+                names.iter().map(String::as_str).collect()
+            } else {
+                names
+                    .iter()
+                    .filter(|n| {
+                        let n = n.to_lowercase();
+                        lower
+                            .split_whitespace()
+                            .any(|w| w.len() > 2 && n.contains(w))
+                    })
+                    .take(10)
+                    .map(String::as_str)
+                    .collect()
+            };
+            let all: Vec<&str> = names.iter().map(String::as_str).collect();
+            let hint = crate::config::did_you_mean(&lower, &all);
+            let list = if listed.is_empty() {
+                String::new()
+            } else {
+                format!(" or one of: {}", listed.join(", "))
+            };
             Error::Config(format!(
-                "unknown class '{spec}': use an index below {} or one of: {}",
-                names.len(),
-                names.join(", ")
+                "unknown class '{spec}'{hint}: use an index below {}{list}",
+                names.len()
             ))
         })
 }
@@ -265,6 +288,11 @@ mod tests {
         let names = class_names(run.path(), &cfg, 1000);
         assert_eq!(parse_class("golden retriever", &names).unwrap(), 207);
         assert_eq!(parse_class("Tench", &names).unwrap(), 0);
+        let err = parse_class("golden retrievr", &names)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean 'golden retriever'?"), "{err}");
+        assert!(err.contains("golden retriever") && err.len() < 400, "{err}");
     }
 
     fn tiny_g() -> biggan::Generator {
