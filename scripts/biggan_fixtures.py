@@ -18,6 +18,8 @@ Writes, into the output directory:
   `d_out = D(g_out, y)` in `eval()`, and G's first layer alone, `linear_out = G.linear(z_0)`; then one training-mode forward of G on `z_train`/`y_train`
   (`g_train_out`) and the buffers it leaves (`after.<key>`: every `u0`, `sv0`, `stored_mean`,
   `stored_var` of G);
+- `overrides.txt`: the `--set` pairs that turn genforge's `biggan-imagenet128` preset into the
+  tiny network, one per line;
 - `imagenet128_keys.txt`: `key shape` for every entry of the state dicts of G and D built at
   the 138k ImageNet checkpoint's size (`BigGAN_ch96_bs256x8_138k`: `G_ch=D_ch=96`,
   `dim_z=120`, `shared_dim=128`, hier, attention at 64), as `G.key` / `D.key`.
@@ -92,6 +94,10 @@ with torch.no_grad():
         if k.split(".")[-1] in ("u0", "sv0", "stored_mean", "stored_var"):
             golden["after." + k] = v.clone()
 torch.save(golden, os.path.join(out_dir, "golden.pth"))
+
+with open(os.path.join(out_dir, "overrides.txt"), "w") as f:
+    f.write("model.g_width=2\nmodel.d_width=4\nmodel.z_dim=12\nmodel.shared_dim=8\n"
+            "model.num_classes=5\nmodel.g_attention=[32]\nmodel.d_attention=[32]\n")
 
 # The 138k checkpoint's configuration at full size (no init, no optimizer state needed).
 full = dict(resolution=128, n_classes=1000, SN_eps=1e-6)

@@ -21,23 +21,19 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The fixtures' network: `G_ch=2`, `D_ch=4`, `dim_z=12`, `shared_dim=8`, attention at 32,
-/// 5 classes, `SN_eps=1e-6`, `BN_eps=1e-5`.
+/// The `--set` pairs of the fixtures' network (`G_ch=2`, `D_ch=4`, `dim_z=12`, `shared_dim=8`,
+/// attention at 32, 5 classes) over `biggan-imagenet128` (`SN_eps=1e-6`, `BN_eps=1e-5`).
+fn overrides() -> Vec<String> {
+    std::fs::read_to_string(fixture("overrides.txt"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 fn tiny() -> BigganConfig {
-    BigganConfig {
-        z_dim: 12,
-        channels: 3,
-        resolution: 128,
-        num_classes: 5,
-        g_width: 2,
-        d_width: 4,
-        shared_dim: 8,
-        hierarchical: true,
-        g_attention: vec![32],
-        d_attention: vec![32],
-        sn_eps: 1e-6,
-        bn_eps: 1e-5,
-    }
+    let cfg = TrainConfig::load("biggan-imagenet128", &overrides()).unwrap();
+    cfg.model.as_biggan().unwrap().clone()
 }
 
 struct Golden(BTreeMap<String, TensorData>);
@@ -251,17 +247,7 @@ fn biggan_138k_checkpoint_loads() {
 fn an_imported_run_samples_what_biggan_pytorch_draws() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let set: Vec<String> = [
-        "model.g_width=2",
-        "model.d_width=4",
-        "model.z_dim=12",
-        "model.shared_dim=8",
-        "model.num_classes=5",
-        "model.g_attention=[32]",
-        "model.d_attention=[32]",
-    ]
-    .map(String::from)
-    .to_vec();
+    let set = overrides();
     let done =
         genforge::import::biggan::import(&fixture("g_legacy.pth"), None, None, &set, &run).unwrap();
     assert_eq!(done.preset, "biggan-imagenet128");
