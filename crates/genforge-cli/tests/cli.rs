@@ -591,6 +591,8 @@ fn biggan_trains_and_draws_its_figures() {
     let o = genforge_ok(&["eval", r, "--n", "40", "--metrics", "fid", "--no-cache"]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("class 7 (4 / 16)"), "{table}");
+    // The digit classifier judges whether each sample is the digit it was drawn for.
+    assert!(table.contains("accuracy"), "{table}");
     // The truncation trade-off: one record per threshold under one sweep id, drawn by the report.
     let o = genforge_ok(&[
         "eval",

@@ -86,6 +86,10 @@ pub struct Scores {
     pub precision: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recall: Option<f64>,
+    /// Class-conditional samplers scored by a classifier of the same classes: the fraction of
+    /// samples the classifier puts in the class they were drawn for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_accuracy: Option<f64>,
     pub n_real: usize,
     pub n_fake: usize,
     /// Class-conditional samplers: the same metrics (but IS) per class, each class's samples
@@ -110,6 +114,9 @@ impl Scores {
         if let (Some(p), Some(r)) = (self.precision, self.recall) {
             rows.push(("precision", format!("{p:.4}")));
             rows.push(("recall", format!("{r:.4}")));
+        }
+        if let Some(a) = self.class_accuracy {
+            rows.push(("accuracy", format!("{a:.4}")));
         }
         rows
     }
@@ -138,6 +145,24 @@ fn select(e: &Extraction, idx: &[usize]) -> Extraction {
         features: e.features.select(idx),
         probs: e.probs.select(idx),
     }
+}
+
+/// The fraction of samples (of class `only`, or all) whose most probable class under `probs` is
+/// the class they were drawn for.
+fn class_accuracy(probs: &super::Features, labels: &[u32], only: Option<u32>) -> f64 {
+    let (mut hit, mut n) = (0usize, 0usize);
+    for (i, &label) in labels.iter().enumerate() {
+        if only.is_some_and(|c| c != label) {
+            continue;
+        }
+        let row = &probs.data[i * probs.d..(i + 1) * probs.d];
+        let best = (0..probs.d)
+            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+            .expect("at least one class");
+        n += 1;
+        hit += usize::from(best == label as usize);
+    }
+    hit as f64 / n.max(1) as f64
 }
 
 /// Scores of each class present in both sets with enough samples (IS left out: one class).
@@ -341,6 +366,16 @@ pub fn evaluate_run(
             .collect();
         let real_labels: Vec<u32> = (0..n_real).map(|i| data.label(i)).collect();
         scores.per_class = per_class(&real, &real_labels, &fake, &fake_labels, &req.opts);
+        // The shipped digit classifier's classes are the digits; a classifier file's are the
+        // classes it was trained on, which the user pairs with the run.
+        let digits = net.name() != "mnist" || cfg.data.format == DataFormat::Idx;
+        let classes = cfg.model.num_classes().unwrap_or(0);
+        if matches!(net, FeatureNet::Mnist { .. }) && fake.probs.d == classes && digits {
+            scores.class_accuracy = Some(class_accuracy(&fake.probs, &fake_labels, None));
+            for (c, s) in scores.per_class.iter_mut() {
+                s.class_accuracy = Some(class_accuracy(&fake.probs, &fake_labels, Some(*c)));
+            }
+        }
     }
     let step = load_state(&ckpt).map(|s| s.step).ok();
     let mut record = serde_json::json!({
@@ -496,4 +531,31 @@ pub fn evaluate_folders(
         progress("generated", d, n_fake)
     })?;
     Ok(score(&real, &fake, opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Features;
+
+    #[test]
+    fn class_accuracy_counts_the_argmax_against_the_requested_class() {
+        // Four samples drawn for classes 0, 1, 1, 2; the classifier gets the first and the
+        // third right.
+        let probs = Features::new(
+            4,
+            3,
+            vec![
+                0.7, 0.2, 0.1, //
+                0.6, 0.3, 0.1, //
+                0.1, 0.8, 0.1, //
+                0.5, 0.4, 0.1,
+            ],
+        );
+        let labels = [0, 1, 1, 2];
+        assert_eq!(class_accuracy(&probs, &labels, None), 0.5);
+        assert_eq!(class_accuracy(&probs, &labels, Some(1)), 0.5);
+        assert_eq!(class_accuracy(&probs, &labels, Some(0)), 1.0);
+        assert_eq!(class_accuracy(&probs, &labels, Some(2)), 0.0);
+    }
 }
