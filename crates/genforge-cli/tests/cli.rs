@@ -324,6 +324,23 @@ fn stylegan_trains_and_draws_every_figure() {
         &out("s.png"),
     ]);
     assert_eq!(png_size(Path::new(&out("s.png"))), (2 * 18 + 2, 2 * 18 + 2));
+    // On a StyleGAN run --sweep varies psi.
+    genforge_ok(&[
+        "eval",
+        r,
+        "--n",
+        "30",
+        "--metrics",
+        "fid",
+        "--no-cache",
+        "--sweep",
+        "1,0.5",
+    ]);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(
+        metrics.contains("\"psi\":0.5") && metrics.contains("\"sweep\""),
+        "{metrics}"
+    );
     genforge_ok(&[
         "truncation",
         r,

@@ -386,7 +386,8 @@ pub fn evaluate_run(
         "seed": req.seed,
         "seconds": t0.elapsed().as_secs_f64(),
     });
-    if req.psi != 1.0 {
+    // A sweep over psi records every value, 1 included, so its curve has every point.
+    if req.psi != 1.0 || (req.sweep.is_some() && req.truncation.is_none()) {
         record["psi"] = req.psi.into();
     }
     if let Some(t) = req.truncation {
