@@ -7,6 +7,7 @@
 //!   the TF-Hub conversion).
 
 pub mod biggan;
+pub mod pickle;
 
 use std::collections::BTreeMap;
 use std::path::Path;
