@@ -90,3 +90,30 @@ for proto in (2, 4):
         f.write(pickle.dumps(Thing(), protocol=proto))
 for name in sorted(os.listdir(out)):
     print(name, os.path.getsize(os.path.join(out, name)))
+
+# Tensors pickled as plain pickle does it (what NVlabs' network pickles hold): storages as
+# `torch.storage._load_from_bytes` of a legacy torch.save container, tensors and parameters
+# through `torch._utils._rebuild_tensor_v2` / `_rebuild_parameter`. Needs torch.
+try:
+    import torch
+except ImportError:
+    sys.exit(0)
+torch.manual_seed(0)
+base = torch.randn(4, 3)
+tensors = {
+    "f32": base,
+    "transposed": base.t(),  # strides (1, 3): a view of the whole storage
+    "offset": base[1:, 1:],  # a storage offset and strides of the base
+    "param": torch.nn.Parameter(torch.randn(5)),
+    "f16": torch.randn(2, 2).half(),
+    "bf16": torch.randn(3).bfloat16(),
+    "f64": torch.randn(2).double(),
+    "i64": torch.arange(-3, 3),
+    "scalar": torch.tensor(2.5),
+}
+for proto in (2, 4):
+    with open(os.path.join(out, f"tensors-p{proto}.pkl"), "wb") as f:
+        f.write(pickle.dumps(tensors, protocol=proto))
+with open(os.path.join(out, "tensors.json"), "w") as f:
+    json.dump({k: {"shape": list(v.shape), "values": v.detach().double().flatten().tolist()}
+               for k, v in tensors.items()}, f)

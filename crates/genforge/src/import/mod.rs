@@ -5,9 +5,12 @@
 //!
 //! - [`biggan`]: BigGAN-PyTorch's `torch.save` state dicts (its released 128x128 checkpoint and
 //!   the TF-Hub conversion).
+//! - [`pickle`] and [`torch_pickle`]: a pickle reader that runs nothing, and the tensors inside
+//!   plain pickles (the groundwork for NVlabs' network pickles).
 
 pub mod biggan;
 pub mod pickle;
+pub mod torch_pickle;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -248,17 +248,27 @@ fn raw_unicode(s: &[u8]) -> Result<String> {
 impl Pickle {
     /// Parse one pickle from `data` (trailing bytes are ignored, as Python does).
     pub fn parse(data: &[u8]) -> Result<Pickle> {
+        Ok(Self::parse_prefix(data)?.0)
+    }
+
+    /// Parse the pickle at the start of `data`; also returns how many bytes it took (files
+    /// such as torch's legacy container hold several pickles in a row).
+    pub fn parse_prefix(data: &[u8]) -> Result<(Pickle, usize)> {
         let mut p = Parser {
             nodes: Vec::new(),
             stack: Vec::new(),
             marks: Vec::new(),
             memo: HashMap::new(),
         };
-        let root = p.run(&mut Reader { data, pos: 0 })?;
-        Ok(Pickle {
-            nodes: p.nodes,
-            root,
-        })
+        let mut reader = Reader { data, pos: 0 };
+        let root = p.run(&mut reader)?;
+        Ok((
+            Pickle {
+                nodes: p.nodes,
+                root,
+            },
+            reader.pos,
+        ))
     }
 
     pub fn node(&self, id: Id) -> &Node {

@@ -1,0 +1,352 @@
+//! Tensors inside plain pickles, as `pickle.dump` writes torch tensors and modules (NVlabs'
+//! network pickles are such files): a tensor is `torch._utils._rebuild_tensor_v2(storage,
+//! offset, size, stride, ...)` (a parameter wraps one in `_rebuild_parameter`), and its storage
+//! is `torch.storage._load_from_bytes(b)`, where `b` is a whole legacy `torch.save` container of
+//! that one storage. These calls are interpreted here, on the tree [`super::pickle`] built,
+//! without running anything. burn-store's PyTorch reader leaves `_load_from_bytes` opaque.
+
+use super::pickle::{Id, Node, Pickle, PickleError};
+
+type Result<T> = std::result::Result<T, PickleError>;
+
+fn err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(PickleError(msg.into()))
+}
+
+/// Element types of torch storages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+    F16,
+    Bf16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl Dtype {
+    /// From a legacy storage class name (`FloatStorage`, ...).
+    fn of_storage(name: &str) -> Option<Dtype> {
+        Some(match name {
+            "FloatStorage" => Dtype::F32,
+            "DoubleStorage" => Dtype::F64,
+            "HalfStorage" => Dtype::F16,
+            "BFloat16Storage" => Dtype::Bf16,
+            "LongStorage" => Dtype::I64,
+            "IntStorage" => Dtype::I32,
+            "ShortStorage" => Dtype::I16,
+            "CharStorage" => Dtype::I8,
+            "ByteStorage" => Dtype::U8,
+            "BoolStorage" => Dtype::Bool,
+            _ => return None,
+        })
+    }
+
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F64 | Dtype::I64 => 8,
+            Dtype::F32 | Dtype::I32 => 4,
+            Dtype::F16 | Dtype::Bf16 | Dtype::I16 => 2,
+            Dtype::I8 | Dtype::U8 | Dtype::Bool => 1,
+        }
+    }
+
+    /// Element `i` of little-endian `bytes` as f32 (integers converted, as the networks' f32
+    /// weights want them).
+    fn get(self, bytes: &[u8], i: usize) -> f32 {
+        let b = &bytes[i * self.size()..(i + 1) * self.size()];
+        let arr = |n: usize| -> [u8; 8] {
+            let mut a = [0u8; 8];
+            a[..n].copy_from_slice(&b[..n]);
+            a
+        };
+        match self {
+            Dtype::F32 => f32::from_le_bytes(b.try_into().expect("4 bytes")),
+            Dtype::F64 => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+            Dtype::F16 => f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
+            Dtype::Bf16 => f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16),
+            Dtype::I64 => i64::from_le_bytes(arr(8)) as f32,
+            Dtype::I32 => i32::from_le_bytes(b.try_into().expect("4 bytes")) as f32,
+            Dtype::I16 => i16::from_le_bytes([b[0], b[1]]) as f32,
+            Dtype::I8 => b[0] as i8 as f32,
+            Dtype::U8 | Dtype::Bool => b[0] as f32,
+        }
+    }
+}
+
+/// IEEE half to single precision (subnormals, infinities and NaN included).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, _) => {
+            // Subnormal: normalise the fraction.
+            let shift = frac.leading_zeros() - 21;
+            let frac = (frac << shift) & 0x3ff;
+            sign | ((127 - 15 - shift + 1) << 23) | (frac << 13)
+        }
+        (0x1f, _) => sign | 0x7f80_0000 | (frac << 13),
+        _ => sign | ((exp + 127 - 15) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// One storage: its element type and little-endian bytes.
+#[derive(Debug)]
+pub struct Storage {
+    pub dtype: Dtype,
+    pub bytes: Vec<u8>,
+}
+
+/// A tensor read out of a pickle, values as f32 in row-major order.
+#[derive(Debug)]
+pub struct Tensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// The legacy `torch.save` magic number, `0x1950a86a20f9469cfc6c`, as pickle's LONG1 bytes.
+const MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/// The bytes of a `bytes` node: BINBYTES (protocol 3+) or `_codecs.encode(text, "latin1")`
+/// (protocols 0-2).
+pub fn bytes_of(p: &Pickle, id: Id) -> Option<Vec<u8>> {
+    match p.node(id) {
+        Node::Bytes(b) => Some(b.clone()),
+        Node::Object { callable, args, .. } => {
+            if p.global(*callable)? != ("_codecs", "encode") {
+                return None;
+            }
+            let [text, codec] = p.elements(*args)? else {
+                return None;
+            };
+            if p.str(*codec)? != "latin1" {
+                return None;
+            }
+            p.str(*text)?
+                .chars()
+                .map(|c| u8::try_from(c as u32).ok())
+                .collect()
+        }
+        _ => None,
+    }
+}
+
+/// What `torch.storage._load_from_bytes(b)` loads: a legacy `torch.save` container (magic
+/// number, protocol version 1001, system info, the pickled storage reference, its key list,
+/// then each storage as an 8-byte element count and its bytes) of one storage.
+pub fn load_from_bytes(b: &[u8]) -> Result<Storage> {
+    let mut pos = 0;
+    let mut next = |what: &str| -> Result<Pickle> {
+        let (p, used) = Pickle::parse_prefix(&b[pos..])
+            .map_err(|e| PickleError(format!("legacy torch.save container, {what}: {e}")))?;
+        pos += used;
+        Ok(p)
+    };
+    let magic = next("magic number")?;
+    if magic.node(magic.root) != &Node::BigInt(MAGIC.to_vec()) {
+        return err("not a legacy torch.save container (wrong magic number)");
+    }
+    let version = next("protocol version")?;
+    if version.node(version.root) != &Node::Int(1001) {
+        return err("legacy torch.save container of an unknown protocol version");
+    }
+    next("system info")?;
+    let main = next("storage reference")?;
+    let Node::Persistent(pid) = main.node(main.root) else {
+        return err("the container holds no storage reference");
+    };
+    // ("storage", torch.<Type>Storage, key, location, numel[, view metadata])
+    let fields = main.elements(*pid).unwrap_or(&[]);
+    let [kind, class, _key, _location, numel, ..] = fields else {
+        return err("a storage reference is not ('storage', type, key, location, size)");
+    };
+    let dtype = match (main.str(*kind), main.global(*class)) {
+        (Some("storage"), Some(("torch", name))) => Dtype::of_storage(name)
+            .ok_or_else(|| PickleError(format!("unsupported storage type torch.{name}")))?,
+        _ => return err("a storage reference is not ('storage', torch.<Type>Storage, ...)"),
+    };
+    let &Node::Int(numel) = main.node(*numel) else {
+        return err("a storage size is not an integer");
+    };
+    next("storage keys")?;
+    let count = b
+        .get(pos..pos + 8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .ok_or_else(|| PickleError("legacy container: no storage data".into()))?;
+    if count != numel as u64 {
+        return err(format!(
+            "storage data has {count} elements, its reference says {numel}"
+        ));
+    }
+    let n = (count as usize)
+        .checked_mul(dtype.size())
+        .ok_or_else(|| PickleError("storage too large".into()))?;
+    let data = b
+        .get(pos + 8..pos + 8 + n)
+        .ok_or_else(|| PickleError(format!("storage data truncated: {n} bytes wanted")))?;
+    Ok(Storage {
+        dtype,
+        bytes: data.to_vec(),
+    })
+}
+
+fn call_args<'p>(p: &'p Pickle, id: Id, module: &str, name: &str) -> Option<&'p [Id]> {
+    match p.node(id) {
+        Node::Object { callable, args, .. } if p.global(*callable)? == (module, name) => {
+            p.elements(*args)
+        }
+        _ => None,
+    }
+}
+
+fn ints(p: &Pickle, id: Id) -> Result<Vec<i64>> {
+    p.elements(id)
+        .ok_or_else(|| PickleError("a tensor size or stride is not a tuple".into()))?
+        .iter()
+        .map(|&i| match p.node(i) {
+            Node::Int(v) => Ok(*v),
+            _ => err("a tensor size or stride holds a non-integer"),
+        })
+        .collect()
+}
+
+/// The tensor (or parameter) at `id`, gathered into row-major order; `None` when the node is
+/// not a tensor.
+pub fn tensor(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
+    if let Some(args) = call_args(p, id, "torch._utils", "_rebuild_parameter") {
+        let Some(&t) = args.first() else {
+            return err("_rebuild_parameter without a tensor");
+        };
+        return tensor(p, t);
+    }
+    let Some(args) = call_args(p, id, "torch._utils", "_rebuild_tensor_v2") else {
+        return Ok(None);
+    };
+    let [storage, offset, size, stride, ..] = args else {
+        return err("_rebuild_tensor_v2 with fewer than 4 arguments");
+    };
+    let bytes = call_args(p, *storage, "torch.storage", "_load_from_bytes")
+        .and_then(|a| bytes_of(p, *a.first()?))
+        .ok_or_else(|| {
+            PickleError("a tensor's storage is not torch.storage._load_from_bytes(bytes)".into())
+        })?;
+    let storage = load_from_bytes(&bytes)?;
+    let &Node::Int(offset) = p.node(*offset) else {
+        return err("a storage offset is not an integer");
+    };
+    let (shape, stride) = (ints(p, *size)?, ints(p, *stride)?);
+    if shape.len() != stride.len() || shape.iter().chain(&stride).any(|&v| v < 0) || offset < 0 {
+        return err("a tensor's size, stride and offset do not describe a view");
+    }
+    let shape: Vec<usize> = shape.iter().map(|&v| v as usize).collect();
+    let n: usize = shape.iter().product();
+    let elements = storage.bytes.len() / storage.dtype.size();
+    let mut values = Vec::with_capacity(n);
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..n {
+        let at = offset as usize
+            + index
+                .iter()
+                .zip(&stride)
+                .map(|(&i, &s)| i * s as usize)
+                .sum::<usize>();
+        if at >= elements {
+            return err(format!(
+                "a tensor view reads element {at} of a storage of {elements}"
+            ));
+        }
+        values.push(storage.dtype.get(&storage.bytes, at));
+        // Row-major increment.
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok(Some(Tensor {
+        dtype: storage.dtype,
+        shape,
+        values,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pickle/");
+        std::fs::read(format!("{dir}{name}")).unwrap()
+    }
+
+    #[test]
+    fn tensors_of_every_layout_and_type_read_as_torch_sees_them() {
+        // scripts/pickle_fixtures.py: contiguous, transposed and offset views of one storage,
+        // a parameter, half, bfloat16, double, int64 and a 0-d tensor, at protocols 2 and 4.
+        let want: serde_json::Value = serde_json::from_slice(&fixture("tensors.json")).unwrap();
+        for proto in [2, 4] {
+            let p = Pickle::parse(&fixture(&format!("tensors-p{proto}.pkl"))).unwrap();
+            let items = p.items(p.root).unwrap();
+            assert_eq!(items.len(), want.as_object().unwrap().len());
+            for &(k, v) in items {
+                let name = p.str(k).unwrap();
+                let t = tensor(&p, v).unwrap().expect("a tensor");
+                let w = &want[name];
+                let shape: Vec<usize> = serde_json::from_value(w["shape"].clone()).unwrap();
+                assert_eq!(t.shape, shape, "{name}");
+                let values: Vec<f64> = serde_json::from_value(w["values"].clone()).unwrap();
+                assert_eq!(t.values.len(), values.len(), "{name}");
+                for (a, b) in t.values.iter().zip(&values) {
+                    assert!(
+                        (*a as f64 - b).abs() <= 1e-6 * b.abs().max(1.0),
+                        "{name}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn half_precision_converts_exactly() {
+        for (h, f) in [
+            (0x3c00u16, 1.0f32),
+            (0xc000, -2.0),
+            (0x7bff, 65504.0),
+            (0x0001, 5.960_464_5e-8),
+            (0x0000, 0.0),
+        ] {
+            assert_eq!(f16_to_f32(h), f, "{h:04x}");
+        }
+        assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
+    }
+
+    #[test]
+    fn a_damaged_storage_is_an_error() {
+        let p = Pickle::parse(&fixture("tensors-p4.pkl")).unwrap();
+        let f32_node = p.get(p.root, "f32").unwrap();
+        let Node::Object { args, .. } = p.node(f32_node) else {
+            panic!("a rebuild call")
+        };
+        let storage = p.elements(*args).unwrap()[0];
+        let Node::Object { args, .. } = p.node(storage) else {
+            panic!("_load_from_bytes")
+        };
+        let bytes = bytes_of(&p, p.elements(*args).unwrap()[0]).unwrap();
+        assert!(load_from_bytes(&bytes).is_ok());
+        let cut = load_from_bytes(&bytes[..bytes.len() - 4]).unwrap_err();
+        assert!(cut.0.contains("truncated"), "{cut}");
+        let mut bad = bytes.clone();
+        bad[4] ^= 0xff; // inside the magic number
+        assert!(load_from_bytes(&bad).is_err());
+    }
+}
