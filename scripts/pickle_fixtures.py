@@ -117,3 +117,80 @@ for proto in (2, 4):
 with open(os.path.join(out, "tensors.json"), "w") as f:
     json.dump({k: {"shape": list(v.shape), "values": v.detach().double().flatten().tolist()}
                for k, v in tensors.items()}, f)
+
+# A network pickled the way stylegan2-ada-pytorch's `torch_utils.persistence` pickles its
+# `persistent_class` objects (format read from its `persistent_class.__reduce__`; none of its
+# code is used or shipped): `torch_utils.persistence._reconstruct_persistent_obj(meta)` with
+# `meta = dict(type='class', version=6, module_src=..., class_name=..., state=obj.__dict__)`,
+# `_init_kwargs` holding a `dnnlib.util.EasyDict`. The module source is a placeholder.
+import types  # noqa: E402
+
+for name in ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util"):
+    sys.modules[name] = types.ModuleType(name)
+
+
+def _reconstruct_persistent_obj(meta):  # never called: the fixture is only written
+    raise RuntimeError("not for loading")
+
+
+_reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
+
+
+class EasyDict(dict):
+    pass
+
+
+EasyDict.__module__ = "dnnlib.util"
+EasyDict.__qualname__ = "EasyDict"
+sys.modules["dnnlib.util"].EasyDict = EasyDict
+
+
+def persistent(cls):
+    class Decorator(cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._init_args = args
+            self._init_kwargs = kwargs
+
+        def __reduce__(self):
+            fields = list(super().__reduce__())
+            fields += [None] * max(3 - len(fields), 0)
+            meta = dict(type="class", version=6, module_src="# source not shipped\n",
+                        class_name=cls.__name__, state=fields[2])
+            return (_reconstruct_persistent_obj, (meta,), None)
+
+    Decorator.__name__ = cls.__name__
+    return Decorator
+
+
+@persistent
+class Layer(torch.nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(cout, cin))
+        self.bias = torch.nn.Parameter(torch.zeros(cout) + 0.5)
+        self.register_buffer("w_avg", torch.arange(3.0))
+
+
+@persistent
+class Net(torch.nn.Module):
+    def __init__(self, z_dim, mapping_kwargs):
+        super().__init__()
+        self.z_dim = z_dim
+        self.fc0 = Layer(z_dim, 3)
+        self.fc1 = Layer(3, 2)
+        self.head = torch.nn.Linear(2, 1)  # a plain torch module inside
+
+
+net = Net(z_dim=4, mapping_kwargs=EasyDict(num_layers=2, lr_multiplier=0.01))
+with open(os.path.join(out, "persistent-p4.pkl"), "wb") as f:
+    f.write(pickle.dumps({"G_ema": net, "training_set_kwargs": {"resolution": 32}}, protocol=4))
+with open(os.path.join(out, "persistent.json"), "w") as f:
+    json.dump({
+        "class_name": "Net",
+        "init_kwargs": {"z_dim": 4, "mapping_kwargs": {"num_layers": 2, "lr_multiplier": 0.01}},
+        "order": list(net.state_dict().keys()),
+        "tensors": {k: {"shape": list(v.shape), "values": v.detach().double().flatten().tolist()}
+                    for k, v in net.state_dict().items()},
+    }, f)

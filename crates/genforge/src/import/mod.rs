@@ -9,6 +9,7 @@
 //!   plain pickles (the groundwork for NVlabs' network pickles).
 
 pub mod biggan;
+pub mod persistent;
 pub mod pickle;
 pub mod torch_pickle;
 

@@ -371,6 +371,10 @@ impl Pickle {
                     }
                     ("builtins" | "__builtin__", "bytearray", [b]) => self.plain_json(*b)?,
                     ("builtins" | "__builtin__", "bytes", []) => json!({ "bytes": "" }),
+                    // NVlabs' attribute dict (a dict subclass: NEWOBJ, then SETITEMS).
+                    ("dnnlib.util" | "dnnlib", "EasyDict", []) if elements.is_empty() => {
+                        json!({ "dict": pairs(items)? })
+                    }
                     _ => return None,
                 }
             }
