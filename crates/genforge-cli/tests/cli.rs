@@ -1381,3 +1381,34 @@ fn biggan_pytorch_checkpoints_import_as_runs() {
     again.extend(set);
     assert_clean_failure(&genforge(&again), "already holds a run");
 }
+
+#[test]
+fn network_pickles_are_read_never_run() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../genforge/tests/fixtures/pickle");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out = out.to_str().unwrap();
+    // A pickle in stylegan2-ada-pytorch's persistent format: described, then a clear refusal.
+    let o = genforge(&[
+        "import",
+        fixtures.join("persistent-p4.pkl").to_str().unwrap(),
+        "--out",
+        out,
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("G_ema: Net (32 values)"));
+    assert_clean_failure(&o, "cannot build NVlabs' StyleGAN networks yet");
+    // A pickle that asks for os.system("touch pwned") is only described.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_genforge"))
+        .args([
+            "import",
+            fixtures.join("exploit-p4.pkl").to_str().unwrap(),
+            "--out",
+            out,
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "holds no torch networks");
+    assert!(!tmp.path().join("pwned").exists());
+    assert!(!Path::new(out).exists());
+}

@@ -29,6 +29,9 @@ pub struct ImportArgs {
 }
 
 pub fn import(args: ImportArgs) -> Result<()> {
+    if args.file.extension().is_some_and(|e| e == "pkl") {
+        return describe_pickle(&args.file);
+    }
     match args.family.as_deref() {
         None | Some("biggan") => {}
         Some(other) => bail!(
@@ -64,4 +67,31 @@ pub fn import(args: ImportArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// NVlabs' network pickles are read (without running them) and described; building their
+/// networks is not implemented yet, which the error says.
+fn describe_pickle(path: &std::path::Path) -> Result<()> {
+    use genforge::import::{persistent, pickle::Pickle};
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let p = Pickle::parse(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a readable pickle: {e}", path.display()))?;
+    let nets = persistent::summarize(&p).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for n in &nets {
+        let kwargs = n
+            .init_kwargs
+            .as_ref()
+            .map_or(String::new(), |k| format!(" {k}"));
+        println!("{}: {} ({} values){kwargs}", n.key, n.class_name, n.values);
+    }
+    bail!(
+        "{}: {}; genforge reads such pickles (nothing in them is run) but cannot build \
+         NVlabs' StyleGAN networks yet; BigGAN-PyTorch's .pth files import",
+        path.display(),
+        if nets.is_empty() {
+            "holds no torch networks".to_string()
+        } else {
+            format!("holds {} network(s), listed above", nets.len())
+        }
+    )
 }

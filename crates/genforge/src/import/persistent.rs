@@ -48,11 +48,11 @@ pub fn module(p: &Pickle, id: Id) -> Option<Module<'_>> {
 }
 
 impl Module<'_> {
-    /// The constructor's keyword arguments (`_init_kwargs`) as plain JSON, when the module
-    /// keeps them and they are plain data.
+    /// The constructor's keyword arguments (`_init_kwargs`) as JSON, when the module keeps
+    /// them and they are plain data.
     pub fn init_kwargs(&self) -> Option<serde_json::Value> {
         let kwargs = self.pickle.get(self.state, "_init_kwargs")?;
-        self.pickle.plain_json(kwargs)
+        self.pickle.natural_json(kwargs)
     }
 
     /// The submodules (`_modules`), by name.
@@ -118,12 +118,7 @@ mod tests {
         let g = module(&p, p.get(p.root, "G_ema").unwrap()).expect("a module");
         assert_eq!(g.class_name, want["class_name"]);
         // _init_kwargs, the EasyDict included, as plain data.
-        let kwargs = g.init_kwargs().unwrap();
-        let expect = serde_json::json!({ "dict": [
-            ["z_dim", 4],
-            ["mapping_kwargs", { "dict": [["num_layers", 2], ["lr_multiplier", 0.01]] }],
-        ]});
-        assert_eq!(kwargs, expect);
+        assert_eq!(g.init_kwargs().unwrap(), want["init_kwargs"]);
         let names: Vec<String> = g.children().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["fc0", "fc1", "head"]);
         let tensors = g.named_tensors().unwrap();
@@ -142,5 +137,39 @@ mod tests {
         }
         // Plain data beside the networks is no module.
         assert!(module(&p, p.get(p.root, "training_set_kwargs").unwrap()).is_none());
+        let summary = summarize(&p).unwrap();
+        assert_eq!(summary.len(), 1);
+        assert_eq!((summary[0].key.as_str(), summary[0].values), ("G_ema", 32));
     }
+}
+
+/// One network of a pickle's top-level dict: its key, class, the number of values in its
+/// parameters and buffers, and its constructor arguments.
+pub struct NetworkSummary {
+    pub key: String,
+    pub class_name: String,
+    pub values: usize,
+    pub init_kwargs: Option<serde_json::Value>,
+}
+
+/// The networks (modules) among the values of a pickle's top-level dict, e.g. stylegan2-ada-
+/// pytorch's `dict(G, D, G_ema, augment_pipe, training_set_kwargs)`.
+pub fn summarize(p: &Pickle) -> Result<Vec<NetworkSummary>> {
+    let Some(items) = p.items(p.root) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for &(k, v) in items {
+        let (Some(key), Some(m)) = (p.str(k), module(p, v)) else {
+            continue;
+        };
+        let values = m.named_tensors()?.iter().map(|(_, t)| t.values.len()).sum();
+        out.push(NetworkSummary {
+            key: key.to_string(),
+            class_name: m.class_name.clone(),
+            values,
+            init_kwargs: m.init_kwargs(),
+        });
+    }
+    Ok(out)
 }

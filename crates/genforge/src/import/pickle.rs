@@ -383,6 +383,46 @@ impl Pickle {
         })
     }
 
+    /// [`plain_json`](Self::plain_json) as ordinary JSON: dicts with string keys as objects,
+    /// lists, tuples and sets as arrays (what a config wants; the tuple/list distinction and
+    /// non-string keys are dropped).
+    pub fn natural_json(&self, id: Id) -> Option<serde_json::Value> {
+        fn natural(v: serde_json::Value) -> serde_json::Value {
+            use serde_json::Value as J;
+            match v {
+                J::Object(mut o) if o.len() == 1 => {
+                    let (k, inner) = o.iter_mut().next().expect("one entry");
+                    let inner = inner.take();
+                    match (k.as_str(), inner) {
+                        ("list" | "set", J::Array(a)) => {
+                            J::Array(a.into_iter().map(natural).collect())
+                        }
+                        ("dict", J::Array(pairs)) => {
+                            let mut out = serde_json::Map::new();
+                            for pair in pairs {
+                                if let J::Array(mut kv) = pair
+                                    && kv.len() == 2
+                                    && let J::String(key) = kv[0].take()
+                                {
+                                    out.insert(key, natural(kv[1].take()));
+                                }
+                            }
+                            J::Object(out)
+                        }
+                        (k, inner) => {
+                            let mut o = serde_json::Map::new();
+                            o.insert(k.to_string(), inner);
+                            J::Object(o)
+                        }
+                    }
+                }
+                J::Array(a) => J::Array(a.into_iter().map(natural).collect()),
+                other => other,
+            }
+        }
+        self.plain_json(id).map(natural)
+    }
+
     /// A JSON picture of the tree (tests and debugging): containers as arrays and objects,
     /// globals as `{"global": "m.n"}`, calls as `{"call"|"new": callable, "args", "state",
     /// "items", "elements"}`, bytes as `{"bytes": hex}`.
