@@ -101,6 +101,37 @@ impl Module<'_> {
     }
 }
 
+/// One network of a pickle's top-level dict: its key, class, the number of values in its
+/// parameters and buffers, and its constructor arguments.
+pub struct NetworkSummary {
+    pub key: String,
+    pub class_name: String,
+    pub values: usize,
+    pub init_kwargs: Option<serde_json::Value>,
+}
+
+/// The networks (modules) among the values of a pickle's top-level dict, e.g. stylegan2-ada-
+/// pytorch's `dict(G, D, G_ema, augment_pipe, training_set_kwargs)`.
+pub fn summarize(p: &Pickle) -> Result<Vec<NetworkSummary>> {
+    let Some(items) = p.items(p.root) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for &(k, v) in items {
+        let (Some(key), Some(m)) = (p.str(k), module(p, v)) else {
+            continue;
+        };
+        let values = m.named_tensors()?.iter().map(|(_, t)| t.values.len()).sum();
+        out.push(NetworkSummary {
+            key: key.to_string(),
+            class_name: m.class_name.clone(),
+            values,
+            init_kwargs: m.init_kwargs(),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,35 +172,4 @@ mod tests {
         assert_eq!(summary.len(), 1);
         assert_eq!((summary[0].key.as_str(), summary[0].values), ("G_ema", 32));
     }
-}
-
-/// One network of a pickle's top-level dict: its key, class, the number of values in its
-/// parameters and buffers, and its constructor arguments.
-pub struct NetworkSummary {
-    pub key: String,
-    pub class_name: String,
-    pub values: usize,
-    pub init_kwargs: Option<serde_json::Value>,
-}
-
-/// The networks (modules) among the values of a pickle's top-level dict, e.g. stylegan2-ada-
-/// pytorch's `dict(G, D, G_ema, augment_pipe, training_set_kwargs)`.
-pub fn summarize(p: &Pickle) -> Result<Vec<NetworkSummary>> {
-    let Some(items) = p.items(p.root) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for &(k, v) in items {
-        let (Some(key), Some(m)) = (p.str(k), module(p, v)) else {
-            continue;
-        };
-        let values = m.named_tensors()?.iter().map(|(_, t)| t.values.len()).sum();
-        out.push(NetworkSummary {
-            key: key.to_string(),
-            class_name: m.class_name.clone(),
-            values,
-            init_kwargs: m.init_kwargs(),
-        });
-    }
-    Ok(out)
 }
