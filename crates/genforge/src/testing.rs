@@ -36,3 +36,9 @@ pub fn preset_gan(name: &str) -> (crate::models::Generator, crate::models::Discr
         .init_gan(false, &mut Rng::new(1), &Device::flex())
         .expect("an adversarial preset")
 }
+
+/// A file of `tests/fixtures/<dir>/`.
+pub fn fixture(dir: &str, name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{dir}/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

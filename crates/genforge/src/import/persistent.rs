@@ -140,11 +140,9 @@ mod tests {
     fn a_persistent_network_reads_as_torch_sees_it() {
         // scripts/pickle_fixtures.py: a Net of two persistent Layers and a plain nn.Linear,
         // pickled in stylegan2-ada-pytorch's persistent format, beside its state_dict().
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pickle/");
-        let data = std::fs::read(format!("{dir}persistent-p4.pkl")).unwrap();
+        let data = crate::testing::fixture("pickle", "persistent-p4.pkl");
         let want: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(format!("{dir}persistent.json")).unwrap())
-                .unwrap();
+            serde_json::from_slice(&crate::testing::fixture("pickle", "persistent.json")).unwrap();
         let p = Pickle::parse(&data).unwrap();
         let g = module(&p, p.get(p.root, "G_ema").unwrap()).expect("a module");
         assert_eq!(g.class_name, want["class_name"]);

@@ -875,8 +875,7 @@ mod tests {
     use serde_json::json;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pickle/");
-        std::fs::read(format!("{dir}{name}")).unwrap()
+        crate::testing::fixture("pickle", name)
     }
 
     #[test]

@@ -285,8 +285,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pickle/");
-        std::fs::read(format!("{dir}{name}")).unwrap()
+        crate::testing::fixture("pickle", name)
     }
 
     #[test]
