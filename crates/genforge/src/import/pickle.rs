@@ -308,6 +308,30 @@ impl Pickle {
             .map(|(_, v)| *v)
     }
 
+    /// The bytes of a `bytes` node: BINBYTES (protocols 3-5) or `_codecs.encode(text,
+    /// "latin1")` (how Python 3 pickles bytes at protocols 0-2).
+    pub fn bytes(&self, id: Id) -> Option<Vec<u8>> {
+        match self.node(id) {
+            Node::Bytes(b) => Some(b.clone()),
+            Node::Object { callable, args, .. } => {
+                if self.global(*callable)? != ("_codecs", "encode") {
+                    return None;
+                }
+                let [text, codec] = self.elements(*args)? else {
+                    return None;
+                };
+                if self.str(*codec)? != "latin1" {
+                    return None;
+                }
+                self.str(*text)?
+                    .chars()
+                    .map(|c| u8::try_from(c as u32).ok())
+                    .collect()
+            }
+            _ => None,
+        }
+    }
+
     /// The elements of a tuple or list.
     pub fn elements(&self, id: Id) -> Option<&[Id]> {
         match self.node(id) {
@@ -361,14 +385,7 @@ impl Pickle {
                     {
                         json!({ "set": all(self.elements(*list)?)? })
                     }
-                    ("_codecs", "encode", [text, codec]) if self.str(*codec) == Some("latin1") => {
-                        let b: Option<Vec<u8>> = self
-                            .str(*text)?
-                            .chars()
-                            .map(|c| u8::try_from(c as u32).ok())
-                            .collect();
-                        json!({ "bytes": hex(&b?) })
-                    }
+                    ("_codecs", "encode", _) => json!({ "bytes": hex(&self.bytes(id)?) }),
                     ("builtins" | "__builtin__", "bytearray", [b]) => self.plain_json(*b)?,
                     ("builtins" | "__builtin__", "bytes", []) => json!({ "bytes": "" }),
                     // NVlabs' attribute dict (a dict subclass: NEWOBJ, then SETITEMS).

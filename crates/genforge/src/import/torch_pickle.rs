@@ -115,30 +115,6 @@ pub struct Tensor {
 /// The legacy `torch.save` magic number, `0x1950a86a20f9469cfc6c`, as pickle's LONG1 bytes.
 const MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
-/// The bytes of a `bytes` node: BINBYTES (protocol 3+) or `_codecs.encode(text, "latin1")`
-/// (protocols 0-2).
-pub fn bytes_of(p: &Pickle, id: Id) -> Option<Vec<u8>> {
-    match p.node(id) {
-        Node::Bytes(b) => Some(b.clone()),
-        Node::Object { callable, args, .. } => {
-            if p.global(*callable)? != ("_codecs", "encode") {
-                return None;
-            }
-            let [text, codec] = p.elements(*args)? else {
-                return None;
-            };
-            if p.str(*codec)? != "latin1" {
-                return None;
-            }
-            p.str(*text)?
-                .chars()
-                .map(|c| u8::try_from(c as u32).ok())
-                .collect()
-        }
-        _ => None,
-    }
-}
-
 /// What `torch.storage._load_from_bytes(b)` loads: a legacy `torch.save` container (magic
 /// number, protocol version 1001, system info, the pickled storage reference, its key list,
 /// then each storage as an 8-byte element count and its bytes) of one storage.
@@ -234,7 +210,7 @@ pub fn tensor(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
         return err("_rebuild_tensor_v2 with fewer than 4 arguments");
     };
     let bytes = call_args(p, *storage, "torch.storage", "_load_from_bytes")
-        .and_then(|a| bytes_of(p, *a.first()?))
+        .and_then(|a| p.bytes(*a.first()?))
         .ok_or_else(|| {
             PickleError("a tensor's storage is not torch.storage._load_from_bytes(bytes)".into())
         })?;
@@ -340,7 +316,7 @@ mod tests {
         let Node::Object { args, .. } = p.node(storage) else {
             panic!("_load_from_bytes")
         };
-        let bytes = bytes_of(&p, p.elements(*args).unwrap()[0]).unwrap();
+        let bytes = p.bytes(p.elements(*args).unwrap()[0]).unwrap();
         assert!(load_from_bytes(&bytes).is_ok());
         let cut = load_from_bytes(&bytes[..bytes.len() - 4]).unwrap_err();
         assert!(cut.0.contains("truncated"), "{cut}");

@@ -36,23 +36,37 @@ pub fn forward(bn: &BatchNorm, x: Tensor<4>, affine: Option<(Tensor<2>, Tensor<2
         Some((s, t)) => (gamma * s.clone(), beta * s + t),
         None => (gamma, beta),
     };
+    let (y, mean, var) = fused_train(x, scale, shift, bn.epsilon);
+    let m = bn.momentum;
+    update_running(&bn.running_mean, mean, m);
+    update_running(&bn.running_var, var, m);
+    y
+}
+
+/// The CPU kernel's training-mode batch norm: the output and the batch's per-channel mean and
+/// biased variance (`[c]` each, detached).
+fn fused_train(
+    x: Tensor<4>,
+    scale: Tensor<2>,
+    shift: Tensor<2>,
+    eps: f64,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    let c = x.dims()[1];
     let (y, stats) = <Dispatch as FusedBatchNorm>::bn_train(
         x.into_dispatch(),
         scale.into_dispatch(),
         shift.into_dispatch(),
-        bn.epsilon,
+        eps,
     );
     let stats = Tensor::<2>::from_dispatch(stats).detach();
     let [mean, var] = [0, 1].map(|i| stats.clone().slice([i..i + 1, 0..c]).reshape([c]));
-    let device = mean.device();
-    let m = bn.momentum;
-    let running_mean = bn.running_mean.value_sync().to_device(&device);
-    let running_var = bn.running_var.value_sync().to_device(&device);
-    bn.running_mean
-        .update((running_mean.mul_scalar(1.0 - m) + mean.mul_scalar(m)).detach());
-    bn.running_var
-        .update((running_var.mul_scalar(1.0 - m) + var.mul_scalar(m)).detach());
-    Tensor::from_dispatch(y)
+    (Tensor::from_dispatch(y), mean, var)
+}
+
+/// `running <- (1 - momentum) running + momentum batch`.
+fn update_running(running: &RunningState<Tensor<1>>, batch: Tensor<1>, momentum: f64) {
+    let old = running.value_sync().to_device(&batch.device());
+    running.update((old.mul_scalar(1.0 - momentum) + batch.mul_scalar(momentum)).detach());
 }
 
 /// Batch norm of `x [b, c, h, w]` with its statistics in buffers and no affine of its own (
@@ -82,15 +96,7 @@ pub fn forward_stored(
         return (x - mean) / (var + eps).sqrt() * scale4 + shift4;
     }
     let (y, mean, var) = if fused_on(&device) && x.dtype() == DType::F32 {
-        let (y, stats) = <Dispatch as FusedBatchNorm>::bn_train(
-            x.into_dispatch(),
-            scale.into_dispatch(),
-            shift.into_dispatch(),
-            eps,
-        );
-        let stats = Tensor::<2>::from_dispatch(stats).detach();
-        let [mean, var] = [0, 1].map(|i| stats.clone().slice([i..i + 1, 0..c]).reshape([c]));
-        (Tensor::from_dispatch(y), mean, var)
+        fused_train(x, scale, shift, eps)
     } else {
         let mean = x.clone().mean_dim(0).mean_dim(2).mean_dim(3); // [1, c, 1, 1]
         let centred = x - mean.clone();
@@ -99,12 +105,8 @@ pub fn forward_stored(
         (y, mean.detach().reshape([c]), var.detach().reshape([c]))
     };
     let n = (b * h * w) as f64;
-    let unbiased = var.mul_scalar(n / (n - 1.0).max(1.0));
-    let old_mean = stored_mean.value_sync().to_device(&device);
-    let old_var = stored_var.value_sync().to_device(&device);
-    stored_mean.update((old_mean.mul_scalar(1.0 - momentum) + mean.mul_scalar(momentum)).detach());
-    stored_var
-        .update((old_var.mul_scalar(1.0 - momentum) + unbiased.mul_scalar(momentum)).detach());
+    update_running(stored_mean, mean, momentum);
+    update_running(stored_var, var.mul_scalar(n / (n - 1.0).max(1.0)), momentum);
     y
 }
 
