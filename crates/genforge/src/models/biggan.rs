@@ -714,6 +714,35 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("model.g_attention"), "{err}");
+        // D's blocks are named by their output: at 16x16 the first D block outputs 8x8.
+        let err = BigganConfig {
+            d_attention: vec![16],
+            ..tiny()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("model.d_attention") && err.contains("[8, 8, 8]"),
+            "{err}"
+        );
+        // The attention's C/8 projections need 8 channels (g_width 1: 4 channels at 16x16).
+        let err = BigganConfig {
+            g_width: 1,
+            ..tiny()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs at least 8 channels"), "{err}");
+        let err = BigganConfig {
+            sn_eps: 0.0,
+            ..tiny()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("model.sn_eps"), "{err}");
     }
 
     #[test]
