@@ -695,54 +695,37 @@ mod tests {
 
     #[test]
     fn bad_configs_name_the_key() {
-        let err = BigganConfig {
+        let err = |cfg: BigganConfig| cfg.validate().unwrap_err().to_string();
+        let e = err(BigganConfig {
             z_dim: 13,
             ..tiny()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("model.z_dim") && err.contains("try 12"),
-            "{err}"
-        );
-        let err = BigganConfig {
+        });
+        assert!(e.contains("model.z_dim") && e.contains("try 12"), "{e}");
+        let e = err(BigganConfig {
             g_attention: vec![4],
             ..tiny()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("model.g_attention"), "{err}");
+        });
+        assert!(e.contains("model.g_attention"), "{e}");
         // D's blocks are named by their output: at 16x16 the first D block outputs 8x8.
-        let err = BigganConfig {
+        let e = err(BigganConfig {
             d_attention: vec![16],
             ..tiny()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+        });
         assert!(
-            err.contains("model.d_attention") && err.contains("[8, 8, 8]"),
-            "{err}"
+            e.contains("model.d_attention") && e.contains("[8, 8, 8]"),
+            "{e}"
         );
         // The attention's C/8 projections need 8 channels (g_width 1: 4 channels at 16x16).
-        let err = BigganConfig {
+        let e = err(BigganConfig {
             g_width: 1,
             ..tiny()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("needs at least 8 channels"), "{err}");
-        let err = BigganConfig {
+        });
+        assert!(e.contains("needs at least 8 channels"), "{e}");
+        let e = err(BigganConfig {
             sn_eps: 0.0,
             ..tiny()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("model.sn_eps"), "{err}");
+        });
+        assert!(e.contains("model.sn_eps"), "{e}");
     }
 
     #[test]
