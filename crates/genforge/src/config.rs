@@ -273,6 +273,14 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../../../configs/biggan-tiny.toml"),
     ),
     (
+        "stylegan2-ffhq1024",
+        include_str!("../../../configs/stylegan2-ffhq1024.toml"),
+    ),
+    (
+        "stylegan2-tiny",
+        include_str!("../../../configs/stylegan2-tiny.toml"),
+    ),
+    (
         "pggan-mnist",
         include_str!("../../../configs/pggan-mnist.toml"),
     ),

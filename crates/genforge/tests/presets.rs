@@ -35,6 +35,7 @@ fn every_preset_validates_and_builds() {
             | ModelConfig::Sagan(_)
             | ModelConfig::Vitgan(_)
             | ModelConfig::Stylegan(_)
+            | ModelConfig::Stylegan2(_)
             | ModelConfig::Biggan(_)
             | ModelConfig::Pggan(_) => {
                 let (g, d) = cfg

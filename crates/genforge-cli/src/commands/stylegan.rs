@@ -1,10 +1,9 @@
-//! StyleGAN figures: truncation sweeps, style mixing, noise, morphs.
+//! StyleGAN and StyleGAN2 figures: truncation sweeps, style mixing, noise, morphs.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use genforge::models::stylegan::Generator;
-use genforge::sample::stylegan;
+use genforge::sample::stylegan::{self, StyleBased};
 
 use super::{RunArgs, save_grid, save_strip_and_gif};
 
@@ -13,6 +12,9 @@ use super::{RunArgs, save_grid, save_strip_and_gif};
 pub struct TruncationArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// The class a conditional StyleGAN2 draws (an index or a class name).
+    #[arg(long)]
+    pub class: Option<String>,
     /// Seeds, one row each.
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
     pub seeds: Vec<u64>,
@@ -34,13 +36,14 @@ pub struct TruncationArgs {
 pub fn truncation(args: TruncationArgs) -> Result<()> {
     let TruncationArgs {
         run,
+        class,
         seeds,
         psi,
         cutoff,
         out,
     } = args;
-    let g = load(&run)?;
-    let images = stylegan::truncation_sweep(&g, &seeds, &psi, cutoff)?;
+    let g = load(&run, class.as_deref())?;
+    let images = stylegan::truncation_sweep(&*g, &seeds, &psi, cutoff)?;
     save_grid(images, psi.len(), &out)?;
     Ok(())
 }
@@ -51,6 +54,9 @@ pub fn truncation(args: TruncationArgs) -> Result<()> {
 pub struct MixArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// The class a conditional StyleGAN2 draws (an index or a class name).
+    #[arg(long)]
+    pub class: Option<String>,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
     pub a: Vec<u64>,
     #[arg(long, value_delimiter = ',', default_value = "5,6,7")]
@@ -66,23 +72,24 @@ pub struct MixArgs {
 pub fn mix(args: MixArgs) -> Result<()> {
     let MixArgs {
         run,
+        class,
         a,
         b,
         styles,
         out,
     } = args;
-    let g = load(&run)?;
+    let g = load(&run, class.as_deref())?;
     if a.is_empty() || b.is_empty() {
         bail!("--a and --b need at least one seed each");
     }
-    let layers = stylegan::style_range(&g, &styles)?;
+    let layers = stylegan::style_range(&*g, &styles)?;
     tracing::info!(
         "B's styles in layers {}..{} of {}",
         layers.start,
         layers.end,
-        g.num_layers()
+        g.num_ws()
     );
-    let (images, cols) = stylegan::mixing_grid(&g, &a, &b, layers)?;
+    let (images, cols) = stylegan::mixing_grid(&*g, &a, &b, layers)?;
     save_grid(images, cols, &out)?;
     Ok(())
 }
@@ -94,6 +101,9 @@ pub fn mix(args: MixArgs) -> Result<()> {
 pub struct NoiseArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// The class a conditional StyleGAN2 draws (an index or a class name).
+    #[arg(long)]
+    pub class: Option<String>,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
     pub seeds: Vec<u64>,
     #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
@@ -105,12 +115,13 @@ pub struct NoiseArgs {
 pub fn noise(args: NoiseArgs) -> Result<()> {
     let NoiseArgs {
         run,
+        class,
         seeds,
         draws,
         out,
     } = args;
-    let g = load(&run)?;
-    let (images, cols) = stylegan::noise_figure(&g, &seeds, draws)?;
+    let g = load(&run, class.as_deref())?;
+    let (images, cols) = stylegan::noise_figure(&*g, &seeds, draws)?;
     save_grid(images, cols, &out)?;
     Ok(())
 }
@@ -120,6 +131,9 @@ pub fn noise(args: NoiseArgs) -> Result<()> {
 pub struct MorphArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// The class a conditional StyleGAN2 draws (an index or a class name).
+    #[arg(long)]
+    pub class: Option<String>,
     #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub a: u64,
     #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
@@ -145,6 +159,7 @@ pub struct MorphArgs {
 pub fn morph(args: MorphArgs) -> Result<()> {
     let MorphArgs {
         run,
+        class,
         a,
         b,
         frames,
@@ -154,14 +169,19 @@ pub fn morph(args: MorphArgs) -> Result<()> {
         gif,
         delay_ms,
     } = args;
-    let g = load(&run)?;
-    let images = stylegan::morph(&g, a, b, frames, slerp, psi)?;
+    let g = load(&run, class.as_deref())?;
+    let images = stylegan::morph(&*g, a, b, frames, slerp, psi)?;
     save_strip_and_gif(images, frames, &out, gif, delay_ms)
 }
 
-/// The generator of a StyleGAN run.
-fn load(run: &RunArgs) -> Result<Generator> {
-    let (_, g, ckpt) = stylegan::load(&run.run_dir, run.checkpoint.as_deref(), &run.device()?)?;
+/// The generator of a StyleGAN or StyleGAN2 run.
+fn load(run: &RunArgs, class: Option<&str>) -> Result<Box<dyn StyleBased>> {
+    let (_, g, ckpt) = stylegan::load(
+        &run.run_dir,
+        run.checkpoint.as_deref(),
+        &run.device()?,
+        class,
+    )?;
     tracing::info!("checkpoint {}", ckpt.display());
     Ok(g)
 }

@@ -16,6 +16,7 @@ pub mod pggan;
 pub mod pixelcnn;
 pub mod sagan;
 pub mod stylegan;
+pub mod stylegan2;
 pub mod vitgan;
 pub mod vqvae2;
 
@@ -63,6 +64,8 @@ pub enum ModelConfig {
     Sagan(sagan::SaganConfig),
     Vitgan(vitgan::VitganConfig),
     Stylegan(stylegan::StyleganConfig),
+    /// StyleGAN2 as NVlabs' stylegan2-ada-pytorch builds it.
+    Stylegan2(stylegan2::Stylegan2Config),
     Biggan(biggan::BigganConfig),
     Pggan(pggan::PgganConfig),
     /// Stage 1 of VQ-VAE-2: the hierarchical autoencoder.
@@ -96,6 +99,7 @@ impl ModelConfig {
             ModelConfig::Sagan(_) => "sagan",
             ModelConfig::Vitgan(_) => "vitgan",
             ModelConfig::Stylegan(_) => "stylegan",
+            ModelConfig::Stylegan2(_) => "stylegan2",
             ModelConfig::Biggan(_) => "biggan",
             ModelConfig::Pggan(_) => "pggan",
             ModelConfig::Vqvae2(_) => "vqvae2",
@@ -109,6 +113,7 @@ impl ModelConfig {
             | ModelConfig::Sagan(_)
             | ModelConfig::Vitgan(_)
             | ModelConfig::Stylegan(_)
+            | ModelConfig::Stylegan2(_)
             | ModelConfig::Biggan(_)
             | ModelConfig::Pggan(_) => Kind::Gan,
             ModelConfig::Vqvae2(_) => Kind::Autoencoder,
@@ -122,6 +127,7 @@ impl ModelConfig {
             ModelConfig::Sagan(c) => c.validate(),
             ModelConfig::Vitgan(c) => c.validate(),
             ModelConfig::Stylegan(c) => c.validate(),
+            ModelConfig::Stylegan2(c) => c.validate(),
             ModelConfig::Biggan(c) => c.validate(),
             ModelConfig::Pggan(c) => c.validate(),
             ModelConfig::Vqvae2(c) => c.validate(),
@@ -137,6 +143,7 @@ impl ModelConfig {
             ModelConfig::Sagan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Vitgan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Stylegan(c) => Some((c.channels, c.resolution)),
+            ModelConfig::Stylegan2(c) => Some((c.channels, c.resolution)),
             ModelConfig::Biggan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Pggan(c) => Some((c.channels, c.resolution)),
             ModelConfig::Vqvae2(c) => Some((c.channels, c.resolution)),
@@ -151,6 +158,7 @@ impl ModelConfig {
             ModelConfig::Sagan(c) => Some(c.z_dim),
             ModelConfig::Vitgan(c) => Some(c.z_dim),
             ModelConfig::Stylegan(c) => Some(c.z_dim),
+            ModelConfig::Stylegan2(c) => Some(c.z_dim),
             ModelConfig::Biggan(c) => Some(c.z_dim),
             ModelConfig::Pggan(c) => Some(c.z_dim),
             ModelConfig::Vqvae2(_) | ModelConfig::Pixelcnn(_) => None,
@@ -161,6 +169,7 @@ impl ModelConfig {
     pub fn num_classes(&self) -> Option<usize> {
         match self {
             ModelConfig::Biggan(c) => Some(c.num_classes),
+            ModelConfig::Stylegan2(c) => (c.num_classes > 0).then_some(c.num_classes),
             ModelConfig::Dcgan(_)
             | ModelConfig::Sagan(_)
             | ModelConfig::Vitgan(_)
@@ -204,6 +213,11 @@ impl ModelConfig {
                 }
                 (Generator::Style(g), Discriminator::Style(d))
             }
+            ModelConfig::Stylegan2(c) => {
+                let g = stylegan2::Generator::new(c, rng, device);
+                let d = stylegan2::Discriminator::new(c, rng, device);
+                (Generator::Style2(g), Discriminator::Style2(d))
+            }
             ModelConfig::Biggan(c) => {
                 let g = biggan::Generator::new(c, rng, device);
                 let d = biggan::Discriminator::new(c, rng, device);
@@ -230,6 +244,10 @@ impl ModelConfig {
                 (LossKind::Bce, "\"bce\" (non-saturating logistic, with R1)"),
                 (LossKind::WganGp, "\"wgan-gp\""),
             ],
+            ModelConfig::Stylegan2(_) => &[(
+                LossKind::Bce,
+                "\"bce\" (non-saturating logistic, with R1, as NVlabs' StyleGAN2Loss)",
+            )],
             ModelConfig::Dcgan(_)
             | ModelConfig::Sagan(_)
             | ModelConfig::Biggan(_)
@@ -255,6 +273,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Vitgan(c) => Policy::parse(&c.diffaugment).unwrap_or_default(),
             ModelConfig::Stylegan(c) => Policy::parse(&c.diffaugment).unwrap_or_default(),
+            ModelConfig::Stylegan2(c) => Policy::parse(&c.diffaugment).unwrap_or_default(),
             ModelConfig::Dcgan(_)
             | ModelConfig::Sagan(_)
             | ModelConfig::Biggan(_)
@@ -272,6 +291,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(_)
             | ModelConfig::Sagan(_)
             | ModelConfig::Stylegan(_)
+            | ModelConfig::Stylegan2(_)
             | ModelConfig::Biggan(_)
             | ModelConfig::Pggan(_)
             | ModelConfig::Vqvae2(_)
@@ -286,6 +306,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(_) | ModelConfig::Sagan(_) | ModelConfig::Biggan(_) => true,
             ModelConfig::Vitgan(_)
             | ModelConfig::Stylegan(_)
+            | ModelConfig::Stylegan2(_)
             | ModelConfig::Pggan(_)
             | ModelConfig::Vqvae2(_)
             | ModelConfig::Pixelcnn(_) => false,
@@ -298,6 +319,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Vitgan(_)
             | ModelConfig::Stylegan(_)
+            | ModelConfig::Stylegan2(_)
             | ModelConfig::Biggan(_)
             | ModelConfig::Pggan(_) => true,
             ModelConfig::Dcgan(_)
@@ -314,6 +336,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(_)
             | ModelConfig::Sagan(_)
             | ModelConfig::Vitgan(_)
+            | ModelConfig::Stylegan2(_)
             | ModelConfig::Biggan(_)
             | ModelConfig::Vqvae2(_)
             | ModelConfig::Pixelcnn(_) => false,
@@ -337,6 +360,13 @@ impl ModelConfig {
     pub fn as_stylegan(&self) -> Option<&stylegan::StyleganConfig> {
         match self {
             ModelConfig::Stylegan(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn as_stylegan2(&self) -> Option<&stylegan2::Stylegan2Config> {
+        match self {
+            ModelConfig::Stylegan2(c) => Some(c),
             _ => None,
         }
     }
@@ -376,6 +406,7 @@ pub enum Generator {
     Conv(dcgan::Generator),
     Vit(vitgan::Generator),
     Style(stylegan::Generator),
+    Style2(stylegan2::Generator),
     Big(biggan::Generator),
     Pg(pggan::Generator),
 }
@@ -387,6 +418,7 @@ pub enum Discriminator {
     Conv(dcgan::Discriminator),
     Vit(vitgan::Discriminator),
     Style(stylegan::Discriminator),
+    Style2(stylegan2::Discriminator),
     Big(biggan::Discriminator),
     Pg(pggan::Discriminator),
 }
@@ -396,6 +428,16 @@ fn labels_or_cycle(c: Labels, b: usize, classes: usize, device: &Device) -> Tens
     c.unwrap_or_else(|| {
         let v: Vec<i64> = (0..b).map(|i| (i % classes) as i64).collect();
         Tensor::from_data(burn::tensor::TensorData::new(v, [b]), device)
+    })
+}
+
+/// StyleGAN2's one-hot classes: the labels given, or the classes in turn; `None` when
+/// unconditional.
+fn style2_classes(c: Labels, classes: usize, b: usize, device: &Device) -> Option<Tensor<2>> {
+    (classes > 0).then(|| {
+        labels_or_cycle(c, b, classes, device)
+            .one_hot::<2>(classes)
+            .float()
     })
 }
 
@@ -409,6 +451,7 @@ impl Generator {
             | Generator::Conv(_)
             | Generator::Vit(_)
             | Generator::Style(_)
+            | Generator::Style2(_)
             | Generator::Pg(_) => None,
         }
     }
@@ -418,6 +461,9 @@ impl Generator {
         match (self, model) {
             (Generator::Style(s), ModelConfig::Stylegan(cfg)) => {
                 Generator::Style(s.track_w_avg(w_mean, cfg.w_avg_decay))
+            }
+            (Generator::Style2(s), ModelConfig::Stylegan2(cfg)) => {
+                Generator::Style2(s.track_w_avg(w_mean, cfg.w_avg_beta))
             }
             (g, _) => g,
         }
@@ -432,6 +478,14 @@ impl Generator {
                 a.w_avg = a.w_avg.map(|old| w.to_device(&old.device()));
                 Generator::Style(a)
             }
+            (Generator::Style2(mut a), Generator::Style2(s)) => {
+                let w = s.w_avg().without_autodiff().detach();
+                a.mapping.w_avg = a
+                    .mapping
+                    .w_avg
+                    .map(|old| old.map(|o| w.to_device(&o.device())));
+                Generator::Style2(a)
+            }
             (avg, _) => avg,
         }
     }
@@ -444,6 +498,11 @@ impl Generator {
             Generator::Conv(g) => g.forward(z).images,
             Generator::Vit(g) => g.forward(z).images,
             Generator::Style(g) => g.generate(z, 1.0, None, &mut Rng::new(0)),
+            Generator::Style2(g) => {
+                let c = style2_classes(c, g.num_classes, z.dims()[0], &z.device());
+                let ws = g.mapping_ws(z, c, 1.0, None);
+                g.synthesis(&ws, stylegan::Noise::Random(&mut Rng::new(0)))
+            }
             Generator::Big(g) => {
                 let classes = g.num_classes();
                 let y = labels_or_cycle(c, z.dims()[0], classes, &z.device());
@@ -472,6 +531,11 @@ impl Generator {
                 let (img, w_mean) = g.forward_train(z, mixing_prob, rng);
                 (img, Some(w_mean))
             }
+            Generator::Style2(g) => {
+                let c = style2_classes(c, g.num_classes, z.dims()[0], &z.device());
+                let (img, w_mean) = g.forward_train(z, c, mixing_prob, rng);
+                (img, Some(w_mean))
+            }
         }
     }
 
@@ -480,6 +544,7 @@ impl Generator {
             Generator::Conv(g) => g.blocks[0].conv.weight.val().device(),
             Generator::Vit(g) => g.device(),
             Generator::Style(g) => g.device(),
+            Generator::Style2(g) => g.device(),
             Generator::Big(g) => g.device(),
             Generator::Pg(g) => g.device(),
         }
@@ -490,7 +555,7 @@ impl Generator {
         match self {
             Generator::Pg(g) => g.set_level(level),
             Generator::Style(g) => g.set_level(level),
-            Generator::Conv(_) | Generator::Vit(_) | Generator::Big(_) => {}
+            Generator::Conv(_) | Generator::Vit(_) | Generator::Style2(_) | Generator::Big(_) => {}
         }
     }
 }
@@ -503,6 +568,10 @@ impl Discriminator {
             Discriminator::Conv(d) => d.forward(x).logits,
             Discriminator::Vit(d) => d.forward(x).logits,
             Discriminator::Style(d) => d.forward(x),
+            Discriminator::Style2(d) => {
+                let c = style2_classes(c, d.num_classes(), x.dims()[0], &x.device());
+                d.forward(x, c)
+            }
             Discriminator::Big(d) => {
                 let classes = d.embed.weight.dims()[0];
                 let y = labels_or_cycle(c, x.dims()[0], classes, &x.device());
@@ -517,7 +586,10 @@ impl Discriminator {
         match self {
             Discriminator::Pg(d) => d.set_level(level),
             Discriminator::Style(d) => d.set_level(level),
-            Discriminator::Conv(_) | Discriminator::Vit(_) | Discriminator::Big(_) => {}
+            Discriminator::Conv(_)
+            | Discriminator::Vit(_)
+            | Discriminator::Style2(_)
+            | Discriminator::Big(_) => {}
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod self_attention;
 pub mod siren;
 pub mod sn_layers;
 pub mod spectral_norm;
+pub mod upfirdn2d;
 pub mod vector_quantizer;
 
 pub use conv::{Conv2d, ConvTranspose2d};

@@ -96,7 +96,7 @@ pub fn figure(
                     .into(),
             ));
         }
-        Generator::Style(_) | Generator::Pg(_) => {
+        Generator::Style(_) | Generator::Style2(_) | Generator::Pg(_) => {
             return Err(Error::Config(
                 "--attention needs a model with self-attention (model.family = \"sagan\" or \"vitgan\"); StyleGAN and Progressive GAN have none".into(),
             ));

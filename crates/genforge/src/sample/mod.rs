@@ -11,7 +11,7 @@ pub mod vq;
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::TrainConfig;
 use crate::models::{Discriminator, Generator};
@@ -252,15 +252,18 @@ impl Generated {
                         let mut rng = Rng::new(per_image_seed(seed, start)).fork(0x4015E);
                         st.generate(z, *psi, None, &mut rng)
                     }
+                    Generator::Style2(st) => {
+                        let mut rng = Rng::new(per_image_seed(seed, start)).fork(0x4015E);
+                        let c = classes.map(|k| class_cycle(start, len, k, device));
+                        let c = st.one_hot(c, len)?;
+                        let ws = st.mapping_ws(z, c, *psi, None);
+                        st.synthesis(&ws, crate::models::stylegan::Noise::Random(&mut rng))
+                    }
                     g @ (Generator::Conv(_)
                     | Generator::Vit(_)
                     | Generator::Big(_)
                     | Generator::Pg(_)) => {
-                        let labels = classes.map(|k| {
-                            let v: Vec<i64> =
-                                (start..start + len).map(|i| (i % k) as i64).collect();
-                            Tensor::from_data(TensorData::new(v, [len]), device)
-                        });
+                        let labels = classes.map(|k| class_cycle(start, len, k, device));
                         g.forward(z, labels)
                     }
                 })
@@ -310,6 +313,10 @@ pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Te
     let big = req.class.is_some() || req.truncation.is_some();
     let unsupported = match g {
         Generator::Style(_) => big.then_some("--class and --truncation are BigGAN's"),
+        Generator::Style2(_) => req
+            .truncation
+            .is_some()
+            .then_some("--truncation is BigGAN's (StyleGAN2 truncates with --psi)"),
         Generator::Big(_) => style.then_some("--psi and --cutoff are StyleGAN's truncation trick"),
         Generator::Conv(_) | Generator::Vit(_) | Generator::Pg(_) => {
             if style {
@@ -350,11 +357,44 @@ pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Te
             let z = latents(req.n, z_dim, req.seed, &s.device());
             s.generate(z, req.psi, req.cutoff, &mut Rng::new(req.seed))
         }
+        Generator::Style2(s) => {
+            stylegan::check_psi(req.psi)?;
+            let device = s.device();
+            let c = match (s.num_classes, req.class) {
+                (0, Some(_)) => {
+                    return Err(Error::Config(
+                        "--class: this StyleGAN2 is unconditional; leave --class out".into(),
+                    ));
+                }
+                (0, None) => None,
+                (k, Some(spec)) => {
+                    let names = biggan::class_names(req.run_dir, cfg, k);
+                    let i = biggan::parse_class(spec, &names)?;
+                    Some(Tensor::from_data(
+                        TensorData::new(vec![i as i64; req.n], [req.n]),
+                        &device,
+                    ))
+                }
+                (k, None) => Some(class_cycle(0, req.n, k, &device)),
+            };
+            let z = latents(req.n, z_dim, req.seed, &device);
+            let ws = s.mapping_ws(z, s.one_hot(c, req.n)?, req.psi, req.cutoff);
+            s.synthesis(
+                &ws,
+                crate::models::stylegan::Noise::Random(&mut Rng::new(req.seed)),
+            )
+        }
         Generator::Conv(_) | Generator::Vit(_) | Generator::Pg(_) => {
             let z = latents(req.n, z_dim, req.seed, &g.device());
             g.forward(z, None)
         }
     })
+}
+
+/// Classes `start..start + len` in turn, `[len]`.
+fn class_cycle(start: usize, len: usize, classes: usize, device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = (start..start + len).map(|i| (i % classes) as i64).collect();
+    Tensor::from_data(TensorData::new(v, [len]), device)
 }
 
 fn per_image_seed(seed: u64, i: usize) -> u64 {

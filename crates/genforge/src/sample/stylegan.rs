@@ -1,33 +1,167 @@
-//! What people do with a trained StyleGAN (Karras et al. 2019): the truncation trick in W and
-//! its psi sweep (figure 8), style-mixing grids (figure 3), the noise figures (figures 4 and 5)
-//! and A-to-B morphs. Each seed is one latent, `latents(1, z_dim, seed)`, so a seed names the same
-//! image in every figure and in `genforge sample`.
+//! What people do with a trained StyleGAN (Karras et al. 2019) or StyleGAN2: the truncation
+//! trick in W and its psi sweep (figure 8), style-mixing grids (figure 3), the noise figures
+//! (figures 4 and 5) and A-to-B morphs. Each seed is one latent, `latents(1, z_dim, seed)`, so a
+//! seed names the same image in every figure and in `genforge sample`. The figures see a
+//! generator through [`StyleBased`], which both families implement.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::latents;
 use crate::config::TrainConfig;
-use crate::models::Generator;
 use crate::models::stylegan::{self, Noise};
+use crate::models::{Generator, stylegan2};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
 /// psi beyond this magnitude only extrapolates into noise; the paper's sweeps stay in [-1, 1].
 pub const MAX_PSI: f64 = 2.0;
 
-/// A StyleGAN run's config and its sampling generator (the weight average when kept).
+/// A style-based generator as the figures use it: `z -> w`, the truncation centre, and a
+/// synthesis network taking one `w` per style input and one noise image per noise input.
+pub trait StyleBased {
+    fn z_dim(&self) -> usize;
+    fn device(&self) -> Device;
+    /// The ws the synthesis network takes (StyleGAN's style layers, StyleGAN2's `num_ws`).
+    fn num_ws(&self) -> usize;
+    /// `[b, z_dim] -> [b, w_dim]`
+    fn to_w(&self, z: Tensor<2>) -> Tensor<2>;
+    /// `[w_dim]`
+    fn w_avg(&self) -> Tensor<1>;
+    /// Side of each noise input, in synthesis order.
+    fn noise_sides(&self) -> Vec<usize>;
+    fn synthesis(&self, ws: &[Tensor<2>], noise: Noise) -> Tensor<4>;
+
+    /// The truncation trick in W: `w_avg + psi (w - w_avg)`.
+    fn truncate(&self, w: Tensor<2>, psi: f64) -> Tensor<2> {
+        stylegan2::truncate(self.w_avg(), w, psi)
+    }
+
+    /// N(0, 1) noise images for every noise input of a batch of `b`, drawn in order.
+    fn random_noise(&self, b: usize, rng: &mut Rng) -> Vec<Option<Tensor<4>>> {
+        let device = self.device();
+        self.noise_sides()
+            .into_iter()
+            .map(|side| Some(crate::nn::noise::noise_image(b, side, rng, &device)))
+            .collect()
+    }
+
+    /// Images with `w` truncated by `psi` in the first `cutoff` ws (all when `None`), noise
+    /// from `rng`.
+    fn generate(&self, z: Tensor<2>, psi: f64, cutoff: Option<usize>, rng: &mut Rng) -> Tensor<4> {
+        let w = self.to_w(z);
+        let t = self.truncate(w.clone(), psi);
+        let cut = cutoff.unwrap_or(self.num_ws());
+        let ws: Vec<Tensor<2>> = (0..self.num_ws())
+            .map(|i| if i < cut { t.clone() } else { w.clone() })
+            .collect();
+        self.synthesis(&ws, Noise::Random(rng))
+    }
+}
+
+impl StyleBased for stylegan::Generator {
+    fn z_dim(&self) -> usize {
+        self.z_dim
+    }
+    fn device(&self) -> Device {
+        stylegan::Generator::device(self)
+    }
+    fn num_ws(&self) -> usize {
+        self.num_layers()
+    }
+    fn to_w(&self, z: Tensor<2>) -> Tensor<2> {
+        stylegan::Generator::to_w(self, z)
+    }
+    fn w_avg(&self) -> Tensor<1> {
+        self.w_avg.val()
+    }
+    fn noise_sides(&self) -> Vec<usize> {
+        (0..self.num_layers())
+            .map(|i| self.layer_resolution(i))
+            .collect()
+    }
+    fn synthesis(&self, ws: &[Tensor<2>], noise: Noise) -> Tensor<4> {
+        stylegan::Generator::synthesis(self, ws, noise)
+    }
+}
+
+/// A StyleGAN2 generator with the class it draws (`None` when unconditional).
+pub struct Stylegan2 {
+    pub g: stylegan2::Generator,
+    /// One-hot, `[1, num_classes]`.
+    pub class: Option<Tensor<2>>,
+}
+
+impl StyleBased for Stylegan2 {
+    fn z_dim(&self) -> usize {
+        self.g.z_dim
+    }
+    fn device(&self) -> Device {
+        self.g.device()
+    }
+    fn num_ws(&self) -> usize {
+        self.g.num_ws()
+    }
+    fn to_w(&self, z: Tensor<2>) -> Tensor<2> {
+        let b = z.dims()[0];
+        let c = self.class.as_ref().map(|c| c.clone().repeat_dim(0, b));
+        self.g.to_w(z, c)
+    }
+    fn w_avg(&self) -> Tensor<1> {
+        self.g.w_avg()
+    }
+    fn noise_sides(&self) -> Vec<usize> {
+        self.g
+            .conv_layers()
+            .iter()
+            .map(|l| l.resolution())
+            .collect()
+    }
+    fn synthesis(&self, ws: &[Tensor<2>], noise: Noise) -> Tensor<4> {
+        self.g.synthesis(ws, noise)
+    }
+}
+
+/// A StyleGAN or StyleGAN2 run's config and its sampling generator (the weight average when
+/// kept); `class` (an index or a class name) is the class a conditional StyleGAN2 draws.
 pub fn load(
     run_dir: &Path,
     checkpoint: Option<&Path>,
     device: &Device,
-) -> Result<(TrainConfig, stylegan::Generator, PathBuf)> {
-    super::load_family(run_dir, checkpoint, device, "StyleGAN", |g| match g {
-        Generator::Style(g) => Some(g),
-        _ => None,
-    })
+    class: Option<&str>,
+) -> Result<(TrainConfig, Box<dyn StyleBased>, PathBuf)> {
+    let (cfg, g, ckpt) = super::load_family(run_dir, checkpoint, device, "StyleGAN", |g| {
+        matches!(g, Generator::Style(_) | Generator::Style2(_)).then_some(g)
+    })?;
+    let unconditional =
+        || Error::Config("--class: this network is unconditional; leave --class out".into());
+    let g: Box<dyn StyleBased> = match g {
+        Generator::Style(g) if class.is_none() => Box::new(g),
+        Generator::Style2(g) => {
+            let class = match (g.num_classes, class) {
+                (0, None) => None,
+                (0, Some(_)) => return Err(unconditional()),
+                (k, None) => {
+                    return Err(Error::Config(format!(
+                        "this StyleGAN2 is conditional on {k} classes: give --class (an index \
+                         or a class name)"
+                    )));
+                }
+                (k, Some(spec)) => {
+                    let names = super::biggan::class_names(run_dir, &cfg, k);
+                    let i = super::biggan::parse_class(spec, &names)?;
+                    let mut v = vec![0f32; k];
+                    v[i] = 1.0;
+                    Some(Tensor::from_data(TensorData::new(v, [1, k]), device))
+                }
+            };
+            Box::new(Stylegan2 { g, class })
+        }
+        _ => return Err(unconditional()),
+    };
+    Ok((cfg, g, ckpt))
 }
 
 pub fn check_psi(psi: f64) -> Result<()> {
@@ -41,8 +175,8 @@ pub fn check_psi(psi: f64) -> Result<()> {
 }
 
 /// An error unless `cutoff` (layers truncated, from the first) fits the network.
-pub fn check_layers(g: &stylegan::Generator, layers: &Range<usize>) -> Result<()> {
-    let n = g.num_layers();
+pub fn check_layers(g: &dyn StyleBased, layers: &Range<usize>) -> Result<()> {
+    let n = g.num_ws();
     if layers.start < layers.end && layers.end <= n {
         Ok(())
     } else {
@@ -53,18 +187,18 @@ pub fn check_layers(g: &stylegan::Generator, layers: &Range<usize>) -> Result<()
     }
 }
 
-fn z_of(g: &stylegan::Generator, seed: u64) -> Tensor<2> {
-    latents(1, g.z_dim, seed, &g.device())
+fn z_of(g: &dyn StyleBased, seed: u64) -> Tensor<2> {
+    latents(1, g.z_dim(), seed, &g.device())
 }
 
-fn w_of(g: &stylegan::Generator, seed: u64) -> Tensor<2> {
+fn w_of(g: &dyn StyleBased, seed: u64) -> Tensor<2> {
     g.to_w(z_of(g, seed))
 }
 
 /// One image per seed with `psi` applied to the first `cutoff` layers (all when `None`), each
 /// with its seed's noise.
 pub fn generate_seeds(
-    g: &stylegan::Generator,
+    g: &dyn StyleBased,
     seeds: &[u64],
     psi: f64,
     cutoff: Option<usize>,
@@ -82,7 +216,7 @@ pub fn generate_seeds(
 
 /// The psi sweep: one row per seed, one column per psi; `[seeds * psis, c, h, w]`, row-major.
 pub fn truncation_sweep(
-    g: &stylegan::Generator,
+    g: &dyn StyleBased,
     seeds: &[u64],
     psis: &[f64],
     cutoff: Option<usize>,
@@ -98,8 +232,8 @@ pub fn truncation_sweep(
 
 /// The paper's style ranges by resolution: coarse 4x4-8x8, middle 16x16-32x32, fine 64x64 and
 /// up. A network of 32x32 or less keeps its last resolution as "fine".
-pub fn style_range(g: &stylegan::Generator, name: &str) -> Result<Range<usize>> {
-    let n = g.num_layers();
+pub fn style_range(g: &dyn StyleBased, name: &str) -> Result<Range<usize>> {
+    let n = g.num_ws();
     let levels = n / 2;
     let mid_end = 4.min(levels.saturating_sub(1)).max(2);
     let r = match name {
@@ -130,13 +264,13 @@ pub fn style_range(g: &stylegan::Generator, name: &str) -> Result<Range<usize>> 
 /// the side, and in cell (i, j) A_j's image with B_i's styles in `layers`. Returns
 /// `(images, columns)` for [`super::grid::make_grid`].
 pub fn mixing_grid(
-    g: &stylegan::Generator,
+    g: &dyn StyleBased,
     a: &[u64],
     b: &[u64],
     layers: Range<usize>,
 ) -> Result<(Tensor<4>, usize)> {
     check_layers(g, &layers)?;
-    let n = g.num_layers();
+    let n = g.num_ws();
     let image = |ws: Vec<Tensor<2>>, noise_seed: u64| {
         g.synthesis(&ws, Noise::Random(&mut Rng::new(noise_seed)))
     };
@@ -177,22 +311,32 @@ pub enum NoiseLayers {
     Fine,
 }
 
-fn noise_mask(g: &stylegan::Generator, which: NoiseLayers) -> Vec<bool> {
-    let n = g.num_layers();
-    let split = 2 * (n / 2 / 2).max(1);
-    (0..n)
-        .map(|i| match which {
-            NoiseLayers::All => true,
-            NoiseLayers::None => false,
-            NoiseLayers::Coarse => i < split,
-            NoiseLayers::Fine => i >= split,
+/// Per noise input, whether `which` keeps it: coarse is the lower half of the resolutions
+/// (at least 4x4), fine the rest.
+fn noise_mask(g: &dyn StyleBased, which: NoiseLayers) -> Vec<bool> {
+    let sides = g.noise_sides();
+    let levels = sides
+        .iter()
+        .max()
+        .map_or(1, |m| m.trailing_zeros() as usize - 1);
+    let coarse_levels = (levels / 2).max(1);
+    sides
+        .into_iter()
+        .map(|side| {
+            let coarse = (side.trailing_zeros() as usize - 2) < coarse_levels;
+            match which {
+                NoiseLayers::All => true,
+                NoiseLayers::None => false,
+                NoiseLayers::Coarse => coarse,
+                NoiseLayers::Fine => !coarse,
+            }
         })
         .collect()
 }
 
 /// The image of `w` with noise drawn from `rng` in the layers `which` selects.
 pub fn with_noise(
-    g: &stylegan::Generator,
+    g: &dyn StyleBased,
     w: Tensor<2>,
     which: NoiseLayers,
     rng: &mut Rng,
@@ -203,17 +347,13 @@ pub fn with_noise(
         .zip(noise_mask(g, which))
         .map(|(n, keep)| if keep { n } else { None })
         .collect();
-    g.synthesis(&vec![w; g.num_layers()], Noise::Fixed(noise))
+    g.synthesis(&vec![w; g.num_ws()], Noise::Fixed(noise))
 }
 
 /// The noise figure for each seed, one row each: the image with noise everywhere, with none,
 /// in the coarse layers only, in the fine layers only, two more noise draws, and the per-pixel
 /// standard deviation over `draws` noise draws (scaled to [-1, 1], brighter = more variation).
-pub fn noise_figure(
-    g: &stylegan::Generator,
-    seeds: &[u64],
-    draws: usize,
-) -> Result<(Tensor<4>, usize)> {
+pub fn noise_figure(g: &dyn StyleBased, seeds: &[u64], draws: usize) -> Result<(Tensor<4>, usize)> {
     if draws < 2 {
         return Err(Error::Config(format!(
             "--draws must be at least 2, got {draws}"
@@ -266,7 +406,7 @@ pub fn slerp(a: Tensor<2>, b: Tensor<2>, t: f64) -> Tensor<2> {
 /// `frames` images from seed `a` to seed `b`: lerp in W (the slides' morph), or slerp in Z;
 /// `psi` truncates every frame; the noise is `a`'s throughout so only the latent moves.
 pub fn morph(
-    g: &stylegan::Generator,
+    g: &dyn StyleBased,
     a: u64,
     b: u64,
     frames: usize,
@@ -290,7 +430,7 @@ pub fn morph(
                 wa.clone() + (wb.clone() - wa.clone()) * t
             };
             let w = g.truncate(w, psi);
-            g.synthesis(&vec![w; g.num_layers()], Noise::Random(&mut Rng::new(a)))
+            g.synthesis(&vec![w; g.num_ws()], Noise::Random(&mut Rng::new(a)))
         })
         .collect();
     Ok(Tensor::cat(out, 0))

@@ -1,0 +1,210 @@
+//! StyleGAN2 against NVlabs' stylegan2-ada-pytorch: network pickles written by its own classes
+//! load through genforge's pickle reader and reproduce its mapping, synthesis and
+//! discriminator outputs (fixtures and golden outputs from `scripts/stylegan2_fixtures.py`),
+//! and the published networks' key and shape lists are genforge's skeletons.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use genforge::burn::store::ModuleSnapshot;
+use genforge::burn::tensor::{Device, Tensor, TensorData};
+use genforge::import::apply;
+use genforge::import::pickle::Pickle;
+use genforge::import::stylegan2::{D_KEYS, G_KEYS, config_of, networks, tensors};
+use genforge::models::stylegan::Noise;
+use genforge::models::stylegan2::{Discriminator, Generator, Stylegan2Config};
+use genforge::rng::Rng;
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/stylegan2")
+        .join(name)
+}
+
+struct Golden(Value);
+
+impl Golden {
+    fn load(name: &str) -> Self {
+        let text = std::fs::read_to_string(fixture(&format!("{name}.golden.json"))).unwrap();
+        Golden(serde_json::from_str(&text).unwrap())
+    }
+    fn f32(&self, k: &str) -> Vec<f32> {
+        self.0[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect()
+    }
+    fn tensor<const D: usize>(&self, k: &str, shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(self.f32(k), shape), device)
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+fn assert_close(got: Vec<f32>, want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: sizes");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= tol * scale,
+        "{what}: max |diff| {worst} (scale {scale})"
+    );
+}
+
+/// G and D of a fixture pickle, configured from their `_init_kwargs`.
+fn load(name: &str, device: &Device) -> (Stylegan2Config, Generator, Discriminator) {
+    let file = fixture(&format!("{name}.pkl"));
+    let bytes = std::fs::read(&file).unwrap();
+    let p = Pickle::parse(&bytes).unwrap();
+    let (gm, dm) = networks(&p, &file).unwrap();
+    let dm = dm.expect("the fixture pickles hold D");
+    let cfg = config_of(&gm.init_kwargs().unwrap(), dm.init_kwargs().as_ref(), &file).unwrap();
+    let mut g = Generator::new(&cfg, &mut Rng::new(0), device);
+    let mut d = Discriminator::new(&cfg, &mut Rng::new(1), device);
+    let n = apply(&mut g, &tensors(&gm, &file).unwrap(), &G_KEYS, &file).unwrap();
+    assert_eq!(
+        n,
+        g.collect(None, None, false).len(),
+        "every G tensor loaded"
+    );
+    apply(&mut d, &tensors(&dm, &file).unwrap(), &D_KEYS, &file).unwrap();
+    (cfg, g, d)
+}
+
+fn check_network(name: &str) {
+    let device = Device::flex();
+    let (cfg, g, d) = load(name, &device);
+    let golden = Golden::load(name);
+    let b = golden.0["batch"].as_u64().unwrap() as usize;
+    assert_eq!(g.num_ws(), golden.0["num_ws"].as_u64().unwrap() as usize);
+    let z = golden.tensor("z", [b, cfg.z_dim], &device);
+    let c = (cfg.num_classes > 0).then(|| golden.tensor("c", [b, cfg.num_classes], &device));
+    let (res, ch) = (cfg.resolution, cfg.channels);
+    let stack = |ws: Vec<Tensor<2>>| values(Tensor::stack::<3>(ws, 1));
+
+    // Mapping, untruncated and truncated (psi 0.6 in the first 3 ws).
+    let ws = g.mapping_ws(z.clone(), c.clone(), 1.0, None);
+    assert_close(stack(ws.clone()), &golden.f32("ws"), 1e-5, "ws");
+    let ws_t = g.mapping_ws(z, c.clone(), 0.6, Some(3));
+    assert_close(
+        stack(ws_t.clone()),
+        &golden.f32("ws_trunc"),
+        1e-5,
+        "ws_trunc",
+    );
+
+    // Synthesis with the stored noise (noise_mode = "const").
+    let img = g.synthesis(&ws, Noise::Fixed(g.const_noise()));
+    assert_eq!(img.dims(), [b, ch, res, res]);
+    assert_close(values(img.clone()), &golden.f32("img"), 1e-5, "img");
+    let img_t = g.synthesis(&ws_t, Noise::Fixed(g.const_noise()));
+    assert_close(values(img_t), &golden.f32("img_trunc"), 1e-5, "img_trunc");
+
+    // D on G's images and on uniform noise.
+    let want_img = golden.tensor("img", [b, ch, res, res], &device);
+    assert_close(
+        values(d.forward(want_img, c.clone())),
+        &golden.f32("d_img"),
+        1e-5,
+        "D(img)",
+    );
+    let x = golden.tensor("x", [b, ch, res, res], &device);
+    assert_close(values(d.forward(x, c)), &golden.f32("d_x"), 1e-5, "D(x)");
+}
+
+#[test]
+fn an_unconditional_network_reproduces_nvlabs_outputs() {
+    check_network("plain");
+}
+
+/// Three classes, grayscale, `conv_clamp = 0.5` (the fixture script checks the clamp changes
+/// the image), D's class projection.
+#[test]
+fn a_conditional_clamped_network_reproduces_nvlabs_outputs() {
+    check_network("cond");
+}
+
+/// The random noise mode draws a fresh image per layer, and leaving a layer's noise out
+/// changes the image (the fixtures' noise strengths are non-zero).
+#[test]
+fn noise_modes() {
+    let device = Device::flex();
+    let (_, g, _) = load("plain", &device);
+    let z = Tensor::<2>::from_data(TensorData::new(vec![0.3f32; 8], [1, 8]), &device);
+    let ws = g.mapping_ws(z, None, 1.0, None);
+    let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
+    let a = g.synthesis(&ws, Noise::Random(&mut Rng::new(1)));
+    let b = g.synthesis(&ws, Noise::Random(&mut Rng::new(2)));
+    assert!(diff(a.clone(), b) > 1e-3);
+    assert_eq!(
+        diff(a.clone(), g.synthesis(&ws, Noise::Random(&mut Rng::new(1)))),
+        0.0
+    );
+    let none = g.synthesis(&ws, Noise::Fixed(vec![None; g.conv_layers().len()]));
+    assert!(diff(a, none) > 1e-3);
+}
+
+/// `key shape` lines of a `keys-*.txt` fixture, for `prefix` (`G` or `D`), resample filters
+/// left out.
+fn key_list(name: &str, prefix: &str) -> BTreeMap<String, Vec<usize>> {
+    std::fs::read_to_string(fixture(&format!("keys-{name}.txt")))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let (k, shape) = l.split_once(' ')?;
+            let k = k.strip_prefix(&format!("{prefix}."))?;
+            if k.ends_with("resample_filter") {
+                return None;
+            }
+            let shape: Vec<usize> = serde_json::from_str(shape).unwrap();
+            // PyTorch's scalar noise_strength is [1] here.
+            let shape = if shape.is_empty() { vec![1] } else { shape };
+            Some((k.to_string(), shape))
+        })
+        .collect()
+}
+
+/// The published FFHQ 1024 and conditional CIFAR-10 networks, configured from their constructor
+/// arguments, have exactly NVlabs' keys and shapes (the skeletons are built without weights).
+#[test]
+fn full_size_skeletons_match_nvlabs_key_lists() {
+    let device = Device::flex();
+    for name in ["ffhq1024", "cifar10"] {
+        let kwargs: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("kwargs-{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let cfg = config_of(&kwargs["G"], Some(&kwargs["D"]), &fixture(name)).unwrap();
+        let skeleton = |m: &dyn Fn() -> Vec<(String, Vec<usize>)>,
+                        map: &genforge::import::KeyMap| {
+            m().into_iter()
+                .map(|(name, shape)| ((map.foreign)(&name), shape))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let g = Generator::new(&cfg, &mut Rng::new(0), &device);
+        let g_keys = || {
+            g.collect(None, None, false)
+                .into_iter()
+                .map(|t| (t.name.clone(), t.shape.to_vec()))
+                .collect()
+        };
+        assert_eq!(skeleton(&g_keys, &G_KEYS), key_list(name, "G"), "{name} G");
+        let d = Discriminator::new(&cfg, &mut Rng::new(0), &device);
+        let d_keys = || {
+            d.collect(None, None, false)
+                .into_iter()
+                .map(|t| (t.name.clone(), t.shape.to_vec()))
+                .collect()
+        };
+        assert_eq!(skeleton(&d_keys, &D_KEYS), key_list(name, "D"), "{name} D");
+    }
+}
