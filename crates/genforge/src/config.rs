@@ -60,6 +60,14 @@ pub struct TrainingConfig {
     pub r1_interval: u64,
     /// StyleGAN: probability of style mixing regularization in each batch (the paper's 0.9).
     pub style_mixing: f64,
+    /// StyleGAN2: weight of path length regularization (NVlabs' `pl_weight`, 2; 0 = off).
+    pub pl_weight: f64,
+    /// StyleGAN2: run it every this many steps, weighted by the interval (lazy, 4).
+    pub pl_interval: u64,
+    /// StyleGAN2: its batch is `batch / pl_batch_shrink` (2).
+    pub pl_batch_shrink: usize,
+    /// StyleGAN2: decay of the running mean path length `a` (0.01).
+    pub pl_decay: f64,
     /// Adam learning rate of single-network families (VQ-VAE-2, PixelCNN).
     pub lr: f64,
     /// Fraction of the data held out (the last images or code maps) for held-out metrics.
@@ -120,6 +128,10 @@ impl Default for TrainingConfig {
             r1_gamma: 0.0,
             r1_interval: 1,
             style_mixing: 0.9,
+            pl_weight: 0.0,
+            pl_interval: 4,
+            pl_batch_shrink: 2,
+            pl_decay: 0.01,
             lr: 3e-4,
             holdout: 0.0,
             eval_limit: 0,
@@ -271,6 +283,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "biggan-tiny",
         include_str!("../../../configs/biggan-tiny.toml"),
+    ),
+    (
+        "stylegan2-mnist",
+        include_str!("../../../configs/stylegan2-mnist.toml"),
     ),
     (
         "stylegan2-ffhq1024",
@@ -494,6 +510,7 @@ impl TrainConfig {
             ("train.bcr_real", t.bcr_real),
             ("train.bcr_fake", t.bcr_fake),
             ("train.r1_gamma", t.r1_gamma),
+            ("train.pl_weight", t.pl_weight),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::Config(format!("{k} must be >= 0, got {v}")));
@@ -501,6 +518,19 @@ impl TrainConfig {
         }
         if t.r1_interval == 0 {
             return Err(Error::Config("train.r1_interval must be at least 1".into()));
+        }
+        if t.pl_interval == 0 || t.pl_batch_shrink == 0 || !(0.0..=1.0).contains(&t.pl_decay) {
+            return Err(Error::Config(
+                "train.pl_interval and train.pl_batch_shrink must be at least 1 and \
+                 train.pl_decay in [0, 1]"
+                    .into(),
+            ));
+        }
+        if t.pl_weight > 0.0 && self.model.as_stylegan2().is_none() {
+            return Err(Error::Config(format!(
+                "train.pl_weight: path length regularization is StyleGAN2's; this is a {} run",
+                self.model.family()
+            )));
         }
         if !(0.0..=1.0).contains(&t.style_mixing) {
             return Err(Error::Config(format!(

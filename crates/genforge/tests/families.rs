@@ -26,6 +26,7 @@ const FAMILIES: &[&str] = &[
     "sagan-tiny",
     "vitgan-tiny",
     "stylegan-tiny",
+    "stylegan2-tiny",
     "biggan-tiny",
     "pggan-tiny",
 ];

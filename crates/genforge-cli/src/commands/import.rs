@@ -7,7 +7,8 @@ use genforge::import;
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// The checkpoint: a BigGAN-PyTorch generator state dict (`G_ema.pth`, `G.pth`, or the
+    /// The network: an NVlabs stylegan2-ada-pytorch pickle (`ffhq.pkl`, `network-snapshot-*.pkl`;
+    /// read, never run), or a BigGAN-PyTorch generator state dict (`G_ema.pth`, `G.pth`, or the
     /// TF-Hub conversion `biggan-128.pth`).
     pub file: PathBuf,
     /// The network family (default: recognised from the file's keys).
@@ -30,7 +31,7 @@ pub struct ImportArgs {
 
 pub fn import(args: ImportArgs) -> Result<()> {
     if args.file.extension().is_some_and(|e| e == "pkl") {
-        return describe_pickle(&args.file);
+        return import_pickle(&args);
     }
     match args.family.as_deref() {
         None | Some("biggan") => {}
@@ -69,29 +70,59 @@ pub fn import(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-/// NVlabs' network pickles are read (without running them) and described; building their
-/// networks is not implemented yet, which the error says.
-fn describe_pickle(path: &std::path::Path) -> Result<()> {
-    use genforge::import::{persistent, pickle::Pickle};
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let p = Pickle::parse(&bytes)
+/// An NVlabs network pickle: its networks listed, then G_ema (and D) imported as a stylegan2
+/// run.
+fn import_pickle(args: &ImportArgs) -> Result<()> {
+    use genforge::import::{persistent, pickle::Pickle, stylegan2};
+    if args.discriminator.is_some() || args.preset.is_some() {
+        bail!(
+            "config: --discriminator and --preset are for BigGAN-PyTorch files; an NVlabs pickle \
+             holds its D and its configuration"
+        );
+    }
+    if let Some(f) = args.family.as_deref().filter(|f| *f != "stylegan2") {
+        bail!(
+            "config: --family {f}: an NVlabs stylegan2-ada-pytorch pickle is a stylegan2 network"
+        );
+    }
+    let path = &args.file;
+    let map = stylegan2::map_file(path)?;
+    let p = Pickle::parse(&map)
         .map_err(|e| anyhow::anyhow!("{}: not a readable pickle: {e}", path.display()))?;
-    let nets = persistent::summarize(&p).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    for n in &nets {
+    for n in persistent::summarize(&p).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))? {
         let kwargs = n
             .init_kwargs
             .as_ref()
             .map_or(String::new(), |k| format!(" {k}"));
         println!("{}: {} ({} values){kwargs}", n.key, n.class_name, n.values);
     }
-    bail!(
-        "{}: {}; genforge reads such pickles (nothing in them is run) but cannot build \
-         NVlabs' StyleGAN networks yet; BigGAN-PyTorch's .pth files import",
+    drop(p);
+    let done = stylegan2::import(path, &args.set, &args.out)?;
+    let c = &done.config;
+    println!(
+        "imported {} tensors of {} (sha256 {}) as a stylegan2 run ({}x{}, {} ws{}){}: {}",
+        done.tensors,
         path.display(),
-        if nets.is_empty() {
-            "holds no torch networks".to_string()
+        done.sha256,
+        c.resolution,
+        c.resolution,
+        c.num_ws(),
+        if c.num_classes > 0 {
+            format!(", {} classes", c.num_classes)
         } else {
-            format!("holds {} network(s), listed above", nets.len())
-        }
-    )
+            String::new()
+        },
+        if done.discriminator {
+            " with its discriminator"
+        } else {
+            ""
+        },
+        args.out.display()
+    );
+    let class = if c.num_classes > 0 { " --class 0" } else { "" };
+    println!(
+        "try: genforge sample {} --psi 0.7{class} --n 4 --out samples.png",
+        args.out.display()
+    );
+    Ok(())
 }

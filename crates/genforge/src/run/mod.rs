@@ -25,6 +25,9 @@ pub struct TrainerState {
     /// [`crate::models::growth`]), which decides when the optimizers are reset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lod: Option<f64>,
+    /// StyleGAN2's running mean path length `a` (path length regularization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pl_mean: Option<f64>,
 }
 
 impl TrainerState {
@@ -35,6 +38,7 @@ impl TrainerState {
             images_seen: 0,
             rng: Rng::new(seed).fork(label),
             lod: None,
+            pl_mean: None,
         }
     }
 }

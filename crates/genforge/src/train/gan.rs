@@ -33,6 +33,8 @@ pub struct StepStats {
     pub r1: Option<f64>,
     /// WGAN-GP: `mean (||grad_x D(x_hat)|| - 1)^2` on the interpolates.
     pub gp: Option<f64>,
+    /// StyleGAN2: the mean path length `L` on steps where path length regularization ran.
+    pub pl: Option<f64>,
 }
 
 /// The phases of an iteration, in order.
@@ -45,6 +47,9 @@ pub enum Phase {
     DReg,
     /// The adversarial G loss; then the G weight average and StyleGAN's `w_avg` follow.
     GMain,
+    /// StyleGAN2's lazy path length regularization (every `train.pl_interval` steps, weighted
+    /// by the interval).
+    GReg,
 }
 
 /// Accumulated seconds per phase of a train step.
@@ -165,6 +170,9 @@ impl GanTrainer {
         }
         if step.is_multiple_of(t.d_steps.max(1)) {
             p.push(Phase::GMain);
+            if t.pl_weight > 0.0 && step.is_multiple_of(t.pl_interval) {
+                p.push(Phase::GReg);
+            }
         }
         p
     }
@@ -321,8 +329,87 @@ impl GanTrainer {
                 }
                 mark("g_adam");
             }
+            Phase::GReg => {
+                let (reg, pl) = self.path_length(real.dims()[0], c)?;
+                stats.pl = Some(pl);
+                check_finite("pl", pl, step)?;
+                mark("pl_forward");
+                let grads = GradientsParams::from_grads(reg.backward(), &self.g);
+                mark("pl_backward");
+                self.g = self.g_opt.step(self.cfg.train.g_lr, self.g.clone(), grads);
+                mark("g_adam");
+            }
         }
         Ok(())
+    }
+
+    /// StyleGAN2's path length regularization on `batch / pl_batch_shrink` fresh latents (with
+    /// style mixing, as NVlabs' `run_G`), weighted by `pl_weight * pl_interval`; and the mean
+    /// path length.
+    fn path_length(&mut self, batch: usize, c: Labels) -> Result<(Tensor<1>, f64)> {
+        let t = &self.cfg.train;
+        let (weight, decay, mixing) = (
+            t.pl_weight * t.pl_interval as f64,
+            t.pl_decay,
+            t.style_mixing,
+        );
+        let b = (batch / t.pl_batch_shrink).max(1);
+        let Generator::Style2(g) = &self.g else {
+            unreachable!("the config check allows pl_weight for StyleGAN2 only")
+        };
+        let z = {
+            let zd = g.z_dim;
+            Tensor::from_data(
+                TensorData::new(self.state.rng.normal_vec(b * zd, 0.0, 1.0), [b, zd]),
+                &self.device,
+            )
+        };
+        let labels = c.map(|l| l.narrow(0, 0, b));
+        let classes = g.one_hot(labels, b)?;
+        let (ws, _) = g.train_ws(z, classes, mixing, &mut self.state.rng);
+        let k = ws.len();
+        let ws = Tensor::stack::<3>(ws, 1); // [b, k, w_dim]
+        let noise = g.random_noise(b, &mut self.state.rng);
+        let img_dims = {
+            let s = g
+                .synthesis
+                .blocks
+                .last()
+                .expect("a block")
+                .torgb
+                .weight
+                .dims()[0];
+            let r = g.conv_layers().last().expect("a conv").resolution();
+            [b, s, r, r]
+        };
+        let n = img_dims.iter().product::<usize>();
+        let y = Tensor::<4>::from_data(
+            TensorData::new(self.state.rng.normal_vec(n, 0.0, 1.0), img_dims),
+            &self.device,
+        ) / img_dims[2] as f64; // N(0, 1) / sqrt(h w)
+        let g_const = g.clone().no_grad();
+        let f = |g: &crate::models::stylegan2::Generator, ws: Tensor<3>| {
+            let [_, _, wd] = ws.dims();
+            let list: Vec<Tensor<2>> = (0..k)
+                .map(|i| ws.clone().narrow(1, i, 1).reshape([b, wd]))
+                .collect();
+            let img = g.synthesis(&list, crate::models::stylegan::Noise::Fixed(noise.clone()));
+            (img * y.clone())
+                .reshape([b as i32, -1])
+                .sum_dim(1)
+                .reshape([b])
+        };
+        let mut pl_mean = self.state.pl_mean.unwrap_or(0.0);
+        let (loss, length, _) = regularizers::path_length_surrogate(
+            |w| f(g, w),
+            |w| f(&g_const, w),
+            ws,
+            &mut pl_mean,
+            decay,
+            weight,
+        );
+        self.state.pl_mean = Some(pl_mean);
+        Ok((loss, length))
     }
 
     /// D's main loss: returns (mean real logit, mean fake logit, loss, WGAN-GP penalty). Fakes

@@ -451,6 +451,9 @@ impl Stage for GanStage {
         if let Some(r1) = s.r1 {
             values.push(("r1", r1));
         }
+        if let Some(pl) = s.pl {
+            values.push(("pl", pl));
+        }
         if let Some(gp) = s.gp {
             values.push(("gp", gp));
         }

@@ -22,7 +22,10 @@ use burn::tensor::Tensor;
 pub const FD_STEP: f64 = 1e-2;
 
 /// `grad_x sum_i D(x_i)`, `[b, c, h, w]`, detached. `x` must be on an autodiff device.
-pub fn input_gradient(d: impl Fn(Tensor<4>) -> Tensor<1>, x: Tensor<4>) -> Tensor<4> {
+pub fn input_gradient<const D: usize>(
+    d: impl Fn(Tensor<D>) -> Tensor<1>,
+    x: Tensor<D>,
+) -> Tensor<D> {
     let x = x.detach().require_grad();
     let grads = d(x.clone()).sum().backward();
     let g = x.grad(&grads).expect("D's output depends on its input");
@@ -30,7 +33,7 @@ pub fn input_gradient(d: impl Fn(Tensor<4>) -> Tensor<1>, x: Tensor<4>) -> Tenso
 }
 
 /// Squared gradient norm per sample, `[b]`.
-pub fn squared_norms(g: Tensor<4>) -> Tensor<1> {
+pub fn squared_norms<const D: usize>(g: Tensor<D>) -> Tensor<1> {
     let b = g.dims()[0];
     g.square().reshape([b as i32, -1]).sum_dim(1).reshape([b])
 }
@@ -41,10 +44,10 @@ pub fn squared_norms(g: Tensor<4>) -> Tensor<1> {
 /// `FD_STEP`. D is evaluated on the two shifted batches separately, each the size of the
 /// original, so batch-coupled layers (minibatch standard deviation) see the same grouping as in
 /// the gradient: the whole batch is one point and `V` one direction.
-fn directional_derivative(
-    d: impl Fn(Tensor<4>) -> Tensor<1>,
-    x: Tensor<4>,
-    v: Tensor<4>,
+fn directional_derivative<const D: usize>(
+    d: impl Fn(Tensor<D>) -> Tensor<1>,
+    x: Tensor<D>,
+    v: Tensor<D>,
     mean_sq_norm: f64,
 ) -> Tensor<1> {
     let eps = FD_STEP / mean_sq_norm.sqrt().max(1e-12);
@@ -93,6 +96,41 @@ pub fn gradient_penalty_surrogate(
     let v_sq = squared_norms(v.clone()).mean().into_scalar::<f32>() as f64;
     let loss = directional_derivative(&d, x_hat, v, v_sq) * (lambda / b as f64);
     (loss, penalty)
+}
+
+/// StyleGAN2's path length regularization (Karras et al. 2020, section 3.2; NVlabs'
+/// `StyleGAN2Loss`, `Gpl`): with `y ~ N(0, I) / sqrt(h w)`, `g_i = grad_{w_i} (G(w_i) . y)` over
+/// the `k` ws of sample `i`, the length `L_i = sqrt(mean_k ||g_ik||^2)` and the penalty
+/// `weight * mean_i (L_i - a)^2`, `a` the running mean of `L`. As for R1, the parameter gradient
+/// `(weight / b) grad_theta (V . G)` with `v_i = 2 (L_i - a) g_i / (k L_i)` comes from a central
+/// difference of `F(W) = sum_i G(w_i) . y_i` along `V`, through the mapping network as well
+/// (`ws` is tracked). `f` evaluates `F` per sample (`[b, k, w_dim] -> [b]`) with G's parameters
+/// tracked, `f_const` untracked. `pl_mean` (`a`) moves toward this batch's mean length by
+/// `decay` first, as NVlabs' does. Returns the surrogate loss, the mean `L` and the penalty
+/// `mean (L_i - a)^2`.
+pub fn path_length_surrogate(
+    f: impl Fn(Tensor<3>) -> Tensor<1>,
+    f_const: impl Fn(Tensor<3>) -> Tensor<1>,
+    ws: Tensor<3>,
+    pl_mean: &mut f64,
+    decay: f64,
+    weight: f64,
+) -> (Tensor<1>, f64, f64) {
+    let [b, k, _] = ws.dims();
+    let g = input_gradient(f_const, ws.clone()); // [b, k, w_dim]
+    let lengths = (squared_norms(g.clone()) / k as f64).sqrt(); // [b]
+    let mean_length = lengths.clone().mean().into_scalar::<f32>() as f64;
+    *pl_mean += (mean_length - *pl_mean) * decay;
+    let pl_mean = *pl_mean;
+    let penalty = (lengths.clone() - pl_mean)
+        .square()
+        .mean()
+        .into_scalar::<f32>() as f64;
+    let scale = (lengths.clone() - pl_mean) * (2.0 / k as f64) / lengths.clamp_min(1e-12); // [b]
+    let v = g * scale.reshape([b, 1, 1]); // [b, k, w_dim]
+    let v_sq = squared_norms(v.clone()).mean().into_scalar::<f32>() as f64;
+    let loss = directional_derivative(&f, ws, v, v_sq) * (weight / b as f64);
+    (loss, mean_length, penalty)
 }
 
 #[cfg(test)]
@@ -270,5 +308,79 @@ mod tests {
             (fd - norm).abs() < 0.06 * norm,
             "finite difference of R1 {fd}, surrogate gradient along it {norm}"
         );
+    }
+
+    /// Path length regularization on `G(w) = a w^3 / 3 + w` (elementwise) with two ws per
+    /// sample: `g_ikj = y_ikj (a_j w_ikj^2 + 1)` in closed form, so the surrogate's gradient in
+    /// `a` can be compared with the exact one, and `a`'s update with NVlabs' lerp.
+    #[test]
+    fn path_length_surrogate_has_the_exact_parameter_gradient() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(21);
+        let (b, k, n) = (3, 2, 5);
+        let av = rng.normal_vec(n, 0.0, 0.7);
+        let wv = rng.normal_vec(b * k * n, 0.0, 0.8);
+        let yv = rng.normal_vec(b * k * n, 0.0, 1.0);
+        let a = Tensor::<1>::from_data(TensorData::new(av.clone(), [n]), &device).require_grad();
+        let y = Tensor::<3>::from_data(TensorData::new(yv.clone(), [b, k, n]), &device);
+        let at = |a: Tensor<1>| {
+            let y = y.clone();
+            move |w: Tensor<3>| {
+                let g = w.clone().powi_scalar(3) * a.clone().reshape([1, 1, n]) / 3.0 + w;
+                (g * y.clone()).reshape([b, k * n]).sum_dim(1).reshape([b])
+            }
+        };
+        let ws = Tensor::<3>::from_data(TensorData::new(wv.clone(), [b, k, n]), &device);
+        let (mut pl_mean, decay, weight) = (0.3, 0.5, 2.0);
+        let (loss, length, penalty) = path_length_surrogate(
+            at(a.clone()),
+            at(a.clone().detach()),
+            ws,
+            &mut pl_mean,
+            decay,
+            weight,
+        );
+        let grad = a
+            .grad(&loss.backward())
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        // Exact: L_i, the updated mean, the penalty and its gradient in a.
+        let g = |i: usize, kk: usize, j: usize| {
+            let at = (i * k + kk) * n + j;
+            yv[at] as f64 * (av[j] as f64 * (wv[at] as f64).powi(2) + 1.0)
+        };
+        let lengths: Vec<f64> = (0..b)
+            .map(|i| {
+                let sq: f64 = (0..k)
+                    .flat_map(|kk| (0..n).map(move |j| (kk, j)))
+                    .map(|(kk, j)| g(i, kk, j).powi(2))
+                    .sum();
+                (sq / k as f64).sqrt()
+            })
+            .collect();
+        let mean = lengths.iter().sum::<f64>() / b as f64;
+        let a0 = 0.3 + (mean - 0.3) * decay;
+        assert!((pl_mean - a0).abs() < 1e-6 && (length - mean).abs() < 1e-5);
+        let want_penalty = lengths.iter().map(|l| (l - a0).powi(2)).sum::<f64>() / b as f64;
+        assert!(
+            (penalty - want_penalty).abs() < 1e-5,
+            "{penalty} {want_penalty}"
+        );
+        for j in 0..n {
+            let mut d = 0.0;
+            for (i, l) in lengths.iter().enumerate() {
+                let dl: f64 = (0..k)
+                    .map(|kk| {
+                        let at = (i * k + kk) * n + j;
+                        g(i, kk, j) * yv[at] as f64 * (wv[at] as f64).powi(2)
+                    })
+                    .sum::<f64>()
+                    / (k as f64 * l);
+                d += 2.0 * (l - a0) * dl;
+            }
+            assert_close(grad[j], weight * d / b as f64, &format!("d/da_{j}"));
+        }
     }
 }
