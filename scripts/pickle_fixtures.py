@@ -194,3 +194,56 @@ with open(os.path.join(out, "persistent.json"), "w") as f:
         "tensors": {k: {"shape": list(v.shape), "values": v.detach().double().flatten().tolist()}
                     for k, v in net.state_dict().items()},
     }, f)
+
+# Pickles whose sizes claim far more than their bytes hold (`huge-p4.pkl`): "view", a tensor of
+# size (100000, 100000) over a 12-element storage; "storage", a legacy container whose storage
+# reference and element count declare 25e9 floats (100 GB) followed by 48 bytes. A reader must
+# refuse both without allocating what they claim.
+import io  # noqa: E402
+import struct  # noqa: E402
+import torch._utils  # noqa: E402
+
+
+class _Sentinel:
+    pass
+
+
+def legacy_container(numel, data):
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, _Sentinel):
+                return ("storage", torch.FloatStorage, "0", "cpu", numel, None)
+            return None
+
+    ref = io.BytesIO()
+    P(ref, protocol=2).dump(_Sentinel())
+    sysinfo = dict(protocol_version=1001, little_endian=True, type_sizes=dict(short=2, int=4, long=4))
+    return (pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2) + pickle.dumps(1001, protocol=2)
+            + pickle.dumps(sysinfo, protocol=2) + ref.getvalue() + pickle.dumps(["0"], protocol=2)
+            + struct.pack("<q", numel) + data)
+
+
+class Storage:
+    def __init__(self, raw):
+        self.raw = raw
+
+    def __reduce__(self):
+        return (torch.storage._load_from_bytes, (self.raw,))
+
+
+class View:
+    def __init__(self, storage, size, stride):
+        self.args = (storage, 0, size, stride, False, collections.OrderedDict())
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, self.args)
+
+
+small = legacy_container(12, struct.pack("<12f", *range(12)))
+torch.storage._load_from_bytes(small)  # the container is one torch reads
+huge = {
+    "view": View(Storage(small), (100000, 100000), (100000, 1)),
+    "storage": View(Storage(legacy_container(25_000_000_000, bytes(48))), (12,), (1,)),
+}
+with open(os.path.join(out, "huge-p4.pkl"), "wb") as f:
+    f.write(pickle.dumps(huge, protocol=4))

@@ -1396,7 +1396,10 @@ fn network_pickles_are_read_never_run() {
         out,
     ]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("G_ema: Net (32 values)"));
-    assert_clean_failure(&o, "cannot build NVlabs' StyleGAN networks yet");
+    assert_clean_failure(
+        &o,
+        "its G_ema is a Net, not stylegan2-ada-pytorch's Generator",
+    );
     // A pickle that asks for os.system("touch pwned") is only described.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_genforge"))
         .args([
@@ -1408,7 +1411,119 @@ fn network_pickles_are_read_never_run() {
         .current_dir(tmp.path())
         .output()
         .unwrap();
-    assert_clean_failure(&o, "holds no torch networks");
+    assert_clean_failure(&o, "holds no G_ema or G network");
     assert!(!tmp.path().join("pwned").exists());
     assert!(!Path::new(out).exists());
+}
+
+/// NVlabs' pickles (made by its own classes, `scripts/stylegan2_fixtures.py`) import as
+/// stylegan2 runs on which every StyleGAN figure works; conditional networks take --class.
+#[test]
+fn stylegan2_pickles_import_and_draw_every_figure() {
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../genforge/tests/fixtures/stylegan2");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("cond");
+    let run_s = run.to_str().unwrap();
+    let o = genforge_ok(&[
+        "import",
+        fixtures.join("cond.pkl").to_str().unwrap(),
+        "--out",
+        run_s,
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("G_ema: Generator"), "{text}");
+    assert!(
+        text.contains("as a stylegan2 run (16x16, 6 ws, 3 classes) with its discriminator"),
+        "{text}"
+    );
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("family = \"stylegan2\"") && cfg.contains("conv_clamp = 0.5"));
+    let out = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    genforge_ok(&[
+        "sample",
+        run_s,
+        "--class",
+        "2",
+        "--psi",
+        "0.7",
+        "--n",
+        "4",
+        "--out",
+        &out("s.png"),
+    ]);
+    assert!(tmp.path().join("s.png").is_file());
+    for args in [
+        vec!["truncation", run_s, "--class", "1", "--out", &out("t.png")],
+        vec!["mix", run_s, "--class", "0", "--out", &out("m.png")],
+        vec![
+            "noise",
+            run_s,
+            "--class",
+            "0",
+            "--draws",
+            "3",
+            "--out",
+            &out("n.png"),
+        ],
+        vec![
+            "morph",
+            run_s,
+            "--class",
+            "2",
+            "--a",
+            "1",
+            "--b",
+            "2",
+            "--frames",
+            "4",
+            "--out",
+            &out("mo.png"),
+        ],
+    ] {
+        genforge_ok(&args);
+    }
+    assert!(tmp.path().join("mo.gif").is_file());
+    // A conditional network needs its class; an unconditional one refuses one.
+    assert_clean_failure(
+        &genforge(&["truncation", run_s, "--out", &out("x.png")]),
+        "give --class",
+    );
+    let plain = tmp.path().join("plain");
+    genforge_ok(&[
+        "import",
+        fixtures.join("plain.pkl").to_str().unwrap(),
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    genforge_ok(&[
+        "sample",
+        plain.to_str().unwrap(),
+        "--psi",
+        "0.5",
+        "--cutoff",
+        "2",
+        "--n",
+        "2",
+        "--out",
+        &out("p.png"),
+    ]);
+    assert_clean_failure(
+        &genforge(&[
+            "mix",
+            plain.to_str().unwrap(),
+            "--class",
+            "1",
+            "--out",
+            &out("x.png"),
+        ]),
+        "this network is unconditional",
+    );
+    // A missing pickle says where NVlabs publishes its networks; nothing is created.
+    let o = genforge(&["import", &out("ffhq.pkl"), "--out", &out("none")]);
+    assert_clean_failure(
+        &o,
+        "nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained",
+    );
+    assert!(!tmp.path().join("none").exists());
 }

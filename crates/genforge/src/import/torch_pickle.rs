@@ -162,12 +162,17 @@ pub fn load_from_bytes(b: &[u8]) -> Result<Storage> {
             "storage data has {count} elements, its reference says {numel}"
         ));
     }
-    let n = (count as usize)
-        .checked_mul(dtype.size())
-        .ok_or_else(|| PickleError("storage too large".into()))?;
-    let data = b
-        .get(pos + 8..pos + 8 + n)
-        .ok_or_else(|| PickleError(format!("storage data truncated: {n} bytes wanted")))?;
+    let data = usize::try_from(count)
+        .ok()
+        .and_then(|c| c.checked_mul(dtype.size()))
+        .and_then(|n| Some(pos + 8..(pos + 8).checked_add(n)?))
+        .and_then(|range| b.get(range))
+        .ok_or_else(|| {
+            PickleError(format!(
+                "storage data truncated: {count} elements declared, {} bytes left",
+                b.len().saturating_sub(pos + 8)
+            ))
+        })?;
     Ok(Storage {
         dtype,
         bytes: data.to_vec(),
@@ -223,17 +228,28 @@ pub fn tensor(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
         return err("a tensor's size, stride and offset do not describe a view");
     }
     let shape: Vec<usize> = shape.iter().map(|&v| v as usize).collect();
-    let n: usize = shape.iter().product();
     let elements = storage.bytes.len() / storage.dtype.size();
+    // A view never has more elements than the storage it reads holds (nothing NVlabs or torch
+    // pickles expands a storage), which bounds what a corrupt size can make us allocate.
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= elements)
+        .ok_or_else(|| {
+            PickleError(format!(
+                "a tensor of size {shape:?} cannot be read from a storage of {elements} elements"
+            ))
+        })?;
     let mut values = Vec::with_capacity(n);
     let mut index = vec![0usize; shape.len()];
     for _ in 0..n {
-        let at = offset as usize
-            + index
-                .iter()
-                .zip(&stride)
-                .map(|(&i, &s)| i * s as usize)
-                .sum::<usize>();
+        let at = index
+            .iter()
+            .zip(&stride)
+            .try_fold(offset as usize, |acc, (&i, &s)| {
+                acc.checked_add(i.checked_mul(s as usize)?)
+            })
+            .unwrap_or(usize::MAX);
         if at >= elements {
             return err(format!(
                 "a tensor view reads element {at} of a storage of {elements}"
@@ -262,6 +278,25 @@ mod tests {
 
     fn fixture(name: &str) -> Vec<u8> {
         crate::testing::fixture("pickle", name)
+    }
+
+    /// A view of 10^10 elements over a 12-element storage, and a storage declaring 100 GB in
+    /// front of 48 bytes (scripts/pickle_fixtures.py): both refused before any allocation of
+    /// that size.
+    #[test]
+    fn sizes_beyond_the_bytes_are_refused() {
+        let p = Pickle::parse(&fixture("huge-p4.pkl")).unwrap();
+        let get = |k| tensor(&p, p.get(p.root, k).unwrap()).unwrap_err().0;
+        let view = get("view");
+        assert!(
+            view.contains("[100000, 100000] cannot be read from a storage of 12"),
+            "{view}"
+        );
+        let storage = get("storage");
+        assert!(
+            storage.contains("25000000000 elements declared, 48 bytes left"),
+            "{storage}"
+        );
     }
 
     #[test]

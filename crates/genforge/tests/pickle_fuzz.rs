@@ -1,0 +1,82 @@
+//! Corrupt network pickles: truncated and bit-flipped copies of every pickle fixture, made here
+//! from a seed, go through the whole import path (pickle reader, tensors, constructor
+//! arguments, the StyleGAN2 build and key check). Each must end in an error or a network, never a
+//! panic, a hang, or an allocation beyond what the file's bytes can hold.
+
+use std::path::Path;
+
+use genforge::burn::tensor::Device;
+use genforge::import::persistent;
+use genforge::import::pickle::Pickle;
+use genforge::import::stylegan2::{G_KEYS, config_of, networks, tensors};
+use genforge::models::stylegan2::Generator;
+use genforge::rng::Rng;
+
+/// Everything the import does with a pickle's bytes; errors are fine, panics are not.
+fn import_path(bytes: &[u8]) {
+    let file = Path::new("fuzz.pkl");
+    let Ok(p) = Pickle::parse(bytes) else {
+        return;
+    };
+    let _ = persistent::summarize(&p);
+    let Ok((g, d)) = networks(&p, file) else {
+        return;
+    };
+    let (Some(gk), dk) = (g.init_kwargs(), d.as_ref().and_then(|d| d.init_kwargs())) else {
+        return;
+    };
+    let Ok(cfg) = config_of(&gk, dk.as_ref(), file) else {
+        return;
+    };
+    // A corrupt size could still ask for a huge network; the fixtures are 16x16.
+    if cfg.resolution > 64 || cfg.z_dim > 512 || cfg.w_dim > 512 || cfg.channel_max > 64 {
+        return;
+    }
+    let Ok(t) = tensors(&g, file) else {
+        return;
+    };
+    let mut net = Generator::new(&cfg, &mut Rng::new(0), &Device::flex());
+    let _ = genforge::import::apply(&mut net, &t, &G_KEYS, file);
+}
+
+#[test]
+fn corrupt_pickles_give_errors_not_panics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<_> = ["stylegan2/plain.pkl", "stylegan2/cond.pkl"]
+        .iter()
+        .map(|f| root.join(f))
+        .collect();
+    for entry in std::fs::read_dir(root.join("pickle")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "pkl") {
+            files.push(path);
+        }
+    }
+    let mut rng = Rng::new(2026);
+    let mut cases = 0;
+    for path in &files {
+        let original = std::fs::read(path).unwrap();
+        import_path(&original);
+        let trials = if original.len() > 10_000 { 600 } else { 150 };
+        for _ in 0..trials {
+            let mut bytes = original.clone();
+            match rng.below(3) {
+                0 => bytes.truncate(rng.below(bytes.len())),
+                1 => {
+                    for _ in 0..1 + rng.below(4) {
+                        let at = rng.below(bytes.len());
+                        bytes[at] ^= 1 << rng.below(8);
+                    }
+                }
+                _ => {
+                    // Corrupt the opcode stream near the start, where lengths and sizes sit.
+                    let at = rng.below(bytes.len().min(4096));
+                    bytes[at] = rng.below(256) as u8;
+                }
+            }
+            import_path(&bytes);
+            cases += 1;
+        }
+    }
+    assert!(cases >= 2000, "{cases} cases");
+}
