@@ -208,3 +208,37 @@ fn full_size_skeletons_match_nvlabs_key_lists() {
         assert_eq!(skeleton(&d_keys, &D_KEYS), key_list(name, "D"), "{name} D");
     }
 }
+
+/// A published pickle (`GENFORGE_STYLEGAN2_PKL=ffhq.pkl`, optionally
+/// `GENFORGE_STYLEGAN2_SHA256`): it imports with every key matched, and sampling it twice with one
+/// seed gives the same finite image.
+#[test]
+#[ignore = "needs a published pickle: set GENFORGE_STYLEGAN2_PKL"]
+fn a_published_pickle_imports_and_samples_deterministically() {
+    let Ok(path) = std::env::var("GENFORGE_STYLEGAN2_PKL") else {
+        panic!("set GENFORGE_STYLEGAN2_PKL to a stylegan2-ada-pytorch pickle");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let done = genforge::import::stylegan2::import(Path::new(&path), &[], &run).unwrap();
+    if let Ok(want) = std::env::var("GENFORGE_STYLEGAN2_SHA256") {
+        assert_eq!(done.sha256, want.to_lowercase());
+    }
+    let device = Device::flex();
+    let (cfg, g, _) = genforge::sample::load_generator(&run, None, &device).unwrap();
+    let req = genforge::sample::GanRequest {
+        n: 1,
+        seed: 7,
+        psi: 0.7,
+        cutoff: None,
+        class: (done.config.num_classes > 0).then_some("0"),
+        truncation: None,
+        run_dir: &run,
+    };
+    let a = genforge::sample::generate(&cfg, &g, &req).unwrap();
+    let b = genforge::sample::generate(&cfg, &g, &req).unwrap();
+    let r = done.config.resolution;
+    assert_eq!(a.dims(), [1, done.config.channels, r, r]);
+    assert!(a.clone().is_finite().all().into_scalar::<bool>());
+    assert_eq!(values(a), values(b));
+}
