@@ -31,6 +31,8 @@ import os
 import pickle
 import sys
 
+import types
+
 import torch
 
 repo, out_dir = sys.argv[1], sys.argv[2]
@@ -114,6 +116,135 @@ def build(name, c_dim, channels, conv_clamp, seed):
                   ws=flat(ws), ws_trunc=flat(ws_trunc), img=flat(img), img_trunc=flat(img_trunc),
                   d_img=flat(d_img), d_x=flat(d_x), batch=b, num_ws=G.num_ws)
     with open(os.path.join(out_dir, f"{name}.golden.json"), "w") as f:
+        json.dump(golden, f)
+    write_tf(name, G, D, g_kwargs, d_kwargs, z, c, x)
+
+
+class Network:
+    """Stand-in for `dnnlib.tflib.network.Network`: pickles as TF StyleGAN2's did (its
+    `__getstate__`, version 4), with no TensorFlow."""
+
+    def __init__(self, name, static_kwargs, variables, components=None):
+        self.state = dict(version=4, name=name, static_kwargs=static_kwargs,
+                          components=components or {}, build_module_src="# not shipped\n",
+                          build_func_name=f"training.networks_stylegan2.{name}", variables=variables)
+
+    def __getstate__(self):
+        return self.state
+
+
+Network.__module__ = "dnnlib.tflib.network"
+Network.__qualname__ = "Network"
+
+
+def np32(t):
+    return t.detach().numpy().astype("float32")
+
+
+def tf_generator(G, g_kwargs, name):
+    """G's parameters as TF StyleGAN2's G_main / G_mapping / G_synthesis variables (the inverse of
+    legacy.convert_tf_generator)."""
+    sd = {k: v for k, v in G.state_dict().items()}
+    sk, mk = g_kwargs["synthesis_kwargs"], g_kwargs["mapping_kwargs"]
+    mapping = []
+    if g_kwargs["c_dim"]:
+        mapping += [("LabelEmbed/weight", np32(sd["mapping.embed.weight"]).T),
+                    ("LabelEmbed/bias", np32(sd["mapping.embed.bias"]))]
+    for i in range(mk["num_layers"]):
+        mapping += [(f"Dense{i}/weight", np32(sd[f"mapping.fc{i}.weight"]).T),
+                    (f"Dense{i}/bias", np32(sd[f"mapping.fc{i}.bias"]))]
+    synthesis = []
+    conv = lambda w: np32(w).transpose(2, 3, 1, 0)  # [out, in, kh, kw] -> [kh, kw, in, out]
+    res = g_kwargs["img_resolution"]
+    for r in [2 ** i for i in range(2, res.bit_length())]:
+        b = f"synthesis.b{r}"
+        layers = [("Conv", "conv1")] if r == 4 else [("Conv0_up", "conv0"), ("Conv1", "conv1")]
+        if r == 4:
+            synthesis.append(("4x4/Const/const", np32(sd[f"{b}.const"])[None]))
+        for tf, pt in layers + [("ToRGB", "torgb")]:
+            w = conv(sd[f"{b}.{pt}.weight"])
+            if tf == "Conv0_up":
+                w = w[::-1, ::-1].copy()
+            synthesis += [(f"{r}x{r}/{tf}/weight", w),
+                          (f"{r}x{r}/{tf}/bias", np32(sd[f"{b}.{pt}.bias"])),
+                          (f"{r}x{r}/{tf}/mod_weight", np32(sd[f"{b}.{pt}.affine.weight"]).T),
+                          (f"{r}x{r}/{tf}/mod_bias", np32(sd[f"{b}.{pt}.affine.bias"]) - 1)]
+            if tf != "ToRGB":
+                synthesis.append((f"{r}x{r}/{tf}/noise_strength",
+                                  np32(sd[f"{b}.{pt}.noise_strength"])))
+    i = 0
+    for r in [2 ** i for i in range(2, res.bit_length())]:
+        for pt in (["conv1"] if r == 4 else ["conv0", "conv1"]):
+            synthesis.append((f"noise{i}", np32(sd[f"synthesis.b{r}.{pt}.noise_const"])[None, None]))
+            i += 1
+    kwargs = dict(latent_size=g_kwargs["z_dim"], label_size=g_kwargs["c_dim"],
+                  dlatent_size=g_kwargs["w_dim"], resolution=res,
+                  num_channels=g_kwargs["img_channels"], mapping_layers=mk["num_layers"],
+                  fmap_base=sk["channel_base"] // 2, fmap_max=sk["channel_max"],
+                  conv_clamp=sk["conv_clamp"], truncation_psi=0.5, structure="auto")
+    return Network(name, kwargs, [("dlatent_avg", np32(sd["mapping.w_avg"]))], dict(
+        mapping=Network("G_mapping", {}, mapping), synthesis=Network("G_synthesis", {}, synthesis)))
+
+
+def tf_discriminator(D, d_kwargs):
+    sd = {k: v for k, v in D.state_dict().items()}
+    conv = lambda w: np32(w).transpose(2, 3, 1, 0)
+    variables = []
+    res = d_kwargs["img_resolution"]
+    for r in [2 ** i for i in range(res.bit_length() - 1, 2, -1)]:
+        b = f"b{r}"
+        if r == res:
+            variables += [(f"{r}x{r}/FromRGB/weight", conv(sd[f"{b}.fromrgb.weight"])),
+                          (f"{r}x{r}/FromRGB/bias", np32(sd[f"{b}.fromrgb.bias"]))]
+        for i, tf in enumerate(["Conv0", "Conv1_down"]):
+            variables += [(f"{r}x{r}/{tf}/weight", conv(sd[f"{b}.conv{i}.weight"])),
+                          (f"{r}x{r}/{tf}/bias", np32(sd[f"{b}.conv{i}.bias"]))]
+        variables.append((f"{r}x{r}/Skip/weight", conv(sd[f"{b}.skip.weight"])))
+    if d_kwargs["c_dim"]:
+        variables += [("LabelEmbed/weight", np32(sd["mapping.embed.weight"]).T),
+                      ("LabelEmbed/bias", np32(sd["mapping.embed.bias"]))]
+        i = 0
+        while f"mapping.fc{i}.weight" in sd:
+            variables += [(f"Mapping{i}/weight", np32(sd[f"mapping.fc{i}.weight"]).T),
+                          (f"Mapping{i}/bias", np32(sd[f"mapping.fc{i}.bias"]))]
+            i += 1
+    variables += [("4x4/Conv/weight", conv(sd["b4.conv.weight"])),
+                  ("4x4/Conv/bias", np32(sd["b4.conv.bias"])),
+                  ("4x4/Dense0/weight", np32(sd["b4.fc.weight"]).T),
+                  ("4x4/Dense0/bias", np32(sd["b4.fc.bias"])),
+                  ("Output/weight", np32(sd["b4.out.weight"]).T),
+                  ("Output/bias", np32(sd["b4.out.bias"]))]
+    kwargs = dict(label_size=d_kwargs["c_dim"], resolution=res,
+                  num_channels=d_kwargs["img_channels"], fmap_base=d_kwargs["channel_base"] // 2,
+                  fmap_max=d_kwargs["channel_max"], conv_clamp=d_kwargs["conv_clamp"],
+                  mbstd_group_size=d_kwargs["epilogue_kwargs"]["mbstd_group_size"],
+                  structure="auto")
+    if d_kwargs["c_dim"]:
+        kwargs["mapping_layers"] = 8
+    return Network("D", kwargs, variables)
+
+
+def write_tf(name, G, D, g_kwargs, d_kwargs, z, c, x):
+    sys.modules.setdefault("dnnlib.tflib", types.ModuleType("dnnlib.tflib"))
+    sys.modules["dnnlib.tflib.network"] = types.ModuleType("dnnlib.tflib.network")
+    sys.modules["dnnlib.tflib.network"].Network = Network
+    Gs = tf_generator(G, g_kwargs, "G")
+    data = (Gs, tf_discriminator(D, d_kwargs), Gs)
+    path = os.path.join(out_dir, f"tf-{name}.pkl")
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=2)
+    # The golden outputs: what NVlabs' own converter makes of the file.
+    import legacy
+    with open(path, "rb") as f:
+        nets = legacy.load_network_pkl(f)
+    G2, D2 = nets["G_ema"], nets["D"]
+    ws = G2.mapping(z, c)
+    img = G2.synthesis(ws, noise_mode="const", force_fp32=True)
+    ref = G.synthesis(G.mapping(z, c), noise_mode="const", force_fp32=True)
+    assert (img - ref).abs().max() < 1e-5, "the TF layout round-trips through legacy.py"
+    golden = dict(ws=flat(ws), img=flat(img), d_x=flat(D2(x, c)), z=flat(z), c=flat(c), x=flat(x),
+                  batch=z.shape[0])
+    with open(os.path.join(out_dir, f"tf-{name}.golden.json"), "w") as f:
         json.dump(golden, f)
 
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use genforge::burn::tensor::Device;
 use genforge::import::persistent;
 use genforge::import::pickle::Pickle;
-use genforge::import::stylegan2::{G_KEYS, config_of, networks, tensors};
-use genforge::models::stylegan2::Generator;
+use genforge::import::stylegan2::{D_KEYS, G_KEYS, config_of, read};
+use genforge::models::stylegan2::{Discriminator, Generator};
 use genforge::rng::Rng;
 
 /// Everything the import does with a pickle's bytes; errors are fine, panics are not.
@@ -19,33 +19,37 @@ fn import_path(bytes: &[u8]) {
         return;
     };
     let _ = persistent::summarize(&p);
-    let Ok((g, d)) = networks(&p, file) else {
+    let _ = genforge::import::tflib::networks(&p);
+    let Ok(nets) = read(&p, file) else {
         return;
     };
-    let (Some(gk), dk) = (g.init_kwargs(), d.as_ref().and_then(|d| d.init_kwargs())) else {
-        return;
-    };
-    let Ok(cfg) = config_of(&gk, dk.as_ref(), file) else {
+    let Ok(cfg) = config_of(&nets.g_kwargs, nets.d_kwargs.as_ref(), file) else {
         return;
     };
     // A corrupt size could still ask for a huge network; the fixtures are 16x16.
     if cfg.resolution > 64 || cfg.z_dim > 512 || cfg.w_dim > 512 || cfg.channel_max > 64 {
         return;
     }
-    let Ok(t) = tensors(&g, file) else {
-        return;
-    };
-    let mut net = Generator::new(&cfg, &mut Rng::new(0), &Device::flex());
-    let _ = genforge::import::apply(&mut net, &t, &G_KEYS, file);
+    let mut g = Generator::new(&cfg, &mut Rng::new(0), &Device::flex());
+    let _ = genforge::import::apply(&mut g, &nets.g, &G_KEYS, file);
+    if let Some(dt) = &nets.d {
+        let mut d = Discriminator::new(&cfg, &mut Rng::new(1), &Device::flex());
+        let _ = genforge::import::apply(&mut d, dt, &D_KEYS, file);
+    }
 }
 
 #[test]
 fn corrupt_pickles_give_errors_not_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<_> = ["stylegan2/plain.pkl", "stylegan2/cond.pkl"]
-        .iter()
-        .map(|f| root.join(f))
-        .collect();
+    let mut files: Vec<_> = [
+        "stylegan2/plain.pkl",
+        "stylegan2/cond.pkl",
+        "stylegan2/tf-plain.pkl",
+        "stylegan2/tf-cond.pkl",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
     for entry in std::fs::read_dir(root.join("pickle")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "pkl") {

@@ -10,7 +10,7 @@ use genforge::burn::store::ModuleSnapshot;
 use genforge::burn::tensor::{Device, Tensor, TensorData};
 use genforge::import::apply;
 use genforge::import::pickle::Pickle;
-use genforge::import::stylegan2::{D_KEYS, G_KEYS, config_of, networks, tensors};
+use genforge::import::stylegan2::{D_KEYS, G_KEYS, config_of, networks, read, tensors};
 use genforge::models::stylegan::Noise;
 use genforge::models::stylegan2::{Discriminator, Generator, Stylegan2Config};
 use genforge::rng::Rng;
@@ -131,6 +131,47 @@ fn an_unconditional_network_reproduces_nvlabs_outputs() {
 #[test]
 fn a_conditional_clamped_network_reproduces_nvlabs_outputs() {
     check_network("cond");
+}
+
+/// NVlabs' TensorFlow StyleGAN2 layout (written by the fixture script with numpy stand-ins of
+/// `dnnlib.tflib.network.Network`): genforge's conversion reproduces the outputs of the network
+/// stylegan2-ada-pytorch's `legacy.py` converts the same file into.
+#[test]
+fn tf_stylegan2_pickles_convert_as_legacy_py_does() {
+    let device = Device::flex();
+    for name in ["tf-plain", "tf-cond"] {
+        let file = fixture(&format!("{name}.pkl"));
+        let bytes = std::fs::read(&file).unwrap();
+        let p = Pickle::parse(&bytes).unwrap();
+        let nets = read(&p, &file).unwrap();
+        let cfg = config_of(&nets.g_kwargs, nets.d_kwargs.as_ref(), &file).unwrap();
+        let mut g = Generator::new(&cfg, &mut Rng::new(0), &device);
+        let mut d = Discriminator::new(&cfg, &mut Rng::new(1), &device);
+        apply(&mut g, &nets.g, &G_KEYS, &file).unwrap();
+        apply(&mut d, nets.d.as_ref().unwrap(), &D_KEYS, &file).unwrap();
+        let golden = Golden::load(name);
+        let b = golden.0["batch"].as_u64().unwrap() as usize;
+        let z = golden.tensor("z", [b, cfg.z_dim], &device);
+        let c = (cfg.num_classes > 0).then(|| golden.tensor("c", [b, cfg.num_classes], &device));
+        let ws = g.mapping_ws(z, c.clone(), 1.0, None);
+        let stacked = values(Tensor::stack::<3>(ws.clone(), 1));
+        assert_close(stacked, &golden.f32("ws"), 1e-5, &format!("{name} ws"));
+        let img = g.synthesis(&ws, Noise::Fixed(g.const_noise()));
+        assert_close(
+            values(img),
+            &golden.f32("img"),
+            1e-5,
+            &format!("{name} img"),
+        );
+        let (res, ch) = (cfg.resolution, cfg.channels);
+        let x = golden.tensor("x", [b, ch, res, res], &device);
+        assert_close(
+            values(d.forward(x, c)),
+            &golden.f32("d_x"),
+            1e-5,
+            &format!("{name} D"),
+        );
+    }
 }
 
 /// The random noise mode draws a fresh image per layer, and leaving a layer's noise out

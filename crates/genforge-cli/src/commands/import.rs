@@ -96,6 +96,15 @@ fn import_pickle(args: &ImportArgs) -> Result<()> {
             .map_or(String::new(), |k| format!(" {k}"));
         println!("{}: {} ({} values){kwargs}", n.key, n.class_name, n.values);
     }
+    let tf = genforge::import::tflib::networks(&p)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for n in tf {
+        let values: usize = n.variables.values().map(|t| t.values.len()).sum();
+        println!(
+            "{}: TF network version {} ({values} values) {}",
+            n.name, n.version, n.static_kwargs
+        );
+    }
     drop(p);
     let done = stylegan2::import(path, &args.set, &args.out)?;
     let c = &done.config;

@@ -12,6 +12,7 @@ pub mod biggan;
 pub mod persistent;
 pub mod pickle;
 pub mod stylegan2;
+pub mod tflib;
 pub mod torch_pickle;
 
 use std::collections::BTreeMap;

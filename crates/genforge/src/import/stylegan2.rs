@@ -25,6 +25,8 @@ use serde_json::Value;
 
 use super::persistent::{self, Module};
 use super::pickle::Pickle;
+use super::tflib::{self, TfNetwork};
+use super::torch_pickle::Tensor;
 use super::{KeyMap, apply, sha256, write_run};
 use crate::config::TrainConfig;
 use crate::models::stylegan2::{DArchitecture, Discriminator, Generator, Stylegan2Config};
@@ -341,6 +343,9 @@ pub fn config_of(g: &Value, d: Option<&Value>, file: &Path) -> Result<Stylegan2C
         )?;
         cfg.mbstd_group = usize_of(ek, "mbstd_group_size", 4, file, net)?;
         cfg.d_mapping_layers = usize_of(dm, "num_layers", 8, file, net)?;
+        cfg.d_mapping_lr_multiplier = kw(dm, "lr_multiplier")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.01);
         cfg.cmap_dim = usize_of(d, "cmap_dim", 0, file, net)?;
     }
     cfg.validate()
@@ -402,20 +407,363 @@ pub fn networks<'p>(p: &'p Pickle, file: &Path) -> Result<(Module<'p>, Option<Mo
     Ok((g, d))
 }
 
-/// Import the pickle `file` into the new run `out`; `with_d` also imports its discriminator
-/// (for `eval`'s D-based figures and to resume training).
-pub fn import(file: &Path, overrides: &[String], out: &Path) -> Result<Imported> {
-    let map = map_file(file)?;
-    let p = Pickle::parse(&map)
-        .map_err(|e| Error::data(file, format!("is not a readable pickle: {e}")))?;
-    let (gm, dm) = networks(&p, file)?;
+/// What a network pickle holds, ready to build: constructor arguments in stylegan2-ada-pytorch's
+/// form and tensors under its keys.
+pub struct Networks {
+    pub format: &'static str,
+    pub g_kwargs: Value,
+    pub d_kwargs: Option<Value>,
+    pub g: BTreeMap<String, PackTensor>,
+    pub d: Option<BTreeMap<String, PackTensor>>,
+}
+
+/// G_ema (and D) of a stylegan2-ada-pytorch pickle or of a TF StyleGAN2 pickle.
+pub fn read(p: &Pickle, file: &Path) -> Result<Networks> {
+    let tf = tflib::networks(p).map_err(|e| Error::data(file, e.0))?;
+    if !tf.is_empty() {
+        return tf_networks(&tf, file);
+    }
+    let (gm, dm) = networks(p, file)?;
     let g_kwargs = gm.init_kwargs().ok_or_else(|| {
         Error::data(
             file,
             "its G keeps no _init_kwargs: not a persistent NVlabs network",
         )
     })?;
-    let d_kwargs = dm.as_ref().and_then(|d| d.init_kwargs());
+    Ok(Networks {
+        format: "stylegan2-ada-pytorch network pickle",
+        g_kwargs,
+        d_kwargs: dm.as_ref().and_then(|d| d.init_kwargs()),
+        g: tensors(&gm, file)?,
+        d: dm.as_ref().map(|d| tensors(d, file)).transpose()?,
+    })
+}
+
+/// `(G, D, Gs)` of a TensorFlow pickle: StyleGAN2's (version 4) is converted as
+/// stylegan2-ada-pytorch's `legacy.py` converts it; StyleGAN's and Progressive GAN's are named.
+fn tf_networks(nets: &[TfNetwork], file: &Path) -> Result<Networks> {
+    let [_g, d, gs] = nets else {
+        return Err(Error::data(
+            file,
+            format!(
+                "holds {} TF networks; NVlabs' pickles hold (G, D, Gs)",
+                nets.len()
+            ),
+        ));
+    };
+    if gs.version < 4 || !gs.variables.keys().any(|k| k.ends_with("mod_weight")) {
+        let what = if gs.variables.keys().any(|k| k.contains("StyleMod")) {
+            "StyleGAN (2019)"
+        } else {
+            "an older NVlabs network (Progressive GAN or StyleGAN)"
+        };
+        return Err(Error::data(
+            file,
+            format!(
+                "is a TensorFlow pickle of {what} (network version {}); genforge imports \
+                 StyleGAN2's TF pickles and stylegan2-ada-pytorch's, not this one yet",
+                gs.version
+            ),
+        ));
+    }
+    // Sampling uses Gs, the generator average; G (the raw generator) is not imported.
+    let (g_kwargs, g) = tf_generator(gs).map_err(|e| Error::data(file, e))?;
+    let (d_kwargs, d) = tf_discriminator(d).map_err(|e| Error::data(file, e))?;
+    Ok(Networks {
+        format: "NVlabs StyleGAN2 TensorFlow pickle (dnnlib.tflib.network.Network version 4)",
+        g_kwargs,
+        d_kwargs: Some(d_kwargs),
+        g,
+        d: Some(d),
+    })
+}
+
+/// A TF network's keyword arguments checked against `known` (read) and `ignored`, as
+/// `legacy.py` checks them: any other key is an error.
+fn tf_kwargs(net: &TfNetwork, known: &[&str], ignored: &[&str]) -> std::result::Result<(), String> {
+    let unknown: Vec<&String> = net
+        .static_kwargs
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter(|k| !known.contains(&k.as_str()) && !ignored.contains(&k.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "its TF network {} has arguments genforge does not convert: {unknown:?}",
+            net.name
+        ))
+    }
+}
+
+/// NVlabs key -> tensor, in burn-pack form.
+type Converted = BTreeMap<String, PackTensor>;
+
+fn put(out: &mut Converted, key: String, t: Tensor) {
+    let shape = t.shape.clone();
+    let data = TensorData::new(t.values, shape);
+    out.insert(key.clone(), bridge::from_data(data, key, None));
+}
+
+/// TF's `[kh, kw, in, out]` kernel as torch's `[out, in, kh, kw]`.
+fn kernel(t: &Tensor) -> std::result::Result<Tensor, String> {
+    if t.shape.len() == 4 {
+        Ok(t.permuted(&[3, 2, 0, 1]))
+    } else {
+        Err(format!("a conv kernel of shape {:?}", t.shape))
+    }
+}
+
+/// TF's `[in, out]` dense weight as torch's `[out, in]`.
+fn matrix(t: &Tensor) -> std::result::Result<Tensor, String> {
+    if t.shape.len() == 2 {
+        Ok(t.permuted(&[1, 0]))
+    } else {
+        Err(format!("a dense weight of shape {:?}", t.shape))
+    }
+}
+
+/// `res` of a TF scope name `RESxRES`.
+fn side(scope: &str) -> Option<usize> {
+    scope.split_once('x').and_then(|(a, _)| a.parse().ok())
+}
+
+/// TF StyleGAN2's `G_main` (the `Gs` average) as stylegan2-ada-pytorch's constructor
+/// arguments and tensors (`legacy.convert_tf_generator`).
+pub fn tf_generator(gs: &TfNetwork) -> std::result::Result<(Value, Converted), String> {
+    tf_kwargs(
+        gs,
+        &[
+            "latent_size",
+            "label_size",
+            "dlatent_size",
+            "resolution",
+            "num_channels",
+            "mapping_layers",
+            "label_fmaps",
+            "mapping_fmaps",
+            "mapping_nonlinearity",
+            "mapping_lrmul",
+            "w_avg_beta",
+            "fmap_base",
+            "fmap_max",
+            "num_fp16_res",
+            "conv_clamp",
+            "architecture",
+            "resample_kernel",
+            "use_noise",
+            "nonlinearity",
+        ],
+        &[
+            "truncation_psi",
+            "truncation_cutoff",
+            "style_mixing_prob",
+            "structure",
+        ],
+    )?;
+    let k = |key: &str| gs.static_kwargs.get(key).filter(|v| !v.is_null()).cloned();
+    let fmap_base = k("fmap_base").and_then(|v| v.as_u64()).unwrap_or(16384);
+    let kwargs = serde_json::json!({
+        "z_dim": k("latent_size").unwrap_or(512.into()),
+        "c_dim": k("label_size").unwrap_or(0.into()),
+        "w_dim": k("dlatent_size").unwrap_or(512.into()),
+        "img_resolution": k("resolution").unwrap_or(1024.into()),
+        "img_channels": k("num_channels").unwrap_or(3.into()),
+        "mapping_kwargs": {
+            "num_layers": k("mapping_layers").unwrap_or(8.into()),
+            "lr_multiplier": k("mapping_lrmul").unwrap_or(0.01.into()),
+            "w_avg_beta": k("w_avg_beta").unwrap_or(0.995.into()),
+        },
+        "synthesis_kwargs": {
+            "channel_base": fmap_base * 2,
+            "channel_max": k("fmap_max").unwrap_or(512.into()),
+            "conv_clamp": k("conv_clamp"),
+            "architecture": k("architecture").unwrap_or("skip".into()),
+            "resample_filter": k("resample_kernel").unwrap_or(serde_json::json!([1, 3, 3, 1])),
+            "activation": k("nonlinearity").unwrap_or("lrelu".into()),
+        },
+    });
+    for key in ["label_fmaps", "mapping_fmaps"] {
+        if k(key).is_some_and(|v| v != kwargs["w_dim"]) {
+            return Err(format!(
+                "{key} differs from dlatent_size, which genforge does not build"
+            ));
+        }
+    }
+    if k("use_noise") == Some(Value::Bool(false)) {
+        return Err("use_noise = False, which genforge does not build".into());
+    }
+    let mut out = Converted::new();
+    for (name, t) in &gs.variables {
+        let parts: Vec<&str> = name.split('/').collect();
+        let unexpected = || format!("unexpected TF variable {name} (shape {:?})", t.shape);
+        let dense = |p: &str| {
+            if p == "weight" {
+                matrix(t)
+            } else {
+                Ok(t.plus(0.0))
+            }
+        };
+        match parts.as_slice() {
+            ["dlatent_avg"] => put(&mut out, "mapping.w_avg".into(), t.plus(0.0)),
+            ["mapping", "LabelEmbed", p] => put(&mut out, format!("mapping.embed.{p}"), dense(p)?),
+            ["mapping", layer, p] if layer.starts_with("Dense") => put(
+                &mut out,
+                format!("mapping.fc{}.{p}", &layer["Dense".len()..]),
+                dense(p)?,
+            ),
+            ["synthesis", noise] if noise.starts_with("noise") => {
+                let i: usize = noise["noise".len()..].parse().map_err(|_| unexpected())?;
+                // noise0 is 4x4's conv1, then (conv0, conv1) per resolution.
+                let (r, layer) = match i {
+                    0 => (4, "conv1"),
+                    _ => (
+                        8 << ((i - 1) / 2),
+                        if i % 2 == 1 { "conv0" } else { "conv1" },
+                    ),
+                };
+                let v = t.squeezed(2).ok_or_else(unexpected)?;
+                put(&mut out, format!("synthesis.b{r}.{layer}.noise_const"), v);
+            }
+            ["synthesis", "4x4", "Const", "const"] => {
+                let v = t.squeezed(1).ok_or_else(unexpected)?;
+                put(&mut out, "synthesis.b4.const".into(), v);
+            }
+            ["synthesis", scope, layer, p] => {
+                let r = side(scope).ok_or_else(unexpected)?;
+                let pt = match (r, *layer) {
+                    (4, "Conv") => "conv1",
+                    (_, "Conv0_up") => "conv0",
+                    (_, "Conv1") => "conv1",
+                    (_, "ToRGB") => "torgb",
+                    _ => return Err(unexpected()),
+                };
+                let key = |leaf: &str| format!("synthesis.b{r}.{pt}.{leaf}");
+                match *p {
+                    // The up-convolution's kernel is flipped (TF's conv2d_transpose).
+                    "weight" if *layer == "Conv0_up" => {
+                        put(&mut out, key("weight"), kernel(&t.flipped01())?)
+                    }
+                    "weight" => put(&mut out, key("weight"), kernel(t)?),
+                    "bias" | "noise_strength" => put(&mut out, key(p), t.plus(0.0)),
+                    "mod_weight" => put(&mut out, key("affine.weight"), matrix(t)?),
+                    // TF adds the affine's 1 at run time; PyTorch stores it in the bias.
+                    "mod_bias" => put(&mut out, key("affine.bias"), t.plus(1.0)),
+                    _ => return Err(unexpected()),
+                }
+            }
+            _ => return Err(unexpected()),
+        }
+    }
+    Ok((kwargs, out))
+}
+
+/// TF StyleGAN2's `D` as stylegan2-ada-pytorch's constructor arguments and tensors
+/// (`legacy.convert_tf_discriminator`; an absent `mbstd_group_size` is TF's default 4).
+pub fn tf_discriminator(d: &TfNetwork) -> std::result::Result<(Value, Converted), String> {
+    tf_kwargs(
+        d,
+        &[
+            "label_size",
+            "resolution",
+            "num_channels",
+            "architecture",
+            "fmap_base",
+            "fmap_max",
+            "num_fp16_res",
+            "conv_clamp",
+            "mapping_fmaps",
+            "nonlinearity",
+            "resample_kernel",
+            "freeze_layers",
+            "mapping_layers",
+            "mapping_lrmul",
+            "mbstd_group_size",
+            "mbstd_num_features",
+        ],
+        &["structure"],
+    )?;
+    let k = |key: &str| d.static_kwargs.get(key).filter(|v| !v.is_null()).cloned();
+    let fmap_base = k("fmap_base").and_then(|v| v.as_u64()).unwrap_or(16384);
+    let kwargs = serde_json::json!({
+        "c_dim": k("label_size").unwrap_or(0.into()),
+        "img_resolution": k("resolution").unwrap_or(1024.into()),
+        "img_channels": k("num_channels").unwrap_or(3.into()),
+        "architecture": k("architecture").unwrap_or("resnet".into()),
+        "channel_base": fmap_base * 2,
+        "channel_max": k("fmap_max").unwrap_or(512.into()),
+        "conv_clamp": k("conv_clamp"),
+        "cmap_dim": k("mapping_fmaps"),
+        "block_kwargs": {
+            "activation": k("nonlinearity").unwrap_or("lrelu".into()),
+            "resample_filter": k("resample_kernel").unwrap_or(serde_json::json!([1, 3, 3, 1])),
+        },
+        "mapping_kwargs": {
+            "num_layers": k("mapping_layers").unwrap_or(0.into()),
+            "lr_multiplier": k("mapping_lrmul").unwrap_or(0.1.into()),
+        },
+        "epilogue_kwargs": {
+            "mbstd_group_size": k("mbstd_group_size").unwrap_or(4.into()),
+            "mbstd_num_channels": k("mbstd_num_features").unwrap_or(1.into()),
+        },
+    });
+    let mut out = Converted::new();
+    for (name, t) in &d.variables {
+        let parts: Vec<&str> = name.split('/').collect();
+        let unexpected = || format!("unexpected TF variable D/{name} (shape {:?})", t.shape);
+        let dense = |p: &str| {
+            if p == "weight" {
+                matrix(t)
+            } else {
+                Ok(t.plus(0.0))
+            }
+        };
+        let conv = |p: &str| {
+            if p == "weight" {
+                kernel(t)
+            } else {
+                Ok(t.plus(0.0))
+            }
+        };
+        match parts.as_slice() {
+            ["LabelEmbed", p] => put(&mut out, format!("mapping.embed.{p}"), dense(p)?),
+            [m, p] if m.starts_with("Mapping") => put(
+                &mut out,
+                format!("mapping.fc{}.{p}", &m["Mapping".len()..]),
+                dense(p)?,
+            ),
+            ["4x4", "Conv", p] => put(&mut out, format!("b4.conv.{p}"), conv(p)?),
+            ["4x4", "Dense0", p] => put(&mut out, format!("b4.fc.{p}"), dense(p)?),
+            ["Output", p] => put(&mut out, format!("b4.out.{p}"), dense(p)?),
+            [scope, layer, p] => {
+                let r = side(scope).ok_or_else(unexpected)?;
+                let pt = match *layer {
+                    "FromRGB" => "fromrgb",
+                    "Conv0" => "conv0",
+                    "Conv1_down" => "conv1",
+                    "Skip" => "skip",
+                    _ => return Err(unexpected()),
+                };
+                put(&mut out, format!("b{r}.{pt}.{p}"), conv(p)?);
+            }
+            _ => return Err(unexpected()),
+        }
+    }
+    Ok((kwargs, out))
+}
+
+/// Import the pickle `file` (stylegan2-ada-pytorch's, or TF StyleGAN2's) into the new run
+/// `out`, with its discriminator when it holds one (for `eval`'s D figures and to train on).
+pub fn import(file: &Path, overrides: &[String], out: &Path) -> Result<Imported> {
+    let map = map_file(file)?;
+    let p = Pickle::parse(&map)
+        .map_err(|e| Error::data(file, format!("is not a readable pickle: {e}")))?;
+    let nets = read(&p, file)?;
+    let (g_kwargs, d_kwargs) = (nets.g_kwargs.clone(), nets.d_kwargs.clone());
     let c = config_of(&g_kwargs, d_kwargs.as_ref(), file)?;
     let mut cfg = TrainConfig::load("stylegan2-ffhq1024", &[])?;
     cfg.model = ModelConfig::Stylegan2(c.clone());
@@ -431,18 +779,18 @@ pub fn import(file: &Path, overrides: &[String], out: &Path) -> Result<Imported>
     };
     let device = Device::flex();
     let mut g = Generator::new(&c, &mut Rng::new(0), &device);
-    let n = apply(&mut g, &tensors(&gm, file)?, &G_KEYS, file)?;
-    let d = match &dm {
-        Some(dm) => {
+    let n = apply(&mut g, &nets.g, &G_KEYS, file)?;
+    let d = match &nets.d {
+        Some(dt) => {
             let mut d = Discriminator::new(&c, &mut Rng::new(1), &device);
-            apply(&mut d, &tensors(dm, file)?, &D_KEYS, file)?;
+            apply(&mut d, dt, &D_KEYS, file)?;
             Some(d)
         }
         None => None,
     };
     let sha = sha256(file)?;
     let source = serde_json::json!({
-        "format": "stylegan2-ada-pytorch network pickle",
+        "format": nets.format,
         "file": std::fs::canonicalize(file).unwrap_or(file.to_path_buf()).display().to_string(),
         "sha256": sha,
         "G": g_kwargs,

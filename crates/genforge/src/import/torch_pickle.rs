@@ -46,6 +46,22 @@ impl Dtype {
         })
     }
 
+    /// From a numpy type string without its byte order (`f4`, `<f4`'s `f4`, ...).
+    fn of_numpy(code: &str) -> Option<Dtype> {
+        Some(match code {
+            "f4" => Dtype::F32,
+            "f8" => Dtype::F64,
+            "f2" => Dtype::F16,
+            "i8" => Dtype::I64,
+            "i4" => Dtype::I32,
+            "i2" => Dtype::I16,
+            "i1" => Dtype::I8,
+            "u1" => Dtype::U8,
+            "b1" => Dtype::Bool,
+            _ => return None,
+        })
+    }
+
     pub fn size(self) -> usize {
         match self {
             Dtype::F64 | Dtype::I64 => 8,
@@ -270,6 +286,83 @@ pub fn tensor(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
         shape,
         values,
     }))
+}
+
+/// A numpy array as numpy pickles it (what TensorFlow-era network pickles hold):
+/// `numpy.core.multiarray._reconstruct(numpy.ndarray, (0,), b"b")` (`numpy._core` since numpy 2)
+/// with the `BUILD` state `(version, shape, dtype, is_fortran, raw bytes)`, the dtype being
+/// `numpy.dtype(code, False, True)` with the state `(3, byte order, ...)`. `None` when the node is
+/// not such an array.
+pub fn ndarray(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
+    let Node::Object {
+        callable, state, ..
+    } = p.node(id)
+    else {
+        return Ok(None);
+    };
+    match p.global(*callable) {
+        Some(("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct")) => {}
+        _ => return Ok(None),
+    }
+    let fields = state.and_then(|s| p.elements(s)).unwrap_or(&[]);
+    let [_, shape, dtype, fortran, data] = fields else {
+        return err("a numpy array without its (version, shape, dtype, order, data) state");
+    };
+    let Node::Object {
+        callable: dt,
+        args,
+        state: dt_state,
+        ..
+    } = p.node(*dtype)
+    else {
+        return err("a numpy array's dtype is not numpy.dtype(...)");
+    };
+    let code = match (p.global(*dt), p.elements(*args).and_then(|a| a.first())) {
+        (Some(("numpy", "dtype")), Some(&c)) => p.str(c).unwrap_or(""),
+        _ => return err("a numpy array's dtype is not numpy.dtype(...)"),
+    };
+    let order = dt_state
+        .and_then(|s| p.elements(s))
+        .and_then(|e| e.get(1))
+        .and_then(|&o| p.str(o))
+        .unwrap_or("<");
+    let dtype = Dtype::of_numpy(code)
+        .filter(|_| order != ">")
+        .ok_or_else(|| PickleError(format!("unsupported numpy dtype {order}{code}")))?;
+    let shape: Vec<usize> = ints(p, *shape)?
+        .into_iter()
+        .map(|v| usize::try_from(v).map_err(|_| PickleError("a negative numpy dimension".into())))
+        .collect::<Result<_>>()?;
+    let bytes = p
+        .bytes(*data)
+        .ok_or_else(|| PickleError("a numpy array's data is not raw bytes".into()))?;
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n.checked_mul(dtype.size()) == Some(bytes.len()))
+        .ok_or_else(|| {
+            PickleError(format!(
+                "a numpy array of shape {shape:?} ({code}) with {} bytes of data",
+                bytes.len()
+            ))
+        })?;
+    let values = (0..n).map(|i| dtype.get(&bytes, i)).collect();
+    if p.node(*fortran) != &Node::Bool(true) {
+        return Ok(Some(Tensor {
+            dtype,
+            shape,
+            values,
+        }));
+    }
+    // Column-major data: the row-major array of the reversed shape, transposed back.
+    let reversed: Vec<usize> = shape.iter().rev().copied().collect();
+    let back: Vec<usize> = (0..shape.len()).rev().collect();
+    let t = Tensor {
+        dtype,
+        shape: reversed,
+        values,
+    };
+    Ok(Some(t.permuted(&back)))
 }
 
 #[cfg(test)]

@@ -79,6 +79,8 @@ pub struct Stylegan2Config {
     pub mbstd_group: usize,
     /// Layers of D's mapping network for the class projection (8).
     pub d_mapping_layers: usize,
+    /// Learning-rate multiplier of D's mapping network (0.01; TF StyleGAN2's D used 0.1).
+    pub d_mapping_lr_multiplier: f64,
     /// Size of D's class projection (0: the channels at 4x4).
     pub cmap_dim: usize,
     /// D's blocks: `resnet` (NVlabs' default) or `orig` (no skip connections; their `cifar`
@@ -103,6 +105,7 @@ impl Default for Stylegan2Config {
             w_avg_beta: 0.995,
             mbstd_group: 4,
             d_mapping_layers: 8,
+            d_mapping_lr_multiplier: MAPPING_LR_MULTIPLIER,
             cmap_dim: 0,
             d_architecture: DArchitecture::Resnet,
             diffaugment: String::new(),
@@ -142,6 +145,12 @@ impl Stylegan2Config {
         }
         if self.num_classes > 0 && self.d_mapping_layers == 0 {
             return bad("model.d_mapping_layers must be positive for a conditional D".into());
+        }
+        if !(self.d_mapping_lr_multiplier > 0.0 && self.d_mapping_lr_multiplier.is_finite()) {
+            return bad(format!(
+                "model.d_mapping_lr_multiplier must be positive, got {}",
+                self.d_mapping_lr_multiplier
+            ));
         }
         if !(0.0..1.0).contains(&self.w_avg_beta) {
             return bad(format!(
@@ -238,10 +247,10 @@ pub struct MappingNetwork {
 }
 
 impl MappingNetwork {
-    /// `z_dim = 0` for D's class mapping.
+    /// `z_dim = 0` for D's class mapping; `lr_multiplier` of the fully connected layers.
     pub fn new(
         [z_dim, c_dim, w_dim]: [usize; 3],
-        layers: usize,
+        (layers, lr_multiplier): (usize, f64),
         w_avg: bool,
         rng: &mut Rng,
         device: &Device,
@@ -256,7 +265,7 @@ impl MappingNetwork {
             )
         });
         let opts = EqualizedOpts {
-            lr_multiplier: MAPPING_LR_MULTIPLIER,
+            lr_multiplier,
             ..Default::default()
         };
         let fc = (0..layers)
@@ -442,7 +451,7 @@ impl Generator {
     pub fn new(cfg: &Stylegan2Config, rng: &mut Rng, device: &Device) -> Self {
         let mapping = MappingNetwork::new(
             [cfg.z_dim, cfg.num_classes, cfg.w_dim],
-            cfg.mapping_layers,
+            (cfg.mapping_layers, MAPPING_LR_MULTIPLIER),
             true,
             rng,
             device,
@@ -815,7 +824,7 @@ impl Discriminator {
         let mapping = (cfg.num_classes > 0).then(|| {
             MappingNetwork::new(
                 [0, cfg.num_classes, cmap],
-                cfg.d_mapping_layers,
+                (cfg.d_mapping_layers, cfg.d_mapping_lr_multiplier),
                 false,
                 rng,
                 device,
