@@ -53,6 +53,9 @@ enum Command {
     Noise(commands::stylegan::NoiseArgs),
     /// StyleGAN: morph seed A into seed B (lerp in W, or slerp in Z) as a looping GIF and a strip.
     Morph(commands::stylegan::MorphArgs),
+    /// StyleGAN2: project a real image into W (NVlabs' projector.py, with LPIPS-VGG); writes the
+    /// projection, its w as .npy and a GIF of the optimisation.
+    Project(commands::stylegan::ProjectArgs),
     /// VQ-VAE-2: originals above reconstructions, then decoded with the top codes zeroed and with
     /// the bottom codes zeroed (the article's `top=0 | bottom=0`); prints MSE and PSNR over all of
     /// the input.
@@ -107,6 +110,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Mix(a) => commands::stylegan::mix(a),
         Command::Noise(a) => commands::stylegan::noise(a),
         Command::Morph(a) => commands::stylegan::morph(a),
+        Command::Project(a) => commands::stylegan::project(a),
         Command::Reconstruct(a) => commands::vq::reconstruct(a),
         Command::Encode(a) => commands::vq::encode(a),
         Command::Interpolate(a) => commands::vq::interpolate(a),

@@ -1527,3 +1527,70 @@ fn stylegan2_pickles_import_and_draw_every_figure() {
     );
     assert!(!tmp.path().join("none").exists());
 }
+
+/// LPIPS needs the user's torchvision VGG16 file: without it, or with another file, `project`
+/// and `eval --metrics lpips` say where to get it; lpips is never mixed with the unpaired metrics.
+#[test]
+fn lpips_commands_name_the_vgg16_file() {
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../genforge/tests/fixtures/stylegan2");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("plain");
+    let run_s = run.to_str().unwrap();
+    genforge_ok(&[
+        "import",
+        fixtures.join("plain.pkl").to_str().unwrap(),
+        "--out",
+        run_s,
+    ]);
+    let img = tmp.path().join("t.png");
+    genforge_ok(&["sample", run_s, "--n", "1", "--out", img.to_str().unwrap()]);
+    let cache = tmp.path().join("cache");
+    let env = [("GENFORGE_CACHE", cache.to_str().unwrap())];
+    let o = genforge_env(
+        &[
+            "project",
+            run_s,
+            "--target",
+            img.to_str().unwrap(),
+            "--steps",
+            "2",
+        ],
+        &env,
+    );
+    assert_clean_failure(&o, "https://download.pytorch.org/models/vgg16-397923af.pth");
+    let junk = tmp.path().join("vgg16.pth");
+    std::fs::write(&junk, b"not a network").unwrap();
+    let o = genforge(&[
+        "project",
+        run_s,
+        "--target",
+        img.to_str().unwrap(),
+        "--vgg16",
+        junk.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "does not start with 397923af");
+    let dir = tmp.path().to_str().unwrap();
+    let o = genforge(&[
+        "eval",
+        "--real",
+        dir,
+        "--fake",
+        dir,
+        "--metrics",
+        "fid,lpips",
+    ]);
+    assert_clean_failure(&o, "give it alone");
+    let o = genforge(&[
+        "eval",
+        "--real",
+        dir,
+        "--fake",
+        dir,
+        "--metrics",
+        "lpips",
+        "--vgg16",
+        junk.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "does not start with 397923af");
+}

@@ -283,3 +283,53 @@ fn a_published_pickle_imports_and_samples_deterministically() {
     assert!(a.clone().is_finite().all().into_scalar::<bool>());
     assert_eq!(values(a), values(b));
 }
+
+/// Projection (NVlabs' `projector.py`) of an image the fixture network itself drew, with
+/// LPIPS on formula VGG16 weights: the projected image comes far closer to the target than the
+/// start (the image of `w_avg`) was.
+#[test]
+fn projecting_a_generated_image_recovers_it() {
+    use genforge::metrics::lpips::Lpips;
+    use genforge::sample::projector::{ProjectOptions, project};
+    let device = Device::flex().autodiff();
+    let (_, g, _) = load("plain", &device);
+    let g = genforge::burn::module::Module::no_grad(g);
+    let lpips = Lpips::formula(&device);
+    let z = Tensor::<2>::from_data(
+        TensorData::new(Rng::new(5).normal_vec(8, 0.0, 1.0), [1, 8]),
+        &device,
+    );
+    let ws = g.mapping_ws(z, None, 1.0, None);
+    let target = g.synthesis(&ws, Noise::Fixed(g.const_noise())).detach();
+    let opts = ProjectOptions {
+        steps: 120,
+        w_avg_samples: 2000,
+        ..Default::default()
+    };
+    let p = project(&g, None, target.clone(), &lpips, &opts, |_, _| {}).unwrap();
+    let start = p.distances[0];
+    let end = lpips.distance(p.image.clone(), target).into_scalar::<f32>() as f64;
+    // In W as well: the projected w is nearer the target's than the start, w_avg, was.
+    let w_target = values(ws[0].clone());
+    let w_avg = values(
+        g.to_w(
+            Tensor::from_data(
+                TensorData::new(Rng::new(303).normal_vec(2000 * 8, 0.0, 1.0), [2000, 8]),
+                &device,
+            ),
+            None,
+        )
+        .mean_dim(0),
+    );
+    let dist = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    };
+    let (w_start, w_end) = (dist(&w_avg, &w_target), dist(&p.w, &w_target));
+    println!("LPIPS {start:.4} -> {end:.4}; |w - w_target| {w_start:.3} -> {w_end:.3}");
+    assert!(end < 0.35 * start, "LPIPS {start} -> {end}");
+    assert!(w_end < 0.7 * w_start, "|w - w_target| {w_start} -> {w_end}");
+}

@@ -31,9 +31,14 @@ pub struct EvalArgs {
     /// Generated images to score (and at most this many real ones).
     #[arg(long, default_value_t = 10000, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub n: usize,
-    /// Any of fid, kid, is, pr, comma separated.
+    /// Any of fid, kid, is, pr, comma separated; or `lpips` alone with --real/--fake: the mean
+    /// LPIPS of the two folders' images paired in name order.
     #[arg(long, default_value = "fid,kid,is,pr")]
     pub metrics: String,
+    /// LPIPS: torchvision's VGG16 weights (vgg16-397923af.pth; default: $GENFORGE_VGG16, then
+    /// the cache directory).
+    #[arg(long)]
+    pub vgg16: Option<PathBuf>,
     /// Feature network: `mnist` (the shipped digit classifier) or a classifier .bpk from
     /// `genforge train-classifier`.
     #[arg(long, default_value = "mnist")]
@@ -99,8 +104,22 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         no_cache,
         floor,
         device,
+        vgg16,
     } = args;
     let device = device::parse(&device)?;
+    if metrics.split(',').any(|m| m.trim() == "lpips") {
+        let (Some(real), Some(fake), true) = (&real, &fake, metrics.trim() == "lpips") else {
+            bail!(
+                "config: --metrics lpips compares paired images: give it alone, with --real DIR \
+                 and --fake DIR"
+            );
+        };
+        let net = genforge::metrics::lpips::Lpips::load(vgg16.as_deref(), &device)?;
+        let (mean, std, pairs) = genforge::metrics::lpips::folders(&net, real, fake, n, &device)?;
+        println!("{pairs} image pairs");
+        println!("{:>10}  {mean:.4} ± {std:.4}", "LPIPS");
+        return Ok(());
+    }
     let opts = evaluation::EvalOptions {
         n,
         metrics: genforge::metrics::Metric::parse_list(&metrics)?,

@@ -185,3 +185,119 @@ fn load(run: &RunArgs, class: Option<&str>) -> Result<Box<dyn StyleBased>> {
     tracing::info!("checkpoint {}", ckpt.display());
     Ok(g)
 }
+
+/// StyleGAN2: project a real image into W (NVlabs' projector.py): writes the projected image,
+/// the target beside it, the projected w as `.npy`, and a GIF of the optimisation.
+#[derive(clap::Args)]
+pub struct ProjectArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The image to project (PNG/JPEG; centre-cropped and resized to the network's size).
+    #[arg(long)]
+    pub target: PathBuf,
+    /// The class of a conditional StyleGAN2 (an index or a class name).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Optimisation steps (NVlabs' 1000).
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
+    pub steps: usize,
+    /// Seed of the noise maps and the w jitter.
+    #[arg(long, default_value_t = 303, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
+    pub seed: u64,
+    /// torchvision's VGG16 weights for LPIPS (vgg16-397923af.pth; default: $GENFORGE_VGG16, then
+    /// the cache directory).
+    #[arg(long)]
+    pub vgg16: Option<PathBuf>,
+    /// Output directory: proj.png (target | projection), projected_w.npy ([1, num_ws, w_dim])
+    /// and proj.gif.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+pub fn project(args: ProjectArgs) -> Result<()> {
+    use genforge::burn::module::Module;
+    use genforge::models::Generator as Any;
+    use genforge::sample::projector;
+    let device = args.run.device()?.autodiff();
+    let lpips = genforge::metrics::lpips::Lpips::load(args.vgg16.as_deref(), &device)?;
+    let (cfg, g, ckpt) = genforge::sample::load_generator(
+        &args.run.run_dir,
+        args.run.checkpoint.as_deref(),
+        &device,
+    )?;
+    let Any::Style2(g) = g else {
+        bail!(
+            "config: {} is a {} run; projection needs a stylegan2 run",
+            args.run.run_dir.display(),
+            cfg.model.family()
+        );
+    };
+    tracing::info!("checkpoint {}", ckpt.display());
+    let g = g.no_grad();
+    let class = match (g.num_classes, args.class.as_deref()) {
+        (0, None) => None,
+        (0, Some(_)) => bail!("config: --class: this network is unconditional"),
+        (k, None) => bail!("config: this StyleGAN2 is conditional on {k} classes: give --class"),
+        (k, Some(spec)) => {
+            let names = genforge::sample::biggan::class_names(&args.run.run_dir, &cfg, k);
+            let i = genforge::sample::biggan::parse_class(spec, &names)?;
+            let mut v = vec![0f32; k];
+            v[i] = 1.0;
+            Some(genforge::burn::tensor::Tensor::from_data(
+                genforge::burn::tensor::TensorData::new(v, [1, k]),
+                &device,
+            ))
+        }
+    };
+    let (channels, res) = cfg.model.image_shape().expect("an image family");
+    let target = projector::load_target(&args.target, channels, res, &device)?;
+    let opts = projector::ProjectOptions {
+        steps: args.steps,
+        seed: args.seed,
+        frame_every: (args.steps / 50).max(1),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let mut last_log = started;
+    let p = projector::project(&g, class, target.clone(), &lpips, &opts, |step, d| {
+        if last_log.elapsed().as_secs_f64() > 10.0 || step == opts.steps || step == 1 {
+            tracing::info!("step {step}/{}  LPIPS {d:.4}", opts.steps);
+            last_log = std::time::Instant::now();
+        }
+    })?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    let pair = genforge::burn::tensor::Tensor::cat(
+        vec![target.clone().inner(), p.image.clone().inner()],
+        0,
+    );
+    save_grid(pair, 2, &args.out.join("proj.png"))?;
+    let num_ws = g.num_ws();
+    let w_dim = p.w.len();
+    let ws: Vec<f32> = (0..num_ws).flat_map(|_| p.w.iter().copied()).collect();
+    let npy = args.out.join("projected_w.npy");
+    std::fs::write(&npy, projector::npy(&ws, &[1, num_ws, w_dim]))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", npy.display()))?;
+    let frames: Vec<_> = p
+        .frames
+        .iter()
+        .map(|f| {
+            genforge::burn::tensor::Tensor::cat(vec![target.clone().inner(), f.clone().inner()], 3)
+        })
+        .collect();
+    genforge::sample::gif::save_gif(
+        genforge::burn::tensor::Tensor::cat(frames, 0),
+        &args.out.join("proj.gif"),
+        80,
+        4,
+    )?;
+    println!(
+        "projected {} in {:.0} s: LPIPS {:.4} -> {:.4}; wrote {}/proj.png, projected_w.npy, proj.gif",
+        args.target.display(),
+        started.elapsed().as_secs_f64(),
+        p.distances.first().copied().unwrap_or(f64::NAN),
+        p.distances.last().copied().unwrap_or(f64::NAN),
+        args.out.display()
+    );
+    Ok(())
+}

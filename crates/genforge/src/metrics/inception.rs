@@ -86,18 +86,12 @@ impl Builder<'_> {
 /// `scripts/inception_golden.py`'s formula: 24-bit uniforms in [-1, 1) from a hash of the key
 /// and the element index, scaled per kind of parameter (He-uniform convolutions).
 pub fn formula(key: &str, shape: &[usize]) -> Vec<f32> {
-    let h = super::fingerprint(key.as_bytes());
-    let splitmix = |mut z: u64| {
-        z = z.wrapping_add(0x9E3779B97F4A7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^ (z >> 31)
-    };
     let n: usize = shape.iter().product();
     let name = key.rsplit('.').next().unwrap_or(key);
-    (0..n as u64)
-        .map(|k| {
-            let u = (splitmix(h ^ k) >> 40) as f64 / (1u64 << 23) as f64 - 1.0;
+    uniform(key, n)
+        .into_iter()
+        .map(|u| {
+            let u = u as f64;
             let v = if key == "fc.weight" {
                 u * (3.0 / shape[1] as f64).sqrt()
             } else if name == "weight" && shape.len() == 4 {
@@ -111,6 +105,21 @@ pub fn formula(key: &str, shape: &[usize]) -> Vec<f32> {
             };
             v as f32
         })
+        .collect()
+}
+
+/// `n` values in [-1, 1) from an integer hash of `key` and the index, exact in f32 (24-bit
+/// fractions): the golden scripts' `uniform`.
+pub fn uniform(key: &str, n: usize) -> Vec<f32> {
+    let h = super::fingerprint(key.as_bytes());
+    let splitmix = |mut z: u64| {
+        z = z.wrapping_add(0x9E3779B97F4A7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    };
+    (0..n as u64)
+        .map(|k| ((splitmix(h ^ k) >> 40) as f64 / (1u64 << 23) as f64 - 1.0) as f32)
         .collect()
 }
 

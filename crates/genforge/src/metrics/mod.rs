@@ -9,6 +9,7 @@ pub mod frechet;
 pub mod inception;
 pub mod inception_score;
 pub mod kid;
+pub mod lpips;
 pub mod mnist_classifier;
 pub mod precision_recall;
 

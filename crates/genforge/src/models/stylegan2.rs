@@ -729,8 +729,8 @@ impl Conv2dLayer {
         let x = match (self.down, k) {
             (false, _) => conv2d_routed(x, w, None, 1, k / 2),
             (true, 1) => conv2d_routed(downsample2d(x), w, None, 1, 0),
-            // Pad and filter, then the strided conv (NVlabs' `conv2d_resample`, down 2).
-            (true, _) => conv2d_routed(filter2d(x, (k + 1) / 2, 1), w, None, 2, 0),
+            // The conv's padding plus the filter's (NVlabs' `conv2d_resample`, down 2), then stride 2.
+            (true, _) => conv2d_routed(filter2d(x, k / 2 + 1, 1), w, None, 2, 0),
         };
         let act_gain = if self.lrelu { LRELU_GAIN } else { 1.0 };
         bias_act(

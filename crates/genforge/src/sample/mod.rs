@@ -5,6 +5,7 @@ pub mod attention;
 pub mod biggan;
 pub mod gif;
 pub mod grid;
+pub mod projector;
 pub mod stylegan;
 pub mod timeline;
 pub mod vq;

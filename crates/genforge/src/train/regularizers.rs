@@ -344,7 +344,7 @@ mod tests {
             .grad(&loss.backward())
             .unwrap()
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         // Exact: L_i, the updated mean, the penalty and its gradient in a.
         let g = |i: usize, kk: usize, j: usize| {
@@ -368,7 +368,7 @@ mod tests {
             (penalty - want_penalty).abs() < 1e-5,
             "{penalty} {want_penalty}"
         );
-        for j in 0..n {
+        for (j, got) in grad.iter().enumerate() {
             let mut d = 0.0;
             for (i, l) in lengths.iter().enumerate() {
                 let dl: f64 = (0..k)
@@ -380,7 +380,7 @@ mod tests {
                     / (k as f64 * l);
                 d += 2.0 * (l - a0) * dl;
             }
-            assert_close(grad[j], weight * d / b as f64, &format!("d/da_{j}"));
+            assert_close(*got, weight * d / b as f64, &format!("d/da_{j}"));
         }
     }
 }
