@@ -2,6 +2,8 @@
 //! outputs (fixtures and golden outputs from `scripts/biggan_fixtures.py`), and the 138k
 //! ImageNet checkpoint's key and shape list is genforge's `biggan-imagenet128` skeleton.
 
+mod common;
+use common::assert_close;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -59,20 +61,6 @@ impl Golden {
         let n = v.len();
         Tensor::from_data(TensorData::new(v, [n]), device)
     }
-}
-
-fn assert_close(got: Vec<f32>, want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: sizes");
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= tol * scale,
-        "{what}: max |diff| {worst} (scale {scale})"
-    );
 }
 
 fn load_g(file: &str, device: &Device) -> Generator {

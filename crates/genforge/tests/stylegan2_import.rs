@@ -3,6 +3,8 @@
 //! discriminator outputs (fixtures and golden outputs from `scripts/stylegan2_fixtures.py`),
 //! and the published networks' key and shape lists are genforge's skeletons.
 
+mod common;
+use common::assert_close;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -44,20 +46,6 @@ impl Golden {
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec().unwrap()
-}
-
-fn assert_close(got: Vec<f32>, want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: sizes");
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= tol * scale,
-        "{what}: max |diff| {worst} (scale {scale})"
-    );
 }
 
 /// G and D of a fixture pickle, configured from their `_init_kwargs`.

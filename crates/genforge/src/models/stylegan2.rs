@@ -304,6 +304,15 @@ impl MappingNetwork {
     }
 }
 
+/// The affine `A` of a modulated layer: `w_dim -> in`, bias initialised to 1.
+fn style_affine(w_dim: usize, cin: usize, rng: &mut Rng, device: &Device) -> EqualizedLinear {
+    let opts = EqualizedOpts {
+        bias_init: Some(1.0),
+        ..Default::default()
+    };
+    EqualizedLinear::new([w_dim, cin], opts, rng, device)
+}
+
 /// One modulated 3x3 convolution with noise (NVlabs' `SynthesisLayer`).
 #[derive(Module, Debug)]
 pub struct SynthesisLayer {
@@ -331,12 +340,8 @@ impl SynthesisLayer {
         rng: &mut Rng,
         device: &Device,
     ) -> Self {
-        let styles = EqualizedOpts {
-            bias_init: Some(1.0),
-            ..Default::default()
-        };
         SynthesisLayer {
-            affine: EqualizedLinear::new([w_dim, cin], styles, rng, device),
+            affine: style_affine(w_dim, cin, rng, device),
             weight: crate::nn::init::normal([cout, cin, 3, 3], 0.0, 1.0, rng, device),
             bias: crate::nn::init::zeros([cout], device),
             noise_const: crate::nn::init::normal([resolution, resolution], 0.0, 1.0, rng, device)
@@ -392,12 +397,8 @@ impl ToRgbLayer {
         rng: &mut Rng,
         device: &Device,
     ) -> Self {
-        let styles = EqualizedOpts {
-            bias_init: Some(1.0),
-            ..Default::default()
-        };
         ToRgbLayer {
-            affine: EqualizedLinear::new([w_dim, cin], styles, rng, device),
+            affine: style_affine(w_dim, cin, rng, device),
             weight: crate::nn::init::normal([channels, cin, 1, 1], 0.0, 1.0, rng, device),
             bias: crate::nn::init::zeros([channels], device),
             conv_clamp,
