@@ -520,8 +520,12 @@ fn eval_scores_a_run_and_two_folders() {
 
     // Clear errors.
     assert_clean_failure(
-        &genforge(&["eval", r, "--metrics", "fid,lpips"]),
-        "unknown metric 'lpips'",
+        &genforge(&["eval", r, "--metrics", "fid,bogus"]),
+        "unknown metric 'bogus'",
+    );
+    assert_clean_failure(
+        &genforge(&["eval", r, "--metrics", "lpips"]),
+        "with --real DIR and --fake DIR",
     );
     let o = Command::new(env!("CARGO_BIN_EXE_genforge"))
         .args(["eval", r, "--features", "inception"])
