@@ -1,6 +1,58 @@
-//! Helpers shared by the golden-output tests against reference implementations.
+#![allow(dead_code)] // each test crate uses a different part
+//! Helpers shared by the integration tests: flattening a module's parameters and running a
+//! preset through the training loop.
 
-/// `got` equals `want` within `tol` relative to the larger of `want`'s magnitude and 1e-3.
+use std::path::Path;
+
+use genforge::burn::module::{Module, ModuleVisitor, Param};
+use genforge::burn::tensor::{Device, Tensor};
+use genforge::config::TrainConfig;
+use genforge::train::loop_::{RunSource, Silent};
+use genforge::train::{TrainOptions, train};
+
+struct Flatten(Vec<f32>);
+impl ModuleVisitor for Flatten {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0
+            .extend(param.val().into_data().try_to_vec::<f32>().unwrap());
+    }
+}
+
+/// Every float parameter and state tensor of `m`, in visiting order.
+pub fn params<M: Module>(m: &M) -> Vec<f32> {
+    let mut f = Flatten(Vec::new());
+    m.visit(&mut f);
+    f.0
+}
+
+/// Train `preset` (with `set` overrides) in `dir` to `steps`, or resume the run there.
+pub fn run(preset: &str, dir: &Path, steps: u64, resume: bool, set: &[String]) {
+    let source = if resume {
+        RunSource::Resume {
+            run_dir: dir.to_path_buf(),
+            overrides: vec![],
+        }
+    } else {
+        RunSource::New {
+            config: Box::new(TrainConfig::load(preset, set).unwrap()),
+            run_dir: Some(dir.to_path_buf()),
+            runs_root: dir.to_path_buf(),
+        }
+    };
+    train(
+        TrainOptions {
+            source,
+            steps: Some(steps),
+            device: Device::flex(),
+            stop: None,
+        },
+        &mut Silent,
+    )
+    .unwrap();
+}
+
+/// `got` equals `want` within `tol` relative to the larger of `want`'s magnitude and 1e-3 (the
+/// golden-output tests against reference implementations).
 pub fn assert_close(got: Vec<f32>, want: &[f32], tol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: sizes");
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
