@@ -321,3 +321,32 @@ fn projecting_a_generated_image_recovers_it() {
     assert!(end < 0.35 * start, "LPIPS {start} -> {end}");
     assert!(w_end < 0.7 * w_start, "|w - w_target| {w_start} -> {w_end}");
 }
+
+/// PPL divides LPIPS by epsilon squared because LPIPS grows with the square of a small step:
+/// at half the step the value holds, and a network whose styles ignore `w` has none.
+#[test]
+fn ppl_is_the_second_order_rate_of_lpips() {
+    use genforge::metrics::lpips::Lpips;
+    use genforge::metrics::ppl::{PplOptions, ppl_wend};
+    let device = Device::flex();
+    let (_, g, _) = load("plain", &device);
+    let lpips = Lpips::formula(&device);
+    let at = |g: &Generator, epsilon: f64| {
+        let opts = PplOptions {
+            n: 16,
+            epsilon,
+            batch: 8,
+            ..Default::default()
+        };
+        ppl_wend(g, &lpips, &opts, |_, _| {}).unwrap()
+    };
+    let (a, b) = (at(&g, 1e-2), at(&g, 5e-3));
+    println!("PPL {a} at 1e-2, {b} at 5e-3");
+    assert!(a > 0.0 && (a - b).abs() < 0.1 * a, "{a} vs {b}");
+    // Zero mapping weights: every z maps to the same w, so the path has no length.
+    let mut flat = g;
+    for fc in &mut flat.mapping.fc {
+        fc.weight = fc.weight.clone().map(|w| w * 0.0);
+    }
+    assert!(at(&flat, 1e-2) < 1e-6 * a);
+}

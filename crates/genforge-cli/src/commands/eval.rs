@@ -32,13 +32,17 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 10000, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub n: usize,
     /// Any of fid, kid, is, pr, comma separated; or `lpips` alone with --real/--fake: the mean
-    /// LPIPS of the two folders' images paired in name order.
+    /// LPIPS of the two folders' images paired in name order; or `ppl` alone for a StyleGAN2
+    /// run: the perceptual path length in W (NVlabs' ppl_wend; --n pairs).
     #[arg(long, default_value = "fid,kid,is,pr")]
     pub metrics: String,
-    /// LPIPS: torchvision's VGG16 weights (vgg16-397923af.pth; default: $GENFORGE_VGG16, then
-    /// the cache directory).
+    /// LPIPS and PPL: torchvision's VGG16 weights (vgg16-397923af.pth; default: $GENFORGE_VGG16,
+    /// then the cache directory).
     #[arg(long)]
     pub vgg16: Option<PathBuf>,
+    /// PPL: crop the images to their centre first (NVlabs does for FFHQ faces).
+    #[arg(long)]
+    pub crop: bool,
     /// Feature network: `mnist` (the shipped digit classifier) or a classifier .bpk from
     /// `genforge train-classifier`.
     #[arg(long, default_value = "mnist")]
@@ -105,6 +109,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         floor,
         device,
         vgg16,
+        crop,
     } = args;
     let device = device::parse(&device)?;
     if metrics.split(',').any(|m| m.trim() == "lpips") {
@@ -118,6 +123,39 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         let (mean, std, pairs) = genforge::metrics::lpips::folders(&net, real, fake, n, &device)?;
         println!("{pairs} image pairs");
         println!("{:>10}  {mean:.4} ± {std:.4}", "LPIPS");
+        return Ok(());
+    }
+    if metrics.split(',').any(|m| m.trim() == "ppl") {
+        let (Some(run_dir), true) = (&run_dir, metrics.trim() == "ppl") else {
+            bail!("config: --metrics ppl scores a StyleGAN2 run: give it alone, with a RUN_DIR");
+        };
+        let net = genforge::metrics::lpips::Lpips::load(vgg16.as_deref(), &device)?;
+        let (cfg, g, _) =
+            genforge::sample::load_generator(run_dir, checkpoint.as_deref(), &device)?;
+        let genforge::models::Generator::Style2(g) = g else {
+            bail!(
+                "config: {} is a {} run; PPL is computed for stylegan2 runs",
+                run_dir.display(),
+                cfg.model.family()
+            );
+        };
+        let opts = genforge::metrics::ppl::PplOptions {
+            n,
+            crop,
+            seed,
+            batch: batch.clamp(1, 16),
+            ..Default::default()
+        };
+        let mut bars = EvalBars::default();
+        let value = genforge::metrics::ppl::ppl_wend(&g, &net, &opts, |done, total| {
+            bars.update("path pairs", done, total)
+        })?;
+        bars.finish();
+        println!(
+            "{n} latent pairs, epsilon 1e-4, W, path ends{}",
+            if crop { ", cropped" } else { "" }
+        );
+        println!("{:>10}  {value:.2}", "PPL");
         return Ok(());
     }
     let opts = evaluation::EvalOptions {

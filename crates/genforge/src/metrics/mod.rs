@@ -11,6 +11,7 @@ pub mod inception_score;
 pub mod kid;
 pub mod lpips;
 pub mod mnist_classifier;
+pub mod ppl;
 pub mod precision_recall;
 
 use burn::tensor::{Device, Tensor, TensorData};
