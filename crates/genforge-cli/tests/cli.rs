@@ -1523,6 +1523,28 @@ fn stylegan2_pickles_import_and_draw_every_figure() {
         ]),
         "this network is unconditional",
     );
+    // NVlabs' TensorFlow StyleGAN2 layout imports the same way.
+    let tf = tmp.path().join("tf");
+    let o = genforge_ok(&[
+        "import",
+        fixtures.join("tf-cond.pkl").to_str().unwrap(),
+        "--out",
+        tf.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("TF network version 4"), "{text}");
+    let import_json = std::fs::read_to_string(tf.join("import.json")).unwrap();
+    assert!(import_json.contains("TensorFlow pickle"), "{import_json}");
+    genforge_ok(&[
+        "sample",
+        tf.to_str().unwrap(),
+        "--class",
+        "1",
+        "--n",
+        "2",
+        "--out",
+        &out("tf.png"),
+    ]);
     // A missing pickle says where NVlabs publishes its networks; nothing is created.
     let o = genforge(&["import", &out("ffhq.pkl"), "--out", &out("none")]);
     assert_clean_failure(

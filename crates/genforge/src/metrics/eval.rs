@@ -413,7 +413,7 @@ pub fn evaluate_sweep(
 ) -> Result<Vec<(f64, Scores)>> {
     let cfg = crate::run::open(req.run_dir)?;
     let biggan = cfg.model.as_biggan().is_some();
-    if !biggan && cfg.model.as_stylegan().is_none() {
+    if !biggan && cfg.model.as_stylegan().is_none() && cfg.model.as_stylegan2().is_none() {
         return Err(Error::Config(format!(
             "--sweep varies BigGAN's truncation threshold or StyleGAN's psi; {} is a {} run",
             req.run_dir.display(),

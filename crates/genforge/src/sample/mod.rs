@@ -179,7 +179,7 @@ impl Generated {
             ));
         }
         if psi != 1.0 {
-            if cfg.model.as_stylegan().is_none() {
+            if cfg.model.as_stylegan().is_none() && cfg.model.as_stylegan2().is_none() {
                 return Err(Error::Config(format!(
                     "--psi is StyleGAN's truncation trick; {} is a {} run",
                     run_dir.display(),
