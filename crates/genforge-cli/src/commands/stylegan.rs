@@ -234,21 +234,13 @@ pub fn project(args: ProjectArgs) -> Result<()> {
     };
     tracing::info!("checkpoint {}", ckpt.display());
     let g = g.no_grad();
-    let class = match (g.num_classes, args.class.as_deref()) {
-        (0, None) => None,
-        (0, Some(_)) => bail!("config: --class: this network is unconditional"),
-        (k, None) => bail!("config: this StyleGAN2 is conditional on {k} classes: give --class"),
-        (k, Some(spec)) => {
-            let names = genforge::sample::biggan::class_names(&args.run.run_dir, &cfg, k);
-            let i = genforge::sample::biggan::parse_class(spec, &names)?;
-            let mut v = vec![0f32; k];
-            v[i] = 1.0;
-            Some(genforge::burn::tensor::Tensor::from_data(
-                genforge::burn::tensor::TensorData::new(v, [1, k]),
-                &device,
-            ))
-        }
-    };
+    let class = stylegan::class_vector(
+        &args.run.run_dir,
+        &cfg,
+        g.num_classes,
+        args.class.as_deref(),
+        &device,
+    )?;
     let (channels, res) = cfg.model.image_shape().expect("an image family");
     let target = projector::load_target(&args.target, channels, res, &device)?;
     let opts = projector::ProjectOptions {

@@ -145,16 +145,21 @@ fn usize_of(v: &Value, key: &str, default: usize, file: &Path, net: &str) -> Res
     }
 }
 
+/// The keys of the JSON object `v` outside `allowed` whose values are not null.
+fn unknown_keys<'a>(v: &'a Value, allowed: &[&str]) -> Vec<&'a String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, x)| !allowed.contains(&k.as_str()) && !x.is_null())
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// An error naming any of `v`'s keys outside `known` (arguments genforge does not build).
 fn only(v: &Value, known: &[&str], file: &Path, what: &str) -> Result<()> {
-    let Some(map) = v.as_object() else {
-        return Ok(());
-    };
-    let unknown: Vec<&String> = map
-        .iter()
-        .filter(|(k, x)| !known.contains(&k.as_str()) && !x.is_null())
-        .map(|(k, _)| k)
-        .collect();
+    let unknown = unknown_keys(v, known);
     if unknown.is_empty() {
         Ok(())
     } else {
@@ -481,15 +486,8 @@ fn tf_networks(nets: &[TfNetwork], file: &Path) -> Result<Networks> {
 /// A TF network's keyword arguments checked against `known` (read) and `ignored`, as
 /// `legacy.py` checks them: any other key is an error.
 fn tf_kwargs(net: &TfNetwork, known: &[&str], ignored: &[&str]) -> std::result::Result<(), String> {
-    let unknown: Vec<&String> = net
-        .static_kwargs
-        .as_object()
-        .map(|m| {
-            m.keys()
-                .filter(|k| !known.contains(&k.as_str()) && !ignored.contains(&k.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let allowed: Vec<&str> = known.iter().chain(ignored).copied().collect();
+    let unknown = unknown_keys(&net.static_kwargs, &allowed);
     if unknown.is_empty() {
         Ok(())
     } else {

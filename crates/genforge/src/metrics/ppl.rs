@@ -82,7 +82,7 @@ pub fn ppl_wend(
                 .collect();
             Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(v, [b]), &device)
         });
-        let c = g.one_hot(c, b)?;
+        let c = g.one_hot(c)?;
         let (w0, w1) = (g.to_w(z0, c.clone()), g.to_w(z1, c));
         let w_eps = w0.clone() + (w1 - w0.clone()) * opts.epsilon;
         let image = |w: Tensor<2>| {

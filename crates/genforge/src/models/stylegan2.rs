@@ -518,8 +518,8 @@ impl Generator {
     }
 
     /// One-hot classes, `[b, num_classes]`; `None` for an unconditional network.
-    pub fn one_hot(&self, labels: Option<Tensor<1, Int>>, b: usize) -> Result<Option<Tensor<2>>> {
-        one_hot(labels, self.num_classes, b, &self.device())
+    pub fn one_hot(&self, labels: Option<Tensor<1, Int>>) -> Result<Option<Tensor<2>>> {
+        one_hot(labels, self.num_classes, &self.device())
     }
 
     /// `z` `[b, z_dim]`, one-hot `c` -> `w` `[b, w_dim]` (untruncated).
@@ -605,9 +605,7 @@ impl Generator {
         } else {
             truncate(self.w_avg(), w.clone(), psi)
         };
-        (0..n)
-            .map(|i| if i < cut { t.clone() } else { w.clone() })
-            .collect()
+        crossover(t, w, cut, n)
     }
 
     /// The training forward with style mixing (probability `mixing_prob`, a random crossover
@@ -642,10 +640,7 @@ impl Generator {
                 &w.device(),
             );
             let w2 = self.to_w(z2, c);
-            let cross = 1 + rng.below(n - 1);
-            (0..n)
-                .map(|i| if i < cross { w.clone() } else { w2.clone() })
-                .collect()
+            crossover(w, w2, 1 + rng.below(n - 1), n)
         } else {
             vec![w; n]
         };
@@ -675,19 +670,22 @@ pub fn truncate(w_avg: Tensor<1>, w: Tensor<2>, psi: f64) -> Tensor<2> {
 pub fn one_hot(
     labels: Option<Tensor<1, Int>>,
     classes: usize,
-    b: usize,
     device: &Device,
 ) -> Result<Option<Tensor<2>>> {
     match (classes, labels) {
         (0, _) => Ok(None),
         (k, Some(l)) => Ok(Some(l.to_device(device).one_hot::<2>(k).float())),
-        (k, None) => {
-            let _ = b;
-            Err(Error::Config(format!(
-                "this network is conditional on {k} classes: give a class (--class)"
-            )))
-        }
+        (k, None) => Err(Error::Config(format!(
+            "this network is conditional on {k} classes: give a class (--class)"
+        ))),
     }
+}
+
+/// `num_ws` ws: `a` for the first `cut`, `b` for the rest (truncation cutoffs, style mixing).
+pub fn crossover(a: Tensor<2>, b: Tensor<2>, cut: usize, num_ws: usize) -> Vec<Tensor<2>> {
+    (0..num_ws)
+        .map(|i| if i < cut { a.clone() } else { b.clone() })
+        .collect()
 }
 
 /// A convolution of the discriminator (NVlabs' `Conv2dLayer`).

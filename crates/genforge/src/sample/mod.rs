@@ -256,7 +256,7 @@ impl Generated {
                     Generator::Style2(st) => {
                         let mut rng = Rng::new(per_image_seed(seed, start)).fork(0x4015E);
                         let c = classes.map(|k| class_cycle(start, len, k, device));
-                        let c = st.one_hot(c, len)?;
+                        let c = st.one_hot(c)?;
                         let ws = st.mapping_ws(z, c, *psi, None);
                         st.synthesis(&ws, crate::models::stylegan::Noise::Random(&mut rng))
                     }
@@ -379,7 +379,7 @@ pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Te
                 (k, None) => Some(class_cycle(0, req.n, k, &device)),
             };
             let z = latents(req.n, z_dim, req.seed, &device);
-            let ws = s.mapping_ws(z, s.one_hot(c, req.n)?, req.psi, req.cutoff);
+            let ws = s.mapping_ws(z, s.one_hot(c)?, req.psi, req.cutoff);
             s.synthesis(
                 &ws,
                 crate::models::stylegan::Noise::Random(&mut Rng::new(req.seed)),

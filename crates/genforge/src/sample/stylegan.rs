@@ -16,6 +16,36 @@ use crate::models::{Generator, stylegan2};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
+fn unconditional() -> Error {
+    Error::Config("--class: this network is unconditional; leave --class out".into())
+}
+
+/// The one-hot `[1, classes]` of `--class` (an index or a class name) for a StyleGAN2 with
+/// `classes` classes; `None` for an unconditional one. An error when a conditional network gets
+/// no class or an unconditional one gets one.
+pub fn class_vector(
+    run_dir: &Path,
+    cfg: &TrainConfig,
+    classes: usize,
+    class: Option<&str>,
+    device: &Device,
+) -> Result<Option<Tensor<2>>> {
+    match (classes, class) {
+        (0, None) => Ok(None),
+        (0, Some(_)) => Err(unconditional()),
+        (k, None) => Err(Error::Config(format!(
+            "this StyleGAN2 is conditional on {k} classes: give --class (an index or a class name)"
+        ))),
+        (k, Some(spec)) => {
+            let names = super::biggan::class_names(run_dir, cfg, k);
+            let i = super::biggan::parse_class(spec, &names)?;
+            let mut v = vec![0f32; k];
+            v[i] = 1.0;
+            Ok(Some(Tensor::from_data(TensorData::new(v, [1, k]), device)))
+        }
+    }
+}
+
 /// psi beyond this magnitude only extrapolates into noise; the paper's sweeps stay in [-1, 1].
 pub const MAX_PSI: f64 = 2.0;
 
@@ -54,9 +84,7 @@ pub trait StyleBased {
         let w = self.to_w(z);
         let t = self.truncate(w.clone(), psi);
         let cut = cutoff.unwrap_or(self.num_ws());
-        let ws: Vec<Tensor<2>> = (0..self.num_ws())
-            .map(|i| if i < cut { t.clone() } else { w.clone() })
-            .collect();
+        let ws = stylegan2::crossover(t, w, cut, self.num_ws());
         self.synthesis(&ws, Noise::Random(rng))
     }
 }
@@ -135,28 +163,10 @@ pub fn load(
     let (cfg, g, ckpt) = super::load_family(run_dir, checkpoint, device, "StyleGAN", |g| {
         matches!(g, Generator::Style(_) | Generator::Style2(_)).then_some(g)
     })?;
-    let unconditional =
-        || Error::Config("--class: this network is unconditional; leave --class out".into());
     let g: Box<dyn StyleBased> = match g {
         Generator::Style(g) if class.is_none() => Box::new(g),
         Generator::Style2(g) => {
-            let class = match (g.num_classes, class) {
-                (0, None) => None,
-                (0, Some(_)) => return Err(unconditional()),
-                (k, None) => {
-                    return Err(Error::Config(format!(
-                        "this StyleGAN2 is conditional on {k} classes: give --class (an index \
-                         or a class name)"
-                    )));
-                }
-                (k, Some(spec)) => {
-                    let names = super::biggan::class_names(run_dir, &cfg, k);
-                    let i = super::biggan::parse_class(spec, &names)?;
-                    let mut v = vec![0f32; k];
-                    v[i] = 1.0;
-                    Some(Tensor::from_data(TensorData::new(v, [1, k]), device))
-                }
-            };
+            let class = class_vector(run_dir, &cfg, g.num_classes, class, device)?;
             Box::new(Stylegan2 { g, class })
         }
         _ => return Err(unconditional()),

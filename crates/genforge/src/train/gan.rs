@@ -354,34 +354,17 @@ impl GanTrainer {
             t.style_mixing,
         );
         let b = (batch / t.pl_batch_shrink).max(1);
+        let (channels, res) = self.cfg.model.image_shape().expect("an image family");
+        let img_dims = [b, channels, res, res];
+        let z = self.latents(b);
         let Generator::Style2(g) = &self.g else {
             unreachable!("the config check allows pl_weight for StyleGAN2 only")
         };
-        let z = {
-            let zd = g.z_dim;
-            Tensor::from_data(
-                TensorData::new(self.state.rng.normal_vec(b * zd, 0.0, 1.0), [b, zd]),
-                &self.device,
-            )
-        };
-        let labels = c.map(|l| l.narrow(0, 0, b));
-        let classes = g.one_hot(labels, b)?;
+        let classes = g.one_hot(c.map(|l| l.narrow(0, 0, b)))?;
         let (ws, _) = g.train_ws(z, classes, mixing, &mut self.state.rng);
         let k = ws.len();
         let ws = Tensor::stack::<3>(ws, 1); // [b, k, w_dim]
         let noise = g.random_noise(b, &mut self.state.rng);
-        let img_dims = {
-            let s = g
-                .synthesis
-                .blocks
-                .last()
-                .expect("a block")
-                .torgb
-                .weight
-                .dims()[0];
-            let r = g.conv_layers().last().expect("a conv").resolution();
-            [b, s, r, r]
-        };
         let n = img_dims.iter().product::<usize>();
         let y = Tensor::<4>::from_data(
             TensorData::new(self.state.rng.normal_vec(n, 0.0, 1.0), img_dims),
