@@ -246,6 +246,10 @@ pub fn config_of(g: &Value, d: Option<&Value>, file: &Path) -> Result<Stylegan2C
         act == "lrelu",
         format!("G.synthesis_kwargs.activation is {act:?}"),
     )?;
+    check(
+        kw(sk, "use_noise") != Some(&Value::Bool(false)),
+        "G.synthesis_kwargs.use_noise is False".into(),
+    )?;
     if let Some(f) = kw(sk, "resample_filter") {
         check(
             f == &serde_json::json!([1, 3, 3, 1]),
@@ -841,6 +845,37 @@ mod tests {
         ] {
             assert_eq!(nvlabs_key(native, d), nv);
             assert_eq!(native_key(nv, d), native);
+        }
+    }
+
+    /// Constructor arguments genforge does not build are refused by name, not ignored.
+    #[test]
+    fn unbuilt_arguments_are_errors() {
+        let file = Path::new("net.pkl");
+        let g = |synthesis: Value| {
+            serde_json::json!({"z_dim": 8, "w_dim": 8, "img_resolution": 16, "img_channels": 3,
+                "synthesis_kwargs": synthesis})
+        };
+        let ok = g(serde_json::json!({"channel_base": 128, "channel_max": 16}));
+        assert_eq!(config_of(&ok, None, file).unwrap().channels_at(16), 8);
+        for (synthesis, needle) in [
+            (
+                serde_json::json!({"use_noise": false}),
+                "use_noise is False",
+            ),
+            (
+                serde_json::json!({"architecture": "resnet"}),
+                "architecture is \"resnet\"",
+            ),
+            (
+                serde_json::json!({"fused_modconv_default": true}),
+                "fused_modconv_default",
+            ),
+        ] {
+            let e = config_of(&g(synthesis), None, file)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{e}");
         }
     }
 }
