@@ -1554,6 +1554,76 @@ fn stylegan2_pickles_import_and_draw_every_figure() {
     assert!(!tmp.path().join("none").exists());
 }
 
+/// NVlabs' TensorFlow StyleGAN (2019) and Progressive GAN pickles import as `stylegan` and
+/// `pggan` runs, and the family's commands run on them.
+#[test]
+fn stylegan_and_pggan_tf_pickles_import() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../genforge/tests/fixtures/tf");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let o = genforge_ok(&[
+        "import",
+        fixtures.join("stylegan-fused.pkl").to_str().unwrap(),
+        "--out",
+        &out("sg"),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("TF network version 3")
+            && text.contains("as a stylegan run (16x16, 6 ws) with its discriminator"),
+        "{text}"
+    );
+    let cfg = std::fs::read_to_string(tmp.path().join("sg/config.toml")).unwrap();
+    assert!(cfg.contains("family = \"stylegan\"") && cfg.contains("channel_base = 64"));
+    for args in [
+        vec![
+            "sample",
+            &out("sg"),
+            "--psi",
+            "0.7",
+            "--cutoff",
+            "2",
+            "--n",
+            "2",
+            "--out",
+            &out("s.png"),
+        ],
+        vec!["truncation", &out("sg"), "--out", &out("t.png")],
+        vec!["mix", &out("sg"), "--out", &out("m.png")],
+        vec!["noise", &out("sg"), "--draws", "3", "--out", &out("n.png")],
+    ] {
+        genforge_ok(&args);
+    }
+    let o = genforge_ok(&[
+        "import",
+        fixtures.join("pggan.pkl").to_str().unwrap(),
+        "--out",
+        &out("pg"),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("as a pggan run (16x16) with its discriminator"),
+        "{text}"
+    );
+    let cfg = std::fs::read_to_string(tmp.path().join("pg/config.toml")).unwrap();
+    assert!(cfg.contains("progressive = false"), "{cfg}");
+    genforge_ok(&["sample", &out("pg"), "--n", "2", "--out", &out("p.png")]);
+    assert!(tmp.path().join("p.png").is_file());
+    // A --family that is not the pickle's is refused before anything is written.
+    assert_clean_failure(
+        &genforge(&[
+            "import",
+            fixtures.join("pggan.pkl").to_str().unwrap(),
+            "--family",
+            "stylegan",
+            "--out",
+            &out("none"),
+        ]),
+        "is a pggan network",
+    );
+    assert!(!tmp.path().join("none").exists());
+}
+
 /// LPIPS needs the user's torchvision VGG16 file: without it, or with another file, `project`
 /// and `eval --metrics lpips` say where to get it; lpips is never mixed with the unpaired metrics.
 #[test]

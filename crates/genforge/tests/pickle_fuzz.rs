@@ -1,15 +1,19 @@
 //! Corrupt network pickles: truncated and bit-flipped copies of every pickle fixture, made here
 //! from a seed, go through the whole import path (pickle reader, tensors, constructor
-//! arguments, the StyleGAN2 build and key check). Each must end in an error or a network, never a
+//! arguments, the StyleGAN2, StyleGAN and Progressive GAN builds and key checks). Each must end in an error or a network, never a
 //! panic, a hang, or an allocation beyond what the file's bytes can hold.
 
 use std::path::Path;
 
 use genforge::burn::tensor::Device;
+use genforge::import::network_pickle::SAME_KEYS;
 use genforge::import::persistent;
 use genforge::import::pickle::Pickle;
 use genforge::import::stylegan2::{D_KEYS, G_KEYS, config_of, read};
+use genforge::import::tflib::TfNetwork;
+use genforge::import::{pggan as tf_pggan, stylegan as tf_stylegan};
 use genforge::models::stylegan2::{Discriminator, Generator};
+use genforge::models::{pggan, stylegan};
 use genforge::rng::Rng;
 
 /// Everything the import does with a pickle's bytes; errors are fine, panics are not.
@@ -19,7 +23,9 @@ fn import_path(bytes: &[u8]) {
         return;
     };
     let _ = persistent::summarize(&p);
-    let _ = genforge::import::tflib::networks(&p);
+    if let Ok([_, d, gs]) = genforge::import::tflib::networks(&p).as_deref() {
+        tf_path(gs, d);
+    }
     let Ok(nets) = read(&p, file) else {
         return;
     };
@@ -38,6 +44,38 @@ fn import_path(bytes: &[u8]) {
     }
 }
 
+/// The StyleGAN (2019) and Progressive GAN conversions and builds of a TF `(G, D, Gs)`.
+fn tf_path(gs: &TfNetwork, d: &TfNetwork) {
+    let device = Device::flex();
+    let file = Path::new("fuzz.pkl");
+    if let Ok(c) = tf_stylegan::config_of(gs, d) {
+        if c.resolution > 64 || c.z_dim > 512 || c.w_dim > 512 || c.channel_max > 64 {
+            return;
+        }
+        let mut g = stylegan::Generator::new(&c, &mut Rng::new(0), &device);
+        if let Ok(t) = tf_stylegan::generator(gs, &c) {
+            let _ = genforge::import::apply(&mut g, &t, &SAME_KEYS, file);
+        }
+        let mut dn = stylegan::Discriminator::new(&c, &mut Rng::new(1), &device);
+        if let Ok(t) = tf_stylegan::discriminator(d, &c) {
+            let _ = genforge::import::apply(&mut dn, &t, &SAME_KEYS, file);
+        }
+    }
+    if let Ok(c) = tf_pggan::config_of(gs, d) {
+        if c.resolution > 64 || c.z_dim > 512 || c.channel_max > 64 {
+            return;
+        }
+        let mut g = pggan::Generator::new(&c, &mut Rng::new(0), &device);
+        if let Ok(t) = tf_pggan::generator(gs, &c) {
+            let _ = genforge::import::apply(&mut g, &t, &SAME_KEYS, file);
+        }
+        let mut dn = pggan::Discriminator::new(&c, &mut Rng::new(1), &device);
+        if let Ok(t) = tf_pggan::discriminator(d, &c) {
+            let _ = genforge::import::apply(&mut dn, &t, &SAME_KEYS, file);
+        }
+    }
+}
+
 #[test]
 fn corrupt_pickles_give_errors_not_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -46,6 +84,9 @@ fn corrupt_pickles_give_errors_not_panics() {
         "stylegan2/cond.pkl",
         "stylegan2/tf-plain.pkl",
         "stylegan2/tf-cond.pkl",
+        "tf/stylegan.pkl",
+        "tf/stylegan-fused.pkl",
+        "tf/pggan.pkl",
     ]
     .iter()
     .map(|f| root.join(f))

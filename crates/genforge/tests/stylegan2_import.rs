@@ -4,7 +4,7 @@
 //! and the published networks' key and shape lists are genforge's skeletons.
 
 mod common;
-use common::assert_close;
+use common::{Golden, assert_close, values};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -22,30 +22,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/stylegan2")
         .join(name)
-}
-
-struct Golden(Value);
-
-impl Golden {
-    fn load(name: &str) -> Self {
-        let text = std::fs::read_to_string(fixture(&format!("{name}.golden.json"))).unwrap();
-        Golden(serde_json::from_str(&text).unwrap())
-    }
-    fn f32(&self, k: &str) -> Vec<f32> {
-        self.0[k]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect()
-    }
-    fn tensor<const D: usize>(&self, k: &str, shape: [usize; D], device: &Device) -> Tensor<D> {
-        Tensor::from_data(TensorData::new(self.f32(k), shape), device)
-    }
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec().unwrap()
 }
 
 /// G and D of a fixture pickle, configured from their `_init_kwargs`.
@@ -71,7 +47,7 @@ fn load(name: &str, device: &Device) -> (Stylegan2Config, Generator, Discriminat
 fn check_network(name: &str) {
     let device = Device::flex();
     let (cfg, g, d) = load(name, &device);
-    let golden = Golden::load(name);
+    let golden = Golden::load(&fixture(&format!("{name}.golden.json")));
     let b = golden.0["batch"].as_u64().unwrap() as usize;
     assert_eq!(g.num_ws(), golden.0["num_ws"].as_u64().unwrap() as usize);
     let z = golden.tensor("z", [b, cfg.z_dim], &device);
@@ -137,7 +113,7 @@ fn tf_stylegan2_pickles_convert_as_legacy_py_does() {
         let mut d = Discriminator::new(&cfg, &mut Rng::new(1), &device);
         apply(&mut g, &nets.g, &G_KEYS, &file).unwrap();
         apply(&mut d, nets.d.as_ref().unwrap(), &D_KEYS, &file).unwrap();
-        let golden = Golden::load(name);
+        let golden = Golden::load(&fixture(&format!("{name}.golden.json")));
         let b = golden.0["batch"].as_u64().unwrap() as usize;
         let z = golden.tensor("z", [b, cfg.z_dim], &device);
         let c = (cfg.num_classes > 0).then(|| golden.tensor("c", [b, cfg.num_classes], &device));

@@ -7,9 +7,11 @@ use genforge::import;
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// The network: an NVlabs stylegan2-ada-pytorch pickle (`ffhq.pkl`, `network-snapshot-*.pkl`;
-    /// read, never run), or a BigGAN-PyTorch generator state dict (`G_ema.pth`, `G.pth`, or the
-    /// TF-Hub conversion `biggan-128.pth`).
+    /// The network: an NVlabs network pickle (stylegan2-ada-pytorch's `ffhq.pkl`,
+    /// `network-snapshot-*.pkl`; TF StyleGAN2's `stylegan2-ffhq-config-f.pkl`; StyleGAN's
+    /// `karras2019stylegan-ffhq-1024x1024.pkl`; Progressive GAN's
+    /// `karras2018iclr-celebahq-1024x1024.pkl`; read, never run), or a BigGAN-PyTorch generator
+    /// state dict (`G_ema.pth`, `G.pth`, or the TF-Hub conversion `biggan-128.pth`).
     pub file: PathBuf,
     /// The network family (default: recognised from the file's keys).
     #[arg(long)]
@@ -70,19 +72,14 @@ pub fn import(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-/// An NVlabs network pickle: its networks listed, then G_ema (and D) imported as a stylegan2
-/// run.
+/// An NVlabs network pickle: its networks listed, then its generator (and D) imported as a run
+/// of the family it is (stylegan2, stylegan or pggan).
 fn import_pickle(args: &ImportArgs) -> Result<()> {
-    use genforge::import::{persistent, pickle::Pickle, stylegan2};
+    use genforge::import::{network_pickle, persistent, pickle::Pickle, stylegan2};
     if args.discriminator.is_some() || args.preset.is_some() {
         bail!(
             "config: --discriminator and --preset are for BigGAN-PyTorch files; an NVlabs pickle \
              holds its D and its configuration"
-        );
-    }
-    if let Some(f) = args.family.as_deref().filter(|f| *f != "stylegan2") {
-        bail!(
-            "config: --family {f}: an NVlabs stylegan2-ada-pytorch pickle is a stylegan2 network"
         );
     }
     let path = &args.file;
@@ -106,18 +103,23 @@ fn import_pickle(args: &ImportArgs) -> Result<()> {
         );
     }
     drop(p);
-    let done = stylegan2::import(path, &args.set, &args.out)?;
-    let c = &done.config;
+    let done = network_pickle::import(path, args.family.as_deref(), &args.set, &args.out)?;
     println!(
-        "imported {} tensors of {} (sha256 {}) as a stylegan2 run ({}x{}, {} ws{}){}: {}",
+        "imported {} tensors of {} ({}, sha256 {}) as a {} run ({}x{}{}{}){}: {}",
         done.tensors,
         path.display(),
+        done.format,
         done.sha256,
-        c.resolution,
-        c.resolution,
-        c.num_ws(),
-        if c.num_classes > 0 {
-            format!(", {} classes", c.num_classes)
+        done.family,
+        done.resolution,
+        done.resolution,
+        if done.styles > 0 {
+            format!(", {} ws", done.styles)
+        } else {
+            String::new()
+        },
+        if done.classes > 0 {
+            format!(", {} classes", done.classes)
         } else {
             String::new()
         },
@@ -128,9 +130,10 @@ fn import_pickle(args: &ImportArgs) -> Result<()> {
         },
         args.out.display()
     );
-    let class = if c.num_classes > 0 { " --class 0" } else { "" };
+    let class = if done.classes > 0 { " --class 0" } else { "" };
+    let psi = if done.styles > 0 { " --psi 0.7" } else { "" };
     println!(
-        "try: genforge sample {} --psi 0.7{class} --n 4 --out samples.png",
+        "try: genforge sample {}{psi}{class} --n 4 --out samples.png",
         args.out.display()
     );
     Ok(())

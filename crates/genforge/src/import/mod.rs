@@ -9,8 +9,11 @@
 //!   plain pickles (the groundwork for NVlabs' network pickles).
 
 pub mod biggan;
+pub mod network_pickle;
 pub mod persistent;
+pub mod pggan;
 pub mod pickle;
+pub mod stylegan;
 pub mod stylegan2;
 pub mod tflib;
 pub mod torch_pickle;

@@ -23,23 +23,24 @@ use burn::tensor::{Device, TensorData};
 use burn_pack::Tensor as PackTensor;
 use serde_json::Value;
 
+use super::network_pickle::{imported_config, write_gan_run};
 use super::persistent::{self, Module};
 use super::pickle::Pickle;
-use super::tflib::{self, TfNetwork};
-use super::torch_pickle::Tensor;
-use super::{KeyMap, apply, sha256, write_run};
-use crate::config::TrainConfig;
+use super::tflib::{
+    self, Converted, TfNetwork, kernel, matrix, put, side, tf_kwargs, unknown_keys,
+};
+use super::{KeyMap, apply, sha256};
 use crate::models::stylegan2::{DArchitecture, Discriminator, Generator, Stylegan2Config};
 use crate::models::{self, ModelConfig};
 use crate::nn::upfirdn2d;
 use crate::rng::Rng;
-use crate::run::checkpoint::{files, save_module};
 use crate::{Error, Result};
 
 /// Where NVlabs publishes its networks, for the error on a missing file.
 pub const WHERE: &str = "NVlabs publishes its StyleGAN2-ADA networks at \
     https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ (ffhq.pkl, metfaces.pkl, \
-    afhqcat.pkl, cifar10.pkl, ...)";
+    afhqcat.pkl, cifar10.pkl, ...); the READMEs of NVlabs/stylegan2, NVlabs/stylegan and \
+    tkarras/progressive_growing_of_gans link their TensorFlow pickles";
 
 /// genforge module path -> NVlabs key, for G (`d = false`) or D.
 fn nvlabs_key(native: &str, d: bool) -> String {
@@ -112,6 +113,7 @@ pub const D_KEYS: KeyMap = KeyMap {
 
 /// What [`import`] made.
 pub struct Imported {
+    pub format: &'static str,
     pub tensors: usize,
     pub discriminator: bool,
     pub sha256: String,
@@ -143,18 +145,6 @@ fn usize_of(v: &Value, key: &str, default: usize, file: &Path, net: &str) -> Res
             )
         }),
     }
-}
-
-/// The keys of the JSON object `v` outside `allowed` whose values are not null.
-fn unknown_keys<'a>(v: &'a Value, allowed: &[&str]) -> Vec<&'a String> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, x)| !allowed.contains(&k.as_str()) && !x.is_null())
-                .map(|(k, _)| k)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// An error naming any of `v`'s keys outside `known` (arguments genforge does not build).
@@ -399,8 +389,7 @@ pub fn networks<'p>(p: &'p Pickle, file: &Path) -> Result<(Module<'p>, Option<Mo
     let g = get("G_ema").or_else(|| get("G")).ok_or_else(|| {
         Error::data(
             file,
-            "holds no G_ema or G network: not a stylegan2-ada-pytorch pickle (the original \
-             TensorFlow pickles of StyleGAN, StyleGAN2 and Progressive GAN do not import yet)",
+            "holds no G_ema or G network: not a stylegan2-ada-pytorch pickle",
         )
     })?;
     if g.class_name != "Generator" {
@@ -461,16 +450,12 @@ fn tf_networks(nets: &[TfNetwork], file: &Path) -> Result<Networks> {
         ));
     };
     if gs.version < 4 || !gs.variables.keys().any(|k| k.ends_with("mod_weight")) {
-        let what = if gs.variables.keys().any(|k| k.contains("StyleMod")) {
-            "StyleGAN (2019)"
-        } else {
-            "an older NVlabs network (Progressive GAN or StyleGAN)"
-        };
         return Err(Error::data(
             file,
             format!(
-                "is a TensorFlow pickle of {what} (network version {}); genforge imports \
-                 StyleGAN2's TF pickles and stylegan2-ada-pytorch's, not this one yet",
+                "is a TensorFlow pickle of an older NVlabs network (version {}), not StyleGAN2; \
+                 `genforge import` builds StyleGAN (2019) and Progressive GAN pickles as \
+                 stylegan and pggan runs",
                 gs.version
             ),
         ));
@@ -485,53 +470,6 @@ fn tf_networks(nets: &[TfNetwork], file: &Path) -> Result<Networks> {
         g,
         d: Some(d),
     })
-}
-
-/// A TF network's keyword arguments checked against `known` (read) and `ignored`, as
-/// `legacy.py` checks them: any other key is an error.
-fn tf_kwargs(net: &TfNetwork, known: &[&str], ignored: &[&str]) -> std::result::Result<(), String> {
-    let allowed: Vec<&str> = known.iter().chain(ignored).copied().collect();
-    let unknown = unknown_keys(&net.static_kwargs, &allowed);
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "its TF network {} has arguments genforge does not convert: {unknown:?}",
-            net.name
-        ))
-    }
-}
-
-/// NVlabs key -> tensor, in burn-pack form.
-type Converted = BTreeMap<String, PackTensor>;
-
-fn put(out: &mut Converted, key: String, t: Tensor) {
-    let shape = t.shape.clone();
-    let data = TensorData::new(t.values, shape);
-    out.insert(key.clone(), bridge::from_data(data, key, None));
-}
-
-/// TF's `[kh, kw, in, out]` kernel as torch's `[out, in, kh, kw]`.
-fn kernel(t: &Tensor) -> std::result::Result<Tensor, String> {
-    if t.shape.len() == 4 {
-        Ok(t.permuted(&[3, 2, 0, 1]))
-    } else {
-        Err(format!("a conv kernel of shape {:?}", t.shape))
-    }
-}
-
-/// TF's `[in, out]` dense weight as torch's `[out, in]`.
-fn matrix(t: &Tensor) -> std::result::Result<Tensor, String> {
-    if t.shape.len() == 2 {
-        Ok(t.permuted(&[1, 0]))
-    } else {
-        Err(format!("a dense weight of shape {:?}", t.shape))
-    }
-}
-
-/// `res` of a TF scope name `RESxRES`.
-fn side(scope: &str) -> Option<usize> {
-    scope.split_once('x').and_then(|(a, _)| a.parse().ok())
 }
 
 /// TF StyleGAN2's `G_main` (the `Gs` average) as stylegan2-ada-pytorch's constructor
@@ -767,17 +705,11 @@ pub fn import(file: &Path, overrides: &[String], out: &Path) -> Result<Imported>
     let nets = read(&p, file)?;
     let (g_kwargs, d_kwargs) = (nets.g_kwargs.clone(), nets.d_kwargs.clone());
     let c = config_of(&g_kwargs, d_kwargs.as_ref(), file)?;
-    let mut cfg = TrainConfig::load("stylegan2-ffhq1024", &[])?;
-    cfg.model = ModelConfig::Stylegan2(c.clone());
-    cfg.apply_overrides(overrides)?;
-    let c = match &cfg.model {
-        ModelConfig::Stylegan2(c) => c.clone(),
-        other => {
-            return Err(Error::Config(format!(
-                "--set model.family: an NVlabs pickle builds a stylegan2 network, not {}",
-                other.family()
-            )));
-        }
+    let cfg = imported_config("stylegan2-ffhq1024", ModelConfig::Stylegan2(c), overrides)?;
+    let ModelConfig::Stylegan2(c) = cfg.model.clone() else {
+        return Err(Error::Config(
+            "--set model.family: an NVlabs pickle builds a stylegan2 network".into(),
+        ));
     };
     let device = Device::flex();
     let mut g = Generator::new(&c, &mut Rng::new(0), &device);
@@ -799,17 +731,15 @@ pub fn import(file: &Path, overrides: &[String], out: &Path) -> Result<Imported>
         "D": d_kwargs,
     });
     let has_d = d.is_some();
-    write_run(out, &cfg, source, |dir| {
-        save_module(models::Generator::Style2(g), &dir.join(files::GENERATOR))?;
-        if let Some(d) = d {
-            save_module(
-                models::Discriminator::Style2(d),
-                &dir.join(files::DISCRIMINATOR),
-            )?;
-        }
-        Ok(())
-    })?;
+    write_gan_run(
+        out,
+        &cfg,
+        source,
+        models::Generator::Style2(g),
+        d.map(models::Discriminator::Style2),
+    )?;
     Ok(Imported {
+        format: nets.format,
         tensors: n,
         discriminator: has_d,
         sha256: sha,

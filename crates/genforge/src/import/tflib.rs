@@ -8,6 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use burn::store::bridge;
+use burn::tensor::TensorData;
+use burn_pack::Tensor as PackTensor;
+
 use super::pickle::{Id, Node, Pickle, PickleError};
 use super::torch_pickle::{Tensor, ndarray};
 
@@ -32,10 +36,17 @@ pub fn network(p: &Pickle, id: Id) -> Result<Option<TfNetwork>> {
         return Ok(None);
     };
     match p.global(*callable) {
-        Some(("dnnlib.tflib.network", "Network") | ("tfutil", "Network")) => {}
+        Some(("dnnlib.tflib.network" | "tfutil" | "network", "Network")) => {}
         _ => return Ok(None),
     }
     let state = state.ok_or_else(|| PickleError("a TF network without its state".into()))?;
+    if p.get(state, "build_func_spec").is_some() {
+        return Err(PickleError(
+            "a Theano-era Progressive GAN network (the first release's format); re-save it with \
+             the TensorFlow release's legacy.py first"
+                .into(),
+        ));
+    }
     let mut variables = BTreeMap::new();
     let (name, version, static_kwargs) = collect(p, state, "", &mut variables)?;
     Ok(Some(TfNetwork {
@@ -107,6 +118,115 @@ pub fn networks(p: &Pickle) -> Result<Vec<TfNetwork>> {
     Ok(out)
 }
 
+/// The keys of the JSON object `v` outside `allowed` whose values are not null.
+pub fn unknown_keys<'a>(v: &'a serde_json::Value, allowed: &[&str]) -> Vec<&'a String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, x)| !allowed.contains(&k.as_str()) && !x.is_null())
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A TF network's keyword arguments checked against `known` (read) and `ignored`, as
+/// `legacy.py` checks them: any other key is an error.
+pub fn tf_kwargs(
+    net: &TfNetwork,
+    known: &[&str],
+    ignored: &[&str],
+) -> std::result::Result<(), String> {
+    let allowed: Vec<&str> = known.iter().chain(ignored).copied().collect();
+    let unknown = unknown_keys(&net.static_kwargs, &allowed);
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "its TF network {} has arguments genforge does not convert: {unknown:?}",
+            net.name
+        ))
+    }
+}
+
+/// An error when `net` sets argument `key` to anything but `want` (the one value genforge
+/// builds); numbers compare by value (`1` equals `1.0`).
+pub fn require(
+    net: &TfNetwork,
+    key: &str,
+    want: &serde_json::Value,
+) -> std::result::Result<(), String> {
+    let Some(v) = net.static_kwargs.get(key).filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let same = match (v.as_f64(), want.as_f64()) {
+        (Some(a), Some(b)) => a == b,
+        _ => v == want,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(format!(
+            "its TF network {} has {key} = {v}, which genforge does not build (only {want})",
+            net.name
+        ))
+    }
+}
+
+/// `net`'s argument `key` as a count, `default` when absent.
+pub fn usize_arg(net: &TfNetwork, key: &str, default: usize) -> std::result::Result<usize, String> {
+    match net.static_kwargs.get(key).filter(|v| !v.is_null()) {
+        None => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("its TF network {} has {key} = {v}, not a count", net.name)),
+    }
+}
+
+/// `lod` must be 0: a network saved mid-growth draws at a lower resolution.
+pub fn check_lod(name: &str, t: &Tensor) -> std::result::Result<(), String> {
+    match t.values.as_slice() {
+        [v] if *v == 0.0 => Ok(()),
+        v => Err(format!(
+            "{name} = {v:?}: a network saved while growing (lod > 0); genforge imports finished \
+             networks (lod = 0)"
+        )),
+    }
+}
+
+/// Converted tensors by key (the target network's), in burn-pack form.
+pub type Converted = BTreeMap<String, PackTensor>;
+
+pub fn put(out: &mut Converted, key: String, t: Tensor) {
+    let shape = t.shape.clone();
+    let data = TensorData::new(t.values, shape);
+    out.insert(key.clone(), bridge::from_data(data, key, None));
+}
+
+/// TF's `[kh, kw, in, out]` kernel as torch's `[out, in, kh, kw]`.
+pub fn kernel(t: &Tensor) -> std::result::Result<Tensor, String> {
+    if t.shape.len() == 4 {
+        Ok(t.permuted(&[3, 2, 0, 1]))
+    } else {
+        Err(format!("a conv kernel of shape {:?}", t.shape))
+    }
+}
+
+/// TF's `[in, out]` dense weight as torch's `[out, in]`.
+pub fn matrix(t: &Tensor) -> std::result::Result<Tensor, String> {
+    if t.shape.len() == 2 {
+        Ok(t.permuted(&[1, 0]))
+    } else {
+        Err(format!("a dense weight of shape {:?}", t.shape))
+    }
+}
+
+/// `res` of a TF scope name `RESxRES`.
+pub fn side(scope: &str) -> Option<usize> {
+    scope.split_once('x').and_then(|(a, _)| a.parse().ok())
+}
+
 impl Tensor {
     /// Dimensions reordered: output dimension `i` is input dimension `perm[i]` (numpy's
     /// `transpose(perm)`).
@@ -159,6 +279,14 @@ impl Tensor {
             shape: self.shape[n..].to_vec(),
             values: self.values.clone(),
         })
+    }
+
+    pub fn scaled(&self, v: f32) -> Tensor {
+        Tensor {
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            values: self.values.iter().map(|x| x * v).collect(),
+        }
     }
 
     pub fn plus(&self, v: f32) -> Tensor {

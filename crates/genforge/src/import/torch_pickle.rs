@@ -292,28 +292,14 @@ pub fn tensor(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
 /// `numpy.core.multiarray._reconstruct(numpy.ndarray, (0,), b"b")` (`numpy._core` since numpy 2)
 /// with the `BUILD` state `(version, shape, dtype, is_fortran, raw bytes)`, the dtype being
 /// `numpy.dtype(code, False, True)` with the state `(3, byte order, ...)`. `None` when the node is
-/// not such an array.
-pub fn ndarray(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
-    let Node::Object {
-        callable, state, ..
-    } = p.node(id)
-    else {
-        return Ok(None);
-    };
-    match p.global(*callable) {
-        Some(("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct")) => {}
-        _ => return Ok(None),
-    }
-    let fields = state.and_then(|s| p.elements(s)).unwrap_or(&[]);
-    let [_, shape, dtype, fortran, data] = fields else {
-        return err("a numpy array without its (version, shape, dtype, order, data) state");
-    };
+/// A pickled `numpy.dtype(code, ...)` with its state, as a [`Dtype`] and the code.
+fn numpy_dtype(p: &Pickle, id: Id) -> Result<(Dtype, &str)> {
     let Node::Object {
         callable: dt,
         args,
         state: dt_state,
         ..
-    } = p.node(*dtype)
+    } = p.node(id)
     else {
         return err("a numpy array's dtype is not numpy.dtype(...)");
     };
@@ -329,6 +315,46 @@ pub fn ndarray(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
     let dtype = Dtype::of_numpy(code)
         .filter(|_| order != ">")
         .ok_or_else(|| PickleError(format!("unsupported numpy dtype {order}{code}")))?;
+    Ok((dtype, code))
+}
+
+/// not such an array.
+pub fn ndarray(p: &Pickle, id: Id) -> Result<Option<Tensor>> {
+    let Node::Object {
+        callable,
+        args,
+        state,
+        ..
+    } = p.node(id)
+    else {
+        return Ok(None);
+    };
+    match p.global(*callable) {
+        Some(("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct")) => {}
+        // A numpy scalar (`np.float32(0)`, what TF returns for a 0-d variable):
+        // `scalar(dtype, bytes)`.
+        Some(("numpy.core.multiarray" | "numpy._core.multiarray", "scalar")) => {
+            let [dtype, data] = p.elements(*args).unwrap_or(&[]) else {
+                return err("a numpy scalar without its (dtype, data) arguments");
+            };
+            let (dtype, code) = numpy_dtype(p, *dtype)?;
+            let bytes = p
+                .bytes(*data)
+                .filter(|b| b.len() == dtype.size())
+                .ok_or_else(|| PickleError(format!("a numpy {code} scalar without its bytes")))?;
+            return Ok(Some(Tensor {
+                dtype,
+                shape: Vec::new(),
+                values: vec![dtype.get(&bytes, 0)],
+            }));
+        }
+        _ => return Ok(None),
+    }
+    let fields = state.and_then(|s| p.elements(s)).unwrap_or(&[]);
+    let [_, shape, dtype, fortran, data] = fields else {
+        return err("a numpy array without its (version, shape, dtype, order, data) state");
+    };
+    let (dtype, code) = numpy_dtype(p, *dtype)?;
     let shape: Vec<usize> = ints(p, *shape)?
         .into_iter()
         .map(|v| usize::try_from(v).map_err(|_| PickleError("a negative numpy dimension".into())))

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use genforge::burn::module::{Module, ModuleVisitor, Param};
-use genforge::burn::tensor::{Device, Tensor};
+use genforge::burn::tensor::{Device, Tensor, TensorData};
 use genforge::config::TrainConfig;
 use genforge::train::loop_::{RunSource, Silent};
 use genforge::train::{TrainOptions, train};
@@ -65,4 +65,36 @@ pub fn assert_close(got: Vec<f32>, want: &[f32], tol: f32, what: &str) {
         worst <= tol * scale,
         "{what}: max |diff| {worst} (scale {scale})"
     );
+}
+
+/// Inputs and outputs recorded by a reference implementation (`*.golden.json`).
+pub struct Golden(pub serde_json::Value);
+
+impl Golden {
+    pub fn load(path: &Path) -> Self {
+        let text = std::fs::read_to_string(path).unwrap();
+        Golden(serde_json::from_str(&text).unwrap())
+    }
+    pub fn f32(&self, k: &str) -> Vec<f32> {
+        floats(&self.0[k])
+    }
+    pub fn usize(&self, k: &str) -> usize {
+        self.0[k].as_u64().unwrap() as usize
+    }
+    pub fn tensor<const D: usize>(&self, k: &str, shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(self.f32(k), shape), device)
+    }
+}
+
+/// A JSON array of numbers as f32.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec().unwrap()
 }
