@@ -33,7 +33,11 @@ Writes, into the output directory:
 - `keys-<net>.txt`: `net/variable shape` of every variable of the networks NVlabs published,
   built at full size (`stylegan-ffhq1024`: `karras2019stylegan-ffhq-1024x1024.pkl`'s G_style
   and D_basic; `pggan-celebahq1024`: `karras2018iclr-celebahq-1024x1024.pkl`'s G_paper and
-  D_paper), components as `component/variable`, and `kwargs-<net>.json`, their arguments.
+  D_paper), components as `component/variable`, and `kwargs-<net>.json`, their arguments;
+- with `--full DIR`, into DIR (not committed: 300 MB each): those two full-size `(G, D, Gs)` with
+  randomised weights, and `<net>.golden.json` with `z`, every 997th value of `Gs`'s image
+  (`randomize_noise=False`, no truncation) and `D`'s score, for the ignored test
+  `full_size_pickles_match_tf` (`GENFORGE_TF_FULL_DIR=DIR`).
 """
 import copyreg
 import json
@@ -48,6 +52,9 @@ tf.disable_v2_behavior()
 sys.modules["tensorflow"] = tf
 
 stylegan_repo, pggan_repo, out_dir = sys.argv[1:4]
+# --full DIR: also full-size networks (FFHQ 1024 StyleGAN, CelebA-HQ 1024 Progressive GAN) with
+# randomised weights, for the ignored full-size test (hundreds of MB: not committed).
+full_dir = sys.argv[sys.argv.index("--full") + 1] if "--full" in sys.argv else None
 os.makedirs(out_dir, exist_ok=True)
 SOURCE = "# source not shipped\n"
 
@@ -131,6 +138,16 @@ def keys(nets, name, kwargs):
     save_json("kwargs-%s.json" % name, kwargs)
 
 
+def save_full(nets, name, network_class, golden):
+    """A full-size `(G, D, Gs)`, its input `z` and every 997th value of its outputs, into
+    `full_dir`."""
+    write_pickle(nets, os.path.join(full_dir, name + ".pkl"), network_class)
+    out = {k: floats(np.asarray(v).ravel()[::997]) for k, v in golden.items()}
+    out["z"] = floats(golden["z"])
+    with open(os.path.join(full_dir, name + ".golden.json"), "w") as f:
+        json.dump(out, f)
+
+
 def distinct(a, what):
     a = np.asarray(a)
     assert np.abs(a[0] - a[1]).max() > 1e-3, "%s does not depend on its input" % what
@@ -188,6 +205,15 @@ full = dict(num_channels=3, resolution=1024, label_size=0)
 G = tflib.Network("G", func_name="training.networks_stylegan.G_style", **full)
 D = tflib.Network("D", func_name="training.networks_stylegan.D_basic", **full)
 keys((("G", G), ("D", D)), "stylegan-ffhq1024", full)
+if full_dir:
+    Gs = G.clone("Gs")
+    rs = np.random.RandomState(4)
+    for net in (G, D, Gs):
+        randomise(net, rs, tf.get_default_session())
+    z = rs.randn(1, 512).astype(np.float32)
+    images = Gs.components.synthesis.run(Gs.components.mapping.run(z, None), randomize_noise=False)
+    save_full((G, D, Gs), "stylegan-ffhq1024", tflib.Network, {
+        "z": z, "images": images, "d_images": D.run(images, None)})
 
 # Progressive GAN: its modules are top-level (`tfutil`, `networks`), loaded from its checkout.
 sys.path.remove(stylegan_repo)
@@ -224,6 +250,15 @@ fresh_graph()
 G = tfutil.Network("G", func="networks.G_paper", **full)
 D = tfutil.Network("D", func="networks.D_paper", **full)
 keys((("G", G), ("D", D)), "pggan-celebahq1024", full)
+if full_dir:
+    Gs = G.clone("Gs")
+    rs = np.random.RandomState(5)
+    for net in (G, D, Gs):
+        randomise(net, rs, tf.get_default_session())
+    z = rs.randn(1, 512).astype(np.float32)
+    images = Gs.run(z, np.zeros([1, 0], np.float32))
+    save_full((G, D, Gs), "pggan-celebahq1024", tfutil.Network, {
+        "z": z, "images": images, "d_images": D.run(images)[0]})
 print("wrote", sorted(os.listdir(out_dir)))
 sys.stdout.flush()
 os._exit(0)  # skips TF's complaints about the graph contexts left open above

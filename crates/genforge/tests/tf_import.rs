@@ -258,3 +258,60 @@ fn unbuilt_arguments_and_growing_networks_are_errors() {
     let e = pggan::config_of(&gs, &unfused).unwrap_err();
     assert!(e.contains("fused_scale"), "{e}");
 }
+
+/// Full-size networks (FFHQ 1024 StyleGAN with `fused_scale='auto'`: fused from 128x128 up, as
+/// published; CelebA-HQ 1024 Progressive GAN) written with randomised weights by
+/// `scripts/tf_network_fixtures.py ... --full DIR`, hundreds of MB, so not committed: run with
+/// `GENFORGE_TF_FULL_DIR=DIR cargo test --release --test tf_import -- --ignored`. Imports each
+/// with `genforge import`'s code path and compares every 997th output value with TF's.
+#[test]
+#[ignore]
+fn full_size_pickles_match_tf() {
+    let Ok(dir) = std::env::var("GENFORGE_TF_FULL_DIR") else {
+        panic!("set GENFORGE_TF_FULL_DIR to the --full directory of tf_network_fixtures.py");
+    };
+    let dir = PathBuf::from(dir);
+    let device = Device::flex();
+    let every = |v: Vec<f32>| v.into_iter().step_by(997).collect::<Vec<_>>();
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["stylegan-ffhq1024", "pggan-celebahq1024"] {
+        let file = dir.join(format!("{name}.pkl"));
+        let done =
+            genforge::import::network_pickle::import(&file, None, &[], &tmp.path().join(name))
+                .unwrap();
+        assert_eq!(done.resolution, 1024);
+        let golden = Golden::load(&dir.join(format!("{name}.golden.json")));
+        let map = genforge::import::stylegan2::map_file(&file).unwrap();
+        let p = Pickle::parse(&map).unwrap();
+        let nets = tflib::networks(&p).unwrap();
+        let (d, gs) = (&nets[1], &nets[2]);
+        let z = golden.tensor("z", [1, 512], &device);
+        let (img, score) = if name.starts_with("stylegan") {
+            let cfg = stylegan::config_of(gs, d).unwrap();
+            let mut g = stylegan_model::Generator::new(&cfg, &mut Rng::new(0), &device);
+            let mut dn = stylegan_model::Discriminator::new(&cfg, &mut Rng::new(1), &device);
+            load(&mut g, &stylegan::generator(gs, &cfg).unwrap(), name);
+            load(&mut dn, &stylegan::discriminator(d, &cfg).unwrap(), name);
+            let noise = (0..g.num_layers())
+                .map(|i| {
+                    let t = &gs.variables[&format!("synthesis/noise{i}")];
+                    let data = TensorData::new(t.values.clone(), t.shape.clone());
+                    Some(Tensor::<4>::from_data(data, &device))
+                })
+                .collect();
+            let ws = vec![g.to_w(z); g.num_layers()];
+            let img = g.synthesis(&ws, Noise::Fixed(noise));
+            (img.clone(), dn.forward(img))
+        } else {
+            let cfg = pggan::config_of(gs, d).unwrap();
+            let mut g = pggan_model::Generator::new(&cfg, &mut Rng::new(0), &device);
+            let mut dn = pggan_model::Discriminator::new(&cfg, &mut Rng::new(1), &device);
+            load(&mut g, &pggan::generator(gs, &cfg).unwrap(), name);
+            load(&mut dn, &pggan::discriminator(d, &cfg).unwrap(), name);
+            let img = g.forward(z);
+            (img.clone(), dn.forward(img))
+        };
+        assert_close(every(values(img)), &golden.f32("images"), 1e-4, name);
+        assert_close(values(score), &golden.f32("d_images"), 1e-4, name);
+    }
+}

@@ -131,7 +131,12 @@ fn import_pickle(args: &ImportArgs) -> Result<()> {
         args.out.display()
     );
     let class = if done.classes > 0 { " --class 0" } else { "" };
-    let psi = if done.styles > 0 { " --psi 0.7" } else { "" };
+    // NVlabs' defaults: StyleGAN (2019) truncates the first 8 ws only.
+    let psi = match done.family {
+        "stylegan" => " --psi 0.7 --cutoff 8",
+        _ if done.styles > 0 => " --psi 0.7",
+        _ => "",
+    };
     println!(
         "try: genforge sample {}{psi}{class} --n 4 --out samples.png",
         args.out.display()
