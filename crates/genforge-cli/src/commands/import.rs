@@ -26,12 +26,17 @@ pub struct ImportArgs {
     /// The matching discriminator (`D.pth`), for D's attention figures.
     #[arg(long)]
     pub discriminator: Option<PathBuf>,
-    /// The run directory to create.
+    /// The run directory to create (default: `runs/<file name without extension>`).
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
 }
 
-pub fn import(args: ImportArgs) -> Result<()> {
+pub fn import(mut args: ImportArgs) -> Result<()> {
+    if args.out.is_none() {
+        let stem = args.file.file_stem().unwrap_or(args.file.as_os_str());
+        args.out = Some(PathBuf::from("runs").join(stem));
+    }
+    let out = args.out.as_deref().expect("set above");
     if args.file.extension().is_some_and(|e| e == "pkl") {
         return import_pickle(&args);
     }
@@ -47,7 +52,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
         args.discriminator.as_deref(),
         args.preset.as_deref(),
         &args.set,
-        &args.out,
+        out,
     )?;
     println!(
         "imported {} tensors of {} (sha256 {}) as a {} run{}: {}",
@@ -60,13 +65,13 @@ pub fn import(args: ImportArgs) -> Result<()> {
         } else {
             ""
         },
-        args.out.display()
+        out.display()
     );
     if done.classes == 1000 {
         println!(
             "try: genforge sample {} --class \"golden retriever\" --truncation 0.5 --n 16 --out \
              samples.png",
-            args.out.display()
+            out.display()
         );
     }
     Ok(())
@@ -83,6 +88,7 @@ fn import_pickle(args: &ImportArgs) -> Result<()> {
         );
     }
     let path = &args.file;
+    let out = args.out.as_deref().expect("set by import");
     let map = stylegan2::map_file(path)?;
     let p = Pickle::parse(&map)
         .map_err(|e| anyhow::anyhow!("{}: not a readable pickle: {e}", path.display()))?;
@@ -103,7 +109,7 @@ fn import_pickle(args: &ImportArgs) -> Result<()> {
         );
     }
     drop(p);
-    let done = network_pickle::import(path, args.family.as_deref(), &args.set, &args.out)?;
+    let done = network_pickle::import(path, args.family.as_deref(), &args.set, out)?;
     println!(
         "imported {} tensors of {} ({}, sha256 {}) as a {} run ({}x{}{}{}){}: {}",
         done.tensors,
@@ -128,7 +134,7 @@ fn import_pickle(args: &ImportArgs) -> Result<()> {
         } else {
             ""
         },
-        args.out.display()
+        out.display()
     );
     let class = if done.classes > 0 { " --class 0" } else { "" };
     // NVlabs' defaults: StyleGAN (2019) truncates the first 8 ws only.
@@ -139,7 +145,7 @@ fn import_pickle(args: &ImportArgs) -> Result<()> {
     };
     println!(
         "try: genforge sample {}{psi}{class} --n 4 --out samples.png",
-        args.out.display()
+        out.display()
     );
     Ok(())
 }
