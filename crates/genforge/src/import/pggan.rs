@@ -17,7 +17,8 @@
 use serde_json::json;
 
 use super::tflib::{
-    Converted, TfNetwork, check_lod, kernel, matrix, put, require, side, tf_kwargs, usize_arg,
+    Converted, TfNetwork, check_discriminator, check_lod, convert, matrix, not_in_network, put,
+    require, side, tf_kwargs, torch_layout, usize_arg,
 };
 use crate::models::pggan::PgganConfig;
 
@@ -76,7 +77,6 @@ pub fn config_of(gs: &TfNetwork, d: &TfNetwork) -> Result<PgganConfig, String> {
     ] {
         require(d, key, &want)?;
     }
-    // Both build functions default to 1 channel at 32x32; the training set always sets both.
     let g = |key, default| usize_arg(gs, key, default);
     let (base, max) = (g("fmap_base", 8192)?, g("fmap_max", 512)?);
     let cfg = PgganConfig {
@@ -87,23 +87,13 @@ pub fn config_of(gs: &TfNetwork, d: &TfNetwork) -> Result<PgganConfig, String> {
         channel_max: max,
         mbstd_group: usize_arg(d, "mbstd_group_size", 4)?,
     };
-    for (key, mine, default) in [
-        ("num_channels", cfg.channels, 1),
-        ("resolution", cfg.resolution, 32),
-        ("fmap_base", cfg.channel_base, 8192),
-        ("fmap_max", cfg.channel_max, 512),
-    ] {
-        if usize_arg(d, key, default)? != mine {
-            return Err(format!("its D has another {key} than its G"));
-        }
-    }
-    if cfg.mbstd_group < 2 {
-        return Err(
-            "its D has no minibatch stddev layer (mbstd_group_size < 2), which genforge \
-                    does not build"
-                .into(),
-        );
-    }
+    let sizes = [
+        cfg.channels,
+        cfg.resolution,
+        cfg.channel_base,
+        cfg.channel_max,
+    ];
+    check_discriminator(d, sizes, cfg.mbstd_group)?;
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
 }
@@ -114,99 +104,68 @@ fn level_of(lod: &str, prefix: &str, cfg: &PgganConfig) -> Option<usize> {
     cfg.final_level().checked_sub(n)
 }
 
+/// The block of a `RESxRES` scope: G's `blocks[l]` makes, and D's takes down, `8 * 2^l`.
+fn block_of(scope: &str, cfg: &PgganConfig) -> Option<usize> {
+    let r = side(scope).filter(|&r| r <= cfg.resolution)?;
+    (r.trailing_zeros() as usize).checked_sub(3)
+}
+
 /// `Gs` (G_paper) as tensors of genforge's `pggan::Generator`.
 pub fn generator(gs: &TfNetwork, cfg: &PgganConfig) -> Result<Converted, String> {
-    let mut out = Converted::new();
-    for (name, t) in &gs.variables {
-        let mut one = || -> Result<(), String> {
-            let parts: Vec<&str> = name.split('/').collect();
-            let unexpected = || format!("not in this network (shape {:?})", t.shape);
-            let conv = |p: &str| {
-                if p == "weight" {
-                    kernel(t)
-                } else {
-                    Ok(t.plus(0.0))
-                }
-            };
-            match parts.as_slice() {
-                ["lod"] => check_lod(name, t)?,
-                ["4x4", "Dense", "weight"] => put(&mut out, "dense.weight".into(), matrix(t)?),
-                ["4x4", "Dense", "bias"] => put(&mut out, "dense_bias".into(), t.plus(0.0)),
-                ["4x4", "Conv", p] => put(&mut out, format!("conv.{p}"), conv(p)?),
-                [rgb, p] if rgb.starts_with("ToRGB_lod") => {
-                    let l = level_of(rgb, "ToRGB_lod", cfg).ok_or_else(unexpected)?;
-                    put(&mut out, format!("to_rgb.{l}.{p}"), conv(p)?);
-                }
-                [scope, layer, p] => {
-                    let r = side(scope)
-                        .filter(|&r| r <= cfg.resolution)
-                        .ok_or_else(unexpected)?;
-                    let l = (r.trailing_zeros() as usize)
-                        .checked_sub(3)
-                        .ok_or_else(unexpected)?; // blocks[l] makes 8 * 2^l
-                    let key = |c: &str| format!("blocks.{l}.{c}.{p}");
-                    match (*layer, *p) {
-                        // [kh, kw, out, in] of a transposed conv: an ordinary, flipped kernel.
-                        ("Conv0_up", "weight") if t.shape.len() == 4 => put(
-                            &mut out,
-                            key("conv0"),
-                            t.flipped01().permuted(&[2, 3, 0, 1]),
-                        ),
-                        ("Conv0_up" | "Conv0", _) => put(&mut out, key("conv0"), conv(p)?),
-                        ("Conv1", _) => put(&mut out, key("conv1"), conv(p)?),
-                        _ => return Err(unexpected()),
-                    }
-                }
-                _ => return Err(unexpected()),
+    convert("Gs", gs, |name, parts, t, out| {
+        let unexpected = || not_in_network(t);
+        match parts {
+            ["lod"] => check_lod(name, t)?,
+            ["4x4", "Dense", "weight"] => put(out, "dense.weight".into(), matrix(t)?),
+            ["4x4", "Dense", "bias"] => put(out, "dense_bias".into(), t.plus(0.0)),
+            ["4x4", "Conv", p] => put(out, format!("conv.{p}"), torch_layout(p, t)?),
+            [rgb, p] if rgb.starts_with("ToRGB_lod") => {
+                let l = level_of(rgb, "ToRGB_lod", cfg).ok_or_else(unexpected)?;
+                put(out, format!("to_rgb.{l}.{p}"), torch_layout(p, t)?);
             }
-            Ok(())
-        };
-        one().map_err(|e| format!("TF variable Gs/{name}: {e}"))?;
-    }
-    Ok(out)
+            [scope, layer, p] => {
+                let l = block_of(scope, cfg).ok_or_else(unexpected)?;
+                let key = |c: &str| format!("blocks.{l}.{c}.{p}");
+                match (*layer, *p) {
+                    // [kh, kw, out, in] of a transposed conv: an ordinary, flipped kernel.
+                    ("Conv0_up", "weight") if t.shape.len() == 4 => {
+                        put(out, key("conv0"), t.flipped01().permuted(&[2, 3, 0, 1]))
+                    }
+                    ("Conv0_up" | "Conv0", _) => put(out, key("conv0"), torch_layout(p, t)?),
+                    ("Conv1", _) => put(out, key("conv1"), torch_layout(p, t)?),
+                    _ => return Err(unexpected()),
+                }
+            }
+            _ => return Err(unexpected()),
+        }
+        Ok(())
+    })
 }
 
 /// `D` (D_paper) as tensors of genforge's `pggan::Discriminator`.
 pub fn discriminator(d: &TfNetwork, cfg: &PgganConfig) -> Result<Converted, String> {
-    let mut out = Converted::new();
-    for (name, t) in &d.variables {
-        let mut one = || -> Result<(), String> {
-            let parts: Vec<&str> = name.split('/').collect();
-            let unexpected = || format!("not in this network (shape {:?})", t.shape);
-            let tensor = |p: &str| match (p, t.shape.len()) {
-                ("weight", 4) => kernel(t),
-                ("weight", _) => matrix(t),
-                _ => Ok(t.plus(0.0)),
-            };
-            match parts.as_slice() {
-                ["lod"] => check_lod(name, t)?,
-                ["4x4", "Conv", p] => put(&mut out, format!("conv.{p}"), tensor(p)?),
-                ["4x4", "Dense0", p] => put(&mut out, format!("dense0.{p}"), tensor(p)?),
-                ["4x4", "Dense1", p] => put(&mut out, format!("dense1.{p}"), tensor(p)?),
-                [rgb, p] if rgb.starts_with("FromRGB_lod") => {
-                    let l = level_of(rgb, "FromRGB_lod", cfg).ok_or_else(unexpected)?;
-                    put(&mut out, format!("from_rgb.{l}.{p}"), tensor(p)?);
-                }
-                [scope, layer, p] => {
-                    let r = side(scope)
-                        .filter(|&r| r <= cfg.resolution)
-                        .ok_or_else(unexpected)?;
-                    // blocks[l] takes 8 * 2^l down to its half.
-                    let l = (r.trailing_zeros() as usize)
-                        .checked_sub(3)
-                        .ok_or_else(unexpected)?;
-                    let conv = match *layer {
-                        "Conv0" => "conv0",
-                        "Conv1_down" => "conv1",
-                        _ => return Err(unexpected()),
-                    };
-                    put(&mut out, format!("blocks.{l}.{conv}.{p}"), tensor(p)?);
-                }
-                _ => return Err(unexpected()),
+    convert("D", d, |name, parts, t, out| {
+        let unexpected = || not_in_network(t);
+        match parts {
+            ["lod"] => check_lod(name, t)?,
+            ["4x4", "Conv", p] => put(out, format!("conv.{p}"), torch_layout(p, t)?),
+            ["4x4", "Dense0", p] => put(out, format!("dense0.{p}"), torch_layout(p, t)?),
+            ["4x4", "Dense1", p] => put(out, format!("dense1.{p}"), torch_layout(p, t)?),
+            [rgb, p] if rgb.starts_with("FromRGB_lod") => {
+                let l = level_of(rgb, "FromRGB_lod", cfg).ok_or_else(unexpected)?;
+                put(out, format!("from_rgb.{l}.{p}"), torch_layout(p, t)?);
             }
-            Ok(())
-        };
-        one().map_err(|e| format!("TF variable D/{name}: {e}"))?;
-    }
-    Ok(out)
+            [scope, layer, p] => {
+                let l = block_of(scope, cfg).ok_or_else(unexpected)?;
+                let conv = match *layer {
+                    "Conv0" => "conv0",
+                    "Conv1_down" => "conv1",
+                    _ => return Err(unexpected()),
+                };
+                put(out, format!("blocks.{l}.{conv}.{p}"), torch_layout(p, t)?);
+            }
+            _ => return Err(unexpected()),
+        }
+        Ok(())
+    })
 }

@@ -21,8 +21,11 @@ use std::f32::consts::SQRT_2;
 
 use serde_json::{Value, json};
 
+use super::torch_pickle::Tensor;
+
 use super::tflib::{
-    Converted, TfNetwork, check_lod, kernel, matrix, put, require, side, tf_kwargs, usize_arg,
+    Converted, TfNetwork, check_discriminator, check_lod, convert, kernel, not_in_network, put,
+    require, side, tf_kwargs, torch_layout, usize_arg,
 };
 use crate::models::stylegan::{StyleganConfig, Synthesis};
 
@@ -148,155 +151,117 @@ pub fn config_of(gs: &TfNetwork, d: &TfNetwork) -> Result<StyleganConfig, String
             "mapping_fmaps differs from dlatent_size, which genforge does not build".into(),
         );
     }
-    // D_basic's defaults are 1 channel at 32x32; the training set always sets both.
-    for (key, mine, default) in [
-        ("num_channels", cfg.channels, 1),
-        ("resolution", cfg.resolution, 32),
-        ("fmap_base", cfg.channel_base, 8192),
-        ("fmap_max", cfg.channel_max, 512),
-    ] {
-        if usize_arg(d, key, default)? != mine {
-            return Err(format!("its D has another {key} than its G"));
-        }
-    }
-    if cfg.mbstd_group < 2 {
-        return Err(
-            "its D has no minibatch stddev layer (mbstd_group_size < 2), which genforge \
-                    does not build"
-                .into(),
-        );
-    }
+    let sizes = [
+        cfg.channels,
+        cfg.resolution,
+        cfg.channel_base,
+        cfg.channel_max,
+    ];
+    check_discriminator(d, sizes, cfg.mbstd_group)?;
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
 }
 
+/// A dense layer whose He gain genforge applies after the activation: its bias over sqrt 2.
+fn gain_after(leaf: &str, t: &Tensor) -> Result<Tensor, String> {
+    if leaf == "bias" {
+        Ok(t.scaled(1.0 / SQRT_2))
+    } else {
+        torch_layout(leaf, t)
+    }
+}
+
 /// `Gs` (G_style) as tensors of genforge's `stylegan::Generator`.
 pub fn generator(gs: &TfNetwork, cfg: &StyleganConfig) -> Result<Converted, String> {
-    let mut out = Converted::new();
     let top = cfg.resolution.trailing_zeros() as usize - 2; // the lod of ToRGB_lod0's level
-    for (name, t) in &gs.variables {
-        let mut one = || -> Result<(), String> {
-            let parts: Vec<&str> = name.split('/').collect();
-            let unexpected = || format!("not in this network (shape {:?})", t.shape);
-            let dense = |p: &str, bias_scale: f32| match p {
-                "weight" => matrix(t),
-                "bias" => Ok(t.scaled(bias_scale)),
-                _ => Err(unexpected()),
-            };
-            match parts.as_slice() {
-                ["lod"] | ["synthesis", "lod"] => check_lod(name, t)?,
-                ["dlatent_avg"] => put(&mut out, "w_avg".into(), t.plus(0.0)),
-                ["mapping", layer, p] if layer.starts_with("Dense") => {
-                    let i: usize = layer["Dense".len()..].parse().map_err(|_| unexpected())?;
-                    put(
-                        &mut out,
-                        format!("mapping.layers.{i}.{p}"),
-                        dense(p, 1.0 / SQRT_2)?,
-                    );
-                }
-                ["synthesis", noise] if noise.starts_with("noise") => {}
-                ["synthesis", rgb, _] if rgb.starts_with("ToRGB_lod") => {
-                    let lod: usize = rgb["ToRGB_lod".len()..].parse().map_err(|_| unexpected())?;
-                    if lod == 0 {
-                        let leaf = parts[2];
-                        let v = if leaf == "weight" {
-                            kernel(t)?
-                        } else {
-                            t.plus(0.0)
-                        };
-                        put(&mut out, format!("to_rgb.{leaf}"), v);
-                    } else if lod > top {
-                        return Err(unexpected());
-                    }
-                }
-                ["synthesis", "4x4", "Const", "const"] => {
-                    put(&mut out, "constant".into(), t.plus(0.0))
-                }
-                ["synthesis", scope, layer, rest @ ..] => {
-                    let r = side(scope)
-                        .filter(|&r| r <= cfg.resolution)
-                        .ok_or_else(unexpected)?;
-                    let i = match (r, *layer) {
-                        (4, "Const") => 0,
-                        (4, "Conv") => 1,
-                        (_, "Conv0_up") => 2 * r.trailing_zeros() as usize - 4,
-                        (_, "Conv1") => 2 * r.trailing_zeros() as usize - 3,
-                        _ => return Err(unexpected()),
-                    };
-                    let key = |leaf: &str| format!("layers.{i}.{leaf}");
-                    match rest {
-                        ["weight"] if *layer == "Conv0_up" && fused_up(gs, r) => {
-                            put(&mut out, key("conv.weight"), kernel(&t.flipped01())?)
-                        }
-                        ["weight"] => put(&mut out, key("conv.weight"), kernel(t)?),
-                        ["bias"] => put(&mut out, key("bias"), t.plus(0.0)),
-                        ["Noise", "weight"] => put(&mut out, key("noise.strength"), t.plus(0.0)),
-                        ["StyleMod", p] => {
-                            put(&mut out, key(&format!("adain.affine.{p}")), dense(p, 1.0)?)
-                        }
-                        _ => return Err(unexpected()),
-                    }
-                }
-                _ => return Err(unexpected()),
+    convert("Gs", gs, |name, parts, t, out| {
+        let unexpected = || not_in_network(t);
+        match parts {
+            ["lod"] | ["synthesis", "lod"] => check_lod(name, t)?,
+            ["dlatent_avg"] => put(out, "w_avg".into(), t.plus(0.0)),
+            ["mapping", layer, p] if layer.starts_with("Dense") => {
+                let i: usize = layer["Dense".len()..].parse().map_err(|_| unexpected())?;
+                put(out, format!("mapping.layers.{i}.{p}"), gain_after(p, t)?);
             }
-            Ok(())
-        };
-        one().map_err(|e| format!("TF variable Gs/{name}: {e}"))?;
-    }
-    Ok(out)
+            ["synthesis", noise] if noise.starts_with("noise") => {}
+            ["synthesis", rgb, _] if rgb.starts_with("ToRGB_lod") => {
+                let lod: usize = rgb["ToRGB_lod".len()..].parse().map_err(|_| unexpected())?;
+                if lod == 0 {
+                    let leaf = parts[2];
+                    put(out, format!("to_rgb.{leaf}"), torch_layout(leaf, t)?);
+                } else if lod > top {
+                    return Err(unexpected());
+                }
+            }
+            ["synthesis", "4x4", "Const", "const"] => put(out, "constant".into(), t.plus(0.0)),
+            ["synthesis", scope, layer, rest @ ..] => {
+                let r = side(scope)
+                    .filter(|&r| r <= cfg.resolution)
+                    .ok_or_else(unexpected)?;
+                let i = match (r, *layer) {
+                    (4, "Const") => 0,
+                    (4, "Conv") => 1,
+                    (_, "Conv0_up") => 2 * r.trailing_zeros() as usize - 4,
+                    (_, "Conv1") => 2 * r.trailing_zeros() as usize - 3,
+                    _ => return Err(unexpected()),
+                };
+                let key = |leaf: &str| format!("layers.{i}.{leaf}");
+                match rest {
+                    ["weight"] if *layer == "Conv0_up" && fused_up(gs, r) => {
+                        put(out, key("conv.weight"), kernel(&t.flipped01())?)
+                    }
+                    ["weight"] => put(out, key("conv.weight"), kernel(t)?),
+                    ["bias"] => put(out, key("bias"), t.plus(0.0)),
+                    ["Noise", "weight"] => put(out, key("noise.strength"), t.plus(0.0)),
+                    ["StyleMod", p] => {
+                        put(out, key(&format!("adain.affine.{p}")), torch_layout(p, t)?)
+                    }
+                    _ => return Err(unexpected()),
+                }
+            }
+            _ => return Err(unexpected()),
+        }
+        Ok(())
+    })
 }
 
 /// `D` (D_basic) as tensors of genforge's `stylegan::Discriminator`.
 pub fn discriminator(d: &TfNetwork, cfg: &StyleganConfig) -> Result<Converted, String> {
-    let mut out = Converted::new();
     let top = cfg.resolution.trailing_zeros() as usize;
-    for (name, t) in &d.variables {
-        let mut one = || -> Result<(), String> {
-            let parts: Vec<&str> = name.split('/').collect();
-            let unexpected = || format!("not in this network (shape {:?})", t.shape);
-            let tensor = |p: &str, bias_scale: f32| match (p, t.shape.len()) {
-                ("weight", 4) => kernel(t),
-                ("weight", _) => matrix(t),
-                ("bias", _) => Ok(t.scaled(bias_scale)),
-                _ => Err(unexpected()),
-            };
-            match parts.as_slice() {
-                ["lod"] => check_lod(name, t)?,
-                [rgb, p] if rgb.starts_with("FromRGB_lod") => {
-                    let lod: usize = rgb["FromRGB_lod".len()..]
-                        .parse()
-                        .map_err(|_| unexpected())?;
-                    if lod == 0 {
-                        put(&mut out, format!("from_rgb.{p}"), tensor(p, 1.0)?);
-                    } else if lod > top - 2 {
-                        return Err(unexpected());
-                    }
+    convert("D", d, |name, parts, t, out| {
+        let unexpected = || not_in_network(t);
+        match parts {
+            ["lod"] => check_lod(name, t)?,
+            [rgb, p] if rgb.starts_with("FromRGB_lod") => {
+                let lod: usize = rgb["FromRGB_lod".len()..]
+                    .parse()
+                    .map_err(|_| unexpected())?;
+                if lod == 0 {
+                    put(out, format!("from_rgb.{p}"), torch_layout(p, t)?);
+                } else if lod > top - 2 {
+                    return Err(unexpected());
                 }
-                ["4x4", "Conv", p] => put(&mut out, format!("conv.{p}"), tensor(p, 1.0)?),
-                ["4x4", "Dense0", p] => {
-                    put(&mut out, format!("dense0.{p}"), tensor(p, 1.0 / SQRT_2)?)
-                }
-                ["4x4", "Dense1", p] => put(&mut out, format!("dense1.{p}"), tensor(p, 1.0)?),
-                [scope, layer, p] => {
-                    let r = side(scope)
-                        .filter(|&r| r <= cfg.resolution)
-                        .ok_or_else(unexpected)?;
-                    // blocks[0] is the full resolution.
-                    let j = top
-                        .checked_sub(r.trailing_zeros() as usize)
-                        .ok_or_else(unexpected)?;
-                    let conv = match *layer {
-                        "Conv0" => "conv0",
-                        "Conv1_down" => "conv1",
-                        _ => return Err(unexpected()),
-                    };
-                    put(&mut out, format!("blocks.{j}.{conv}.{p}"), tensor(p, 1.0)?);
-                }
-                _ => return Err(unexpected()),
             }
-            Ok(())
-        };
-        one().map_err(|e| format!("TF variable D/{name}: {e}"))?;
-    }
-    Ok(out)
+            ["4x4", "Conv", p] => put(out, format!("conv.{p}"), torch_layout(p, t)?),
+            ["4x4", "Dense0", p] => put(out, format!("dense0.{p}"), gain_after(p, t)?),
+            ["4x4", "Dense1", p] => put(out, format!("dense1.{p}"), torch_layout(p, t)?),
+            [scope, layer, p] => {
+                let r = side(scope)
+                    .filter(|&r| r <= cfg.resolution)
+                    .ok_or_else(unexpected)?;
+                // blocks[0] is the full resolution.
+                let j = top
+                    .checked_sub(r.trailing_zeros() as usize)
+                    .ok_or_else(unexpected)?;
+                let conv = match *layer {
+                    "Conv0" => "conv0",
+                    "Conv1_down" => "conv1",
+                    _ => return Err(unexpected()),
+                };
+                put(out, format!("blocks.{j}.{conv}.{p}"), torch_layout(p, t)?);
+            }
+            _ => return Err(unexpected()),
+        }
+        Ok(())
+    })
 }

@@ -195,6 +195,35 @@ pub fn check_lod(name: &str, t: &Tensor) -> std::result::Result<(), String> {
     }
 }
 
+/// D's `num_channels`, `resolution`, `fmap_base` and `fmap_max` against G's (`D_basic` and
+/// `D_paper` default to 1 channel at 32x32, which training always overrides), and its minibatch
+/// stddev layer, which genforge's D always has.
+pub fn check_discriminator(
+    d: &TfNetwork,
+    g_sizes: [usize; 4],
+    mbstd_group: usize,
+) -> std::result::Result<(), String> {
+    let keys = [
+        ("num_channels", 1),
+        ("resolution", 32),
+        ("fmap_base", 8192),
+        ("fmap_max", 512),
+    ];
+    for ((key, default), g) in keys.into_iter().zip(g_sizes) {
+        if usize_arg(d, key, default)? != g {
+            return Err(format!("its D has another {key} than its G"));
+        }
+    }
+    if mbstd_group < 2 {
+        return Err(
+            "its D has no minibatch stddev layer (mbstd_group_size < 2), which genforge does not \
+             build"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// Converted tensors by key (the target network's), in burn-pack form.
 pub type Converted = BTreeMap<String, PackTensor>;
 
@@ -202,6 +231,35 @@ pub fn put(out: &mut Converted, key: String, t: Tensor) {
     let shape = t.shape.clone();
     let data = TensorData::new(t.values, shape);
     out.insert(key.clone(), bridge::from_data(data, key, None));
+}
+
+/// `net`'s variables converted one by one by `each(name, name's parts, tensor, out)`; an error
+/// names the variable as `label/name`.
+pub fn convert(
+    label: &str,
+    net: &TfNetwork,
+    mut each: impl FnMut(&str, &[&str], &Tensor, &mut Converted) -> std::result::Result<(), String>,
+) -> std::result::Result<Converted, String> {
+    let mut out = Converted::new();
+    for (name, t) in &net.variables {
+        let parts: Vec<&str> = name.split('/').collect();
+        each(name, &parts, t, &mut out).map_err(|e| format!("TF variable {label}/{name}: {e}"))?;
+    }
+    Ok(out)
+}
+
+/// The error of a variable the network being built does not have.
+pub fn not_in_network(t: &Tensor) -> String {
+    format!("not in this network (shape {:?})", t.shape)
+}
+
+/// A layer's variable in torch's layout: a conv kernel or dense weight transposed, a bias as is.
+pub fn torch_layout(leaf: &str, t: &Tensor) -> std::result::Result<Tensor, String> {
+    match (leaf, t.shape.len()) {
+        ("weight", 4) => kernel(t),
+        ("weight", _) => matrix(t),
+        _ => Ok(t.plus(0.0)),
+    }
 }
 
 /// TF's `[kh, kw, in, out]` kernel as torch's `[out, in, kh, kw]`.
