@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod adain;
+pub mod augment;
 pub mod batch_norm;
 pub mod blur;
 pub mod channel_affine;
