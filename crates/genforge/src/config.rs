@@ -103,6 +103,34 @@ pub struct TrainingConfig {
     /// `train.batch`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub batch_by_resolution: BTreeMap<String, usize>,
+    /// What D's inputs (reals and fakes) go through: `diffaugment` (the family's
+    /// `model.diffaugment` policy; none when it is empty), `ada` (StyleGAN2-ADA's pipeline at an
+    /// adaptive probability p), `fixed` (the same pipeline at p = `train.ada_p`) or `none`.
+    pub augment: AugmentKind,
+    /// ADA: the transforms (`bgc`: blit, geometric, colour; or `bg`, `blit`, `geom`, `color`).
+    pub ada_pipeline: String,
+    /// ADA: the target of `r_t = E[sign(D(real))]` (0.6).
+    pub ada_target: f64,
+    /// ADA: thousands of images over which p can move from 0 to 1 (500).
+    pub ada_kimg: f64,
+    /// ADA: steps between updates of p (4).
+    pub ada_interval: u64,
+    /// ADA: the initial p, and the p of `augment = "fixed"` (NVlabs' `--p`; 0).
+    pub ada_p: f64,
+}
+
+/// `train.augment`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AugmentKind {
+    /// The family's `model.diffaugment` policy (DiffAugment, Zhao et al. 2020).
+    #[default]
+    DiffAugment,
+    /// Adaptive discriminator augmentation (Karras et al. 2020).
+    Ada,
+    /// ADA's pipeline at a fixed p.
+    Fixed,
+    None,
 }
 
 impl Default for TrainingConfig {
@@ -147,6 +175,12 @@ impl Default for TrainingConfig {
             stabilise_kimg: 600.0,
             transition_kimg: 600.0,
             batch_by_resolution: BTreeMap::new(),
+            augment: AugmentKind::DiffAugment,
+            ada_pipeline: "bgc".into(),
+            ada_target: 0.6,
+            ada_kimg: 500.0,
+            ada_interval: 4,
+            ada_p: 0.0,
         }
     }
 }
@@ -465,6 +499,7 @@ impl TrainConfig {
         if t.d_steps == 0 {
             return Err(Error::Config("train.d_steps must be at least 1".into()));
         }
+        self.validate_augment()?;
         if t.ortho_beta != 0.0 && self.model.as_biggan().is_none() {
             return Err(Error::Config(format!(
                 "train.ortho_beta is BigGAN's orthogonal regularization; model.family = \"{}\" does not use it; set it to 0",
@@ -563,6 +598,39 @@ impl TrainConfig {
     }
 
     /// The progressive-growing keys, when `train.progressive` is on.
+    fn validate_augment(&self) -> Result<()> {
+        let t = &self.train;
+        if !matches!(t.augment, AugmentKind::Ada | AugmentKind::Fixed) {
+            return Ok(());
+        }
+        crate::nn::augment::Pipeline::named(&t.ada_pipeline)?;
+        if !self.model.diffaugment().is_identity() {
+            return Err(Error::Config(
+                "train.augment = \"ada\" (or \"fixed\") replaces DiffAugment: set \
+                 model.diffaugment = \"\""
+                    .into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&t.ada_target) {
+            return Err(Error::Config(format!(
+                "train.ada_target must be in [0, 1], got {}",
+                t.ada_target
+            )));
+        }
+        if t.ada_kimg.is_nan() || t.ada_kimg <= 0.0 || t.ada_interval == 0 {
+            return Err(Error::Config(
+                "train.ada_kimg and train.ada_interval must be positive".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&t.ada_p) {
+            return Err(Error::Config(format!(
+                "train.ada_p must be in [0, 1], got {}",
+                t.ada_p
+            )));
+        }
+        Ok(())
+    }
+
     fn validate_growth(&self) -> Result<()> {
         let t = &self.train;
         if !t.progressive {
@@ -687,6 +755,22 @@ mod tests {
     use super::*;
 
     /// Typos get the nearest name; names far from every valid one get none.
+    #[test]
+    fn ada_settings_are_checked() {
+        let err = |set: &[&str]| {
+            let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+            TrainConfig::load("stylegan2-mnist", &set)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&["train.augment=ada"]).contains("model.diffaugment"));
+        let ada = ["train.augment=ada", "model.diffaugment="];
+        assert!(TrainConfig::load("stylegan2-mnist", &ada.map(String::from)).is_ok());
+        assert!(err(&[ada[0], ada[1], "train.ada_pipeline=bgcfnc"]).contains("bgc"));
+        assert!(err(&[ada[0], ada[1], "train.ada_target=1.5"]).contains("ada_target"));
+        assert!(err(&["train.augment=fixed", ada[1], "train.ada_p=2"]).contains("ada_p"));
+    }
+
     #[test]
     fn typos_get_did_you_mean() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);

@@ -166,7 +166,8 @@ fn stats_lines(p: &Path) -> Vec<String> {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!("{} {} {} {}", v["step"], v["d_loss"], v["g_loss"], v["r1"])
+            let keys = ["step", "d_loss", "g_loss", "r1", "ada_p", "ada_rt"];
+            keys.map(|k| v[k].to_string()).join(" ")
         })
         .collect()
 }
@@ -239,6 +240,51 @@ fn resume_is_exact_for_every_family() {
         "stylegan-tiny",
         &["model.synthesis=demodulation".to_string()],
     );
+    // ADA, p updated every 3 steps: the resume at step 2 falls mid-interval, so the gathered
+    // signs must survive it; p jumps past 1 at step 3 (0.001 kimg), so step 4 augments.
+    for preset in ["dcgan-tiny", "stylegan2-tiny"] {
+        resume_is_exact(preset, &ada());
+    }
+}
+
+fn ada() -> Vec<String> {
+    [
+        "train.augment=ada",
+        "train.ada_kimg=0.001",
+        "train.ada_interval=3",
+        "train.ada_target=0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// ADA reaches both of D's inputs: at p = 1 the reals' and the fakes' logits change, at p = 0
+/// the step is exactly the unaugmented one (no draws, nothing applied); and p is logged.
+#[test]
+fn ada_augments_reals_and_fakes_and_p_zero_is_plain() {
+    let plain = TrainConfig::load("stylegan2-tiny", &["train.augment=none".to_string()]).unwrap();
+    let fixed = |p: &str| {
+        let set = [
+            "train.augment=fixed".to_string(),
+            format!("train.ada_p={p}"),
+        ];
+        TrainConfig::load("stylegan2-tiny", &set).unwrap()
+    };
+    let real = real_batch(&plain, &Device::flex());
+    let d_step = |cfg: TrainConfig| {
+        let mut t = GanTrainer::new(cfg, &Device::flex());
+        let mut s = StepStats::default();
+        t.run_phase(Phase::DMain, real.clone(), None, &mut s)
+            .unwrap();
+        s
+    };
+    let (none, p0, p1) = (d_step(plain), d_step(fixed("0")), d_step(fixed("1")));
+    assert_eq!((none.d_real, none.d_fake), (p0.d_real, p0.d_fake));
+    assert_ne!(none.d_real, p1.d_real, "reals augmented");
+    assert_ne!(none.d_fake, p1.d_fake, "fakes augmented");
+    let mut t = GanTrainer::new(fixed("1"), &Device::flex());
+    let s = t.train_step(real, None).unwrap();
+    assert_eq!(s.ada_p, Some(1.0));
 }
 
 /// stylegan-tiny growing from 4x4 on pggan-tiny's schedule.

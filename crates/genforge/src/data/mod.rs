@@ -65,6 +65,9 @@ pub struct DataConfig {
     pub resize: bool,
     /// Seed of the `shapes` generator.
     pub seed: u64,
+    /// Add an x-flipped copy of every image (NVlabs' `--mirror`), for data where left and right
+    /// are interchangeable (faces, most emoji; not digits or text).
+    pub mirror: bool,
 }
 
 impl Default for DataConfig {
@@ -76,6 +79,7 @@ impl Default for DataConfig {
             limit: 0,
             resize: true,
             seed: 0,
+            mirror: false,
         }
     }
 }
@@ -222,7 +226,18 @@ pub fn prepare(
             images.extend(resized.into_iter().map(|p| p / 127.5 - 1.0));
         }
         labels.push(img.label.unwrap_or(u32::MAX));
+        if cfg.mirror {
+            // The copy right after its original, so a held-out tail holds both.
+            let start = images.len() - channels * plane;
+            let flipped: Vec<f32> = images[start..]
+                .chunks(resolution)
+                .flat_map(|row| row.iter().rev().copied().collect::<Vec<_>>())
+                .collect();
+            images.extend(flipped);
+            labels.push(img.label.unwrap_or(u32::MAX));
+        }
     }
+    let n = if cfg.mirror { 2 * n } else { n };
     Ok(Dataset::new(
         images, labels, n, channels, resolution, resolution,
     ))
@@ -295,5 +310,31 @@ mod tests {
             source: "x".into(),
         };
         assert_eq!(convert_channels(&img, 1), vec![76, 150]);
+    }
+
+    /// `data.mirror` puts each image's left-right flip right after it, per channel, with its
+    /// label.
+    #[test]
+    fn mirror_adds_a_flipped_copy_of_each_image() {
+        let cfg = DataConfig {
+            mirror: true,
+            resize: false,
+            ..DataConfig::default()
+        };
+        let square = |pixels: Vec<u8>, label| RawImage {
+            channels: 2,
+            height: 2,
+            width: 2,
+            pixels,
+            label: Some(label),
+            source: "x".into(),
+        };
+        let raw = vec![square(vec![0, 51, 102, 153, 204, 255, 0, 51], 4)];
+        let d = prepare(raw, &cfg, Path::new("x"), 2, 2).unwrap();
+        assert_eq!(d.len(), 2);
+        let v = |p: u8| p as f32 / 127.5 - 1.0;
+        assert_eq!(d.image(0), [0, 51, 102, 153, 204, 255, 0, 51].map(v));
+        assert_eq!(d.image(1), [51, 0, 153, 102, 255, 204, 51, 0].map(v));
+        assert_eq!((d.label(0), d.label(1)), (4, 4));
     }
 }

@@ -28,6 +28,10 @@ pub struct TrainerState {
     /// StyleGAN2's running mean path length `a` (path length regularization).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pl_mean: Option<f64>,
+    /// ADA: the augmentation probability p and the signs of D's real logits summed since its
+    /// last update (`train.augment = "ada"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ada: Option<crate::train::ada::AdaState>,
 }
 
 impl TrainerState {
@@ -39,6 +43,7 @@ impl TrainerState {
             rng: Rng::new(seed).fork(label),
             lod: None,
             pl_mean: None,
+            ada: None,
         }
     }
 }

@@ -8,12 +8,15 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
+use super::ada::AdaState;
 use super::optim::{adam, check_finite};
 use super::{ema, losses, regularizers};
 use crate::Result;
+use crate::config::AugmentKind;
 use crate::config::{LossKind, TrainConfig};
 use crate::models::growth::Growth;
 use crate::models::{Discriminator, Generator, Labels};
+use crate::nn::augment::{Pipeline, Transforms};
 use crate::nn::diff_augment::{Policy, diff_augment};
 use crate::rng::Rng;
 use crate::run::TrainerState;
@@ -35,6 +38,18 @@ pub struct StepStats {
     pub gp: Option<f64>,
     /// StyleGAN2: the mean path length `L` on steps where path length regularization ran.
     pub pl: Option<f64>,
+    /// ADA: the augmentation probability p after this step.
+    pub ada_p: Option<f64>,
+    /// ADA: `r_t = E[sign(D(real))]` over the interval, on steps where p moved.
+    pub ada_rt: Option<f64>,
+}
+
+/// What D's inputs go through (`train.augment`).
+#[derive(Clone, Copy, Debug)]
+enum Augment {
+    None,
+    Diff(Policy),
+    Ada(Pipeline),
 }
 
 /// The phases of an iteration, in order.
@@ -84,8 +99,8 @@ pub struct GanTrainer {
     pub d: Discriminator,
     /// Weight average of `g` on the plain device (`train.ema_decay > 0`).
     pub g_ema: Option<Generator>,
-    /// DiffAugment policy for D's inputs.
-    augment: Policy,
+    /// DiffAugment or ADA for D's inputs.
+    augment: Augment,
     g_opt: ModuleOptimizer,
     d_opt: ModuleOptimizer,
     pub state: TrainerState,
@@ -116,7 +131,15 @@ impl GanTrainer {
             growth: cfg.growth(),
             g_opt: adam(&cfg),
             d_opt: adam(&cfg),
-            augment: cfg.model.diffaugment(),
+            augment: match cfg.train.augment {
+                AugmentKind::DiffAugment if !cfg.model.diffaugment().is_identity() => {
+                    Augment::Diff(cfg.model.diffaugment())
+                }
+                AugmentKind::Ada | AugmentKind::Fixed => Augment::Ada(
+                    Pipeline::named(&cfg.train.ada_pipeline).expect("checked by validate"),
+                ),
+                _ => Augment::None,
+            },
             state: TrainerState::new(cfg.train.seed, 0x2a7e),
             cfg,
             g,
@@ -219,9 +242,48 @@ impl GanTrainer {
                 times.as_deref_mut(),
             )?;
         }
+        if let Augment::Ada(_) = self.augment {
+            let t = &self.cfg.train;
+            let adaptive = t.augment == AugmentKind::Ada;
+            let ada = self.state.ada.get_or_insert(AdaState::starting_at(t.ada_p));
+            if adaptive && step.is_multiple_of(t.ada_interval) {
+                stats.ada_rt = ada.update(t.ada_target, b, t.ada_interval, t.ada_kimg);
+            }
+            stats.ada_p = Some(self.ada_p());
+        }
         self.state.step = step;
         self.state.images_seen += b as u64;
         Ok(stats)
+    }
+
+    /// ADA's current probability: `train.ada_p` when fixed, else the heuristic's (from
+    /// `train.ada_p`).
+    fn ada_p(&self) -> f64 {
+        let t = &self.cfg.train;
+        let p = match (t.augment, self.state.ada) {
+            (AugmentKind::Ada, Some(a)) => a.p,
+            _ => t.ada_p,
+        };
+        p.min(1.0)
+    }
+
+    /// ADA transforms for a batch shaped like `x`, drawn at the current p.
+    fn ada_transforms(&mut self, pipe: &Pipeline, x: &Tensor<4>) -> Transforms {
+        let [b, c, h, w] = x.dims();
+        let p = self.ada_p();
+        pipe.sample(b, [c, h, w], p, &mut self.state.rng)
+    }
+
+    /// `x` as D sees it: through DiffAugment or ADA (fresh draws), or as it is.
+    fn augmented(&mut self, x: Tensor<4>) -> Tensor<4> {
+        match self.augment {
+            Augment::None => x,
+            Augment::Diff(policy) => diff_augment(x, policy, &mut self.state.rng),
+            Augment::Ada(pipe) => {
+                let t = self.ada_transforms(&pipe, &x);
+                t.apply(x)
+            }
+        }
     }
 
     /// Run one phase of the current iteration, filling its numbers into `stats`.
@@ -295,11 +357,7 @@ impl GanTrainer {
                 let (fake, w_mean) =
                     self.g
                         .forward_train(z, c.clone(), mixing, &mut self.state.rng);
-                let fake = if self.augment.is_identity() {
-                    fake
-                } else {
-                    diff_augment(fake, self.augment, &mut self.state.rng)
-                };
+                let fake = self.augmented(fake);
                 // D's parameters are untracked here: the G step needs gradients through D, not
                 // D's own (their backward pass was half of D's work in this step).
                 let d = self.d.clone().no_grad();
@@ -422,7 +480,7 @@ impl GanTrainer {
         let wgan_gp = t.loss == LossKind::WganGp && t.gp_lambda > 0.0;
         let weight = self.cfg.model.d_adversarial_weight();
         let mut gp = None;
-        if self.augment.is_identity() {
+        if let Augment::None = self.augment {
             let d_real = self.d.forward(real.clone(), c.clone()); // [b]
             let d_fake = self.d.forward(fake.clone(), c.clone()); // [b]
             let mut loss = self.d_loss(d_real.clone(), d_fake.clone()) * weight;
@@ -433,15 +491,26 @@ impl GanTrainer {
             }
             return (mean(&d_real), mean(&d_fake), loss, gp);
         }
-        let real_aug = diff_augment(real.clone(), self.augment, &mut self.state.rng);
-        let fake_aug = diff_augment(fake.clone(), self.augment, &mut self.state.rng);
+        let real_aug = self.augmented(real.clone());
+        let fake_aug = self.augmented(fake.clone());
         // Reals and fakes go through D as separate batches, as without augmentation: a D with
         // minibatch standard deviation must not see them in one batch, or its groups mix the
         // two and hide a collapsed G. The plain copies only feed bCR.
         let ra = self.d.forward(real_aug, c.clone()); // [b]
         let fa = self.d.forward(fake_aug, c.clone()); // [b]
         let mut loss = self.d_loss(ra.clone(), fa.clone()) * weight;
-        if bcr_real > 0.0 || bcr_fake > 0.0 {
+        if let Augment::Ada(_) = self.augment {
+            let logits: Vec<f32> = ra
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap();
+            let start = AdaState::starting_at(self.cfg.train.ada_p);
+            self.state.ada.get_or_insert(start).observe(&logits);
+        }
+        let diff = matches!(self.augment, Augment::Diff(_));
+        if diff && (bcr_real > 0.0 || bcr_fake > 0.0) {
             loss = loss
                 + losses::bcr(ra.clone(), self.d.forward(real, c.clone())) * bcr_real
                 + losses::bcr(fa.clone(), self.d.forward(fake, c)) * bcr_fake;
@@ -449,17 +518,28 @@ impl GanTrainer {
         (mean(&ra), mean(&fa), loss, gp)
     }
 
-    /// The R1 surrogate on `real` (plain images; the penalty is on the data, not its
-    /// augmentations) with weight `gamma`, and the logged R1 value.
-    fn r1(&self, real: Tensor<4>, c: Labels, gamma: f64) -> (Tensor<1>, f64) {
+    /// The R1 surrogate on `real` with weight `gamma`, and the logged R1 value (on the plain
+    /// images with DiffAugment: the penalty is on the data).
+    fn r1(&mut self, real: Tensor<4>, c: Labels, gamma: f64) -> (Tensor<1>, f64) {
+        // With ADA the penalty is on D's augmented view of the reals, as NVlabs' `loss.py`
+        // takes it: one draw, the same at every point the surrogate evaluates.
+        let aug = match self.augment {
+            Augment::Ada(pipe) => Some(self.ada_transforms(&pipe, &real)),
+            _ => None,
+        };
+        let b = real.dims()[0].max(1);
+        let view = |x: Tensor<4>| match &aug {
+            Some(t) => t.repeated(x.dims()[0] / b).apply(x),
+            None => x,
+        };
         let (d, d_const) = (&self.d, self.d.clone().no_grad());
         let labels = |x: &Tensor<4>| {
-            let n = x.dims()[0] / real.dims()[0].max(1);
+            let n = x.dims()[0] / b;
             c.clone().map(|l| Tensor::cat(vec![l; n.max(1)], 0))
         };
         regularizers::r1_surrogate(
-            |x| d.forward(x.clone(), labels(&x)),
-            |x| d_const.forward(x.clone(), labels(&x)),
+            |x| d.forward(view(x.clone()), labels(&x)),
+            |x| d_const.forward(view(x.clone()), labels(&x)),
             real.clone(),
             gamma,
         )

@@ -457,6 +457,12 @@ impl Stage for GanStage {
         if let Some(gp) = s.gp {
             values.push(("gp", gp));
         }
+        if let Some(p) = s.ada_p {
+            values.push(("ada_p", p));
+        }
+        if let Some(rt) = s.ada_rt {
+            values.push(("ada_rt", rt));
+        }
         if let Some(level) = self.trainer.level() {
             // First, so the progress line shows where the growth is.
             values.splice(

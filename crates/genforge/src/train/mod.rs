@@ -3,6 +3,7 @@
 //! its state), [`autoencoder`] and [`prior`] (the VQ-VAE-2 stages) and [`loop_`] (the run:
 //! batches, logging, samples, checkpoints, resume).
 
+pub mod ada;
 pub mod autoencoder;
 pub mod ema;
 pub mod gan;
