@@ -75,8 +75,9 @@ enum Command {
     /// Time a GAN run's sampling generator: images/s over --reps batches of --batch images
     /// after a warm-up batch, loaded once.
     BenchSample(commands::eval::BenchSampleArgs),
-    /// Train the MNIST feature network on labelled digits and report its held-out accuracy
-    /// (the shipped `crates/genforge/assets/mnist-classifier.bpk` is this command's output).
+    /// Train a classifier feature network on labelled images and report its held-out accuracy
+    /// (the shipped `crates/genforge/assets/mnist-classifier.bpk` and `emoji-classifier.bpk`
+    /// are this command's output on the shipped digits and emoji).
     TrainClassifier(commands::eval::TrainClassifierArgs),
     /// Write RUN_DIR/report.html: loss and metric curves, the sample-grid timeline, figures in
     /// the run directory, timing and the resolved config, in one self-contained file.

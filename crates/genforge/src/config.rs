@@ -165,7 +165,7 @@ impl Default for TrainingConfig {
             eval_limit: 0,
             eval_every: 0,
             eval_n: 1000,
-            eval_features: "mnist".into(),
+            eval_features: "auto".into(),
             d_steps: 1,
             ortho_beta: 0.0,
             gp_lambda: 10.0,

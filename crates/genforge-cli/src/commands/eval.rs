@@ -43,9 +43,10 @@ pub struct EvalArgs {
     /// PPL: crop the images to their centre first (NVlabs does for FFHQ faces).
     #[arg(long)]
     pub crop: bool,
-    /// Feature network: `mnist` (the shipped digit classifier) or a classifier .bpk from
-    /// `genforge train-classifier`.
-    #[arg(long, default_value = "mnist")]
+    /// Feature network: `mnist` (the shipped digit classifier), `emoji` (the shipped emoji
+    /// classifier), `inception`, or a classifier .bpk from `genforge train-classifier`; `auto`:
+    /// `emoji` for runs on the shipped emoji, else `mnist`.
+    #[arg(long, default_value = "auto")]
     pub features: String,
     /// VQ-VAE-2: the prior run to sample codes from.
     #[arg(long, value_name = "PRIOR_RUN_DIR")]
@@ -174,6 +175,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     let mut bars = EvalBars::default();
     let mut progress = |set: &str, done: usize, total: usize| bars.update(set, done, total);
+    // The network `auto` picks, for the summary line.
+    let shown = match (&run_dir, features.as_str()) {
+        (Some(dir), "auto") => genforge::run::open(dir)
+            .map(|cfg| genforge::metrics::features::resolve("auto", &cfg.data))
+            .unwrap_or_else(|_| features.clone()),
+        (_, "auto") => "mnist".to_string(),
+        _ => features.clone(),
+    };
     let scores = match (run_dir, real, fake) {
         (_, Some(real), Some(fake)) => evaluation::evaluate_folders(
             &real,
@@ -224,7 +233,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         scores.n_fake,
         if floor { "held-out real" } else { "generated" },
         scores.n_real,
-        features
+        shown
     );
     for (name, value) in scores.rows() {
         println!("{name:>10}  {value}");
@@ -305,9 +314,14 @@ pub fn bench_features(args: BenchFeaturesArgs) -> Result<()> {
 /// (the shipped `crates/genforge/assets/mnist-classifier.bpk` is this command's output).
 #[derive(clap::Args)]
 pub struct TrainClassifierArgs {
-    /// Labelled digits (IDX files; default: the shipped MNIST).
+    /// Labelled images (default: the shipped MNIST digits;
+    /// `data/emoji/emoji-32x32-binary.tar.gz` for the shipped emoji).
     #[arg(long, default_value = "data/mnist")]
     pub data: String,
+    /// The data's format: `idx` (digits, grey) or `cifar10` / `folder` (RGB); default: `cifar10`
+    /// for a path naming emoji, else `idx`.
+    #[arg(long)]
+    pub format: Option<String>,
     #[arg(long, default_value_t = 3000, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub steps: usize,
     #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
@@ -326,6 +340,7 @@ pub struct TrainClassifierArgs {
 pub fn train_classifier(args: TrainClassifierArgs) -> Result<()> {
     let TrainClassifierArgs {
         data,
+        format,
         steps,
         batch,
         holdout,
@@ -336,20 +351,25 @@ pub fn train_classifier(args: TrainClassifierArgs) -> Result<()> {
     let device = device::parse(&device)?;
     let path = genforge::config::resolve_shipped(&data);
     let cfg = genforge::data::DataConfig::default();
-    let all = genforge::data::load_input(
-        &path,
-        genforge::data::DataFormat::Idx,
-        &cfg,
-        1,
-        mnist_classifier::RESOLUTION,
-    )?;
+    let format: genforge::data::DataFormat = match format {
+        Some(f) => f.parse()?,
+        None if data.contains("emoji") => "cifar10".parse()?,
+        None => genforge::data::DataFormat::Idx,
+    };
+    let channels = if format == genforge::data::DataFormat::Idx {
+        1
+    } else {
+        3
+    };
+    let all =
+        genforge::data::load_input(&path, format, &cfg, channels, mnist_classifier::RESOLUTION)?;
     let (train, held) = all.split_holdout(holdout);
     let Some(held) = held else {
-        bail!("--holdout {holdout} holds out no digits; use a fraction such as 0.2")
+        bail!("--holdout {holdout} holds out no images; use a fraction such as 0.2")
     };
     if train.len() < batch {
         bail!(
-            "{} training digits, fewer than --batch {batch}",
+            "{} training images, fewer than --batch {batch}",
             train.len()
         );
     }
@@ -360,7 +380,7 @@ pub fn train_classifier(args: TrainClassifierArgs) -> Result<()> {
     let acc = mnist_classifier::accuracy(&net, &held, &device);
     genforge::run::checkpoint::save_module(net, &out)?;
     println!(
-        "held-out accuracy {:.2}% on {} digits ({} trained on, {steps} steps, {:.0} s); wrote {}",
+        "held-out accuracy {:.2}% on {} images ({} trained on, {steps} steps, {:.0} s); wrote {}",
         acc * 100.0,
         held.len(),
         train.len(),

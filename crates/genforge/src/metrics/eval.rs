@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 
-use super::features::{Extraction, FeatureNet, extract_all};
+use super::features::{self, Extraction, FeatureNet, extract_all};
 use super::frechet::{GaussianStats, frechet_distance};
 use super::inception_score::inception_score;
 use super::kid::{KidOptions, kid};
@@ -329,7 +329,8 @@ pub fn evaluate_run(
     device: &Device,
     progress: EvalProgress,
 ) -> Result<(Scores, serde_json::Value)> {
-    let net = FeatureNet::load(req.features, device)?;
+    let run_cfg = crate::run::open(req.run_dir)?;
+    let net = FeatureNet::load(&features::resolve(req.features, &run_cfg.data), device)?;
     let (cfg, generated, ckpt) = Generated::load(
         req.run_dir,
         req.checkpoint,
@@ -465,7 +466,7 @@ fn real_data(cfg: &TrainConfig, req: &RunEval) -> Result<(Dataset, PathBuf)> {
 /// `metrics.jsonl`.
 pub fn evaluate_floor(req: &RunEval, device: &Device, progress: EvalProgress) -> Result<Scores> {
     let cfg = crate::run::open(req.run_dir)?;
-    let net = FeatureNet::load(req.features, device)?;
+    let net = FeatureNet::load(&features::resolve(req.features, &cfg.data), device)?;
     let (data, _) = real_data(&cfg, req)?;
     let n = req.opts.n.min(data.len() / 2);
     if n < 2 {
@@ -508,6 +509,11 @@ pub fn evaluate_folders(
     device: &Device,
     progress: EvalProgress,
 ) -> Result<Scores> {
+    let features = if features == "auto" {
+        "mnist"
+    } else {
+        features
+    };
     let net = FeatureNet::load(features, device)?;
     let (channels, side) = net.input();
     let cfg = DataConfig {

@@ -17,6 +17,8 @@ use crate::{Error, Result};
 
 /// The shipped MNIST classifier's weights (`genforge train-classifier`, see the README).
 static MNIST_WEIGHTS: &[u8] = include_bytes!("../../assets/mnist-classifier.bpk");
+/// The shipped emoji classifier's weights (`genforge train-classifier --data data/emoji`).
+static EMOJI_WEIGHTS: &[u8] = include_bytes!("../../assets/emoji-classifier.bpk");
 
 pub enum FeatureNet {
     /// The FID Inception network with pytorch-fid's weights.
@@ -24,9 +26,10 @@ pub enum FeatureNet {
         net: Box<InceptionV3>,
         fingerprint: u64,
     },
+    /// A classifier trained by genforge: the digit one, the emoji one, or the user's.
     Mnist {
         net: Box<MnistClassifier>,
-        /// `mnist` for the shipped weights, else the file they came from.
+        /// `mnist` or `emoji` for the shipped weights, else the file they came from.
         name: String,
         /// Fingerprint of the weights, part of the real-statistics cache key.
         fingerprint: u64,
@@ -40,14 +43,28 @@ fn classifier_from_bytes(
 ) -> Result<MnistClassifier> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| Error::run(source, format!("unreadable classifier weights: {e}")))?;
-    MnistClassifier::new(&mut Rng::new(0), device)
-        .try_load_record(record)
-        .map_err(|e| {
-            Error::run(
-                source,
-                format!("weights do not fit the MNIST classifier: {e}"),
-            )
-        })
+    // Grey (digits) or RGB: the first conv's kernel says which.
+    let grey = MnistClassifier::new(&mut Rng::new(0), device).try_load_record(record.clone());
+    grey.or_else(|_| {
+        MnistClassifier::with_channels(3, &mut Rng::new(0), device).try_load_record(record)
+    })
+    .map_err(|e| {
+        Error::run(
+            source,
+            format!("weights do not fit genforge's classifier (grey or RGB): {e}"),
+        )
+    })
+}
+
+/// The feature network `spec` names for data read as `data`: `auto` is the shipped emoji
+/// classifier for the shipped emoji and the digit classifier otherwise; any other name as it
+/// is.
+pub fn resolve(spec: &str, data: &crate::data::DataConfig) -> String {
+    match spec {
+        "auto" if data.path.contains("emoji") => "emoji".into(),
+        "auto" => "mnist".into(),
+        other => other.into(),
+    }
 }
 
 impl FeatureNet {
@@ -64,10 +81,14 @@ impl FeatureNet {
             });
         }
         let (bytes, source, name) = match spec {
-            "mnist" => (
-                MNIST_WEIGHTS.to_vec(),
-                PathBuf::from("<shipped mnist-classifier.bpk>"),
-                "mnist".to_string(),
+            "mnist" | "emoji" => (
+                if spec == "mnist" {
+                    MNIST_WEIGHTS.to_vec()
+                } else {
+                    EMOJI_WEIGHTS.to_vec()
+                },
+                PathBuf::from(format!("<shipped {spec}-classifier.bpk>")),
+                spec.to_string(),
             ),
             path if path.ends_with(".bpk") => {
                 let p = PathBuf::from(path);
@@ -76,8 +97,8 @@ impl FeatureNet {
             }
             other => {
                 return Err(Error::Config(format!(
-                    "unknown feature network '{other}': use inception, mnist, the Inception \
-                     .pth file, or a .bpk file from `genforge train-classifier`"
+                    "unknown feature network '{other}': use inception, mnist, emoji, the \
+                     Inception .pth file, or a .bpk file from `genforge train-classifier`"
                 )));
             }
         };
@@ -109,7 +130,7 @@ impl FeatureNet {
     pub fn input(&self) -> (usize, usize) {
         match self {
             FeatureNet::Inception { .. } => (3, inception::RESOLUTION),
-            FeatureNet::Mnist { .. } => (1, mnist_classifier::RESOLUTION),
+            FeatureNet::Mnist { net, .. } => (net.channels(), mnist_classifier::RESOLUTION),
         }
     }
 

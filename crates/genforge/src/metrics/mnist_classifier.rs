@@ -1,10 +1,11 @@
-//! A small digit classifier whose pooled activations are the MNIST feature space for FID, KID,
-//! precision/recall and, through its class probabilities, the Inception Score. genforge trains
-//! it on the shipped digits (`genforge train-classifier`) and ships its weights, so MNIST runs
-//! are scored out of the box. Its numbers compare genforge runs with each other, never with
-//! published Inception FIDs.
+//! A small classifier whose pooled activations are the feature space for FID, KID,
+//! precision/recall and, through its class probabilities, the Inception Score, on data the
+//! Inception network was not made for. genforge trains it on the shipped digits (grey) and on
+//! the shipped emoji's 10 categories (RGB) with `genforge train-classifier` and ships both
+//! weights, so digit and emoji runs are scored out of the box. Its numbers compare genforge runs
+//! with each other, never with published Inception FIDs.
 //!
-//! 32x32 grey in [-1, 1] -> conv3x3(32) -> conv3x3/2(32) -> conv3x3/2(64) -> conv3x3/2(64),
+//! 32x32 grey or RGB in [-1, 1] -> conv3x3(32) -> conv3x3/2(32) -> conv3x3/2(64) -> conv3x3/2(64),
 //! ReLU after each -> dense over the 4x4 map (128, ReLU) -> linear(10). The features are the
 //! dense layer's activations times a fixed scale set after training so that their mean square
 //! over the training digits is 1: KID's kernel `(x·y/d + 1)^3` then sees magnitudes like those
@@ -35,8 +36,14 @@ pub struct MnistClassifier {
 }
 
 impl MnistClassifier {
+    /// The digit classifier (grey input).
     pub fn new(rng: &mut Rng, device: &Device) -> Self {
-        let widths = [1, 32, 32, 64, 64];
+        Self::with_channels(1, rng, device)
+    }
+
+    /// A classifier of `channels`-channel images.
+    pub fn with_channels(channels: usize, rng: &mut Rng, device: &Device) -> Self {
+        let widths = [channels, 32, 32, 64, 64];
         let convs = widths
             .windows(2)
             .enumerate()
@@ -53,7 +60,12 @@ impl MnistClassifier {
         }
     }
 
-    /// `x`: `[b, 1, 32, 32]` -> (features `[b, 128]`, logits `[b, 10]`).
+    /// Input channels.
+    pub fn channels(&self) -> usize {
+        self.convs[0].weight.dims()[1]
+    }
+
+    /// `x`: `[b, channels, 32, 32]` -> (features `[b, 128]`, logits `[b, 10]`).
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let mut h = x;
         for conv in &self.convs {
@@ -102,22 +114,29 @@ pub fn accuracy(net: &MnistClassifier, data: &Dataset, device: &Device) -> f64 {
     correct as f64 / data.len().max(1) as f64
 }
 
-/// `x` shifted by `(dy, dx)` pixels, the background (-1) filling what moves in.
+/// `x` (`[c, side, side]`) shifted by `(dy, dx)` pixels, each channel's background (its
+/// top-left pixel: black for the digits, white for the emoji) filling what moves in.
 fn shifted(x: &[f32], side: usize, dy: isize, dx: isize) -> Vec<f32> {
-    let mut out = vec![-1.0; x.len()];
-    for y in 0..side as isize {
-        for xx in 0..side as isize {
-            let (sy, sx) = (y - dy, xx - dx);
-            if (0..side as isize).contains(&sy) && (0..side as isize).contains(&sx) {
-                out[(y as usize) * side + xx as usize] = x[(sy as usize) * side + sx as usize];
+    let plane = side * side;
+    let mut out = Vec::with_capacity(x.len());
+    for ch in x.chunks(plane) {
+        let mut o = vec![ch[0]; plane];
+        for y in 0..side as isize {
+            for xx in 0..side as isize {
+                let (sy, sx) = (y - dy, xx - dx);
+                if (0..side as isize).contains(&sy) && (0..side as isize).contains(&sx) {
+                    o[(y as usize) * side + xx as usize] = ch[(sy as usize) * side + sx as usize];
+                }
             }
         }
+        out.extend(o);
     }
     out
 }
 
-/// Adam on cross-entropy over shuffled batches, each digit shifted by up to 2 pixels, the
-/// learning rate decaying from 1e-3 on a cosine; `progress(step, loss)` every 50 steps.
+/// Adam on cross-entropy over shuffled batches, each image shifted by up to 2 pixels, the
+/// learning rate decaying from 1e-3 on a cosine; `progress(step, loss)` every 50 steps. The
+/// network takes the data's channels.
 pub fn train(
     data: &Dataset,
     steps: usize,
@@ -128,7 +147,8 @@ pub fn train(
 ) -> MnistClassifier {
     let device = device.clone().autodiff();
     let mut rng = Rng::new(seed);
-    let mut net = MnistClassifier::new(&mut rng.fork(1), &device);
+    let channels = data.channels;
+    let mut net = MnistClassifier::with_channels(channels, &mut rng.fork(1), &device);
     let mut opt = AdamConfig::new().init();
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut pos = order.len();
@@ -142,12 +162,12 @@ pub fn train(
         let labels: Vec<i64> = idx.iter().map(|&i| data.label(i) as i64).collect();
         let labels = Tensor::from_data(TensorData::new(labels, [batch]), &device);
         let side = data.height;
-        let mut x = Vec::with_capacity(batch * side * side);
+        let mut x = Vec::with_capacity(batch * channels * side * side);
         for &i in idx {
             let (dy, dx) = (rng.below(5) as isize - 2, rng.below(5) as isize - 2);
             x.extend(shifted(data.image(i), side, dy, dx));
         }
-        let x = Tensor::from_data(TensorData::new(x, [batch, 1, side, side]), &device);
+        let x = Tensor::from_data(TensorData::new(x, [batch, channels, side, side]), &device);
         let loss = cross_entropy(net.forward(x).1, labels);
         if step % 50 == 0 || step == steps {
             progress(step, loss.clone().into_scalar::<f32>() as f64);
@@ -196,10 +216,14 @@ mod tests {
 
     #[test]
     fn shifts_move_pixels_and_fill_with_background() {
-        let x: Vec<f32> = (0..9).map(|v| v as f32).collect();
+        // Two channels: a black background (-1) and a white one (1, its top-left pixel).
+        let mut x: Vec<f32> = (0..9).map(|v| v as f32).collect();
+        x[0] = -1.0;
+        x.extend([1.0, 0.5, 0.5, 1.0, 0.2, 1.0, 1.0, 1.0, 1.0]);
         let s = shifted(&x, 3, 1, -1);
         // Row 0 is new background; row 1 is row 0 moved left by one.
-        assert_eq!(s, vec![-1.0, -1.0, -1.0, 1.0, 2.0, -1.0, 4.0, 5.0, -1.0]);
+        assert_eq!(&s[..9], &[-1.0, -1.0, -1.0, 1.0, 2.0, -1.0, 4.0, 5.0, -1.0]);
+        assert_eq!(&s[9..], &[1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.2, 1.0, 1.0]);
     }
 
     #[test]

@@ -501,7 +501,8 @@ impl Stage for GanStage {
     fn evaluate(&mut self, n: usize, features: &str) -> Result<Option<Scores>> {
         let device = Device::flex();
         if self.eval.is_none() {
-            let net = FeatureNet::load(features, &device)?;
+            let spec = crate::metrics::features::resolve(features, &self.trainer.cfg.data);
+            let net = FeatureNet::load(&spec, &device)?;
             let cache = metrics::cache::default_dir();
             let real = real_features(
                 &net,
