@@ -55,6 +55,36 @@ fn series(lines: &[serde_json::Value], skip: &[&str]) -> BTreeMap<String, Vec<(f
     out
 }
 
+/// Minutes of wall-clock time at each logged step of `stats`: every line with `sec_per_step`
+/// covers the steps since the line before it, evaluations and snapshots included (a resumed
+/// run's file keeps only lines up to its checkpoint, so steps only grow).
+fn wall_clock(stats: &[serde_json::Value]) -> Vec<(f64, f64)> {
+    let (mut prev, mut total, mut out) = (0.0, 0.0, Vec::new());
+    for l in stats {
+        let (Some(step), Some(sps)) = (
+            l.get("step").and_then(|v| v.as_f64()),
+            l.get("sec_per_step").and_then(|v| v.as_f64()),
+        ) else {
+            continue;
+        };
+        total += sps * (step - prev).max(0.0);
+        prev = step;
+        out.push((step, total / 60.0));
+    }
+    out
+}
+
+/// `fid` points `(step, value)` against wall-clock minutes: each at the time of the first logged
+/// step at or after it.
+fn fid_against_time(fid: &[(f64, f64)], clock: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    fid.iter()
+        .filter_map(|&(step, v)| {
+            let t = clock.iter().find(|(s, _)| *s >= step)?.1;
+            Some((t, v))
+        })
+        .collect()
+}
+
 /// The latest `genforge eval --sweep` of `evals` as charts of FID, IS and precision/recall
 /// against the truncation threshold (BigGAN) or psi (StyleGAN); empty without a sweep.
 fn truncation_curve(evals: &[serde_json::Value]) -> Result<String> {
@@ -318,6 +348,13 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
             metric_charts.push_str(&line_chart(&key.to_uppercase(), &lines)?);
         }
     }
+    if let Some(fid) = train_metrics.get("fid") {
+        let points = fid_against_time(fid, &wall_clock(&stats));
+        if points.len() > 1 {
+            let lines = [("FID (training)".to_string(), points)];
+            metric_charts.push_str(&chart("FID against wall-clock time", "minutes", &lines)?);
+        }
+    }
     if !metric_charts.is_empty() {
         let _ = writeln!(
             html,
@@ -422,6 +459,24 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fid_is_placed_at_the_wall_clock_time_of_its_step() {
+        let lines: Vec<serde_json::Value> = [
+            r#"{"step": 10, "sec_per_step": 0.5, "d_loss": 1.0}"#,
+            r#"{"step": 20, "sec_per_step": 1.0}"#,
+            r#"{"step": 20, "fid": 40.0}"#,
+            r#"{"step": 30, "sec_per_step": 3.0}"#,
+            r#"{"step": 25, "fid": 30.0}"#,
+        ]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+        let clock = wall_clock(&lines);
+        assert_eq!(clock, vec![(10.0, 5.0 / 60.0), (20.0, 0.25), (30.0, 0.75)]);
+        let fid = series(&lines, &[])["fid"].clone();
+        assert_eq!(fid_against_time(&fid, &clock), vec![(0.25, 40.0), (0.75, 30.0)]);
+    }
 
     #[test]
     fn series_reads_numeric_keys_over_steps() {
