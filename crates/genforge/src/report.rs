@@ -475,7 +475,10 @@ mod tests {
         let clock = wall_clock(&lines);
         assert_eq!(clock, vec![(10.0, 5.0 / 60.0), (20.0, 0.25), (30.0, 0.75)]);
         let fid = series(&lines, &[])["fid"].clone();
-        assert_eq!(fid_against_time(&fid, &clock), vec![(0.25, 40.0), (0.75, 30.0)]);
+        assert_eq!(
+            fid_against_time(&fid, &clock),
+            vec![(0.25, 40.0), (0.75, 30.0)]
+        );
     }
 
     #[test]
