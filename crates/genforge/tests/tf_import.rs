@@ -47,26 +47,41 @@ fn load<M: ModuleSnapshot>(m: &mut M, t: &tflib::Converted, what: &str) {
     );
 }
 
-fn stylegan_nets(
-    name: &str,
-    device: &Device,
-) -> (
+type Stylegan = (
     stylegan_model::StyleganConfig,
     stylegan_model::Generator,
     stylegan_model::Discriminator,
-) {
-    let (_, d, gs) = networks(name);
-    let cfg = stylegan::config_of(&gs, &d).unwrap();
+);
+type Pggan = (
+    pggan_model::PgganConfig,
+    pggan_model::Generator,
+    pggan_model::Discriminator,
+);
+
+/// genforge's StyleGAN configured from `Gs` and `D`, every tensor loaded from them.
+fn stylegan_built(gs: &TfNetwork, d: &TfNetwork, device: &Device, what: &str) -> Stylegan {
+    let cfg = stylegan::config_of(gs, d).unwrap();
     let mut g = stylegan_model::Generator::new(&cfg, &mut Rng::new(0), device);
     let mut dn = stylegan_model::Discriminator::new(&cfg, &mut Rng::new(1), device);
-    load(&mut g, &stylegan::generator(&gs, &cfg).unwrap(), name);
-    load(&mut dn, &stylegan::discriminator(&d, &cfg).unwrap(), name);
+    load(&mut g, &stylegan::generator(gs, &cfg).unwrap(), what);
+    load(&mut dn, &stylegan::discriminator(d, &cfg).unwrap(), what);
+    (cfg, g, dn)
+}
+
+/// genforge's Progressive GAN configured from `Gs` and `D`, every tensor loaded from them.
+fn pggan_built(gs: &TfNetwork, d: &TfNetwork, device: &Device, what: &str) -> Pggan {
+    let cfg = pggan::config_of(gs, d).unwrap();
+    let mut g = pggan_model::Generator::new(&cfg, &mut Rng::new(0), device);
+    let mut dn = pggan_model::Discriminator::new(&cfg, &mut Rng::new(1), device);
+    load(&mut g, &pggan::generator(gs, &cfg).unwrap(), what);
+    load(&mut dn, &pggan::discriminator(d, &cfg).unwrap(), what);
     (cfg, g, dn)
 }
 
 fn check_stylegan(name: &str) {
     let device = Device::flex();
-    let (cfg, g, d) = stylegan_nets(name, &device);
+    let (_, d, gs) = networks(name);
+    let (cfg, g, d) = stylegan_built(&gs, &d, &device, name);
     let golden = Golden::load(&fixture(&format!("{name}.golden.json")));
     let (b, layers) = (golden.usize("batch"), golden.usize("num_layers"));
     assert_eq!(g.num_layers(), layers);
@@ -138,11 +153,7 @@ fn a_fused_stylegan_pickle_reproduces_nvlabs_outputs() {
 fn a_pggan_pickle_reproduces_nvlabs_outputs() {
     let device = Device::flex();
     let (_, d, gs) = networks("pggan");
-    let cfg = pggan::config_of(&gs, &d).unwrap();
-    let mut g = pggan_model::Generator::new(&cfg, &mut Rng::new(0), &device);
-    let mut dn = pggan_model::Discriminator::new(&cfg, &mut Rng::new(1), &device);
-    load(&mut g, &pggan::generator(&gs, &cfg).unwrap(), "pggan");
-    load(&mut dn, &pggan::discriminator(&d, &cfg).unwrap(), "pggan");
+    let (cfg, g, dn) = pggan_built(&gs, &d, &device, "pggan");
     let golden = Golden::load(&fixture("pggan.golden.json"));
     let b = golden.usize("batch");
     let (res, ch) = (cfg.resolution, cfg.channels);
@@ -196,31 +207,14 @@ fn listed(name: &str) -> (TfNetwork, TfNetwork) {
 fn published_networks_fit_genforge() {
     let device = Device::flex();
     let (g, d) = listed("stylegan-ffhq1024");
-    let cfg = stylegan::config_of(&g, &d).unwrap();
+    let (cfg, _, _) = stylegan_built(&g, &d, &device, "ffhq");
     assert_eq!(
         (cfg.resolution, cfg.w_dim, cfg.num_layers()),
         (1024, 512, 18)
     );
-    let mut gn = stylegan_model::Generator::new(&cfg, &mut Rng::new(0), &device);
-    load(&mut gn, &stylegan::generator(&g, &cfg).unwrap(), "ffhq G");
-    let mut dn = stylegan_model::Discriminator::new(&cfg, &mut Rng::new(0), &device);
-    load(
-        &mut dn,
-        &stylegan::discriminator(&d, &cfg).unwrap(),
-        "ffhq D",
-    );
-
     let (g, d) = listed("pggan-celebahq1024");
-    let cfg = pggan::config_of(&g, &d).unwrap();
+    let (cfg, _, _) = pggan_built(&g, &d, &device, "celebahq");
     assert_eq!((cfg.resolution, cfg.z_dim), (1024, 512));
-    let mut gn = pggan_model::Generator::new(&cfg, &mut Rng::new(0), &device);
-    load(&mut gn, &pggan::generator(&g, &cfg).unwrap(), "celebahq G");
-    let mut dn = pggan_model::Discriminator::new(&cfg, &mut Rng::new(0), &device);
-    load(
-        &mut dn,
-        &pggan::discriminator(&d, &cfg).unwrap(),
-        "celebahq D",
-    );
 }
 
 /// What genforge does not build is an error naming it, never a silently different network.
@@ -287,11 +281,7 @@ fn full_size_pickles_match_tf() {
         let (d, gs) = (&nets[1], &nets[2]);
         let z = golden.tensor("z", [1, 512], &device);
         let (img, score) = if name.starts_with("stylegan") {
-            let cfg = stylegan::config_of(gs, d).unwrap();
-            let mut g = stylegan_model::Generator::new(&cfg, &mut Rng::new(0), &device);
-            let mut dn = stylegan_model::Discriminator::new(&cfg, &mut Rng::new(1), &device);
-            load(&mut g, &stylegan::generator(gs, &cfg).unwrap(), name);
-            load(&mut dn, &stylegan::discriminator(d, &cfg).unwrap(), name);
+            let (_, g, dn) = stylegan_built(gs, d, &device, name);
             let noise = (0..g.num_layers())
                 .map(|i| {
                     let t = &gs.variables[&format!("synthesis/noise{i}")];
@@ -303,11 +293,7 @@ fn full_size_pickles_match_tf() {
             let img = g.synthesis(&ws, Noise::Fixed(noise));
             (img.clone(), dn.forward(img))
         } else {
-            let cfg = pggan::config_of(gs, d).unwrap();
-            let mut g = pggan_model::Generator::new(&cfg, &mut Rng::new(0), &device);
-            let mut dn = pggan_model::Discriminator::new(&cfg, &mut Rng::new(1), &device);
-            load(&mut g, &pggan::generator(gs, &cfg).unwrap(), name);
-            load(&mut dn, &pggan::discriminator(d, &cfg).unwrap(), name);
+            let (_, g, dn) = pggan_built(gs, d, &device, name);
             let img = g.forward(z);
             (img.clone(), dn.forward(img))
         };
