@@ -311,7 +311,7 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     let (losses, others): (Vec<_>, Vec<_>) = curves
         .clone()
         .into_iter()
-        .filter(|(k, _)| k != "fid" && k != "kid")
+        .filter(|(k, _)| !["fid", "kid", "precision", "recall"].contains(&k.as_str()))
         .partition(|(k, _)| k.ends_with("loss"));
     if !losses.is_empty() {
         html.push_str(&line_chart("losses", &losses)?);

@@ -90,6 +90,10 @@ pub struct Scores {
     /// samples the classifier puts in the class they were drawn for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_accuracy: Option<f64>,
+    /// Unconditional samplers scored by a classifier of the data's classes: the fraction of
+    /// samples the classifier puts in each class (a dropped mode shows as a class near 0).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub class_shares: Vec<f64>,
     pub n_real: usize,
     pub n_fake: usize,
     /// Class-conditional samplers: the same metrics (but IS) per class, each class's samples
@@ -117,6 +121,15 @@ impl Scores {
         }
         if let Some(a) = self.class_accuracy {
             rows.push(("accuracy", format!("{a:.4}")));
+        }
+        if !self.class_shares.is_empty() {
+            let shares: Vec<String> = self
+                .class_shares
+                .iter()
+                .enumerate()
+                .map(|(c, s)| format!("{c}: {:.1}%", 100.0 * s))
+                .collect();
+            rows.push(("classes", shares.join(", ")));
         }
         rows
     }
@@ -163,6 +176,19 @@ fn class_accuracy(probs: &super::Features, labels: &[u32], only: Option<u32>) ->
         hit += usize::from(best == label as usize);
     }
     hit as f64 / n.max(1) as f64
+}
+
+/// The fraction of samples whose most probable class under `probs` is each class.
+pub fn class_shares(probs: &super::Features) -> Vec<f64> {
+    let mut counts = vec![0usize; probs.d];
+    for row in probs.data.chunks(probs.d) {
+        let best = (0..probs.d)
+            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+            .expect("at least one class");
+        counts[best] += 1;
+    }
+    let n = probs.n.max(1) as f64;
+    counts.iter().map(|&c| c as f64 / n).collect()
 }
 
 /// Scores of each class present in both sets with enough samples (IS left out: one class).
@@ -361,17 +387,21 @@ pub fn evaluate_run(
         |done| progress("generated", done, req.opts.n),
     )?;
     let mut scores = score(&real, &fake, &req.opts);
+    // The shipped digit classifier's classes are the digits; the emoji one's and a classifier
+    // file's are the classes they were trained on, which the user pairs with the run.
+    let digits = net.name() != "mnist" || cfg.data.format == DataFormat::Idx;
+    let classifier = matches!(net, FeatureNet::Mnist { .. }) && digits;
+    if classifier && generated.class_of(0).is_none() {
+        scores.class_shares = class_shares(&fake.probs);
+    }
     if generated.class_of(0).is_some() {
         let fake_labels: Vec<u32> = (0..req.opts.n)
             .map(|i| generated.class_of(i).expect("conditional"))
             .collect();
         let real_labels: Vec<u32> = (0..n_real).map(|i| data.label(i)).collect();
         scores.per_class = per_class(&real, &real_labels, &fake, &fake_labels, &req.opts);
-        // The shipped digit classifier's classes are the digits; a classifier file's are the
-        // classes it was trained on, which the user pairs with the run.
-        let digits = net.name() != "mnist" || cfg.data.format == DataFormat::Idx;
         let classes = cfg.model.num_classes().unwrap_or(0);
-        if matches!(net, FeatureNet::Mnist { .. }) && fake.probs.d == classes && digits {
+        if classifier && fake.probs.d == classes {
             scores.class_accuracy = Some(class_accuracy(&fake.probs, &fake_labels, None));
             for (c, s) in scores.per_class.iter_mut() {
                 s.class_accuracy = Some(class_accuracy(&fake.probs, &fake_labels, Some(*c)));
@@ -564,5 +594,7 @@ mod tests {
         assert_eq!(class_accuracy(&probs, &labels, Some(1)), 0.5);
         assert_eq!(class_accuracy(&probs, &labels, Some(0)), 1.0);
         assert_eq!(class_accuracy(&probs, &labels, Some(2)), 0.0);
+        // Unconditionally: three samples in class 0, one in class 1, none in class 2.
+        assert_eq!(class_shares(&probs), vec![0.75, 0.25, 0.0]);
     }
 }

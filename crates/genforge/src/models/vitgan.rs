@@ -46,6 +46,12 @@ pub struct VitganConfig {
     pub demodulation: bool,
     /// DiffAugment policy for D's inputs ("color,translation,cutout").
     pub diffaugment: String,
+    /// D's Lipschitz and generalisation parts, each switchable for the paper's ablations (all
+    /// on in ViTGAN): ISN on every D weight, L2 attention (else dot product), overlapping
+    /// patches (kernel 2p; else p).
+    pub d_isn: bool,
+    pub d_l2_attention: bool,
+    pub d_overlap: bool,
 }
 
 impl Default for VitganConfig {
@@ -63,6 +69,9 @@ impl Default for VitganConfig {
             siren_layers: 1,
             demodulation: false,
             diffaugment: "color,translation,cutout".into(),
+            d_isn: true,
+            d_l2_attention: true,
+            d_overlap: true,
         }
     }
 }
@@ -132,7 +141,7 @@ pub struct GeneratorBlock {
 
 impl GeneratorBlock {
     /// `[b, n, d], [b, d] -> [b, n, d]`, with the attention weights `[b, heads, n, n]`.
-    fn forward(&self, h: Tensor<3>, w: Tensor<2>) -> (Tensor<3>, Tensor<4>) {
+    pub fn forward(&self, h: Tensor<3>, w: Tensor<2>) -> (Tensor<3>, Tensor<4>) {
         let a = self.attn.forward(self.sln1.forward(h.clone(), w.clone()));
         let h = add(h, a.out);
         let h = add(h.clone(), self.mlp.forward(self.sln2.forward(h, w)));
@@ -230,13 +239,14 @@ pub fn patches_to_image(x: Tensor<3>, b: usize, g: usize, p: usize) -> Tensor<4>
 }
 
 /// Overlapping patch embedding: a conv with kernel `2p`, stride `p`, padding `p/2` (each patch
-/// sees `p/2` pixels of its neighbours on every side), a class token and positional embedding.
+/// sees `p/2` pixels of its neighbours on every side; kernel `p`, no padding without overlap),
+/// a class token and positional embedding.
 #[derive(Module, Debug)]
 pub struct PatchEmbedding {
     /// `[d, c, 2p, 2p]`, unit scale (equalized: times `1 / sqrt(c * 4p^2)`).
     pub weight: Param<Tensor<4>>,
     pub bias: Param<Tensor<1>>,
-    pub isn: ImprovedSpectralNorm,
+    pub isn: Option<ImprovedSpectralNorm>,
     pub cls: Param<Tensor<3>>,
     /// `[tokens + 1, d]`, through `sin` as the ViTGAN article's discriminator.
     pub pos: Param<Tensor<2>>,
@@ -244,19 +254,32 @@ pub struct PatchEmbedding {
     pub gain: f64,
 }
 
-/// Tokens of D's overlapping patch grid for a square image.
-pub fn discriminator_tokens(resolution: usize, patch: usize) -> usize {
-    let side = (resolution + 2 * (patch / 2) - 2 * patch) / patch + 1;
+/// Kernel and padding of D's patch embedding.
+fn patch_kernel(patch: usize, overlap: bool) -> (usize, usize) {
+    if overlap {
+        (2 * patch, patch / 2)
+    } else {
+        (patch, 0)
+    }
+}
+
+/// Tokens of D's patch grid for a square image.
+pub fn discriminator_tokens(resolution: usize, patch: usize, overlap: bool) -> usize {
+    let (k, pad) = patch_kernel(patch, overlap);
+    let side = (resolution + 2 * pad - k) / patch + 1;
     side * side
 }
 
 impl PatchEmbedding {
     fn new(cfg: &VitganConfig, rng: &mut Rng, device: &Device) -> Self {
-        let (d, c, k) = (cfg.hidden, cfg.channels, 2 * cfg.patch);
+        let (d, c) = (cfg.hidden, cfg.channels);
+        let (k, _) = patch_kernel(cfg.patch, cfg.d_overlap);
         let weight = init::normal([d, c, k, k], 0.0, 1.0, rng, device);
         let gain = 1.0 / ((c * k * k) as f64).sqrt();
-        let isn = ImprovedSpectralNorm::new(&(weight.val().reshape([d, c * k * k]) * gain), device);
-        let n = discriminator_tokens(cfg.resolution, cfg.patch);
+        let isn = cfg.d_isn.then(|| {
+            ImprovedSpectralNorm::new(&(weight.val().reshape([d, c * k * k]) * gain), device)
+        });
+        let n = discriminator_tokens(cfg.resolution, cfg.patch, cfg.d_overlap);
         PatchEmbedding {
             weight,
             bias: init::zeros([d], device),
@@ -272,16 +295,19 @@ impl PatchEmbedding {
     fn forward(&self, x: Tensor<4>) -> Tensor<3> {
         let b = x.dims()[0];
         let [d, c, k, _] = self.weight.dims();
-        let w = self
-            .isn
-            .normalize(self.weight.val().reshape([d, c * k * k]) * self.gain)
-            .reshape([d, c, k, k]);
+        let w = self.weight.val().reshape([d, c * k * k]) * self.gain;
+        let w = match &self.isn {
+            Some(isn) => isn.normalize(w),
+            None => w,
+        }
+        .reshape([d, c, k, k]);
         let p = self.patch;
+        let pad = (k - p) / 2; // p/2 with overlap, else 0
         let t = conv2d(
             x,
             w,
             Some(self.bias.val()),
-            ConvOptions::new([p, p], [p / 2, p / 2], [1, 1], 1),
+            ConvOptions::new([p, p], [pad, pad], [1, 1], 1),
         ); // [b, d, g, g]
         let [_, _, gh, gw] = t.dims();
         let t = t.reshape([b, d, gh * gw]).swap_dims(1, 2); // [b, tokens, d]
@@ -319,13 +345,20 @@ impl Discriminator {
         let blocks = (0..cfg.depth)
             .map(|_| DiscriminatorBlock {
                 ln1: LayerNorm::new(d, device),
-                attn: MultiHeadAttention::new(d, cfg.heads, true, true, rng, device),
+                attn: MultiHeadAttention::new(
+                    d,
+                    cfg.heads,
+                    cfg.d_l2_attention,
+                    cfg.d_isn,
+                    rng,
+                    device,
+                ),
                 ln2: LayerNorm::new(d, device),
-                mlp: FeedForward::new(d, cfg.mlp_ratio, true, rng, device),
+                mlp: FeedForward::new(d, cfg.mlp_ratio, cfg.d_isn, rng, device),
             })
             .collect();
         let isn = EqualizedOpts {
-            isn: true,
+            isn: cfg.d_isn,
             ..Default::default()
         };
         Discriminator {
@@ -436,8 +469,43 @@ mod tests {
         let logits = d.forward(out.images);
         assert_eq!(logits.logits.dims(), [3]);
         // 16x16 with patch 4: a 4x4 grid of overlapping 8x8 patches plus the class token.
-        assert_eq!(discriminator_tokens(16, 4), 16);
+        assert_eq!(discriminator_tokens(16, 4, true), 16);
+        assert_eq!(discriminator_tokens(16, 4, false), 16);
         assert_eq!(logits.attention[0].dims(), [3, 2, 17, 17]);
+    }
+
+    #[test]
+    fn ablation_switches_remove_each_part_of_d() {
+        let device = Device::flex();
+        let mut rng = Rng::new(14);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(rng.normal_vec(2 * 3 * 16 * 16, 0.0, 1.0), [2, 3, 16, 16]),
+            &device,
+        );
+        let full = Discriminator::new(&tiny(), &mut rng, &device);
+        assert!(full.embed.isn.is_some() && full.head.isn.is_some());
+        assert!(
+            full.blocks
+                .iter()
+                .all(|b| b.attn.l2 && b.mlp.fc1.isn.is_some())
+        );
+        assert_eq!(full.embed.weight.dims()[2], 8);
+        let cfg = VitganConfig {
+            d_isn: false,
+            d_l2_attention: false,
+            d_overlap: false,
+            ..tiny()
+        };
+        let d = Discriminator::new(&cfg, &mut rng, &device);
+        assert!(d.embed.isn.is_none() && d.head.isn.is_none());
+        for b in &d.blocks {
+            assert!(!b.attn.l2 && b.attn.qkv.isn.is_none() && b.mlp.fc2.isn.is_none());
+        }
+        // Without overlap the patch conv is 4x4: still a 4x4 grid plus the class token.
+        assert_eq!(d.embed.weight.dims()[2], 4);
+        let out = d.forward(x);
+        assert_eq!(out.logits.dims(), [2]);
+        assert_eq!(out.attention[0].dims(), [2, 2, 17, 17]);
     }
 
     #[test]

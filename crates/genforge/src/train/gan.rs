@@ -32,6 +32,9 @@ pub struct StepStats {
     /// Mean D logit on real images and on the fakes of the D step.
     pub d_real: f64,
     pub d_fake: f64,
+    /// D's accuracy by the sign of its logits: the fraction of reals above 0 and fakes below,
+    /// over both (0.5 is chance; near 1 an overconfident D, the usual prelude to collapse).
+    pub d_acc: f64,
     /// `mean ||grad_x D(x)||^2` on reals, on steps where R1 ran.
     pub r1: Option<f64>,
     /// WGAN-GP: `mean (||grad_x D(x_hat)|| - 1)^2` on the interpolates.
@@ -318,8 +321,10 @@ impl GanTrainer {
                 let t = &self.cfg.train;
                 let r1_now = t.r1_gamma > 0.0 && t.r1_interval <= 1;
                 let (d_real, d_fake, mut loss, gp) = self.d_main_loss(real.clone(), c.clone());
-                stats.d_real = d_real;
-                stats.d_fake = d_fake;
+                let (d_real, d_fake) = (values(&d_real), values(&d_fake));
+                stats.d_real = mean_of(&d_real);
+                stats.d_fake = mean_of(&d_fake);
+                stats.d_acc = sign_accuracy(&d_real, &d_fake);
                 stats.gp = gp;
                 if let Some(gp) = gp {
                     check_finite("gp", gp, step)?;
@@ -457,7 +462,13 @@ impl GanTrainer {
     /// are detached so only D receives gradients; with DiffAugment D sees augmented copies, and
     /// bCR compares its logits on them with those on the plain images. WGAN-GP's penalty is on
     /// plain images (no family combines it with DiffAugment).
-    fn d_main_loss(&mut self, real: Tensor<4>, c: Labels) -> (f64, f64, Tensor<1>, Option<f64>) {
+    /// D's logits on the reals and fakes (`[b]` each, as D saw them), the loss and the logged
+    /// gradient penalty.
+    fn d_main_loss(
+        &mut self,
+        real: Tensor<4>,
+        c: Labels,
+    ) -> (Tensor<1>, Tensor<1>, Tensor<1>, Option<f64>) {
         let b = real.dims()[0];
         let z = self.latents(b);
         let mixing = self.cfg.train.style_mixing;
@@ -489,7 +500,7 @@ impl GanTrainer {
                 gp = Some(value);
                 loss = loss + penalty;
             }
-            return (mean(&d_real), mean(&d_fake), loss, gp);
+            return (d_real, d_fake, loss, gp);
         }
         let real_aug = self.augmented(real.clone());
         let fake_aug = self.augmented(fake.clone());
@@ -500,12 +511,7 @@ impl GanTrainer {
         let fa = self.d.forward(fake_aug, c.clone()); // [b]
         let mut loss = self.d_loss(ra.clone(), fa.clone()) * weight;
         if let Augment::Ada(_) = self.augment {
-            let logits: Vec<f32> = ra
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec()
-                .unwrap();
+            let logits = values(&ra);
             let start = AdaState::starting_at(self.cfg.train.ada_p);
             self.state.ada.get_or_insert(start).observe(&logits);
         }
@@ -515,7 +521,7 @@ impl GanTrainer {
                 + losses::bcr(ra.clone(), self.d.forward(real, c.clone())) * bcr_real
                 + losses::bcr(fa.clone(), self.d.forward(fake, c)) * bcr_fake;
         }
-        (mean(&ra), mean(&fa), loss, gp)
+        (ra, fa, loss, gp)
     }
 
     /// The R1 surrogate on `real` with weight `gamma`, and the logged R1 value (on the plain
@@ -629,10 +635,32 @@ impl GanTrainer {
     }
 }
 
+#[test]
+fn sign_accuracy_counts_reals_above_and_fakes_below_zero() {
+    // Reals: 2 of 3 right; fakes: 1 of 1 right (0 is wrong on either side).
+    assert_eq!(sign_accuracy(&[1.0, 0.0, 2.0], &[-0.5]), 0.75);
+    assert_eq!(sign_accuracy(&[-1.0], &[0.0]), 0.0);
+}
+
 fn scalar(t: &Tensor<1>) -> f64 {
     t.clone().into_scalar::<f32>() as f64
 }
 
-fn mean(t: &Tensor<1>) -> f64 {
-    scalar(&t.clone().mean())
+fn values(t: &Tensor<1>) -> Vec<f32> {
+    t.clone()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .expect("f32 logits")
+}
+
+fn mean_of(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
+}
+
+/// The fraction of `real` logits above 0 and `fake` logits below 0, over both.
+pub fn sign_accuracy(real: &[f32], fake: &[f32]) -> f64 {
+    let right =
+        real.iter().filter(|&&x| x > 0.0).count() + fake.iter().filter(|&&x| x < 0.0).count();
+    right as f64 / (real.len() + fake.len()).max(1) as f64
 }

@@ -365,14 +365,23 @@ fn evaluate(
     };
     let fid = s.fid.expect("FID is always evaluated");
     let kid = s.kid.expect("KID is always evaluated");
-    stats_out.write(&json!({ "step": step, "fid": fid, "kid": kid }))?;
+    let mut line = json!({ "step": step, "fid": fid, "kid": kid });
+    if let (Some(p), Some(r)) = (s.precision, s.recall) {
+        line["precision"] = json!(p);
+        line["recall"] = json!(r);
+    }
+    stats_out.write(&line)?;
     let best = checkpoint::best_fid(run_dir);
     let improved = best.is_none_or(|b| fid < b);
     if improved {
         checkpoint::save_best(run_dir, step, fid, |d| stage.save(d))?;
     }
     progress.message(&format!(
-        "step {step}: FID {fid:.3}, KID {kid:.5} ({} {} features){}",
+        "step {step}: FID {fid:.3}, KID {kid:.5}{} ({} {} features){}",
+        match (s.precision, s.recall) {
+            (Some(p), Some(r)) => format!(", precision {p:.3}, recall {r:.3}"),
+            _ => String::new(),
+        },
         t.eval_n,
         t.eval_features,
         if improved { ", new best" } else { "" }
@@ -447,7 +456,11 @@ impl Stage for GanStage {
         {
             values.push(("g_loss", s.g_loss));
         }
-        values.extend([("d_real", s.d_real), ("d_fake", s.d_fake)]);
+        values.extend([
+            ("d_real", s.d_real),
+            ("d_fake", s.d_fake),
+            ("d_acc", s.d_acc),
+        ]);
         if let Some(r1) = s.r1 {
             values.push(("r1", r1));
         }
@@ -532,7 +545,8 @@ impl Stage for GanStage {
         )?;
         let opts = EvalOptions {
             n,
-            metrics: vec![Metric::Fid, Metric::Kid],
+            // Precision and recall beside FID: a collapsing G shows as falling recall first.
+            metrics: vec![Metric::Fid, Metric::Kid, Metric::Pr],
             ..EvalOptions::default()
         };
         Ok(Some(score(real, &fake, &opts)))
