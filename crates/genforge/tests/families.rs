@@ -245,6 +245,12 @@ fn resume_is_exact_for_every_family() {
     for preset in ["dcgan-tiny", "stylegan2-tiny"] {
         resume_is_exact(preset, &ada());
     }
+    // ViTGAN's G with StyleGAN2's D, and with its own D stripped of ISN.
+    resume_is_exact(
+        "vitgan-tiny",
+        &["model.discriminator=stylegan2".to_string()],
+    );
+    resume_is_exact("vitgan-tiny", &["model.d_isn=false".to_string()]);
 }
 
 fn ada() -> Vec<String> {

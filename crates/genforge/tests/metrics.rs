@@ -128,7 +128,8 @@ fn real_digits_score_near_the_floor_and_one_class_scores_badly() {
 
 mod common;
 
-fn evals(run: &std::path::Path) -> Vec<(u64, f64, f64)> {
+/// `(step, fid, kid, precision, recall)` of each evaluation during training.
+fn evals(run: &std::path::Path) -> Vec<(u64, f64, f64, f64, f64)> {
     std::fs::read_to_string(run.join("stats.jsonl"))
         .unwrap()
         .lines()
@@ -139,6 +140,8 @@ fn evals(run: &std::path::Path) -> Vec<(u64, f64, f64)> {
                 v["step"].as_u64().unwrap(),
                 v["fid"].as_f64().unwrap(),
                 v["kid"].as_f64().unwrap(),
+                v["precision"].as_f64().unwrap(),
+                v["recall"].as_f64().unwrap(),
             )
         })
         .collect()
@@ -160,6 +163,19 @@ fn evaluation_during_training_logs_fid_keeps_the_best_and_resumes_exactly() {
     // Evaluation draws from its own streams: the resumed run logs the same numbers.
     assert_eq!(ea, eb);
     assert!(ea.iter().all(|e| e.1.is_finite() && e.1 > 0.0));
+    assert!(
+        ea.iter()
+            .all(|e| (0.0..=1.0).contains(&e.3) && (0.0..=1.0).contains(&e.4))
+    );
+    // Every step logs D's sign accuracy, a fraction.
+    let steps = std::fs::read_to_string(a.join("stats.jsonl")).unwrap();
+    let accs: Vec<f64> = steps
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|v| v.get("d_acc").and_then(|x| x.as_f64()))
+        .collect();
+    assert_eq!(accs.len(), 4);
+    assert!(accs.iter().all(|a| (0.0..=1.0).contains(a)));
     let best = ea.iter().min_by(|x, y| x.1.total_cmp(&y.1)).unwrap();
     let record: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(a.join("checkpoints/best/best.json")).unwrap(),

@@ -199,10 +199,15 @@ impl ModelConfig {
             ModelConfig::Sagan(c) => conv_pair(&c.backbone(), rng, device),
             ModelConfig::Vitgan(c) => {
                 let g = vitgan::Generator::new(c, rng, device);
-                (
-                    Generator::Vit(g),
-                    Discriminator::Vit(vitgan::Discriminator::new(c, rng, device)),
-                )
+                let d = match c.discriminator {
+                    vitgan::DiscriminatorKind::Vit => {
+                        Discriminator::Vit(vitgan::Discriminator::new(c, rng, device))
+                    }
+                    vitgan::DiscriminatorKind::Stylegan2 => Discriminator::Style2(
+                        stylegan2::Discriminator::new(&c.stylegan2_d(), rng, device),
+                    ),
+                };
+                (Generator::Vit(g), d)
             }
             ModelConfig::Stylegan(c) => {
                 let mut g = stylegan::Generator::new(c, rng, device);

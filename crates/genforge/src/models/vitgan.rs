@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::stylegan2::Stylegan2Config;
 use crate::nn::diff_augment::Policy;
 use crate::nn::equalized::{EqualizedLinear, EqualizedOpts};
 use crate::nn::init;
@@ -52,6 +53,23 @@ pub struct VitganConfig {
     pub d_isn: bool,
     pub d_l2_attention: bool,
     pub d_overlap: bool,
+    /// The discriminator: `vit` (ViTGAN's) or `stylegan2` (NVlabs' StyleGAN2 resnet D, the
+    /// pairing of the paper's "compatibility with CNN-based GAN" study, its best CIFAR-10 FID).
+    pub discriminator: DiscriminatorKind,
+    /// StyleGAN2 D: channels `min(d_channel_base / res, d_channel_max)` at each resolution, and
+    /// its minibatch standard deviation group.
+    pub d_channel_base: usize,
+    pub d_channel_max: usize,
+    pub d_mbstd_group: usize,
+}
+
+/// `model.discriminator` of a ViTGAN.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscriminatorKind {
+    #[default]
+    Vit,
+    Stylegan2,
 }
 
 impl Default for VitganConfig {
@@ -72,6 +90,10 @@ impl Default for VitganConfig {
             d_isn: true,
             d_l2_attention: true,
             d_overlap: true,
+            discriminator: DiscriminatorKind::Vit,
+            d_channel_base: 512,
+            d_channel_max: 128,
+            d_mbstd_group: 4,
         }
     }
 }
@@ -102,7 +124,37 @@ impl VitganConfig {
             return bad("model.mlp_ratio must be positive".into());
         }
         Policy::parse(&self.diffaugment)?;
+        if self.discriminator == DiscriminatorKind::Stylegan2 {
+            // Named as this family's keys: the StyleGAN2 checks would name StyleGAN2's.
+            let r = self.resolution;
+            if !(8..=1024).contains(&r) || !r.is_power_of_two() {
+                return bad(format!(
+                    "model.discriminator = \"stylegan2\" needs model.resolution to be a power of \
+                     two from 8 to 1024, got {r}"
+                ));
+            }
+            if self.d_channel_max == 0 || self.d_channel_base < r / 2 || self.d_mbstd_group == 0 {
+                return bad(format!(
+                    "model.d_channel_base ({}) must be at least resolution / 2 ({}), and \
+                     model.d_channel_max and model.d_mbstd_group positive",
+                    self.d_channel_base,
+                    r / 2
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The StyleGAN2 discriminator's config for `discriminator = "stylegan2"`.
+    pub fn stylegan2_d(&self) -> Stylegan2Config {
+        Stylegan2Config {
+            channels: self.channels,
+            resolution: self.resolution,
+            channel_base: self.d_channel_base,
+            channel_max: self.d_channel_max,
+            mbstd_group: self.d_mbstd_group,
+            ..Stylegan2Config::default()
+        }
     }
 }
 
@@ -506,6 +558,43 @@ mod tests {
         let out = d.forward(x);
         assert_eq!(out.logits.dims(), [2]);
         assert_eq!(out.attention[0].dims(), [2, 2, 17, 17]);
+    }
+
+    #[test]
+    fn stylegan2_discriminator_pairs_with_the_vitgan_generator() {
+        use crate::models::{Discriminator as AnyD, ModelConfig};
+        let device = Device::flex();
+        let cfg = VitganConfig {
+            discriminator: DiscriminatorKind::Stylegan2,
+            d_channel_base: 64,
+            d_channel_max: 16,
+            ..tiny()
+        };
+        cfg.validate().unwrap();
+        let (g, d) = ModelConfig::Vitgan(cfg.clone())
+            .init_gan(false, &mut Rng::new(3), &device)
+            .unwrap();
+        let AnyD::Style2(inner) = &d else {
+            panic!("expected StyleGAN2's D")
+        };
+        // 16x16 -> 8x8 -> 4x4 epilogue, widths min(64 / res, 16).
+        assert_eq!(inner.blocks.len(), 2);
+        let z = crate::sample::latents(4, cfg.z_dim, 1, &device);
+        let x = g.forward(z, None);
+        assert_eq!(d.forward(x, None).dims(), [4]);
+        let bad = VitganConfig {
+            resolution: 24,
+            patch: 4,
+            ..cfg.clone()
+        };
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(msg.contains("power of"), "{msg}");
+        let bad = VitganConfig {
+            d_channel_base: 4,
+            ..cfg
+        };
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(msg.contains("model.d_channel_base"), "{msg}");
     }
 
     #[test]

@@ -147,7 +147,14 @@ pub fn figure(
                         .expect("ViTGAN has at least one block");
                     (0..n).map(|i| head_maps(last, i, 0, 1)).collect()
                 }
-                (Net::Discriminator, _) => {
+                (Net::Discriminator, Some(_)) => {
+                    return Err(Error::Config(
+                        "--attention d: this run's discriminator is StyleGAN2's \
+                         (model.discriminator), which has no attention; use --attention g"
+                            .into(),
+                    ));
+                }
+                (Net::Discriminator, None) => {
                     return Err(Error::Config(
                         "--attention d needs the run's discriminator".into(),
                     ));
