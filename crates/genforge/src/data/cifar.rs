@@ -70,6 +70,60 @@ fn batch_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+fn is_archive(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(".tar.gz") || name.ends_with(".tgz")
+}
+
+/// The `.tar.gz` / `.tgz` files directly in `dir`, sorted.
+fn archives_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = entry.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_file() && is_archive(&p) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The training batches of a `cifar-10-binary.tar.gz`-style archive, appended to `out`.
+fn read_archive(path: &Path, out: &mut Vec<RawImage>) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut batches = Vec::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::data(path, format!("not a readable tar.gz: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Error::data(path, format!("corrupt archive: {e}")))?;
+        let entry_path = entry
+            .path()
+            .map_err(|e| Error::data(path, format!("corrupt archive: {e}")))?
+            .into_owned();
+        let fname = entry_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if is_train_batch(&fname) {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::data(path, format!("corrupt archive member {fname}: {e}")))?;
+            batches.push((fname, bytes));
+        }
+    }
+    if batches.is_empty() {
+        return Err(Error::data(path, "archive holds no data_batch_*.bin"));
+    }
+    batches.sort_by(|a, b| a.0.cmp(&b.0));
+    for (fname, bytes) in batches {
+        parse_batch(&path.join(fname), &bytes, out)?;
+    }
+    Ok(())
+}
+
 pub fn read_dataset(path: &Path) -> Result<Vec<RawImage>> {
     if !path.exists() {
         return Err(Error::data(
@@ -78,52 +132,32 @@ pub fn read_dataset(path: &Path) -> Result<Vec<RawImage>> {
         ));
     }
     let mut out = Vec::new();
-    let name = path.to_string_lossy();
     if path.is_dir() {
         let files = batch_files(path)?;
         if files.is_empty() {
-            return Err(Error::data(
-                path,
-                "no data_batch_*.bin or test_batch.bin in this directory",
-            ));
+            // A directory holding only the downloaded archive reads as the archive.
+            let archives = archives_in(path)?;
+            if let [one] = archives.as_slice() {
+                read_archive(one, &mut out)?;
+                return Ok(out);
+            }
+            let why = if archives.is_empty() {
+                "no data_batch_*.bin, test_batch.bin or cifar-10-binary.tar.gz in this directory"
+                    .to_string()
+            } else {
+                format!(
+                    "holds {} archives and no batch files; set data.path to the one to read",
+                    archives.len()
+                )
+            };
+            return Err(Error::data(path, why));
         }
         for f in files {
             let bytes = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
             parse_batch(&f, &bytes, &mut out)?;
         }
-    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        let mut batches = Vec::new();
-        let entries = archive
-            .entries()
-            .map_err(|e| Error::data(path, format!("not a readable tar.gz: {e}")))?;
-        for entry in entries {
-            let mut entry =
-                entry.map_err(|e| Error::data(path, format!("corrupt archive: {e}")))?;
-            let entry_path = entry
-                .path()
-                .map_err(|e| Error::data(path, format!("corrupt archive: {e}")))?
-                .into_owned();
-            let fname = entry_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if is_train_batch(&fname) {
-                let mut bytes = Vec::new();
-                entry.read_to_end(&mut bytes).map_err(|e| {
-                    Error::data(path, format!("corrupt archive member {fname}: {e}"))
-                })?;
-                batches.push((fname, bytes));
-            }
-        }
-        if batches.is_empty() {
-            return Err(Error::data(path, "archive holds no data_batch_*.bin"));
-        }
-        batches.sort_by(|a, b| a.0.cmp(&b.0));
-        for (fname, bytes) in batches {
-            parse_batch(&path.join(fname), &bytes, &mut out)?;
-        }
+    } else if is_archive(path) {
+        read_archive(path, &mut out)?;
     } else {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         parse_batch(path, &bytes, &mut out)?;
@@ -170,6 +204,15 @@ mod tests {
             t.into_inner().unwrap().finish().unwrap();
         }
         assert_eq!(read_dataset(&tgz).unwrap().len(), 5);
+        // A directory holding only the archive (and other files) reads as the archive; with two
+        // archives it names the count.
+        let only = tempfile::tempdir().unwrap();
+        std::fs::copy(&tgz, only.path().join("cifar-10-binary.tar.gz")).unwrap();
+        std::fs::write(only.path().join("LICENSE"), "text").unwrap();
+        assert_eq!(read_dataset(only.path()).unwrap().len(), 5);
+        std::fs::copy(&tgz, only.path().join("copy.tgz")).unwrap();
+        let err = read_dataset(only.path()).unwrap_err().to_string();
+        assert!(err.contains("2 archives"), "{err}");
 
         let mut b = fake_batch(2);
         b.truncate(b.len() - 10);
