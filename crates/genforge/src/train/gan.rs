@@ -635,13 +635,6 @@ impl GanTrainer {
     }
 }
 
-#[test]
-fn sign_accuracy_counts_reals_above_and_fakes_below_zero() {
-    // Reals: 2 of 3 right; fakes: 1 of 1 right (0 is wrong on either side).
-    assert_eq!(sign_accuracy(&[1.0, 0.0, 2.0], &[-0.5]), 0.75);
-    assert_eq!(sign_accuracy(&[-1.0], &[0.0]), 0.0);
-}
-
 fn scalar(t: &Tensor<1>) -> f64 {
     t.clone().into_scalar::<f32>() as f64
 }
@@ -663,4 +656,16 @@ pub fn sign_accuracy(real: &[f32], fake: &[f32]) -> f64 {
     let right =
         real.iter().filter(|&&x| x > 0.0).count() + fake.iter().filter(|&&x| x < 0.0).count();
     right as f64 / (real.len() + fake.len()).max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sign_accuracy;
+
+    #[test]
+    fn sign_accuracy_counts_reals_above_and_fakes_below_zero() {
+        // Reals: 2 of 3 right; fakes: 1 of 1 right (0 is wrong on either side).
+        assert_eq!(sign_accuracy(&[1.0, 0.0, 2.0], &[-0.5]), 0.75);
+        assert_eq!(sign_accuracy(&[-1.0], &[0.0]), 0.0);
+    }
 }
