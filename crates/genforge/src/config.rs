@@ -251,6 +251,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../../../configs/vitgan-mnist.toml"),
     ),
     (
+        "vitgan-mnist-stylegan2d",
+        include_str!("../../../configs/vitgan-mnist-stylegan2d.toml"),
+    ),
+    (
         "vitgan-cifar10",
         include_str!("../../../configs/vitgan-cifar10.toml"),
     ),

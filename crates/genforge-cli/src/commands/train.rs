@@ -98,9 +98,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
 
 /// List the shipped presets.
 pub fn presets() -> Result<()> {
+    let width = PRESETS.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, text) in PRESETS {
         let cfg = TrainConfig::from_toml(text, name)?;
-        println!("{name:<14} {}", cfg.description);
+        println!("{name:<width$} {}", cfg.description);
     }
     Ok(())
 }
