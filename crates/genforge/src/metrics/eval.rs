@@ -168,24 +168,24 @@ fn class_accuracy(probs: &super::Features, labels: &[u32], only: Option<u32>) ->
         if only.is_some_and(|c| c != label) {
             continue;
         }
-        let row = &probs.data[i * probs.d..(i + 1) * probs.d];
-        let best = (0..probs.d)
-            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-            .expect("at least one class");
         n += 1;
-        hit += usize::from(best == label as usize);
+        hit += usize::from(argmax(&probs.data[i * probs.d..(i + 1) * probs.d]) == label as usize);
     }
     hit as f64 / n.max(1) as f64
+}
+
+/// The most probable class of one row of class probabilities.
+fn argmax(row: &[f32]) -> usize {
+    (0..row.len())
+        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+        .expect("at least one class")
 }
 
 /// The fraction of samples whose most probable class under `probs` is each class.
 pub fn class_shares(probs: &super::Features) -> Vec<f64> {
     let mut counts = vec![0usize; probs.d];
     for row in probs.data.chunks(probs.d) {
-        let best = (0..probs.d)
-            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-            .expect("at least one class");
-        counts[best] += 1;
+        counts[argmax(row)] += 1;
     }
     let n = probs.n.max(1) as f64;
     counts.iter().map(|&c| c as f64 / n).collect()

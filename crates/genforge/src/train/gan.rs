@@ -322,6 +322,11 @@ impl GanTrainer {
                 let r1_now = t.r1_gamma > 0.0 && t.r1_interval <= 1;
                 let (d_real, d_fake, mut loss, gp) = self.d_main_loss(real.clone(), c.clone());
                 let (d_real, d_fake) = (values(&d_real), values(&d_fake));
+                if let Augment::Ada(_) = self.augment {
+                    // r_t gathers the signs of D's logits on the augmented reals.
+                    let start = AdaState::starting_at(self.cfg.train.ada_p);
+                    self.state.ada.get_or_insert(start).observe(&d_real);
+                }
                 stats.d_real = mean_of(&d_real);
                 stats.d_fake = mean_of(&d_fake);
                 stats.d_acc = sign_accuracy(&d_real, &d_fake);
@@ -510,11 +515,6 @@ impl GanTrainer {
         let ra = self.d.forward(real_aug, c.clone()); // [b]
         let fa = self.d.forward(fake_aug, c.clone()); // [b]
         let mut loss = self.d_loss(ra.clone(), fa.clone()) * weight;
-        if let Augment::Ada(_) = self.augment {
-            let logits = values(&ra);
-            let start = AdaState::starting_at(self.cfg.train.ada_p);
-            self.state.ada.get_or_insert(start).observe(&logits);
-        }
         let diff = matches!(self.augment, Augment::Diff(_));
         if diff && (bcr_real > 0.0 || bcr_fake > 0.0) {
             loss = loss

@@ -365,23 +365,17 @@ fn evaluate(
     };
     let fid = s.fid.expect("FID is always evaluated");
     let kid = s.kid.expect("KID is always evaluated");
-    let mut line = json!({ "step": step, "fid": fid, "kid": kid });
-    if let (Some(p), Some(r)) = (s.precision, s.recall) {
-        line["precision"] = json!(p);
-        line["recall"] = json!(r);
-    }
-    stats_out.write(&line)?;
+    let (p, r) = (s.precision.expect("PR too"), s.recall.expect("PR too"));
+    stats_out
+        .write(&json!({ "step": step, "fid": fid, "kid": kid, "precision": p, "recall": r }))?;
     let best = checkpoint::best_fid(run_dir);
     let improved = best.is_none_or(|b| fid < b);
     if improved {
         checkpoint::save_best(run_dir, step, fid, |d| stage.save(d))?;
     }
     progress.message(&format!(
-        "step {step}: FID {fid:.3}, KID {kid:.5}{} ({} {} features){}",
-        match (s.precision, s.recall) {
-            (Some(p), Some(r)) => format!(", precision {p:.3}, recall {r:.3}"),
-            _ => String::new(),
-        },
+        "step {step}: FID {fid:.3}, KID {kid:.5}, precision {p:.3}, recall {r:.3} ({} {} \
+         features){}",
         t.eval_n,
         t.eval_features,
         if improved { ", new best" } else { "" }
