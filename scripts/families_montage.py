@@ -6,14 +6,16 @@ from PIL import Image
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 GRIDS = [
-    "pggan-mnist-32x32-step5000.png",
+    "dcgan-mnist-step300.png",
+    "sagan-mnist-step700.png",
+    "vitgan-mnist-stylegan2d-best.png",
     "stylegan-mnist-samples.png",
     "biggan-mnist-classes.png",
+    "pggan-mnist-32x32-step5000.png",
     "vqvae2-mnist-samples-t1.0.png",
-    "sagan-mnist-step700.png",
     "biggan-emoji-classes.png",
 ]
-HEIGHT, GAP = 240, 8
+HEIGHT, GAP = 200, 8
 
 images = [Image.open(DOCS / g).convert("RGB") for g in GRIDS]
 images = [im.resize((HEIGHT * im.width // im.height, HEIGHT), Image.LANCZOS) for im in images]
