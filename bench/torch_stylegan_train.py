@@ -4,43 +4,109 @@ latents every 100 steps as TAG-STEP.png.
 
     python3 bench/torch_stylegan_train.py STEPS GAMMA LR BATCH TAG [MAPPING_LAYERS [MBSTD_GROUP]]
     python3 bench/torch_stylegan_train.py 400 10 0.001 32 map8 8 4
+
+For an FID-against-time curve, `--minutes M --dump-every D` trains for M minutes of training time
+(the time spent writing samples not counted) and every D minutes writes `--dump-n` G-average
+samples as PNGs to TAG-fid/tMMMM/ (MMMM: seconds of training) with one line per dump in
+TAG-fid/times.jsonl, and the first `--dump-n` training digits to TAG-fid/reals/; scripts/fid_curve.py scores them with `genforge eval --real --fake`:
+
+    python3 bench/torch_stylegan_train.py 1000000 10 0.001 32 torch 2 32 --synthesis demodulation \\
+        --minutes 30 --dump-every 3 --threads 1
 """
-import os, sys, gzip, numpy as np, torch, torch.nn.functional as F, copy, time
+import argparse, copy, gzip, json, os, sys, time
+import numpy as np, torch, torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_stylegan import Generator, Discriminator
 from PIL import Image
-torch.set_num_threads(1); torch.manual_seed(0)
+
+ap = argparse.ArgumentParser()
+for name, kind in [("steps", int), ("gamma", float), ("lr", float), ("batch", int), ("tag", str)]:
+    ap.add_argument(name, type=kind)
+ap.add_argument("mapping_layers", type=int, nargs="?", default=8)
+ap.add_argument("mbstd_group", type=int, nargs="?", default=4)
+ap.add_argument("--synthesis", choices=["adain", "demodulation"], default="adain")
+ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--minutes", type=float, default=0.0, help="stop after this much training time (0: STEPS only)")
+ap.add_argument("--dump-every", type=float, default=0.0, help="minutes of training between sample dumps (0: none)")
+ap.add_argument("--dump-n", type=int, default=1000)
+ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--r1", choices=["exact", "central-difference"], default="exact",
+                help="R1's parameter gradient by double backward, or by genforge's surrogate: a "
+                     "central difference of D along its input gradient (train/regularizers.rs)")
+a = ap.parse_args()
+
+torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
 raw = gzip.open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'data', 'mnist', 'mnist-10k-images-idx3-ubyte.gz')).read()
 x = torch.tensor(np.frombuffer(raw[16:], np.uint8).reshape(-1, 1, 28, 28).astype(np.float32) / 127.5 - 1)
 x = F.interpolate(x, size=32, mode='bilinear', align_corners=False)
-steps = int(sys.argv[1]); gamma = float(sys.argv[2]); lr = float(sys.argv[3]); B = int(sys.argv[4]); TAG = sys.argv[5]
-NMAP = int(sys.argv[6]) if len(sys.argv) > 6 else 8
-GROUP = int(sys.argv[7]) if len(sys.argv) > 7 else 4
-g, d = Generator(128, NMAP, 1, 32, 256, 128), Discriminator(1, 32, 256, 128, GROUP)
+B, TAG = a.batch, a.tag
+g = Generator(128, a.mapping_layers, 1, 32, 256, 128, a.synthesis == "demodulation")
+d = Discriminator(1, 32, 256, 128, a.mbstd_group)
 ge = copy.deepcopy(g).requires_grad_(False)
-og = torch.optim.Adam(g.parameters(), lr, betas=(0.0, 0.99)); od = torch.optim.Adam(d.parameters(), lr, betas=(0.0, 0.99))
-t0 = time.time()
-for step in range(steps):
+og = torch.optim.Adam(g.parameters(), a.lr, betas=(0.0, 0.99)); od = torch.optim.Adam(d.parameters(), a.lr, betas=(0.0, 0.99))
+
+
+def to_u8(img, rounding=True):
+    img = (img.clamp(-1, 1) + 1) * 127.5
+    return (img.round() if rounding else img).byte().numpy()[:, 0]
+
+
+def dump(step, train_s):
+    """`--dump-n` G-average samples (a fixed latent seed) as PNGs; the training RNG is kept."""
+    out = f"{TAG}-fid/t{int(train_s):05d}"
+    os.makedirs(out, exist_ok=True)
+    state = torch.get_rng_state(); torch.manual_seed(1)
+    with torch.no_grad():
+        for i in range(0, a.dump_n, 100):
+            img, _ = ge(torch.randn(min(100, a.dump_n - i), 128), mixing=0.0)
+            for j, im in enumerate(to_u8(img)):
+                Image.fromarray(im).save(f"{out}/{i + j:05d}.png")
+    torch.set_rng_state(state)
+    with open(f"{TAG}-fid/times.jsonl", "a") as f:
+        f.write(json.dumps({"step": step, "minutes": train_s / 60, "dir": os.path.basename(out)}) + "\n")
+
+
+train_s, next_dump = 0.0, a.dump_every * 60
+if a.dump_every:
+    os.makedirs(f"{TAG}-fid/reals", exist_ok=True)
+    open(f"{TAG}-fid/times.jsonl", "w").close()
+    for i, im in enumerate(to_u8(x[:a.dump_n])):  # the first training images, as genforge's eval_n
+        Image.fromarray(im).save(f"{TAG}-fid/reals/{i:05d}.png")
+for step in range(a.steps):
+    t = time.time()
     real = x[torch.randint(0, len(x), (B,))]
     with torch.no_grad(): fake, _ = g(torch.randn(B, 128))
     loss = F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean()
     od.zero_grad(); loss.backward(); od.step()
     if (step + 1) % 4 == 0:
         r = real.detach().requires_grad_(True)
-        gr, = torch.autograd.grad(d(r).sum(), r, create_graph=True)
-        r1 = gr.square().sum((1, 2, 3)).mean() * gamma / 2 * 4
+        if a.r1 == "exact":
+            gr, = torch.autograd.grad(d(r).sum(), r, create_graph=True)
+            r1 = gr.square().sum((1, 2, 3)).mean() * a.gamma / 2 * 4
+        else:
+            gr, = torch.autograd.grad(d(r).sum(), r)
+            eps = 1e-2 / gr.square().sum((1, 2, 3)).mean().sqrt()
+            r1 = (d(real + eps * gr).sum() - d(real - eps * gr).sum()) / (2 * eps) * a.gamma * 4 / B
         od.zero_grad(); r1.backward(); od.step()
     fake, wm = g(torch.randn(B, 128))
     gl = F.softplus(-d(fake)).mean(); og.zero_grad(); gl.backward(); og.step()
     with torch.no_grad():
         g.w_avg.lerp_(wm, 0.005); b = min(0.995, (2 + step) / (11 + step))
         for pe, p in zip(ge.parameters(), g.parameters()): pe.lerp_(p, 1 - b)
+    train_s += time.time() - t
+    done = a.minutes and train_s >= a.minutes * 60
+    if a.dump_every and (train_s >= next_dump or done):
+        dump(step + 1, train_s); next_dump += a.dump_every * 60
     if (step + 1) % 100 == 0:
-        print(step + 1, float(loss.detach()), float(gl.detach()), time.time() - t0, flush=True)
-        with torch.no_grad():
-            torch.manual_seed(123); img, _ = ge(torch.randn(64, 128), mixing=0.0); torch.manual_seed(step)
-        img = ((img.clamp(-1, 1) + 1) * 127.5).byte().numpy()[:, 0]
-        grid = np.zeros((8 * 34 + 2, 8 * 34 + 2), np.uint8)
-        for i in range(64):
-            r, c = divmod(i, 8); grid[2 + r * 34:2 + r * 34 + 32, 2 + c * 34:2 + c * 34 + 32] = img[i]
-        Image.fromarray(grid).save(f'{TAG}-{step+1}.png')
+        print(step + 1, float(loss.detach()), float(gl.detach()), train_s, flush=True)
+        if not a.dump_every:
+            torch.manual_seed(123)
+            with torch.no_grad(): img, _ = ge(torch.randn(64, 128), mixing=0.0)
+            torch.manual_seed(step)
+            img = to_u8(img, rounding=False)
+            grid = np.zeros((8 * 34 + 2, 8 * 34 + 2), np.uint8)
+            for i in range(64):
+                r, c = divmod(i, 8); grid[2 + r * 34:2 + r * 34 + 32, 2 + c * 34:2 + c * 34 + 32] = img[i]
+            Image.fromarray(grid).save(f'{TAG}-{step+1}.png')
+    if done:
+        break

@@ -249,8 +249,44 @@ fn spaced<T: Clone>(items: &[T], k: usize) -> Vec<T> {
         .collect()
 }
 
-/// Write `run_dir/report.html` (or `out`) and return its path.
-pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
+/// Another training's FID against wall-clock minutes, for the report's time chart: a JSON-lines
+/// file of `{"minutes", "fid"}` records (`bench/fid_curve.py` writes one from a reference
+/// training's samples), named by its `label` or else the file's name.
+fn compare_curve(path: &Path) -> Result<Series> {
+    if !path.is_file() {
+        return Err(Error::data(
+            path,
+            "no such file (--compare takes a curve.jsonl)",
+        ));
+    }
+    let lines = read_jsonl(path)?;
+    let mut points: Vec<(f64, f64)> = lines
+        .iter()
+        .filter_map(|l| Some((l.get("minutes")?.as_f64()?, l.get("fid")?.as_f64()?)))
+        .filter(|(t, v)| t.is_finite() && v.is_finite())
+        .collect();
+    if points.is_empty() {
+        return Err(Error::data(
+            path,
+            "no JSON lines with numeric \"minutes\" and \"fid\" (bench/fid_curve.py writes them)",
+        ));
+    }
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let label = lines
+        .iter()
+        .find_map(|l| l.get("label")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| {
+            path.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+    Ok((label, points))
+}
+
+/// Write `run_dir/report.html` (or `out`) and return its path; `compare` adds other trainings'
+/// FID-against-time curves (see [`compare_curve`]) to the run's.
+pub fn write(run_dir: &Path, out: Option<&Path>, compare: &[PathBuf]) -> Result<PathBuf> {
     let cfg = run::open(run_dir)?;
     let config_text = std::fs::read_to_string(run_dir.join(run::CONFIG_FILE))
         .map_err(|e| Error::io(run_dir.join(run::CONFIG_FILE), e))?;
@@ -348,12 +384,18 @@ pub fn write(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
             metric_charts.push_str(&line_chart(&key.to_uppercase(), &lines)?);
         }
     }
+    let mut timed: Vec<Series> = Vec::new();
     if let Some(fid) = train_metrics.get("fid") {
         let points = fid_against_time(fid, &wall_clock(&stats));
         if points.len() > 1 {
-            let lines = [("FID (training)".to_string(), points)];
-            metric_charts.push_str(&chart("FID against wall-clock time", "minutes", &lines)?);
+            timed.push(("FID (training)".to_string(), points));
         }
+    }
+    for path in compare {
+        timed.push(compare_curve(path)?);
+    }
+    if !timed.is_empty() {
+        metric_charts.push_str(&chart("FID against wall-clock time", "minutes", &timed)?);
     }
     if !metric_charts.is_empty() {
         let _ = writeln!(
@@ -479,6 +521,33 @@ mod tests {
             fid_against_time(&fid, &clock),
             vec![(0.25, 40.0), (0.75, 30.0)]
         );
+    }
+
+    #[test]
+    fn a_compared_curve_is_read_sorted_by_time_with_its_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curve.jsonl");
+        std::fs::write(
+            &path,
+            "{\"label\": \"PyTorch\", \"minutes\": 5.0, \"fid\": 20.0}\n\
+             {\"minutes\": 2.5, \"fid\": 40.0, \"step\": 100}\n\
+             {\"minutes\": 7.5}\n",
+        )
+        .unwrap();
+        let (label, points) = compare_curve(&path).unwrap();
+        assert_eq!(label, "PyTorch");
+        assert_eq!(points, vec![(2.5, 40.0), (5.0, 20.0)]);
+
+        std::fs::write(&path, "{\"step\": 1, \"fid\": 3.0}\n").unwrap();
+        let err = compare_curve(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("curve.jsonl") && err.contains("minutes"),
+            "{err}"
+        );
+        let err = compare_curve(&dir.path().join("none.jsonl"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none.jsonl: no such file"), "{err}");
     }
 
     #[test]

@@ -326,3 +326,79 @@ fn ppl_is_the_second_order_rate_of_lpips() {
     }
     assert!(at(&flat, 1e-2) < 1e-6 * a);
 }
+
+/// R1's parameter gradient from genforge's first-order surrogate equals PyTorch's double
+/// backward through NVlabs' own discriminator (`scripts/r1_golden.py`): every parameter's
+/// gradient norm, and zero for the biases R1 cannot see (those after the minibatch standard
+/// deviation sit between piecewise-linear layers). Letting the surrogate's shifted passes cross
+/// the leaky ReLUs' kinks gives those biases gradients and moves the weights' norms.
+#[test]
+fn r1_surrogate_gradient_equals_pytorch_double_backward_on_nvlabs_d() {
+    use genforge::burn::module::{Module, ModuleVisitor, Param};
+    use genforge::burn::optim::GradientsParams;
+    use genforge::train::regularizers::r1_surrogate;
+
+    let device = Device::flex().autodiff();
+    let (cfg, _, d) = load("plain", &device);
+    let golden = Golden::load(&fixture("plain.golden.json"));
+    let want = Golden::load(&fixture("plain.r1.json"));
+    let b = golden.0["batch"].as_u64().unwrap() as usize;
+    let (ch, res) = (cfg.channels, cfg.resolution);
+    let x = golden.tensor("x", [b, ch, res, res], &device);
+    let d_const = d.clone().no_grad();
+    let (loss, r1) = r1_surrogate(|t| d.forward(t, None), |t| d_const.forward(t, None), x, 1.0);
+    let want_r1 = want.0["r1"].as_f64().unwrap();
+    assert!(
+        (r1 / 2.0 - want_r1).abs() < 1e-5 * want_r1,
+        "r1 {} vs {want_r1}",
+        r1 / 2.0
+    );
+    let grads = GradientsParams::from_grads(loss.backward(), &d);
+
+    // Gradient norms by shape, each group sorted: the parameters' order differs between the two.
+    struct Norms<'a>(&'a GradientsParams, BTreeMap<Vec<usize>, Vec<f64>>);
+    impl ModuleVisitor for Norms<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v = self.0.get::<D>(p.id).map_or(0.0, |g| {
+                let g = g.into_data().try_to_vec::<f32>().unwrap();
+                g.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt()
+            });
+            self.1.entry(p.val().dims().to_vec()).or_default().push(v);
+        }
+    }
+    let mut got = Norms(&grads, BTreeMap::new());
+    d.visit(&mut got);
+    let mut expected: BTreeMap<Vec<usize>, Vec<f64>> = BTreeMap::new();
+    for p in want.0["params"].as_object().unwrap().values() {
+        let shape: Vec<usize> = p["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_u64().unwrap() as usize)
+            .collect();
+        expected
+            .entry(shape)
+            .or_default()
+            .push(p["norm"].as_f64().unwrap());
+    }
+    let mut got = got.1;
+    for norms in got.values_mut().chain(expected.values_mut()) {
+        norms.sort_by(f64::total_cmp);
+    }
+    assert_eq!(
+        got.iter().map(|(s, v)| (s, v.len())).collect::<Vec<_>>(),
+        expected
+            .iter()
+            .map(|(s, v)| (s, v.len()))
+            .collect::<Vec<_>>(),
+        "parameter shapes"
+    );
+    for (shape, want) in &expected {
+        for (g, w) in got[shape].iter().zip(want) {
+            assert!(
+                (g - w).abs() < 1e-4 * w + 5e-7,
+                "a {shape:?} parameter: R1 gradient norm {g}, PyTorch {w}"
+            );
+        }
+    }
+}

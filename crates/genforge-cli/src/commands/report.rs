@@ -13,11 +13,20 @@ pub struct ReportArgs {
     /// Output file (default: RUN_DIR/report.html).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Another training's FID against wall-clock minutes to draw beside the run's: a JSON-lines
+    /// file of {"minutes", "fid", "label"} records, as bench/fid_curve.py writes for a PyTorch
+    /// reference training (repeatable).
+    #[arg(long)]
+    pub compare: Vec<PathBuf>,
 }
 
 pub fn report(args: ReportArgs) -> Result<()> {
-    let ReportArgs { run_dir, out } = args;
-    let path = genforge::report::write(&run_dir, out.as_deref())?;
+    let ReportArgs {
+        run_dir,
+        out,
+        compare,
+    } = args;
+    let path = genforge::report::write(&run_dir, out.as_deref(), &compare)?;
     println!("wrote {}", path.display());
     Ok(())
 }

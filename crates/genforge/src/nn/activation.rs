@@ -19,9 +19,107 @@ pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
     a + b
 }
 
+/// The slopes (`1` or the negative-side slope) of every ReLU and leaky ReLU a pass evaluated, in
+/// call order, so later passes can reuse them: with them held fixed a piecewise-linear network is
+/// affine in its input, and a central difference of it along a direction is exactly its
+/// Jacobian-vector product, with the parameter gradient PyTorch's double backward gives (it
+/// takes the activations' derivatives as constants). Without them a shifted pass that crosses a
+/// kink adds an O(1) term to that gradient for every unit it flips, however small the shift:
+/// the regularizers' surrogates (`train::regularizers`) were dominated by such terms.
+#[derive(Default)]
+pub struct FrozenSlopes {
+    slopes: Vec<Tensor<1>>,
+}
+
+enum Tape {
+    Record(Vec<Tensor<1>>),
+    Replay(Vec<Tensor<1>>, usize),
+}
+
+thread_local! {
+    static TAPE: std::cell::RefCell<Option<Tape>> = const { std::cell::RefCell::new(None) };
+}
+
+impl FrozenSlopes {
+    /// Run `f`, recording the slope of every activation it evaluates on this thread.
+    pub fn record<R>(f: impl FnOnce() -> R) -> (R, Self) {
+        let previous = TAPE.with(|t| t.replace(Some(Tape::Record(Vec::new()))));
+        let out = f();
+        let tape = TAPE.with(|t| t.replace(previous));
+        let Some(Tape::Record(slopes)) = tape else {
+            unreachable!("the tape is only replaced here")
+        };
+        (out, FrozenSlopes { slopes })
+    }
+
+    /// Run `f` with every activation it evaluates replaced by a product with the recorded slope
+    /// of the same call; `f` must evaluate the recorded pass's activations in the same order and
+    /// shapes (the same network on an input of the same shape).
+    pub fn replay<R>(&self, f: impl FnOnce() -> R) -> R {
+        let previous = TAPE.with(|t| t.replace(Some(Tape::Replay(self.slopes.clone(), 0))));
+        let out = f();
+        let tape = TAPE.with(|t| t.replace(previous));
+        let Some(Tape::Replay(_, used)) = tape else {
+            unreachable!("the tape is only replaced here")
+        };
+        assert_eq!(
+            used,
+            self.slopes.len(),
+            "a replayed pass evaluated {used} of the {} recorded activations",
+            self.slopes.len()
+        );
+        out
+    }
+
+    /// How many activations were recorded.
+    pub fn len(&self) -> usize {
+        self.slopes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slopes.is_empty()
+    }
+}
+
+/// `Some(x * slope)` while a replay is running (the next recorded slope), after recording the
+/// slope of `x` while a recording is; `None` (compute the activation) otherwise.
+fn taped<const D: usize>(x: &Tensor<D>, slope: f64) -> Option<Tensor<D>> {
+    TAPE.with(|t| {
+        let mut tape = t.borrow_mut();
+        match tape.as_mut()? {
+            Tape::Record(slopes) => {
+                let n = x.dims().iter().product::<usize>();
+                let positive = x.clone().detach().greater_equal_elem(0.0).float();
+                let s = positive.clone() * (1.0 - slope) + slope; // 1 where x >= 0, else slope
+                slopes.push(s.reshape([n]));
+                None
+            }
+            Tape::Replay(slopes, next) => {
+                let s = slopes.get(*next).unwrap_or_else(|| {
+                    panic!(
+                        "a replayed pass evaluated more activations than the {} recorded",
+                        slopes.len()
+                    )
+                });
+                let n = x.dims().iter().product::<usize>();
+                assert_eq!(
+                    s.dims()[0],
+                    n,
+                    "activation {next} replayed on a different shape"
+                );
+                *next += 1;
+                Some(x.clone() * s.clone().reshape(x.dims()))
+            }
+        }
+    })
+}
+
 /// ReLU with a one-pass backward from its output, each way in parallel on the CPU backend (burn-flex
 /// runs its element-wise operations on one thread), burn's `relu` elsewhere.
 pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if let Some(y) = taped(&x, 0.0) {
+        return y;
+    }
     if fused_on(&x.device()) && x.dtype() == DType::F32 {
         return Tensor::from_dispatch(<Dispatch as FusedActivations>::relu_fused(
             x.into_dispatch(),
@@ -33,6 +131,9 @@ pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// LeakyReLU, `x` where `x >= 0` and `slope * x` elsewhere (`slope > 0`), with a one-pass backward
 /// on the CPU backend and burn's `leaky_relu` elsewhere.
 pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
+    if let Some(y) = taped(&x, slope) {
+        return y;
+    }
     if slope > 0.0 && fused_on(&x.device()) && x.dtype() == DType::F32 {
         Tensor::from_dispatch(<Dispatch as FusedActivations>::leaky_relu_fused(
             x.into_dispatch(),
@@ -125,6 +226,46 @@ mod tests {
     use crate::rng::Rng;
     use crate::testing::values;
     use burn::tensor::{Device, TensorData};
+
+    /// A replayed pass multiplies by the slopes the recorded pass saw, call by call: on a
+    /// different input it is the linear map of the recorded point, not the activation.
+    #[test]
+    fn frozen_slopes_replay_the_recorded_activations_as_linear_maps() {
+        let device = Device::flex();
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![-1.0f32, 2.0, 0.5, -3.0], [2, 2]),
+            &device,
+        );
+        let y = Tensor::<2>::from_data(
+            TensorData::new(vec![4.0f32, -1.0, -2.0, 5.0], [2, 2]),
+            &device,
+        );
+        let net = |t: Tensor<2>| relu(leaky_relu(t, 0.2) * 2.0 - 1.0);
+        let (recorded, slopes) = FrozenSlopes::record(|| net(x.clone()));
+        assert_eq!(slopes.len(), 2);
+        // The recorded pass itself is the plain network.
+        assert_eq!(values(recorded), values(net(x.clone())));
+        // Leaky slopes at x: [0.2, 1, 1, 0.2]; relu's at x: [0, 1, 1, 0] (its inputs there are
+        // [-1.4, 3, 0, -2.2], and 0 counts as >= 0). Replayed on y: relu's slopes times
+        // 2 * (leaky slopes * y) - 1.
+        let replayed = values(slopes.replay(|| net(y.clone())));
+        let want = [0.0, 2.0 * -1.0 - 1.0, 2.0 * -2.0 - 1.0, 0.0];
+        assert_eq!(replayed, want);
+        // Outside a recording or replay the activations are themselves again.
+        assert_eq!(
+            values(net(y.clone())),
+            values(relu(leaky_relu(y, 0.2) * 2.0 - 1.0))
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "replayed pass evaluated 1 of the 2 recorded activations")]
+    fn a_replay_must_evaluate_every_recorded_activation() {
+        let device = Device::flex();
+        let x = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, -1.0], [2]), &device);
+        let (_, slopes) = FrozenSlopes::record(|| relu(relu(x.clone())));
+        slopes.replay(|| relu(x.clone()));
+    }
 
     /// Forward values and the input gradient equal burn's composed `leaky_relu`, including at
     /// zero and for a gradient that is not all ones.
