@@ -249,7 +249,7 @@ mod tests {
         // [-1.4, 3, 0, -2.2], and 0 counts as >= 0). Replayed on y: relu's slopes times
         // 2 * (leaky slopes * y) - 1.
         let replayed = values(slopes.replay(|| net(y.clone())));
-        let want = [0.0, 2.0 * -1.0 - 1.0, 2.0 * -2.0 - 1.0, 0.0];
+        let want = [0.0, -3.0, -5.0, 0.0]; // 2 * (1 * -1) - 1, 2 * (1 * -2) - 1
         assert_eq!(replayed, want);
         // Outside a recording or replay the activations are themselves again.
         assert_eq!(
