@@ -26,7 +26,6 @@ pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
 /// takes the activations' derivatives as constants). Without them a shifted pass that crosses a
 /// kink adds an O(1) term to that gradient for every unit it flips, however small the shift:
 /// the regularizers' surrogates (`train::regularizers`) were dominated by such terms.
-#[derive(Default)]
 pub struct FrozenSlopes {
     slopes: Vec<Tensor<1>>,
 }
@@ -90,7 +89,7 @@ fn taped<const D: usize>(x: &Tensor<D>, slope: f64) -> Option<Tensor<D>> {
             Tape::Record(slopes) => {
                 let n = x.dims().iter().product::<usize>();
                 let positive = x.clone().detach().greater_equal_elem(0.0).float();
-                let s = positive.clone() * (1.0 - slope) + slope; // 1 where x >= 0, else slope
+                let s = positive * (1.0 - slope) + slope; // 1 where x >= 0, else slope
                 slopes.push(s.reshape([n]));
                 None
             }

@@ -35,7 +35,8 @@ pub fn input_gradient<const D: usize>(
     d: impl Fn(Tensor<D>) -> Tensor<1>,
     x: Tensor<D>,
 ) -> Tensor<D> {
-    input_gradient_and_slopes(d, x).0
+    let x = x.detach().require_grad();
+    gradient_at(d(x.clone()), &x)
 }
 
 /// [`input_gradient`] and the slopes of D's activations at `x`, which the surrogates hold fixed
@@ -46,9 +47,14 @@ fn input_gradient_and_slopes<const D: usize>(
 ) -> (Tensor<D>, FrozenSlopes) {
     let x = x.detach().require_grad();
     let (out, slopes) = FrozenSlopes::record(|| d(x.clone()));
+    (gradient_at(out, &x), slopes)
+}
+
+/// `grad_x sum(out)`, detached; `x` is the tracked input `out` was computed from.
+fn gradient_at<const D: usize>(out: Tensor<1>, x: &Tensor<D>) -> Tensor<D> {
     let grads = out.sum().backward();
     let g = x.grad(&grads).expect("D's output depends on its input");
-    (Tensor::from_inner(g).detach(), slopes)
+    Tensor::from_inner(g).detach()
 }
 
 /// Squared gradient norm per sample, `[b]`.
