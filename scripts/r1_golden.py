@@ -7,11 +7,13 @@ of `training/loss.py`; its code is imported from a checkout, not copied here).
     git clone https://github.com/NVlabs/stylegan2-ada-pytorch
     python3 scripts/r1_golden.py stylegan2-ada-pytorch crates/genforge/tests/fixtures/stylegan2
 
-Reads `plain.pkl` and `plain.golden.json` (written by scripts/stylegan2_fixtures.py), builds
-`networks.Discriminator` from the golden file's constructor arguments with the pickle's weights,
-and on the golden file's `x` computes NVlabs' R1 with gamma 1,
-`r1 = mean_i ||grad_x D(x)_i||^2 / 2`, and its gradient in every parameter of D by double
-backward. Writes `plain.r1.json`: `r1`, and per parameter its shape and gradient norm.
+For each of the fixtures `plain` and `cond` (the conditional one clips every layer at
+`conv_clamp` 0.5, so many of its activations sit on the clamp's flat side), reads NAME.pkl and
+NAME.golden.json (written by scripts/stylegan2_fixtures.py), builds `networks.Discriminator` from
+the golden file's constructor arguments with the pickle's weights, and on the golden file's `x`
+(and labels `c`) computes NVlabs' R1 with gamma 1, `r1 = mean_i ||grad_x D(x, c)_i||^2 / 2`, and
+its gradient in every parameter of D by double backward. Writes NAME.r1.json: `r1`, and per
+parameter its shape and gradient norm.
 """
 import json
 import os
@@ -54,30 +56,33 @@ def state_dict(obj, prefix=""):
     return out
 
 
-with open(os.path.join(fixtures, "plain.pkl"), "rb") as f:
-    snapshot = Reader(f).load()
-golden = json.load(open(os.path.join(fixtures, "plain.golden.json")))
-D = networks.Discriminator(**golden["d_kwargs"])
-D.load_state_dict(state_dict(snapshot["D"]), strict=True)
-D = D.float().train().requires_grad_(True)
+for name in ("plain", "cond"):
+    with open(os.path.join(fixtures, f"{name}.pkl"), "rb") as f:
+        snapshot = Reader(f).load()
+    golden = json.load(open(os.path.join(fixtures, f"{name}.golden.json")))
+    D = networks.Discriminator(**golden["d_kwargs"])
+    D.load_state_dict(state_dict(snapshot["D"]), strict=True)
+    D = D.float().train().requires_grad_(True)
 
-b, res = golden["batch"], golden["d_kwargs"]["img_resolution"]
-ch = golden["d_kwargs"]["img_channels"]
-x = torch.tensor(golden["x"], dtype=torch.float32).reshape(b, ch, res, res)
-assert (D(x, None).detach().double().flatten() - torch.tensor(golden["d_x"])).abs().max() < 1e-5
+    b, res = golden["batch"], golden["d_kwargs"]["img_resolution"]
+    ch = golden["d_kwargs"]["img_channels"]
+    x = torch.tensor(golden["x"], dtype=torch.float32).reshape(b, ch, res, res)
+    c_dim = golden["d_kwargs"]["c_dim"]
+    c = torch.tensor(golden["c"], dtype=torch.float32).reshape(b, c_dim) if c_dim else None
+    assert (D(x, c).detach().double().flatten() - torch.tensor(golden["d_x"])).abs().max() < 1e-5
 
-# training/loss.py: r1_grads of real_logits.sum(), r1_penalty = ||.||^2 summed per image,
-# loss_Dr1 = r1_penalty * (gamma / 2), averaged over the batch.
-x = x.detach().requires_grad_(True)
-g, = torch.autograd.grad(D(x, None).sum(), x, create_graph=True)
-r1 = g.square().sum([1, 2, 3]).mean() / 2
-names, params = zip(*D.named_parameters())
-grads = torch.autograd.grad(r1, params, allow_unused=True)  # D's last bias leaves grad_x alone
-grads = [torch.zeros_like(p) if gr is None else gr for p, gr in zip(params, grads)]
-out = dict(r1=r1.item(), params={
-    n: dict(shape=list(p.shape), norm=gr.double().norm().item()) for n, p, gr in zip(names, params, grads)
-})
-with open(os.path.join(fixtures, "plain.r1.json"), "w") as f:
-    json.dump(out, f, indent=1)
-print("r1", out["r1"], "params", len(out["params"]),
-      "total norm", sum(v["norm"] ** 2 for v in out["params"].values()) ** 0.5)
+    # training/loss.py: r1_grads of real_logits.sum(), r1_penalty = ||.||^2 summed per image,
+    # loss_Dr1 = r1_penalty * (gamma / 2), averaged over the batch.
+    x = x.detach().requires_grad_(True)
+    g, = torch.autograd.grad(D(x, c).sum(), x, create_graph=True)
+    r1 = g.square().sum([1, 2, 3]).mean() / 2
+    names, params = zip(*D.named_parameters())
+    grads = torch.autograd.grad(r1, params, allow_unused=True)  # D's last bias leaves grad_x alone
+    grads = [torch.zeros_like(p) if gr is None else gr for p, gr in zip(params, grads)]
+    out = dict(r1=r1.item(), params={
+        n: dict(shape=list(p.shape), norm=gr.double().norm().item()) for n, p, gr in zip(names, params, grads)
+    })
+    with open(os.path.join(fixtures, f"{name}.r1.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print(name, "r1", out["r1"], "params", len(out["params"]),
+          "total norm", sum(v["norm"] ** 2 for v in out["params"].values()) ** 0.5)

@@ -331,22 +331,34 @@ fn ppl_is_the_second_order_rate_of_lpips() {
 /// backward through NVlabs' own discriminator (`scripts/r1_golden.py`): every parameter's
 /// gradient norm, and zero for the biases R1 cannot see (those after the minibatch standard
 /// deviation sit between piecewise-linear layers). Letting the surrogate's shifted passes cross
-/// the leaky ReLUs' kinks gives those biases gradients and moves the weights' norms.
+/// the leaky ReLUs' kinks gives those biases gradients and moves the weights' norms. The
+/// conditional fixture clips its layers at 0.5 (`conv_clamp`), the other kink frozen.
 #[test]
 fn r1_surrogate_gradient_equals_pytorch_double_backward_on_nvlabs_d() {
+    r1_matches_pytorch("plain");
+    r1_matches_pytorch("cond");
+}
+
+fn r1_matches_pytorch(name: &str) {
     use genforge::burn::module::{Module, ModuleVisitor, Param};
     use genforge::burn::optim::GradientsParams;
     use genforge::train::regularizers::r1_surrogate;
 
     let device = Device::flex().autodiff();
-    let (cfg, _, d) = load("plain", &device);
-    let golden = Golden::load(&fixture("plain.golden.json"));
-    let want = Golden::load(&fixture("plain.r1.json"));
+    let (cfg, _, d) = load(name, &device);
+    let golden = Golden::load(&fixture(&format!("{name}.golden.json")));
+    let want = Golden::load(&fixture(&format!("{name}.r1.json")));
     let b = golden.0["batch"].as_u64().unwrap() as usize;
     let (ch, res) = (cfg.channels, cfg.resolution);
     let x = golden.tensor("x", [b, ch, res, res], &device);
+    let c = (cfg.num_classes > 0).then(|| golden.tensor("c", [b, cfg.num_classes], &device));
     let d_const = d.clone().no_grad();
-    let (loss, r1) = r1_surrogate(|t| d.forward(t, None), |t| d_const.forward(t, None), x, 1.0);
+    let (loss, r1) = r1_surrogate(
+        |t| d.forward(t, c.clone()),
+        |t| d_const.forward(t, c.clone()),
+        x,
+        1.0,
+    );
     let want_r1 = want.0["r1"].as_f64().unwrap();
     assert!(
         (r1 / 2.0 - want_r1).abs() < 1e-5 * want_r1,
@@ -397,7 +409,7 @@ fn r1_surrogate_gradient_equals_pytorch_double_backward_on_nvlabs_d() {
         for (g, w) in got[shape].iter().zip(want) {
             assert!(
                 (g - w).abs() < 1e-4 * w + 5e-7,
-                "a {shape:?} parameter: R1 gradient norm {g}, PyTorch {w}"
+                "{name}: a {shape:?} parameter: R1 gradient norm {g}, PyTorch {w}"
             );
         }
     }

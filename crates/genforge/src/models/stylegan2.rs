@@ -220,7 +220,7 @@ fn bias_act(
         x = x * gain;
     }
     if clamp > 0.0 {
-        x.clamp(-clamp, clamp)
+        crate::nn::activation::clamp(x, clamp)
     } else {
         x
     }

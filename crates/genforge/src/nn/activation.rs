@@ -19,20 +19,29 @@ pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
     a + b
 }
 
-/// The slopes (`1` or the negative-side slope) of every ReLU and leaky ReLU a pass evaluated, in
-/// call order, so later passes can reuse them: with them held fixed a piecewise-linear network is
+/// The slopes (`1` or the negative-side slope) of every ReLU and leaky ReLU a pass evaluated, and
+/// the slopes (`1` inside, `0` outside) and clipped values of every [`clamp`], in call order, so
+/// later passes can reuse them: with them held fixed a piecewise-linear network is
 /// affine in its input, and a central difference of it along a direction is exactly its
 /// Jacobian-vector product, with the parameter gradient PyTorch's double backward gives (it
 /// takes the activations' derivatives as constants). Without them a shifted pass that crosses a
 /// kink adds an O(1) term to that gradient for every unit it flips, however small the shift:
 /// the regularizers' surrogates (`train::regularizers`) were dominated by such terms.
 pub struct FrozenSlopes {
-    slopes: Vec<Tensor<1>>,
+    slopes: Vec<Frozen>,
+}
+
+/// One activation's local affine map `x -> slope * x + offset`, flattened (offset: none for the
+/// ReLUs, the clipped value where a clamp clipped).
+#[derive(Clone)]
+struct Frozen {
+    slope: Tensor<1>,
+    offset: Option<Tensor<1>>,
 }
 
 enum Tape {
-    Record(Vec<Tensor<1>>),
-    Replay(Vec<Tensor<1>>, usize),
+    Record(Vec<Frozen>),
+    Replay(Vec<Frozen>, usize),
 }
 
 thread_local! {
@@ -80,43 +89,72 @@ impl FrozenSlopes {
     }
 }
 
-/// `Some(x * slope)` while a replay is running (the next recorded slope), after recording the
-/// slope of `x` while a recording is; `None` (compute the activation) otherwise.
-fn taped<const D: usize>(x: &Tensor<D>, slope: f64) -> Option<Tensor<D>> {
+/// `Some(slope * x + offset)` while a replay is running (the next recorded map), after recording
+/// `local(x)`, the map at `x`, while a recording is; `None` (compute the activation) otherwise.
+fn taped<const D: usize>(
+    x: &Tensor<D>,
+    local: impl FnOnce(Tensor<D>) -> (Tensor<D>, Option<Tensor<D>>),
+) -> Option<Tensor<D>> {
     TAPE.with(|t| {
         let mut tape = t.borrow_mut();
+        let n = x.dims().iter().product::<usize>();
         match tape.as_mut()? {
             Tape::Record(slopes) => {
-                let n = x.dims().iter().product::<usize>();
-                let positive = x.clone().detach().greater_equal_elem(0.0).float();
-                let s = positive * (1.0 - slope) + slope; // 1 where x >= 0, else slope
-                slopes.push(s.reshape([n]));
+                let (slope, offset) = local(x.clone().detach());
+                slopes.push(Frozen {
+                    slope: slope.reshape([n]),
+                    offset: offset.map(|o| o.reshape([n])),
+                });
                 None
             }
             Tape::Replay(slopes, next) => {
-                let s = slopes.get(*next).unwrap_or_else(|| {
+                let f = slopes.get(*next).unwrap_or_else(|| {
                     panic!(
                         "a replayed pass evaluated more activations than the {} recorded",
                         slopes.len()
                     )
                 });
-                let n = x.dims().iter().product::<usize>();
                 assert_eq!(
-                    s.dims()[0],
+                    f.slope.dims()[0],
                     n,
                     "activation {next} replayed on a different shape"
                 );
                 *next += 1;
-                Some(x.clone() * s.clone().reshape(x.dims()))
+                let y = x.clone() * f.slope.clone().reshape(x.dims());
+                Some(match &f.offset {
+                    Some(o) => y + o.clone().reshape(x.dims()),
+                    None => y,
+                })
             }
         }
     })
 }
 
+/// The slope of a (leaky) ReLU at `x`: 1 where `x >= 0`, else `slope`.
+fn relu_slope<const D: usize>(x: Tensor<D>, slope: f64) -> (Tensor<D>, Option<Tensor<D>>) {
+    let positive = x.greater_equal_elem(0.0).float();
+    (positive * (1.0 - slope) + slope, None)
+}
+
+/// `x` clipped to `[-limit, limit]` (NVlabs' `conv_clamp`), a kink like the ReLUs' for
+/// [`FrozenSlopes`]: slope 1 inside (the bounds included, as PyTorch's `clamp` backward), 0 and
+/// the bound outside.
+pub fn clamp<const D: usize>(x: Tensor<D>, limit: f64) -> Tensor<D> {
+    let local = |x: Tensor<D>| {
+        let inside = x.clone().abs().lower_equal_elem(limit).float();
+        let offset = x.clamp(-limit, limit) * (inside.clone().neg() + 1.0);
+        (inside, Some(offset))
+    };
+    if let Some(y) = taped(&x, local) {
+        return y;
+    }
+    x.clamp(-limit, limit)
+}
+
 /// ReLU with a one-pass backward from its output, each way in parallel on the CPU backend (burn-flex
 /// runs its element-wise operations on one thread), burn's `relu` elsewhere.
 pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if let Some(y) = taped(&x, 0.0) {
+    if let Some(y) = taped(&x, |x| relu_slope(x, 0.0)) {
         return y;
     }
     if fused_on(&x.device()) && x.dtype() == DType::F32 {
@@ -130,7 +168,7 @@ pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// LeakyReLU, `x` where `x >= 0` and `slope * x` elsewhere (`slope > 0`), with a one-pass backward
 /// on the CPU backend and burn's `leaky_relu` elsewhere.
 pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
-    if let Some(y) = taped(&x, slope) {
+    if let Some(y) = taped(&x, |x| relu_slope(x, slope)) {
         return y;
     }
     if slope > 0.0 && fused_on(&x.device()) && x.dtype() == DType::F32 {
@@ -255,6 +293,28 @@ mod tests {
             values(net(y.clone())),
             values(relu(leaky_relu(y, 0.2) * 2.0 - 1.0))
         );
+    }
+
+    /// A replayed clamp is the identity where the recorded pass was inside the bounds and the
+    /// recorded bound where it was clipped, whatever the new input.
+    #[test]
+    fn frozen_clamp_replays_its_recorded_bounds() {
+        let device = Device::flex();
+        let x =
+            Tensor::<1>::from_data(TensorData::new(vec![-3.0f32, -2.0, 0.5, 2.5], [4]), &device);
+        let y = Tensor::<1>::from_data(TensorData::new(vec![7.0f32, 1.0, -9.0, 0.0], [4]), &device);
+        let (recorded, frozen) = FrozenSlopes::record(|| clamp(x.clone(), 2.0));
+        assert_eq!(values(recorded), [-2.0, -2.0, 0.5, 2.0]);
+        // Replayed at the recorded input it is the recorded pass.
+        assert_eq!(
+            values(frozen.replay(|| clamp(x.clone(), 2.0))),
+            [-2.0, -2.0, 0.5, 2.0]
+        );
+        assert_eq!(
+            values(frozen.replay(|| clamp(y.clone(), 2.0))),
+            [-2.0, 1.0, -9.0, 2.0]
+        );
+        assert_eq!(values(clamp(y, 2.0)), [2.0, 1.0, -2.0, 0.0]);
     }
 
     #[test]
