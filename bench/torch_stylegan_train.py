@@ -1,5 +1,6 @@
-"""Train bench/torch_stylegan.py's stylegan-mnist network on the shipped digits (resized to 32x32)
-with lazy exact R1, to compare training behaviour with genforge; writes G-average grids of 64 fixed
+"""Train bench/torch_stylegan.py's stylegan-mnist network on the shipped digits (resized to 32x32),
+or with `--data emoji` stylegan-emoji's (the same network in colour) on the shipped emoji, with lazy
+exact R1, to compare training behaviour with genforge; writes G-average grids of 64 fixed
 latents every 100 steps as TAG-STEP.png.
 
     python3 bench/torch_stylegan_train.py STEPS GAMMA LR BATCH TAG [MAPPING_LAYERS [MBSTD_GROUP]]
@@ -12,8 +13,10 @@ TAG-fid/times.jsonl, and the first `--dump-n` training digits to TAG-fid/reals/;
 
     python3 bench/torch_stylegan_train.py 1000000 10 0.001 32 torch 2 32 --synthesis demodulation \\
         --minutes 30 --dump-every 3 --threads 1
+    python3 bench/torch_stylegan_train.py 1000000 10 0.001 32 torch-emoji 2 32 --data emoji \\
+        --synthesis demodulation --minutes 30 --dump-every 3 --dump-n 950 --threads 1
 """
-import argparse, copy, gzip, json, os, sys, time
+import argparse, copy, gzip, json, os, sys, tarfile, time
 import numpy as np, torch, torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_stylegan import Generator, Discriminator
@@ -24,6 +27,7 @@ for name, kind in [("steps", int), ("gamma", float), ("lr", float), ("batch", in
     ap.add_argument(name, type=kind)
 ap.add_argument("mapping_layers", type=int, nargs="?", default=8)
 ap.add_argument("mbstd_group", type=int, nargs="?", default=4)
+ap.add_argument("--data", choices=["mnist", "emoji"], default="mnist")
 ap.add_argument("--synthesis", choices=["adain", "demodulation"], default="adain")
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--minutes", type=float, default=0.0, help="stop after this much training time (0: STEPS only)")
@@ -36,19 +40,27 @@ ap.add_argument("--r1", choices=["exact", "central-difference"], default="exact"
 a = ap.parse_args()
 
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
-raw = gzip.open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'data', 'mnist', 'mnist-10k-images-idx3-ubyte.gz')).read()
-x = torch.tensor(np.frombuffer(raw[16:], np.uint8).reshape(-1, 1, 28, 28).astype(np.float32) / 127.5 - 1)
-x = F.interpolate(x, size=32, mode='bilinear', align_corners=False)
-B, TAG = a.batch, a.tag
-g = Generator(128, a.mapping_layers, 1, 32, 256, 128, a.synthesis == "demodulation")
-d = Discriminator(1, 32, 256, 128, a.mbstd_group)
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'data')
+if a.data == "mnist":
+    raw = gzip.open(os.path.join(DATA, 'mnist', 'mnist-10k-images-idx3-ubyte.gz')).read()
+    x = torch.tensor(np.frombuffer(raw[16:], np.uint8).reshape(-1, 1, 28, 28).astype(np.float32) / 127.5 - 1)
+    x = F.interpolate(x, size=32, mode='bilinear', align_corners=False)
+else:  # CIFAR-10 binary records: a label byte, then 32x32 red, green and blue planes
+    with tarfile.open(os.path.join(DATA, 'emoji', 'emoji-32x32-binary.tar.gz')) as t:
+        raw = t.extractfile('emoji-32x32-binary/data_batch_1.bin').read()
+    rec = np.frombuffer(raw, np.uint8).reshape(-1, 1 + 3 * 32 * 32)
+    x = torch.tensor(rec[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 127.5 - 1)
+B, TAG, C = a.batch, a.tag, x.shape[1]
+g = Generator(128, a.mapping_layers, C, 32, 256, 128, a.synthesis == "demodulation")
+d = Discriminator(C, 32, 256, 128, a.mbstd_group)
 ge = copy.deepcopy(g).requires_grad_(False)
 og = torch.optim.Adam(g.parameters(), a.lr, betas=(0.0, 0.99)); od = torch.optim.Adam(d.parameters(), a.lr, betas=(0.0, 0.99))
 
 
 def to_u8(img, rounding=True):
     img = (img.clamp(-1, 1) + 1) * 127.5
-    return (img.round() if rounding else img).byte().numpy()[:, 0]
+    img = (img.round() if rounding else img).byte().numpy().transpose(0, 2, 3, 1)
+    return img[..., 0] if img.shape[-1] == 1 else img  # [N, H, W] or [N, H, W, 3]
 
 
 def dump(step, train_s):
@@ -104,7 +116,7 @@ for step in range(a.steps):
             with torch.no_grad(): img, _ = ge(torch.randn(64, 128), mixing=0.0)
             torch.manual_seed(step)
             img = to_u8(img, rounding=False)
-            grid = np.zeros((8 * 34 + 2, 8 * 34 + 2), np.uint8)
+            grid = np.zeros((8 * 34 + 2, 8 * 34 + 2) + img.shape[3:], np.uint8)
             for i in range(64):
                 r, c = divmod(i, 8); grid[2 + r * 34:2 + r * 34 + 32, 2 + c * 34:2 + c * 34 + 32] = img[i]
             Image.fromarray(grid).save(f'{TAG}-{step+1}.png')
