@@ -97,8 +97,9 @@ fn taped<const D: usize>(
 ) -> Option<Tensor<D>> {
     TAPE.with(|t| {
         let mut tape = t.borrow_mut();
+        let tape = tape.as_mut()?;
         let n = x.dims().iter().product::<usize>();
-        match tape.as_mut()? {
+        match tape {
             Tape::Record(slopes) => {
                 let (slope, offset) = local(x.clone().detach());
                 slopes.push(Frozen {
