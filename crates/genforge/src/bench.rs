@@ -294,7 +294,7 @@ pub fn sampling(
     let req = |seed| crate::sample::GanRequest {
         n: batch,
         seed,
-        psi: 1.0,
+        psi: None,
         cutoff: None,
         class: None,
         truncation,

@@ -21,6 +21,28 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     pub data: DataConfig,
     pub train: TrainingConfig,
+    pub sample: SampleConfig,
+}
+
+/// `[sample]`: how `genforge sample` and `genforge eval` draw from the finished run when the
+/// command line does not say. Training's grids and metrics always draw untruncated, as NVlabs'
+/// training metrics do, so curves compare across presets and with the PyTorch references.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleConfig {
+    /// StyleGAN: truncation psi, `w_avg + psi (w - w_avg)` (1: none).
+    pub psi: f64,
+    /// PixelCNN prior: softmax temperature of its samples (1: the model's distribution).
+    pub temperature: f64,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig {
+            psi: 1.0,
+            temperature: 1.0,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -193,6 +215,7 @@ impl Default for TrainConfig {
             model: ModelConfig::default(),
             data: DataConfig::default(),
             train: TrainingConfig::default(),
+            sample: SampleConfig::default(),
         }
     }
 }
@@ -598,6 +621,38 @@ impl TrainConfig {
                 "train.keep_checkpoints must be at least 1".into(),
             ));
         }
+        self.validate_sample()
+    }
+
+    fn validate_sample(&self) -> Result<()> {
+        let s = &self.sample;
+        let style = self.model.as_stylegan().is_some() || self.model.as_stylegan2().is_some();
+        if s.psi != 1.0 {
+            if !style {
+                return Err(Error::Config(format!(
+                    "sample.psi is StyleGAN's truncation; model.family = \"{}\" has none; set \
+                     it to 1",
+                    self.model.family()
+                )));
+            }
+            crate::sample::stylegan::check_psi(s.psi).map_err(|e| match e {
+                Error::Config(m) => Error::Config(format!("sample.{m}")),
+                e => e,
+            })?;
+        }
+        if s.temperature != 1.0 && self.model.as_pixelcnn().is_none() {
+            return Err(Error::Config(format!(
+                "sample.temperature is a PixelCNN prior's; model.family = \"{}\" has none; set \
+                 it to 1",
+                self.model.family()
+            )));
+        }
+        if !(s.temperature > 0.0 && s.temperature.is_finite()) {
+            return Err(Error::Config(format!(
+                "sample.temperature must be a positive number, got {}",
+                s.temperature
+            )));
+        }
         Ok(())
     }
 
@@ -773,6 +828,31 @@ mod tests {
         assert!(err(&[ada[0], ada[1], "train.ada_pipeline=bgcfnc"]).contains("bgc"));
         assert!(err(&[ada[0], ada[1], "train.ada_target=1.5"]).contains("ada_target"));
         assert!(err(&["train.augment=fixed", ada[1], "train.ada_p=2"]).contains("ada_p"));
+    }
+
+    #[test]
+    fn sample_settings_belong_to_their_family() {
+        let err = |preset: &str, set: &str| {
+            TrainConfig::load(preset, &[set.to_string()])
+                .unwrap_err()
+                .to_string()
+        };
+        let ok = |preset: &str, set: &str| TrainConfig::load(preset, &[set.to_string()]).unwrap();
+        assert_eq!(ok("stylegan-mnist", "sample.psi=0.7").sample.psi, 0.7);
+        assert_eq!(
+            ok("pixelcnn-mnist", "sample.temperature=0.9")
+                .sample
+                .temperature,
+            0.9
+        );
+        assert!(err("dcgan-mnist", "sample.psi=0.7").contains("sample.psi"));
+        assert!(err("stylegan2-mnist", "sample.psi=9").contains("sample.psi must be in"));
+        assert!(err("stylegan2-mnist", "sample.temperature=0.9").contains("PixelCNN"));
+        assert!(err("pixelcnn-mnist", "sample.temperature=0").contains("positive"));
+        // A run saved before `[sample]` existed loads with the defaults.
+        let old = TrainConfig::load("stylegan-mnist", &[]).unwrap().to_toml();
+        let old = old.split("[sample]").next().unwrap();
+        assert_eq!(TrainConfig::from_toml(old, "old").unwrap().sample.psi, 1.0);
     }
 
     #[test]

@@ -366,7 +366,11 @@ pub fn write(run_dir: &Path, out: Option<&Path>, compare: &[PathBuf]) -> Result<
     // Metrics: during training (stats.jsonl) and from `genforge eval` (metrics.jsonl); scores
     // of truncated samples form the trade-off curve, not the curves over training.
     let train_metrics = curves;
-    let truncated = |e: &serde_json::Value| e.get("truncation").is_some() || e.get("psi").is_some();
+    let truncated = |e: &serde_json::Value| {
+        ["truncation", "psi", "temperature"]
+            .iter()
+            .any(|k| e.get(k).is_some())
+    };
     let plain: Vec<serde_json::Value> = evals.iter().filter(|e| !truncated(e)).cloned().collect();
     let eval_metrics = series(&plain, &["seed", "seconds", "n_real", "n_fake"]);
     let mut metric_charts = String::new();
@@ -423,6 +427,8 @@ pub fn write(run_dir: &Path, out: Option<&Path>, compare: &[PathBuf]) -> Result<
                     format!("threshold {t}")
                 } else if let Some(p) = e.get("psi").and_then(|v| v.as_f64()) {
                     format!("psi {p}")
+                } else if let Some(t) = e.get("temperature").and_then(|v| v.as_f64()) {
+                    format!("temperature {t}")
                 } else {
                     "-".into()
                 },

@@ -430,3 +430,36 @@ fn a_growing_run_follows_its_schedule_and_resumes_mid_fade_in() {
     let size = |p: &str| image::image_dimensions(dir.join("samples").join(p)).unwrap();
     assert_eq!(size("step-0000002.png"), size("step-0000004.png"));
 }
+
+/// A run's `sample.psi` is the truncation `genforge sample` and `genforge eval` draw at when the
+/// command line gives none; a given psi wins.
+#[test]
+fn a_runs_sample_psi_is_the_default_truncation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    run("stylegan2-tiny", &dir, 2, false, &["sample.psi=0.5".into()]);
+    let device = Device::flex();
+    let (cfg, g, _) = sample::load_generator(&dir, None, &device).unwrap();
+    assert_eq!(cfg.sample.psi, 0.5);
+    let images = |psi| {
+        let req = sample::GanRequest {
+            n: 2,
+            seed: 3,
+            psi,
+            cutoff: None,
+            class: None,
+            truncation: None,
+            run_dir: &dir,
+        };
+        sample::generate(&cfg, &g, &req).unwrap().into_data()
+    };
+    assert_eq!(images(None), images(Some(0.5)));
+    assert_ne!(images(None), images(Some(1.0)));
+    let setting = |psi| {
+        let (_, drawn, _) =
+            sample::Generated::load(&dir, None, None, psi, None, None, &device).unwrap();
+        drawn.setting()
+    };
+    assert_eq!(setting(None), ("psi", 0.5));
+    assert_eq!(setting(Some(1.0)), ("psi", 1.0));
+}

@@ -234,7 +234,7 @@ fn a_published_pickle_imports_and_samples_deterministically() {
     let req = genforge::sample::GanRequest {
         n: 1,
         seed: 7,
-        psi: if done.styles > 0 { 0.7 } else { 1.0 },
+        psi: (done.styles > 0).then_some(0.7),
         cutoff: None,
         class: (done.classes > 0).then_some("0"),
         truncation: None,

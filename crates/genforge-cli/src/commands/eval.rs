@@ -51,12 +51,13 @@ pub struct EvalArgs {
     /// VQ-VAE-2: the prior run to sample codes from.
     #[arg(long, value_name = "PRIOR_RUN_DIR")]
     pub prior: Option<PathBuf>,
-    /// VQ-VAE-2: softmax temperature of the priors.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// StyleGAN: truncation psi.
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub psi: f64,
+    /// VQ-VAE-2: softmax temperature of the priors (default: the prior run's
+    /// `sample.temperature`, 1 unless its preset says).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// StyleGAN: truncation psi (default: the run's `sample.psi`, 1 unless its preset says).
+    #[arg(long, allow_hyphen_values = true)]
+    pub psi: Option<f64>,
     /// BigGAN: draw the latents from the normal truncated at this threshold.
     #[arg(long, conflicts_with = "sweep")]
     pub truncation: Option<f64>,
@@ -183,6 +184,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         (_, "auto") => "mnist".to_string(),
         _ => features.clone(),
     };
+    // The truncation or temperature the run was drawn at, where not 1.
+    let mut drawn_at = String::new();
     let scores = match (run_dir, real, fake) {
         (_, Some(real), Some(fake)) => evaluation::evaluate_folders(
             &real,
@@ -220,6 +223,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 evaluation::evaluate_floor(&req, &device, &mut progress)?
             } else {
                 let (scores, record) = evaluation::evaluate_run(&req, &device, &mut progress)?;
+                for key in ["psi", "temperature"] {
+                    if let Some(v) = record.get(key) {
+                        drawn_at = format!(", {key} {v}");
+                    }
+                }
                 let file = run_dir.join(evaluation::METRICS_FILE);
                 tracing::info!("appended to {}: {record}", file.display());
                 scores
@@ -229,7 +237,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     bars.finish();
     println!(
-        "{} {} vs {} real images, {} features",
+        "{} {} vs {} real images, {} features{drawn_at}",
         scores.n_fake,
         if floor { "held-out real" } else { "generated" },
         scores.n_real,

@@ -27,15 +27,17 @@ pub struct SampleArgs {
     /// VQ-VAE-2: the prior run (`genforge train pixelcnn-...`) to sample codes from.
     #[arg(long, value_name = "PRIOR_RUN_DIR")]
     pub prior: Option<PathBuf>,
-    /// VQ-VAE-2: softmax temperature of the priors (below 1: sharper, less diverse).
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
+    /// VQ-VAE-2: softmax temperature of the priors (below 1: sharper, less diverse; default:
+    /// the prior run's `sample.temperature`, 1 unless its preset says).
+    #[arg(long)]
+    pub temperature: Option<f64>,
     /// VQ-VAE-2: class of every sample, for a class-conditional prior.
     #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     pub label: Option<u32>,
-    /// StyleGAN: truncation psi, `w_avg + psi (w - w_avg)` (1: none, 0: the average image).
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub psi: f64,
+    /// StyleGAN: truncation psi, `w_avg + psi (w - w_avg)` (1: none, 0: the average image;
+    /// default: the run's `sample.psi`, 1 unless its preset says).
+    #[arg(long, allow_hyphen_values = true)]
+    pub psi: Option<f64>,
     /// StyleGAN: truncate only the first K style layers (the paper's cutoff; default: all).
     #[arg(long, value_name = "K", allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub cutoff: Option<usize>,
@@ -77,10 +79,11 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             &run_dir,
             &prior,
             checkpoint.as_deref(),
+            temperature,
             vq::SampleOptions {
                 label_offset: 0,
                 n,
-                temperature,
+                temperature: 1.0,
                 seed,
                 label,
             },
@@ -145,7 +148,8 @@ fn sample_vqvae(
     run_dir: &Path,
     prior: &Path,
     checkpoint: Option<&Path>,
-    opts: vq::SampleOptions,
+    temperature: Option<f64>,
+    mut opts: vq::SampleOptions,
     out: &Path,
     device: &Device,
 ) -> Result<()> {
@@ -155,6 +159,7 @@ fn sample_vqvae(
     let (vq_cfg, vq, _) = vq::load_vqvae(run_dir, checkpoint, device)?;
     let (prior_cfg, top, bottom, ckpt) = vq::load_priors(prior, device)?;
     tracing::info!("prior checkpoint {}", ckpt.display());
+    opts.temperature = temperature.unwrap_or(prior_cfg.sample.temperature);
     let (images, t) = vq::sample(&vq, &vq_cfg, &prior_cfg, &top, &bottom, &opts)?;
     save_samples(images, out)?;
     println!(

@@ -330,10 +330,12 @@ pub struct RunEval<'a> {
     pub checkpoint: Option<&'a Path>,
     /// VQ-VAE-2: the prior run to sample codes from.
     pub prior: Option<&'a Path>,
-    pub psi: f64,
+    /// StyleGAN's truncation psi and the prior's temperature (`None`: the run's and the prior's
+    /// `[sample]` settings).
+    pub psi: Option<f64>,
     /// BigGAN: the truncation threshold of the latents (`None`: the full normal).
     pub truncation: Option<f64>,
-    pub temperature: f64,
+    pub temperature: Option<f64>,
     pub seed: u64,
     /// Real images (default: the run's own data) and their format (default: the run's).
     pub data: Option<&'a Path>,
@@ -418,8 +420,9 @@ pub fn evaluate_run(
         "seconds": t0.elapsed().as_secs_f64(),
     });
     // A sweep over psi records every value, 1 included, so its curve has every point.
-    if req.psi != 1.0 || (req.sweep.is_some() && req.truncation.is_none()) {
-        record["psi"] = req.psi.into();
+    let (setting, value) = generated.setting();
+    if value != 1.0 || (req.sweep.is_some() && req.truncation.is_none()) {
+        record[setting] = value.into();
     }
     if let Some(t) = req.truncation {
         record["truncation"] = t.into();
@@ -464,7 +467,7 @@ pub fn evaluate_sweep(
         if biggan {
             r.truncation = Some(v);
         } else {
-            r.psi = v;
+            r.psi = Some(v);
         }
         tracing::info!("{} {v}", if biggan { "truncation" } else { "psi" });
         out.push((v, evaluate_run(&r, device, &mut *progress)?.0));

@@ -144,14 +144,15 @@ pub enum Generated {
 
 impl Generated {
     /// A run's sampler from `checkpoint` (default: the latest); VQ-VAE-2 runs need `prior`.
-    /// `psi` is StyleGAN's truncation, `truncation` BigGAN's threshold.
+    /// `psi` is StyleGAN's truncation, `truncation` BigGAN's threshold; `psi` and `temperature`
+    /// default to the run's and the prior's `[sample]` settings.
     pub fn load(
         run_dir: &Path,
         checkpoint: Option<&Path>,
         prior: Option<&Path>,
-        psi: f64,
+        psi: Option<f64>,
         truncation: Option<f64>,
-        temperature: f64,
+        temperature: Option<f64>,
         device: &Device,
     ) -> Result<(TrainConfig, Generated, PathBuf)> {
         let cfg = run::open(run_dir)?;
@@ -165,6 +166,7 @@ impl Generated {
             })?;
             let (vq_cfg, vq, ckpt) = vq::load_vqvae(run_dir, checkpoint, device)?;
             let (prior_cfg, top, bottom, _) = vq::load_priors(prior, device)?;
+            let temperature = temperature.unwrap_or(prior_cfg.sample.temperature);
             return Ok((
                 vq_cfg.clone(),
                 Generated::VqVae2 {
@@ -178,6 +180,7 @@ impl Generated {
                 ckpt,
             ));
         }
+        let psi = psi.unwrap_or(cfg.sample.psi);
         if psi != 1.0 {
             if cfg.model.as_stylegan().is_none() && cfg.model.as_stylegan2().is_none() {
                 return Err(Error::Config(format!(
@@ -213,6 +216,14 @@ impl Generated {
             },
             ckpt,
         ))
+    }
+
+    /// The truncation psi (GANs) or prior temperature (VQ-VAE-2) the images are drawn at.
+    pub fn setting(&self) -> (&'static str, f64) {
+        match self {
+            Generated::Gan { psi, .. } => ("psi", *psi),
+            Generated::VqVae2 { temperature, .. } => ("temperature", *temperature),
+        }
     }
 
     /// Class of image `i` of the stream, for class-conditional samplers (a class-conditional
@@ -296,8 +307,9 @@ impl Generated {
 pub struct GanRequest<'a> {
     pub n: usize,
     pub seed: u64,
-    /// StyleGAN: the truncation psi (1: none) and the style layers it applies to (all: `None`).
-    pub psi: f64,
+    /// StyleGAN: the truncation psi (1: none; default: the run's `sample.psi`) and the style
+    /// layers it applies to (all: `None`).
+    pub psi: Option<f64>,
     pub cutoff: Option<usize>,
     /// BigGAN: the class of every image (index or name; default: the classes in turn) and the
     /// threshold of the truncated normal its latents are drawn from.
@@ -310,7 +322,8 @@ pub struct GanRequest<'a> {
 /// `req.n` images from the GAN generator `g` of a run with config `cfg`, each family's own
 /// options applied: StyleGAN's truncation (psi, cutoff), BigGAN's class and truncated latents.
 pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Tensor<4>> {
-    let style = req.psi != 1.0 || req.cutoff.is_some();
+    let style = req.psi.is_some_and(|p| p != 1.0) || req.cutoff.is_some();
+    let psi = req.psi.unwrap_or(cfg.sample.psi);
     let big = req.class.is_some() || req.truncation.is_some();
     let unsupported = match g {
         Generator::Style(_) => big.then_some("--class and --truncation are BigGAN's"),
@@ -351,15 +364,15 @@ pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Te
             biggan::sample(b, req.n, class, req.truncation, req.seed)
         }
         Generator::Style(s) => {
-            stylegan::check_psi(req.psi)?;
+            stylegan::check_psi(psi)?;
             if let Some(k) = req.cutoff {
                 stylegan::check_layers(s, &(0..k.max(1)))?;
             }
             let z = latents(req.n, z_dim, req.seed, &s.device());
-            s.generate(z, req.psi, req.cutoff, &mut Rng::new(req.seed))
+            s.generate(z, psi, req.cutoff, &mut Rng::new(req.seed))
         }
         Generator::Style2(s) => {
-            stylegan::check_psi(req.psi)?;
+            stylegan::check_psi(psi)?;
             let device = s.device();
             let c = match (s.num_classes, req.class) {
                 (0, Some(_)) => {
@@ -379,7 +392,7 @@ pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Te
                 (k, None) => Some(class_cycle(0, req.n, k, &device)),
             };
             let z = latents(req.n, z_dim, req.seed, &device);
-            let ws = s.mapping_ws(z, s.one_hot(c)?, req.psi, req.cutoff);
+            let ws = s.mapping_ws(z, s.one_hot(c)?, psi, req.cutoff);
             s.synthesis(
                 &ws,
                 crate::models::stylegan::Noise::Random(&mut Rng::new(req.seed)),
