@@ -25,7 +25,6 @@ TAG-fid/reals/, as bench/torch_stylegan_train.py does; bench/fid_curve.py scores
 import argparse
 import copy
 import gzip
-import json
 import os
 import sys
 import time
@@ -57,6 +56,8 @@ torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 sys.path.insert(0, a.repo)
 from training import loss as nv_loss, networks  # noqa: E402
+
+from fid_dumps import Dumps, to_u8  # noqa: E402
 
 here = os.path.dirname(os.path.abspath(__file__))
 raw = gzip.open(os.path.join(here, "..", "data", "mnist", "mnist-10k-images-idx3-ubyte.gz")).read()
@@ -116,34 +117,8 @@ c = torch.zeros([a.batch, 0])
 fixed = torch.randn(64, 128, generator=torch.Generator().manual_seed(123))
 
 
-def to_u8(img):
-    return ((img.clamp(-1, 1) + 1) * 127.5).round().byte().numpy()[:, 0]
-
-
-def dump(step, train_s):
-    """`--dump-n` G-average samples (a fixed latent seed, random noise); the training RNG is kept."""
-    out = f"{a.tag}-fid/t{int(train_s):05d}"
-    os.makedirs(out, exist_ok=True)
-    state = torch.get_rng_state()
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for i in range(0, a.dump_n, 100):
-            n = min(100, a.dump_n - i)
-            img = G_ema(torch.randn(n, 128), torch.zeros([n, 0]), noise_mode="random")
-            for j, im in enumerate(to_u8(img)):
-                Image.fromarray(im).save(f"{out}/{i + j:05d}.png")
-    torch.set_rng_state(state)
-    with open(f"{a.tag}-fid/times.jsonl", "a") as f:
-        f.write(json.dumps({"step": step, "minutes": train_s / 60, "dir": os.path.basename(out)}) + "\n")
-    print(f"step {step}: {train_s / 60:.2f} min of training, {a.dump_n} samples in {out}", flush=True)
-
-
 train_s, next_dump = 0.0, a.dump_every * 60
-if a.dump_every:
-    os.makedirs(f"{a.tag}-fid/reals", exist_ok=True)
-    open(f"{a.tag}-fid/times.jsonl", "w").close()
-    for i, im in enumerate(to_u8(x[:a.dump_n])):  # the first training images, as genforge's eval_n
-        Image.fromarray(im).save(f"{a.tag}-fid/reals/{i:05d}.png")
+dumps = Dumps(a.tag, x, a.dump_n) if a.dump_every else None
 t0 = time.time()
 for step in range(a.steps):
     t = time.time()
@@ -168,7 +143,7 @@ for step in range(a.steps):
     train_s += time.time() - t
     done = a.minutes and train_s >= a.minutes * 60
     if a.dump_every and (train_s >= next_dump or done):
-        dump(step + 1, train_s)
+        dumps.write(step + 1, train_s, lambda k: G_ema(torch.randn(k, 128), torch.zeros([k, 0]), noise_mode="random"))
         next_dump += a.dump_every * 60
     if done:
         break

@@ -9,17 +9,18 @@ latents every 100 steps as TAG-STEP.png.
 For an FID-against-time curve, `--minutes M --dump-every D` trains for M minutes of training time
 (the time spent writing samples not counted) and every D minutes writes `--dump-n` G-average
 samples as PNGs to TAG-fid/tMMMM/ (MMMM: seconds of training) with one line per dump in
-TAG-fid/times.jsonl, and the first `--dump-n` training digits to TAG-fid/reals/; scripts/fid_curve.py scores them with `genforge eval --real --fake`:
+TAG-fid/times.jsonl, and the first `--dump-n` training digits to TAG-fid/reals/; bench/fid_curve.py scores them with `genforge eval --real --fake`:
 
     python3 bench/torch_stylegan_train.py 1000000 10 0.001 32 torch 2 32 --synthesis demodulation \\
         --minutes 30 --dump-every 3 --threads 1
     python3 bench/torch_stylegan_train.py 1000000 10 0.001 32 torch-emoji 2 32 --data emoji \\
         --synthesis demodulation --minutes 30 --dump-every 3 --dump-n 950 --threads 1
 """
-import argparse, copy, gzip, json, os, sys, tarfile, time
+import argparse, copy, gzip, os, sys, tarfile, time
 import numpy as np, torch, torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_stylegan import Generator, Discriminator
+from fid_dumps import Dumps, to_u8
 from PIL import Image
 
 ap = argparse.ArgumentParser()
@@ -57,33 +58,8 @@ ge = copy.deepcopy(g).requires_grad_(False)
 og = torch.optim.Adam(g.parameters(), a.lr, betas=(0.0, 0.99)); od = torch.optim.Adam(d.parameters(), a.lr, betas=(0.0, 0.99))
 
 
-def to_u8(img, rounding=True):
-    img = (img.clamp(-1, 1) + 1) * 127.5
-    img = (img.round() if rounding else img).byte().numpy().transpose(0, 2, 3, 1)
-    return img[..., 0] if img.shape[-1] == 1 else img  # [N, H, W] or [N, H, W, 3]
-
-
-def dump(step, train_s):
-    """`--dump-n` G-average samples (a fixed latent seed) as PNGs; the training RNG is kept."""
-    out = f"{TAG}-fid/t{int(train_s):05d}"
-    os.makedirs(out, exist_ok=True)
-    state = torch.get_rng_state(); torch.manual_seed(1)
-    with torch.no_grad():
-        for i in range(0, a.dump_n, 100):
-            img, _ = ge(torch.randn(min(100, a.dump_n - i), 128), mixing=0.0)
-            for j, im in enumerate(to_u8(img)):
-                Image.fromarray(im).save(f"{out}/{i + j:05d}.png")
-    torch.set_rng_state(state)
-    with open(f"{TAG}-fid/times.jsonl", "a") as f:
-        f.write(json.dumps({"step": step, "minutes": train_s / 60, "dir": os.path.basename(out)}) + "\n")
-
-
 train_s, next_dump = 0.0, a.dump_every * 60
-if a.dump_every:
-    os.makedirs(f"{TAG}-fid/reals", exist_ok=True)
-    open(f"{TAG}-fid/times.jsonl", "w").close()
-    for i, im in enumerate(to_u8(x[:a.dump_n])):  # the first training images, as genforge's eval_n
-        Image.fromarray(im).save(f"{TAG}-fid/reals/{i:05d}.png")
+dumps = Dumps(TAG, x, a.dump_n) if a.dump_every else None
 for step in range(a.steps):
     t = time.time()
     real = x[torch.randint(0, len(x), (B,))]
@@ -108,7 +84,7 @@ for step in range(a.steps):
     train_s += time.time() - t
     done = a.minutes and train_s >= a.minutes * 60
     if a.dump_every and (train_s >= next_dump or done):
-        dump(step + 1, train_s); next_dump += a.dump_every * 60
+        dumps.write(step + 1, train_s, lambda k: ge(torch.randn(k, 128), mixing=0.0)[0]); next_dump += a.dump_every * 60
     if (step + 1) % 100 == 0:
         print(step + 1, float(loss.detach()), float(gl.detach()), train_s, flush=True)
         if not a.dump_every:
