@@ -100,6 +100,12 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             cfg.model.family()
         );
     }
+    if psi.is_none() && cfg.sample.psi != 1.0 {
+        tracing::info!(
+            "truncation psi {}, the run's sample.psi (--psi 1 draws untruncated)",
+            cfg.sample.psi
+        );
+    }
     let req = GanRequest {
         n,
         seed,
