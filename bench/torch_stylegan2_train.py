@@ -107,6 +107,8 @@ def main_phase(name, real, z, gain):
     l = F.softplus(fa).mean() + F.softplus(-ra).mean()
     l = l + a.bcr * ((ra - D(real, c)).square().mean() + (fa - D(fake, c)).square().mean())
     l.mul(gain).backward()
+
+
 phases = []
 for name, module, interval in [("G", G, 4), ("D", D, 16)]:
     ratio = interval / (interval + 1)
@@ -115,8 +117,6 @@ for name, module, interval in [("G", G, 4), ("D", D, 16)]:
 ema_beta = 0.5 ** (a.batch / 10000)
 c = torch.zeros([a.batch, 0])
 fixed = torch.randn(64, 128, generator=torch.Generator().manual_seed(123))
-
-
 train_s, next_dump = 0.0, a.dump_every * 60
 dumps = Dumps(a.tag, x, a.dump_n) if a.dump_every else None
 t0 = time.time()
