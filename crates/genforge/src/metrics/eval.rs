@@ -109,8 +109,10 @@ impl Scores {
         if let Some(v) = self.fid {
             rows.push(("FID", format!("{v:.3}")));
         }
-        if let (Some(m), Some(s)) = (self.kid, self.kid_std) {
-            rows.push(("KID", format!("{m:.5} ± {s:.5}")));
+        match (self.kid, self.kid_std) {
+            (Some(m), Some(s)) => rows.push(("KID", format!("{m:.5} ± {s:.5}"))),
+            (Some(m), None) => rows.push(("KID", format!("{m:.5} (one subset: all samples)"))),
+            _ => {}
         }
         if let (Some(m), Some(s)) = (self.is, self.is_std) {
             rows.push(("IS", format!("{m:.3} ± {s:.3}")));
@@ -250,7 +252,7 @@ pub fn score(real: &Extraction, fake: &Extraction, opts: &EvalOptions) -> Scores
             Metric::Kid => {
                 let (m, sd) = kid(r, f, opts.kid);
                 s.kid = Some(m);
-                s.kid_std = Some(sd);
+                s.kid_std = sd;
             }
             Metric::Is => {
                 let splits = opts.is_splits.min(fake.probs.n).max(1);

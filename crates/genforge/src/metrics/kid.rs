@@ -40,10 +40,21 @@ fn cubic_kernel(a: &Features, b: &Features) -> Vec<f64> {
         .collect()
 }
 
-/// (mean, std) of the subset estimates.
-pub fn kid(real: &Features, fake: &Features, opts: KidOptions) -> (f64, f64) {
+/// Mean and standard deviation of the subset estimates. When one subset holds both whole sets,
+/// every subset is the same estimate (it does not see the order), so it is computed once and
+/// there is no spread to report: the std is `None`.
+pub fn kid(real: &Features, fake: &Features, opts: KidOptions) -> (f64, Option<f64>) {
     let m = opts.subset_size.min(real.n).min(fake.n);
     assert!(m >= 2, "KID needs at least two samples per set");
+    if m == real.n && m == fake.n {
+        let k = mmd2(
+            &cubic_kernel(real, real),
+            &cubic_kernel(fake, fake),
+            &cubic_kernel(real, fake),
+            m,
+        );
+        return (k, None);
+    }
     let mut rng = Rng::new(opts.seed).fork(0x41D);
     let mut scores = Vec::with_capacity(opts.subsets);
     for _ in 0..opts.subsets {
@@ -56,7 +67,8 @@ pub fn kid(real: &Features, fake: &Features, opts: KidOptions) -> (f64, f64) {
             m,
         ));
     }
-    super::mean_std(&scores)
+    let (mean, std) = super::mean_std(&scores);
+    (mean, Some(std))
 }
 
 #[cfg(test)]
@@ -101,7 +113,7 @@ mod tests {
             (mean - want).abs() < 1e-5 * want.abs().max(1.0),
             "{mean} vs {want}"
         );
-        assert!(std < 1e-6);
+        assert_eq!(std, None, "one subset of both whole sets has no spread");
         assert!(want > 0.05, "the shifted set is far: {want}");
     }
 
