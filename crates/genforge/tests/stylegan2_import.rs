@@ -407,10 +407,14 @@ fn r1_matches_pytorch(name: &str) {
             .collect::<Vec<_>>(),
         "parameter shapes"
     );
+    // Some biases have a true R1 gradient of 0; in f32 theirs is rounding noise, which scales
+    // with the gradient as a whole (seen up to 3e-5 of the largest norm), so the absolute floor
+    // is set against that.
+    let scale = expected.values().flatten().fold(0.0f64, |a, b| a.max(*b));
     for (shape, want) in &expected {
         for (g, w) in got[shape].iter().zip(want) {
             assert!(
-                (g - w).abs() < 1e-4 * w + 5e-7,
+                (g - w).abs() < 1e-4 * w + 1e-4 * scale,
                 "{name}: a {shape:?} parameter: R1 gradient norm {g}, PyTorch {w}"
             );
         }
