@@ -46,26 +46,23 @@ fn cubic_kernel(a: &Features, b: &Features) -> Vec<f64> {
 pub fn kid(real: &Features, fake: &Features, opts: KidOptions) -> (f64, Option<f64>) {
     let m = opts.subset_size.min(real.n).min(fake.n);
     assert!(m >= 2, "KID needs at least two samples per set");
-    if m == real.n && m == fake.n {
-        let k = mmd2(
-            &cubic_kernel(real, real),
-            &cubic_kernel(fake, fake),
-            &cubic_kernel(real, fake),
+    let estimate = |x: &Features, y: &Features| {
+        mmd2(
+            &cubic_kernel(x, x),
+            &cubic_kernel(y, y),
+            &cubic_kernel(x, y),
             m,
-        );
-        return (k, None);
+        )
+    };
+    if m == real.n && m == fake.n {
+        return (estimate(real, fake), None);
     }
     let mut rng = Rng::new(opts.seed).fork(0x41D);
     let mut scores = Vec::with_capacity(opts.subsets);
     for _ in 0..opts.subsets {
         let x = real.select(&rng.choose(real.n, m));
         let y = fake.select(&rng.choose(fake.n, m));
-        scores.push(mmd2(
-            &cubic_kernel(&x, &x),
-            &cubic_kernel(&y, &y),
-            &cubic_kernel(&x, &y),
-            m,
-        ));
+        scores.push(estimate(&x, &y));
     }
     let (mean, std) = super::mean_std(&scores);
     (mean, Some(std))
