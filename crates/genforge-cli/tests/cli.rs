@@ -869,6 +869,13 @@ fn vqvae2_two_stages_from_the_command_line() {
     let classes = table.lines().filter(|l| l.starts_with("class ")).count();
     assert!(classes >= 5, "{table}");
     assert!(table.contains("(5 / "), "{table}");
+    // The digit classifier scores the requested class, as for BigGAN, and the classes drawn.
+    for row in ["accuracy", "classes"] {
+        assert!(
+            table.lines().any(|l| l.trim_start().starts_with(row)),
+            "{row}: {table}"
+        );
+    }
     // Without --label the classes come in turn.
     genforge_ok(&[
         "sample",

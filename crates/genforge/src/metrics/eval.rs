@@ -90,8 +90,9 @@ pub struct Scores {
     /// samples the classifier puts in the class they were drawn for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_accuracy: Option<f64>,
-    /// Unconditional samplers scored by a classifier of the data's classes: the fraction of
-    /// samples the classifier puts in each class (a dropped mode shows as a class near 0).
+    /// Samplers scored by a classifier of the data's classes: the fraction of samples the
+    /// classifier puts in each class (a dropped mode shows as a class near 0; for a
+    /// class-conditional sampler, classes it draws as another).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub class_shares: Vec<f64>,
     pub n_real: usize,
@@ -395,7 +396,7 @@ pub fn evaluate_run(
     // file's are the classes they were trained on, which the user pairs with the run.
     let digits = net.name() != "mnist" || cfg.data.format == DataFormat::Idx;
     let classifier = matches!(net, FeatureNet::Mnist { .. }) && digits;
-    if classifier && generated.class_of(0).is_none() {
+    if classifier {
         scores.class_shares = class_shares(&fake.probs);
     }
     if generated.class_of(0).is_some() {
@@ -404,8 +405,7 @@ pub fn evaluate_run(
             .collect();
         let real_labels: Vec<u32> = (0..n_real).map(|i| data.label(i)).collect();
         scores.per_class = per_class(&real, &real_labels, &fake, &fake_labels, &req.opts);
-        let classes = cfg.model.num_classes().unwrap_or(0);
-        if classifier && fake.probs.d == classes {
+        if classifier && Some(fake.probs.d) == generated.num_classes() {
             scores.class_accuracy = Some(class_accuracy(&fake.probs, &fake_labels, None));
             for (c, s) in scores.per_class.iter_mut() {
                 s.class_accuracy = Some(class_accuracy(&fake.probs, &fake_labels, Some(*c)));

@@ -226,16 +226,21 @@ impl Generated {
         }
     }
 
-    /// Class of image `i` of the stream, for class-conditional samplers (a class-conditional
-    /// prior draws the classes in turn).
-    pub fn class_of(&self, i: usize) -> Option<u32> {
+    /// The number of classes of a class-conditional sampler (BigGAN's G, a class-conditional
+    /// prior).
+    pub fn num_classes(&self) -> Option<usize> {
         match self {
             Generated::VqVae2 { prior_cfg, .. } => {
                 let p = prior_cfg.model.as_pixelcnn().expect("a pixelcnn run");
-                p.class_conditional.then(|| (i % p.num_classes) as u32)
+                p.class_conditional.then_some(p.num_classes)
             }
-            Generated::Gan { classes, .. } => classes.map(|k| (i % k) as u32),
+            Generated::Gan { classes, .. } => *classes,
         }
+    }
+
+    /// Class of image `i` of the stream, for class-conditional samplers: the classes in turn.
+    pub fn class_of(&self, i: usize) -> Option<u32> {
+        self.num_classes().map(|k| (i % k) as u32)
     }
 
     /// Images `start..start + len` of the stream drawn from `seed`. A GAN's latents depend only
