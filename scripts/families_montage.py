@@ -11,8 +11,8 @@ GRIDS = [
     "vitgan-mnist-stylegan2d-best.png",
     "stylegan-mnist-samples.png",
     "biggan-mnist-classes.png",
-    "pggan-mnist-32x32-step5000.png",
-    "vqvae2-mnist-samples-t1.0.png",
+    "pggan-mnist-32x32-step9000.png",
+    "vqvae2-mnist-samples-class-conditional.png",
     "biggan-emoji-classes.png",
 ]
 HEIGHT, GAP = 200, 8
