@@ -399,13 +399,13 @@ pub fn evaluate_run(
     if classifier {
         scores.class_shares = class_shares(&fake.probs);
     }
-    if generated.class_of(0).is_some() {
+    if let Some(classes) = generated.num_classes() {
         let fake_labels: Vec<u32> = (0..req.opts.n)
             .map(|i| generated.class_of(i).expect("conditional"))
             .collect();
         let real_labels: Vec<u32> = (0..n_real).map(|i| data.label(i)).collect();
         scores.per_class = per_class(&real, &real_labels, &fake, &fake_labels, &req.opts);
-        if classifier && Some(fake.probs.d) == generated.num_classes() {
+        if classifier && fake.probs.d == classes {
             scores.class_accuracy = Some(class_accuracy(&fake.probs, &fake_labels, None));
             for (c, s) in scores.per_class.iter_mut() {
                 s.class_accuracy = Some(class_accuracy(&fake.probs, &fake_labels, Some(*c)));
