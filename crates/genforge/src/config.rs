@@ -34,6 +34,13 @@ pub struct SampleConfig {
     pub psi: f64,
     /// PixelCNN prior: softmax temperature of its samples (1: the model's distribution).
     pub temperature: f64,
+    /// BigGAN: batch norm by standing statistics averaged over this many passes of a training
+    /// batch (BigGAN-PyTorch's `--use_standing_stats`, 16 passes there); 0: the stored running
+    /// statistics.
+    pub standing_stats: usize,
+    /// BigGAN: the variance of the untruncated latents, N(0, z_var I) (BigGAN-PyTorch's
+    /// `--z_var`; above 1 trades precision for recall, the truncation trick's other side).
+    pub z_var: f64,
 }
 
 impl Default for SampleConfig {
@@ -41,6 +48,8 @@ impl Default for SampleConfig {
         SampleConfig {
             psi: 1.0,
             temperature: 1.0,
+            standing_stats: 0,
+            z_var: 1.0,
         }
     }
 }
@@ -653,6 +662,26 @@ impl TrainConfig {
                 s.temperature
             )));
         }
+        if !(s.z_var > 0.0 && s.z_var.is_finite()) {
+            return Err(Error::Config(format!(
+                "sample.z_var must be a positive number, got {}",
+                s.z_var
+            )));
+        }
+        if s.z_var != 1.0 && self.model.as_biggan().is_none() {
+            return Err(Error::Config(format!(
+                "sample.z_var is BigGAN's latent variance; model.family = \"{}\" draws N(0, I); \
+                 set it to 1",
+                self.model.family()
+            )));
+        }
+        if s.standing_stats > 0 && self.model.as_biggan().is_none() {
+            return Err(Error::Config(format!(
+                "sample.standing_stats is BigGAN's; model.family = \"{}\" has no class-conditional \
+                 batch norm; set it to 0",
+                self.model.family()
+            )));
+        }
         Ok(())
     }
 
@@ -846,6 +875,16 @@ mod tests {
             0.9
         );
         assert!(err("dcgan-mnist", "sample.psi=0.7").contains("sample.psi"));
+        assert_eq!(
+            ok("biggan-mnist", "sample.standing_stats=4")
+                .sample
+                .standing_stats,
+            4
+        );
+        assert!(err("dcgan-mnist", "sample.standing_stats=4").contains("standing_stats"));
+        assert_eq!(ok("biggan-mnist", "sample.z_var=1.5").sample.z_var, 1.5);
+        assert!(err("biggan-mnist", "sample.z_var=0").contains("positive"));
+        assert!(err("stylegan-mnist", "sample.z_var=1.5").contains("sample.z_var"));
         assert!(err("stylegan2-mnist", "sample.psi=9").contains("sample.psi must be in"));
         assert!(err("stylegan2-mnist", "sample.temperature=0.9").contains("PixelCNN"));
         assert!(err("pixelcnn-mnist", "sample.temperature=0").contains("positive"));

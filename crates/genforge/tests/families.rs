@@ -464,6 +464,51 @@ fn a_runs_sample_psi_is_the_default_truncation() {
     assert_eq!(setting(Some(1.0)), ("psi", 1.0));
 }
 
+/// A BigGAN run's `sample.z_var` and `sample.standing_stats` reach what `genforge eval` and
+/// `genforge sample` draw from: the same weights give G with standing statistics, fed the unit
+/// latents scaled by `sqrt(z_var)`.
+#[test]
+fn a_biggan_runs_latent_variance_and_standing_stats_reach_its_samplers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    run("biggan-tiny", &dir, 2, false, &[]);
+    let device = Device::flex();
+    let big = |g: Generator| match g {
+        Generator::Big(g) => g,
+        _ => panic!("a BigGAN run"),
+    };
+    let (cfg, raw, _) = sample::load_generator(&dir, None, &device).unwrap();
+    let raw = big(raw);
+    let text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    let text = text
+        .replace("z_var = 1.0", "z_var = 1.44")
+        .replace("standing_stats = 0", "standing_stats = 2");
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+    let (_, g, _) = sample::load_generator(&dir, None, &device).unwrap();
+    let g = big(g);
+    let mean =
+        |g: &genforge::models::biggan::Generator| g.output_bn.stored_mean.value().into_data();
+    let want = raw
+        .clone()
+        .with_standing_stats(2, cfg.train.batch, cfg.train.seed);
+    assert_eq!(mean(&g), mean(&want));
+    assert_ne!(mean(&g), mean(&raw));
+    let (_, drawn, _) =
+        sample::Generated::load(&dir, None, None, None, None, None, &device).unwrap();
+    assert_eq!(drawn.setting(), ("z_var", 1.44));
+    let (n, seed, z_dim) = (4, 3, cfg.model.z_dim().unwrap());
+    let z: Vec<_> = (0..n)
+        .map(|i| sample::latents(1, z_dim, sample::per_image_seed(seed, i), &device))
+        .collect();
+    let classes = cfg.model.num_classes().unwrap();
+    let y: Vec<i64> = (0..n).map(|i| (i % classes) as i64).collect();
+    let y = Tensor::from_data(genforge::burn::tensor::TensorData::new(y, [n]), &device);
+    let expected = want.forward(Tensor::cat(z, 0) * 1.2, y);
+    let got = drawn.batch(0, n, seed, &device).unwrap();
+    let diff = (got - expected).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-5, "eval's images differ from G(1.2 z) by {diff}");
+}
+
 /// Evaluations during training (`train.eval_every`, which the digit and emoji presets turn on for
 /// their FID-against-time curves) draw from streams of their own: every family's weights and
 /// logged losses are those of the same run without them.

@@ -37,7 +37,7 @@ pub fn classes(args: ClassesArgs) -> Result<()> {
         out,
     } = args;
     check_truncation(truncation)?;
-    let (g, names) = load(&run)?;
+    let (g, names, z) = load(&run, truncation)?;
     let picked: Vec<usize> = if classes.is_empty() {
         (0..names.len()).collect()
     } else {
@@ -49,7 +49,7 @@ pub fn classes(args: ClassesArgs) -> Result<()> {
     if per_class == 0 {
         bail!("--per-class must be at least 1");
     }
-    let images = biggan::class_grid(&g, &picked, per_class, truncation, seed);
+    let images = biggan::class_grid(&g, &picked, per_class, z, seed);
     for (row, c) in picked.iter().enumerate() {
         tracing::info!("row {row}: class {c} ({})", names[*c]);
     }
@@ -90,7 +90,7 @@ pub fn threshold(args: ThresholdArgs) -> Result<()> {
         seed,
         out,
     } = args;
-    let (g, names) = load(&run)?;
+    let (g, names, _) = load(&run, None)?;
     let c = biggan::parse_class(&class, &names)?;
     if rows == 0 || thresholds.is_empty() {
         bail!("--rows and --thresholds must not be empty");
@@ -141,19 +141,24 @@ pub fn class_morph(args: ClassMorphArgs) -> Result<()> {
         delay_ms,
     } = args;
     check_truncation(truncation)?;
-    let (g, names) = load(&run)?;
+    let (g, names, z) = load(&run, truncation)?;
     let a = biggan::parse_class(&a_class, &names)?;
     let b = biggan::parse_class(&b_class, &names)?;
-    let images = biggan::interpolation(&g, a, b, pairs, frames, truncation, seed)?;
+    let images = biggan::interpolation(&g, a, b, pairs, frames, z, seed)?;
     save_strip_and_gif(images, frames, &out, gif, delay_ms)
 }
 
-/// The generator of a BigGAN run and the class names of its data.
-fn load(run: &RunArgs) -> Result<(Generator, Vec<String>)> {
+/// The generator of a BigGAN run, the class names of its data, and its latents: truncated at
+/// `truncation` when given, else with the run's `sample.z_var`.
+fn load(
+    run: &RunArgs,
+    truncation: Option<f64>,
+) -> Result<(Generator, Vec<String>, biggan::Latents)> {
     let (cfg, g, ckpt) = biggan::load(&run.run_dir, run.checkpoint.as_deref(), &run.device()?)?;
     tracing::info!("checkpoint {}", ckpt.display());
     let classes = cfg.model.num_classes().expect("a BigGAN run");
-    Ok((g, biggan::class_names(&run.run_dir, &cfg, classes)))
+    let names = biggan::class_names(&run.run_dir, &cfg, classes);
+    Ok((g, names, biggan::Latents::new(truncation, cfg.sample.z_var)))
 }
 
 pub fn check_truncation(t: Option<f64>) -> Result<()> {

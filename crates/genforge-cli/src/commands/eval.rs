@@ -184,7 +184,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         (_, "auto") => "mnist".to_string(),
         _ => features.clone(),
     };
-    // The truncation or temperature the run was drawn at, where not 1.
+    // The truncation, latent variance or temperature the run was drawn at, where not 1.
     let mut drawn_at = String::new();
     let scores = match (run_dir, real, fake) {
         (_, Some(real), Some(fake)) => evaluation::evaluate_folders(
@@ -223,7 +223,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 evaluation::evaluate_floor(&req, &device, &mut progress)?
             } else {
                 let (scores, record) = evaluation::evaluate_run(&req, &device, &mut progress)?;
-                for key in ["psi", "temperature"] {
+                for key in ["psi", "temperature", "z_var"] {
                     if let Some(v) = record.get(key) {
                         drawn_at = format!(", {key} {v}");
                     }

@@ -25,7 +25,7 @@ use crate::nn::activation::relu;
 use crate::nn::blur::{downsample2x, upsample2x};
 use burn::module::{Flag, Module, Param, RunningState};
 use burn::tensor::activation::tanh;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::nn::batch_norm::forward_stored;
@@ -272,6 +272,7 @@ pub struct OutputBatchNorm {
     pub stored_mean: RunningState<Tensor<1>>,
     pub stored_var: RunningState<Tensor<1>>,
     pub training: Param<Flag>,
+    pub momentum: f64,
 }
 
 impl OutputBatchNorm {
@@ -282,6 +283,7 @@ impl OutputBatchNorm {
             stored_mean: RunningState::new(Tensor::zeros([c], device)),
             stored_var: RunningState::new(Tensor::ones([c], device)),
             training: Param::from_bool(true),
+            momentum: 0.1,
         }
     }
 
@@ -296,7 +298,7 @@ impl OutputBatchNorm {
             &self.stored_mean,
             &self.stored_var,
             1e-5,
-            0.1,
+            self.momentum,
             affine,
         )
     }
@@ -372,6 +374,53 @@ impl Generator {
 
     pub fn num_classes(&self) -> usize {
         self.shared.weight.dims()[0]
+    }
+
+    /// BigGAN-PyTorch's standing statistics (`utils.accumulate_standing_stats`, what its
+    /// `sample.py --use_standing_stats` samples with): every batch norm's stored mean and
+    /// variance replaced by their average over `batches` training-mode passes of `batch` latents
+    /// from N(0, I) with uniformly drawn classes. A weight average's stored statistics are the
+    /// training G's running ones averaged alongside its weights; these are the average's own.
+    /// The variance kept is the unbiased one, as the running statistics (PyTorch's
+    /// `F.batch_norm`), where BigGAN-PyTorch's `myBN` keeps the biased one (a factor n/(n-1),
+    /// n = batch x height x width). Returns the network on `self`'s device, in evaluation mode.
+    pub fn with_standing_stats(self, batches: usize, batch: usize, seed: u64) -> Self {
+        let device = self.shared.weight.device();
+        // Training-mode batch norm runs on an autodiff device (as burn's layer decides).
+        let mut g = self.to_device(&device.clone().autodiff()).train();
+        let ad = g.shared.weight.device();
+        let mut rng = Rng::new(seed).fork(0x57A4D);
+        for k in 0..batches {
+            // Momentum 1/(k+1): after k+1 passes each buffer is the plain average of the passes.
+            g.set_bn_momentum(1.0 / (k + 1) as f64);
+            let (z, y) = g.standing_batch(&mut rng, batch, &ad);
+            drop(g.forward(z, y));
+        }
+        g.set_bn_momentum(0.1);
+        g.valid().to_device(&device)
+    }
+
+    /// One pass of [`Self::with_standing_stats`]: `[batch, z_dim]` from N(0, I), `[batch]`
+    /// uniform classes.
+    fn standing_batch(
+        &self,
+        rng: &mut Rng,
+        batch: usize,
+        device: &Device,
+    ) -> (Tensor<2>, Tensor<1, Int>) {
+        let z = rng.normal_vec(batch * self.z_dim, 0.0, 1.0);
+        let z = Tensor::from_data(TensorData::new(z, [batch, self.z_dim]), device);
+        let classes = self.num_classes();
+        let y: Vec<i64> = (0..batch).map(|_| rng.below(classes) as i64).collect();
+        (z, Tensor::from_data(TensorData::new(y, [batch]), device))
+    }
+
+    fn set_bn_momentum(&mut self, momentum: f64) {
+        for block in &mut self.blocks {
+            block.bn1.momentum = momentum;
+            block.bn2.momentum = momentum;
+        }
+        self.output_bn.momentum = momentum;
     }
 
     /// The shared embedding of `y`, `[b, shared_dim]`.
@@ -616,6 +665,96 @@ mod tests {
             a.d.iter().map(|b| b.2).collect::<Vec<_>>(),
             vec![true, true, false, false]
         );
+    }
+
+    /// Standing statistics: the first batch norm's buffers are the average over the passes of
+    /// its input's batch mean and unbiased variance (recomputed here from the input layer), one
+    /// pass normalizes that pass's batch as training mode does, and the result samples each
+    /// image independently of its batch (evaluation mode).
+    #[test]
+    fn standing_statistics_average_the_passes_batch_statistics() {
+        let cfg = tiny();
+        let ad = Device::flex().autodiff();
+        // Converge the spectral-norm vectors first, so every pass sees the same sigma.
+        let g = Generator::new(&cfg, &mut Rng::new(5), &ad);
+        for i in 0..60 {
+            let (z, y) = g.standing_batch(&mut Rng::new(100 + i), 8, &ad);
+            drop(g.forward(z, y));
+        }
+        let g = g.valid();
+        let device = Device::flex();
+        let (batches, b, seed) = (3, 6, 9);
+        let standing = g.clone().with_standing_stats(batches, b, seed);
+        let ch0 = g.linear.weight.dims()[0] / 16;
+        let mut rng = Rng::new(seed).fork(0x57A4D);
+        let (mut mean, mut var) = (vec![0.0f64; ch0], vec![0.0f64; ch0]);
+        for _ in 0..batches {
+            let (z, _) = g.standing_batch(&mut rng, b, &device);
+            let h: Vec<f32> = g
+                .linear
+                .forward(g.split_latent(z).0)
+                .into_data()
+                .try_to_vec()
+                .unwrap(); // [b, ch0 * 16]
+            for c in 0..ch0 {
+                let v: Vec<f64> = (0..b)
+                    .flat_map(|i| (0..16).map(move |p| (i * ch0 + c) * 16 + p))
+                    .map(|k| h[k] as f64)
+                    .collect();
+                let n = v.len() as f64;
+                let m = v.iter().sum::<f64>() / n;
+                mean[c] += m / batches as f64;
+                var[c] +=
+                    v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / batches as f64;
+            }
+        }
+        let bn = &standing.blocks[0].bn1;
+        for (got, want) in [(&bn.stored_mean, &mean), (&bn.stored_var, &var)] {
+            let got: Vec<f32> = got.value().into_data().try_to_vec().unwrap();
+            for (g, w) in got.iter().zip(want) {
+                assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+            }
+        }
+        // One pass: evaluation on that pass's batch is training mode on it, up to the
+        // unbiased variance's factor n/(n-1) in every layer.
+        let one = g.clone().with_standing_stats(1, 64, seed);
+        let (z, y) = g.standing_batch(&mut Rng::new(seed).fork(0x57A4D), 64, &device);
+        let eval: Vec<f32> = one
+            .forward(z.clone(), y.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let trained = one.clone().to_device(&ad).train();
+        let train: Vec<f32> = trained
+            .forward(z.clone().to_device(&ad), y.clone().to_device(&ad))
+            .inner()
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let err = eval
+            .iter()
+            .zip(&train)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        let stored: Vec<f32> = g
+            .forward(z.clone(), y.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let far = stored
+            .iter()
+            .zip(&train)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            err < 0.05 * far,
+            "standing {err} vs stored {far} from training mode"
+        );
+        // Evaluation mode: the first two images do not depend on the rest of the batch.
+        let two = one.forward(z.clone().narrow(0, 0, 2), y.clone().narrow(0, 0, 2));
+        let all = one.forward(z, y).narrow(0, 0, 2);
+        let diff = (two - all).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "batch-dependent samples: {diff}");
     }
 
     #[test]

@@ -113,21 +113,33 @@ pub fn parse_class(spec: &str, names: &[String]) -> Result<usize> {
         })
 }
 
-/// `n` latents drawn from `seed`, each entry from a normal truncated at `threshold` by
-/// resampling (`None`: the untruncated normal).
-pub fn latents(
-    n: usize,
-    z_dim: usize,
-    threshold: Option<f64>,
-    seed: u64,
-    device: &Device,
-) -> Tensor<2> {
-    let mut rng = Rng::new(seed).fork(0xB16);
-    let v = match threshold {
-        Some(t) => rng.truncated_normal_vec(n * z_dim, t),
-        None => rng.normal_vec(n * z_dim, 0.0, 1.0),
-    };
-    Tensor::from_data(TensorData::new(v, [n, z_dim]), device)
+/// How BigGAN's latents are drawn: each entry from N(0, `var`) (BigGAN-PyTorch's `--z_var`,
+/// 1 unless the run's `sample.z_var` says), or from the unit normal truncated at `threshold` by
+/// resampling (the truncation trick, whose threshold sets the spread instead).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Latents {
+    Normal { var: f64 },
+    Truncated { threshold: f64 },
+}
+
+impl Latents {
+    /// The truncation trick when a threshold is given, else N(0, `z_var`).
+    pub fn new(truncation: Option<f64>, z_var: f64) -> Self {
+        match truncation {
+            Some(threshold) => Latents::Truncated { threshold },
+            None => Latents::Normal { var: z_var },
+        }
+    }
+
+    /// `[n, z_dim]` drawn from `seed`.
+    pub fn draw(self, n: usize, z_dim: usize, seed: u64, device: &Device) -> Tensor<2> {
+        let mut rng = Rng::new(seed).fork(0xB16);
+        let v = match self {
+            Latents::Truncated { threshold } => rng.truncated_normal_vec(n * z_dim, threshold),
+            Latents::Normal { var } => rng.normal_vec(n * z_dim, 0.0, var.sqrt()),
+        };
+        Tensor::from_data(TensorData::new(v, [n, z_dim]), device)
+    }
 }
 
 fn labels(v: Vec<usize>, device: &Device) -> Tensor<1, Int> {
@@ -141,7 +153,7 @@ pub fn sample(
     g: &biggan::Generator,
     n: usize,
     class: Option<usize>,
-    threshold: Option<f64>,
+    z: Latents,
     seed: u64,
 ) -> Tensor<4> {
     let device = g.device();
@@ -150,10 +162,7 @@ pub fn sample(
         Some(c) => vec![c; n],
         None => (0..n).map(|i| i % classes).collect(),
     };
-    g.forward(
-        latents(n, g.z_dim, threshold, seed, &device),
-        labels(y, &device),
-    )
+    g.forward(z.draw(n, g.z_dim, seed, &device), labels(y, &device))
 }
 
 /// `per_class` images of each class in `classes`, one row per class.
@@ -161,12 +170,12 @@ pub fn class_grid(
     g: &biggan::Generator,
     classes: &[usize],
     per_class: usize,
-    threshold: Option<f64>,
+    z: Latents,
     seed: u64,
 ) -> Tensor<4> {
     let device = g.device();
     let n = classes.len() * per_class;
-    let z = latents(n, g.z_dim, threshold, seed, &device);
+    let z = z.draw(n, g.z_dim, seed, &device);
     let y: Vec<usize> = classes
         .iter()
         .flat_map(|&c| std::iter::repeat_n(c, per_class))
@@ -193,7 +202,7 @@ pub fn threshold_sweep(
         let row_seed = seed.wrapping_add(r as u64);
         let z: Vec<Tensor<2>> = thresholds
             .iter()
-            .map(|&t| latents(1, g.z_dim, Some(t), row_seed, &device))
+            .map(|&threshold| Latents::Truncated { threshold }.draw(1, g.z_dim, row_seed, &device))
             .collect();
         let k = z.len();
         images.push(g.forward(Tensor::cat(z, 0), labels(vec![class; k], &device)));
@@ -210,7 +219,7 @@ pub fn interpolation(
     class_b: usize,
     pairs: usize,
     frames: usize,
-    threshold: Option<f64>,
+    z: Latents,
     seed: u64,
 ) -> Result<Tensor<4>> {
     if frames < 2 || pairs == 0 {
@@ -219,14 +228,8 @@ pub fn interpolation(
         ));
     }
     let device = g.device();
-    let za = latents(pairs, g.z_dim, threshold, seed, &device);
-    let zb = latents(
-        pairs,
-        g.z_dim,
-        threshold,
-        seed.wrapping_add(1_000_003),
-        &device,
-    );
+    let za = z.draw(pairs, g.z_dim, seed, &device);
+    let zb = z.draw(pairs, g.z_dim, seed.wrapping_add(1_000_003), &device);
     let ea = g.embed(labels(vec![class_a; pairs], &device));
     let eb = g.embed(labels(vec![class_b; pairs], &device));
     let mut rows = Vec::with_capacity(pairs);
@@ -252,13 +255,25 @@ mod tests {
     #[test]
     fn truncated_latents_are_inside_and_repeat_per_seed() {
         let device = Device::flex();
-        let z = latents(50, 8, Some(0.5), 3, &device);
+        let trunc = Latents::new(Some(0.5), 2.0);
+        let z = trunc.draw(50, 8, 3, &device);
         let v = z.clone().into_data().try_to_vec::<f32>().unwrap();
         assert!(v.iter().all(|x| x.abs() <= 0.5));
-        assert_eq!(
-            latents(50, 8, Some(0.5), 3, &device).into_data(),
-            z.into_data()
-        );
+        assert_eq!(trunc.draw(50, 8, 3, &device).into_data(), z.into_data());
+    }
+
+    /// `z_var` scales the untruncated draws: the same seed's draws times `sqrt(var)`, with the
+    /// sample variance of many draws near `var`.
+    #[test]
+    fn latent_variance_follows_z_var() {
+        let device = Device::flex();
+        let unit = crate::testing::values(Latents::new(None, 1.0).draw(400, 50, 4, &device));
+        let wide = crate::testing::values(Latents::new(None, 1.44).draw(400, 50, 4, &device));
+        for (u, w) in unit.iter().zip(&wide) {
+            assert!((u * 1.2 - w).abs() < 1e-5, "{u} x 1.2 vs {w}");
+        }
+        let var = wide.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / wide.len() as f64;
+        assert!((var - 1.44).abs() < 0.05, "sample variance {var}");
     }
 
     #[test]
@@ -308,8 +323,9 @@ mod tests {
     fn class_grid_rows_are_their_classes() {
         let (g, device) = (tiny_g(), Device::flex());
         let (classes, per) = ([2, 0, 3], 3);
-        let grid = class_grid(&g, &classes, per, Some(0.7), 5);
-        let z = latents(classes.len() * per, g.z_dim, Some(0.7), 5, &device);
+        let z = Latents::new(Some(0.7), 1.0);
+        let grid = class_grid(&g, &classes, per, z, 5);
+        let z = z.draw(classes.len() * per, g.z_dim, 5, &device);
         for (row, &c) in classes.iter().enumerate() {
             let z_row = z.clone().narrow(0, row * per, per);
             let got = grid.clone().narrow(0, row * per, per);
@@ -335,7 +351,7 @@ mod tests {
         assert_eq!(sweep.dims()[0], rows * thresholds.len());
         for r in 0..rows {
             for (j, &t) in thresholds.iter().enumerate() {
-                let z = latents(1, g.z_dim, Some(t), seed + r as u64, &device);
+                let z = Latents::new(Some(t), 1.0).draw(1, g.z_dim, seed + r as u64, &device);
                 let zv = crate::testing::values(z.clone());
                 assert!(zv.iter().all(|v| v.abs() <= t as f32), "row {r} column {j}");
                 let want = g.forward(z, labels(vec![1], &device));

@@ -51,7 +51,8 @@ fn gan_modules(
 }
 
 /// A run's config and its generator from `checkpoint` (default: the latest), for inference:
-/// the weight average when the run keeps one, else the trained weights.
+/// the weight average when the run keeps one, else the trained weights; a BigGAN with the
+/// standing statistics its `sample.standing_stats` asks for.
 pub fn load_generator(
     run_dir: &Path,
     checkpoint: Option<&Path>,
@@ -71,6 +72,12 @@ pub fn load_generator(
         }
         Ok(g)
     })?;
+    let g = match g {
+        Generator::Big(g) if cfg.sample.standing_stats > 0 => Generator::Big(
+            g.with_standing_stats(cfg.sample.standing_stats, cfg.train.batch, cfg.train.seed),
+        ),
+        g => g,
+    };
     Ok((cfg, g, ckpt))
 }
 
@@ -129,6 +136,8 @@ pub enum Generated {
         psi: f64,
         /// BigGAN: latents from the normal truncated at this threshold (resampling).
         truncation: Option<f64>,
+        /// BigGAN: the variance of the untruncated latents (the run's `sample.z_var`).
+        z_var: f64,
         /// Class-conditional G (BigGAN): image `i` has class `i % classes`.
         classes: Option<usize>,
     },
@@ -205,6 +214,7 @@ impl Generated {
         let (cfg, g, ckpt) = load_generator(run_dir, checkpoint, device)?;
         let z_dim = cfg.model.z_dim().expect("a GAN run");
         let classes = cfg.model.num_classes();
+        let z_var = cfg.sample.z_var;
         Ok((
             cfg,
             Generated::Gan {
@@ -212,15 +222,23 @@ impl Generated {
                 z_dim,
                 psi,
                 truncation,
+                z_var,
                 classes,
             },
             ckpt,
         ))
     }
 
-    /// The truncation psi (GANs) or prior temperature (VQ-VAE-2) the images are drawn at.
+    /// The truncation psi (StyleGAN), latent variance (untruncated BigGAN) or prior
+    /// temperature (VQ-VAE-2) the images are drawn at.
     pub fn setting(&self) -> (&'static str, f64) {
         match self {
+            Generated::Gan {
+                g,
+                truncation: None,
+                z_var,
+                ..
+            } if matches!(**g, Generator::Big(_)) => ("z_var", *z_var),
             Generated::Gan { psi, .. } => ("psi", *psi),
             Generated::VqVae2 { temperature, .. } => ("temperature", *temperature),
         }
@@ -252,13 +270,20 @@ impl Generated {
                 z_dim,
                 psi,
                 truncation,
+                z_var,
                 classes,
             } => {
                 let z: Vec<Tensor<2>> = (start..start + len)
                     .map(|i| {
                         let seed = per_image_seed(seed, i);
                         match truncation {
-                            Some(t) => biggan::latents(1, *z_dim, Some(*t), seed, device),
+                            Some(threshold) => biggan::Latents::Truncated {
+                                threshold: *threshold,
+                            }
+                            .draw(1, *z_dim, seed, device),
+                            None if *z_var != 1.0 => {
+                                latents(1, *z_dim, seed, device) * z_var.sqrt()
+                            }
                             None => latents(1, *z_dim, seed, device),
                         }
                     })
@@ -366,7 +391,8 @@ pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Te
                 .class
                 .map(|c| biggan::parse_class(c, &names))
                 .transpose()?;
-            biggan::sample(b, req.n, class, req.truncation, req.seed)
+            let z = biggan::Latents::new(req.truncation, cfg.sample.z_var);
+            biggan::sample(b, req.n, class, z, req.seed)
         }
         Generator::Style(s) => {
             stylegan::check_psi(psi)?;
@@ -416,6 +442,7 @@ fn class_cycle(start: usize, len: usize, classes: usize, device: &Device) -> Ten
     Tensor::from_data(TensorData::new(v, [len]), device)
 }
 
-fn per_image_seed(seed: u64, i: usize) -> u64 {
+/// The latent seed of image `i` of a stream drawn from `seed` ([`Generated::batch`]).
+pub fn per_image_seed(seed: u64, i: usize) -> u64 {
     seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
