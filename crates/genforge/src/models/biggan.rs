@@ -609,6 +609,7 @@ pub fn orthogonal(w: Tensor<2>, beta: f64) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::values;
     use burn::tensor::{Distribution, TensorData};
 
     fn tiny() -> BigganConfig {
@@ -690,12 +691,7 @@ mod tests {
         let (mut mean, mut var) = (vec![0.0f64; ch0], vec![0.0f64; ch0]);
         for _ in 0..batches {
             let (z, _) = g.standing_batch(&mut rng, b, &device);
-            let h: Vec<f32> = g
-                .linear
-                .forward(g.split_latent(z).0)
-                .into_data()
-                .try_to_vec()
-                .unwrap(); // [b, ch0 * 16]
+            let h = values(g.linear.forward(g.split_latent(z).0)); // [b, ch0 * 16]
             for c in 0..ch0 {
                 let v: Vec<f64> = (0..b)
                     .flat_map(|i| (0..16).map(move |p| (i * ch0 + c) * 16 + p))
@@ -710,8 +706,7 @@ mod tests {
         }
         let bn = &standing.blocks[0].bn1;
         for (got, want) in [(&bn.stored_mean, &mean), (&bn.stored_var, &var)] {
-            let got: Vec<f32> = got.value().into_data().try_to_vec().unwrap();
-            for (g, w) in got.iter().zip(want) {
+            for (g, w) in values(got.value()).iter().zip(want) {
                 assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
             }
         }
@@ -719,33 +714,15 @@ mod tests {
         // unbiased variance's factor n/(n-1) in every layer.
         let one = g.clone().with_standing_stats(1, 64, seed);
         let (z, y) = g.standing_batch(&mut Rng::new(seed).fork(0x57A4D), 64, &device);
-        let eval: Vec<f32> = one
-            .forward(z.clone(), y.clone())
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let trained = one.clone().to_device(&ad).train();
-        let train: Vec<f32> = trained
+        let train = one
+            .clone()
+            .to_device(&ad)
+            .train()
             .forward(z.clone().to_device(&ad), y.clone().to_device(&ad))
-            .inner()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let err = eval
-            .iter()
-            .zip(&train)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        let stored: Vec<f32> = g
-            .forward(z.clone(), y.clone())
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let far = stored
-            .iter()
-            .zip(&train)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+            .inner();
+        let max_diff = |a: Tensor<4>| (a - train.clone()).abs().max().into_scalar::<f32>();
+        let err = max_diff(one.forward(z.clone(), y.clone()));
+        let far = max_diff(g.forward(z.clone(), y.clone()));
         assert!(
             err < 0.05 * far,
             "standing {err} vs stored {far} from training mode"

@@ -281,10 +281,8 @@ impl Generated {
                                 threshold: *threshold,
                             }
                             .draw(1, *z_dim, seed, device),
-                            None if *z_var != 1.0 => {
-                                latents(1, *z_dim, seed, device) * z_var.sqrt()
-                            }
-                            None => latents(1, *z_dim, seed, device),
+                            // N(0, z_var I); z_var is 1 except for a BigGAN that sets it.
+                            None => latents(1, *z_dim, seed, device) * z_var.sqrt(),
                         }
                     })
                     .collect();
