@@ -41,6 +41,9 @@ pub struct VitganConfig {
     pub mlp_ratio: usize,
     /// Layers of the `z -> w` mapping network (8).
     pub mapping_layers: usize,
+    /// Add a linear map of `z`, one vector per patch, to G's positional input (TransGAN's
+    /// generator input; off: the paper's design, where `z` enters only through SLN).
+    pub latent_tokens: bool,
     /// SIREN hidden sine layers after the first (1).
     pub siren_layers: usize,
     /// Demodulate the SIREN's modulated weights (off).
@@ -84,6 +87,7 @@ impl Default for VitganConfig {
             heads: 4,
             mlp_ratio: 4,
             mapping_layers: 8,
+            latent_tokens: false,
             siren_layers: 1,
             demodulation: false,
             diffaugment: "color,translation,cutout".into(),
@@ -212,6 +216,8 @@ pub struct Generator {
     pub mapping: MappingNetwork,
     /// `[patches, d]`, passed through `sin` (the ViTGAN article's learnable positional input).
     pub pos_emb: Param<Tensor<2>>,
+    /// `z -> [patches * d]` (`model.latent_tokens`), added to the positional input.
+    pub latent_tokens: Option<EqualizedLinear>,
     pub blocks: Vec<GeneratorBlock>,
     /// SLN on the transformer output, giving the patch embeddings (styles of the SIREN).
     pub sln_out: SelfModulatedLayerNorm,
@@ -226,7 +232,7 @@ impl Generator {
     pub fn new(cfg: &VitganConfig, rng: &mut Rng, device: &Device) -> Self {
         let d = cfg.hidden;
         let n = (cfg.resolution / cfg.patch).pow(2);
-        let blocks = (0..cfg.depth)
+        let blocks: Vec<_> = (0..cfg.depth)
             .map(|_| GeneratorBlock {
                 sln1: SelfModulatedLayerNorm::new(d, d, rng, device),
                 attn: MultiHeadAttention::new(d, cfg.heads, false, false, rng, device),
@@ -234,20 +240,30 @@ impl Generator {
                 mlp: FeedForward::new(d, cfg.mlp_ratio, false, rng, device),
             })
             .collect();
+        let mapping = MappingNetwork::new(cfg.z_dim, d, cfg.mapping_layers, rng, device);
+        let pos_emb = init::normal([n, d], 0.0, 1.0, rng, device);
+        let sln_out = SelfModulatedLayerNorm::new(d, d, rng, device);
+        let lff = Lff::new(d, rng, device);
+        let siren = Siren::new(
+            d,
+            cfg.siren_layers,
+            cfg.channels,
+            cfg.demodulation,
+            rng,
+            device,
+        );
+        // Drawn last, so the other weights of a seed do not depend on the switch.
+        let latent_tokens = cfg.latent_tokens.then(|| {
+            EqualizedLinear::new([cfg.z_dim, n * d], EqualizedOpts::default(), rng, device)
+        });
         Generator {
-            mapping: MappingNetwork::new(cfg.z_dim, d, cfg.mapping_layers, rng, device),
-            pos_emb: init::normal([n, d], 0.0, 1.0, rng, device),
+            mapping,
+            pos_emb,
+            latent_tokens,
             blocks,
-            sln_out: SelfModulatedLayerNorm::new(d, d, rng, device),
-            lff: Lff::new(d, rng, device),
-            siren: Siren::new(
-                d,
-                cfg.siren_layers,
-                cfg.channels,
-                cfg.demodulation,
-                rng,
-                device,
-            ),
+            sln_out,
+            lff,
+            siren,
             patch: cfg.patch,
             channels: cfg.channels,
             resolution: cfg.resolution,
@@ -258,13 +274,24 @@ impl Generator {
         self.pos_emb.val().device()
     }
 
+    /// The transformer's input tokens: `sin(E_pos)`, the same for every sample, plus a linear
+    /// map of `z` per patch with `model.latent_tokens`. `[b, z_dim] -> [b, n, d]`
+    pub fn input_tokens(&self, z: Tensor<2>) -> Tensor<3> {
+        let b = z.dims()[0];
+        let [n, d] = self.pos_emb.dims();
+        let pos = self.pos_emb.val().sin().unsqueeze::<3>().repeat_dim(0, b); // [b, n, d]
+        match &self.latent_tokens {
+            Some(proj) => pos + proj.forward(z).reshape([b, n, d]),
+            None => pos,
+        }
+    }
+
     /// `[b, z_dim] -> [b, c, res, res]`
     pub fn forward(&self, z: Tensor<2>) -> Output {
         let b = z.dims()[0];
-        let w = self.mapping.forward(z); // [b, d]
         let [n, d] = self.pos_emb.dims();
-        // z enters only through SLN; the input is the same sin(E_pos) for every sample.
-        let mut h = self.pos_emb.val().sin().unsqueeze::<3>().repeat_dim(0, b); // [b, n, d]
+        let mut h = self.input_tokens(z.clone()); // [b, n, d]
+        let w = self.mapping.forward(z); // [b, d]
         let mut attention = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let (out, a) = block.forward(h, w.clone());
@@ -595,6 +622,51 @@ mod tests {
         };
         let msg = bad.validate().unwrap_err().to_string();
         assert!(msg.contains("model.d_channel_base"), "{msg}");
+    }
+
+    #[test]
+    fn latent_tokens_add_one_map_of_z_per_patch_to_the_positional_input() {
+        let device = Device::flex();
+        let (b, z_dim, n, d) = (3, 8, 16, 16);
+        let on = VitganConfig {
+            latent_tokens: true,
+            ..tiny()
+        };
+        let g = Generator::new(&on, &mut Rng::new(21), &device);
+        let plain = Generator::new(&tiny(), &mut Rng::new(21), &device);
+        let z = Tensor::<2>::from_data(
+            TensorData::new(Rng::new(22).normal_vec(b * z_dim, 0.0, 1.0), [b, z_dim]),
+            &device,
+        );
+        // Off: every sample gets the same sin(E_pos). The switch leaves the other weights alone.
+        let pos = crate::testing::values(plain.pos_emb.val().sin());
+        let shared = crate::testing::values(plain.input_tokens(z.clone()));
+        assert_eq!(shared, pos.repeat(b));
+        assert_eq!(crate::testing::values(g.pos_emb.val().sin()), pos);
+        // On: token t of sample s adds rows t*d..(t+1)*d of the projection of z_s.
+        let proj = g.latent_tokens.as_ref().unwrap();
+        let w = crate::testing::values(proj.effective_weight()); // [n*d, z_dim]
+        let bias = crate::testing::values(proj.bias.as_ref().unwrap().val());
+        let zs = crate::testing::values(z.clone());
+        let got = crate::testing::values(g.input_tokens(z.clone()));
+        for s in 0..b {
+            for t in 0..n {
+                for k in 0..d {
+                    let row = t * d + k;
+                    let dot: f32 = (0..z_dim)
+                        .map(|i| zs[s * z_dim + i] * w[row * z_dim + i])
+                        .sum();
+                    let want = pos[t * d + k] + dot + bias[row];
+                    let at = (s * n + t) * d + k;
+                    assert!(
+                        (got[at] - want).abs() < 1e-4,
+                        "[{s}, {t}, {k}]: {} vs {want}",
+                        got[at]
+                    );
+                }
+            }
+        }
+        assert_eq!(g.forward(z).images.dims(), [b, 3, 16, 16]);
     }
 
     #[test]
