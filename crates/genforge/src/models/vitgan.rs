@@ -232,7 +232,7 @@ impl Generator {
     pub fn new(cfg: &VitganConfig, rng: &mut Rng, device: &Device) -> Self {
         let d = cfg.hidden;
         let n = (cfg.resolution / cfg.patch).pow(2);
-        let blocks: Vec<_> = (0..cfg.depth)
+        let blocks = (0..cfg.depth)
             .map(|_| GeneratorBlock {
                 sln1: SelfModulatedLayerNorm::new(d, d, rng, device),
                 attn: MultiHeadAttention::new(d, cfg.heads, false, false, rng, device),
@@ -240,34 +240,30 @@ impl Generator {
                 mlp: FeedForward::new(d, cfg.mlp_ratio, false, rng, device),
             })
             .collect();
-        let mapping = MappingNetwork::new(cfg.z_dim, d, cfg.mapping_layers, rng, device);
-        let pos_emb = init::normal([n, d], 0.0, 1.0, rng, device);
-        let sln_out = SelfModulatedLayerNorm::new(d, d, rng, device);
-        let lff = Lff::new(d, rng, device);
-        let siren = Siren::new(
-            d,
-            cfg.siren_layers,
-            cfg.channels,
-            cfg.demodulation,
-            rng,
-            device,
-        );
-        // Drawn last, so the other weights of a seed do not depend on the switch.
-        let latent_tokens = cfg.latent_tokens.then(|| {
-            EqualizedLinear::new([cfg.z_dim, n * d], EqualizedOpts::default(), rng, device)
-        });
-        Generator {
-            mapping,
-            pos_emb,
-            latent_tokens,
+        let mut g = Generator {
+            mapping: MappingNetwork::new(cfg.z_dim, d, cfg.mapping_layers, rng, device),
+            pos_emb: init::normal([n, d], 0.0, 1.0, rng, device),
+            latent_tokens: None,
             blocks,
-            sln_out,
-            lff,
-            siren,
+            sln_out: SelfModulatedLayerNorm::new(d, d, rng, device),
+            lff: Lff::new(d, rng, device),
+            siren: Siren::new(
+                d,
+                cfg.siren_layers,
+                cfg.channels,
+                cfg.demodulation,
+                rng,
+                device,
+            ),
             patch: cfg.patch,
             channels: cfg.channels,
             resolution: cfg.resolution,
-        }
+        };
+        // Drawn last, so the other weights of a seed do not depend on the switch.
+        g.latent_tokens = cfg.latent_tokens.then(|| {
+            EqualizedLinear::new([cfg.z_dim, n * d], EqualizedOpts::default(), rng, device)
+        });
+        g
     }
 
     pub fn device(&self) -> Device {
