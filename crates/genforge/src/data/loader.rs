@@ -58,7 +58,6 @@ impl Dataset {
         self.labels[i]
     }
 
-    /// `[indices.len(), c, h, w]` on `device`.
     /// The items `range` as a dataset of their own (held-out splits).
     pub fn subset(&self, range: std::ops::Range<usize>) -> Dataset {
         let len = self.item_len();
@@ -66,6 +65,22 @@ impl Dataset {
             self.images[range.start * len..range.end * len].to_vec(),
             self.labels[range.clone()].to_vec(),
             range.len(),
+            self.channels,
+            self.height,
+            self.width,
+        )
+    }
+
+    /// The items at `indices`, in that order, as a dataset of their own.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        Dataset::new(
+            indices
+                .iter()
+                .flat_map(|&i| self.image(i))
+                .copied()
+                .collect(),
+            indices.iter().map(|&i| self.labels[i]).collect(),
+            indices.len(),
             self.channels,
             self.height,
             self.width,
@@ -82,6 +97,7 @@ impl Dataset {
         (self.subset(0..keep), Some(self.subset(keep..self.n)))
     }
 
+    /// `[indices.len(), c, h, w]` on `device`.
     pub fn tensor(&self, indices: &[usize], device: &Device) -> Tensor<4> {
         let mut v = Vec::with_capacity(indices.len() * self.item_len());
         for &i in indices {

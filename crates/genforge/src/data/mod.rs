@@ -13,6 +13,7 @@ pub mod loader;
 pub mod shapes;
 pub mod shipped;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,18 @@ pub fn load(cfg: &DataConfig, path: &Path, channels: usize, resolution: usize) -
         }
     };
     prepare(raw, cfg, path, channels, resolution)
+}
+
+/// The data's own images without `data.mirror`'s flipped copies (each sits right after its
+/// original): what evaluation scores against, so a run with mirroring meets the same reals as one
+/// without. NVlabs' metrics include the flips when `--mirror` is set.
+pub fn originals<'a>(data: &'a Dataset, cfg: &DataConfig) -> Cow<'a, Dataset> {
+    if cfg.mirror {
+        let even: Vec<usize> = (0..data.len()).step_by(2).collect();
+        Cow::Owned(data.select(&even))
+    } else {
+        Cow::Borrowed(data)
+    }
 }
 
 /// Images a command was pointed at: one PNG/JPEG file, or a dataset in `format` at `path`

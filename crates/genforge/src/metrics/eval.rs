@@ -478,7 +478,7 @@ pub fn evaluate_sweep(
 }
 
 /// The real images of an evaluation at the run's shape: `--data` in `--format`, else the run's
-/// own data.
+/// own data; never `data.mirror`'s flipped copies.
 fn real_data(cfg: &TrainConfig, req: &RunEval) -> Result<(Dataset, PathBuf)> {
     let (channels, resolution) = cfg.model.image_shape().ok_or_else(|| {
         Error::run(
@@ -491,7 +491,11 @@ fn real_data(cfg: &TrainConfig, req: &RunEval) -> Result<(Dataset, PathBuf)> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| cfg.resolve_data_path());
     let format = req.format.unwrap_or(cfg.data.format);
-    let data = crate::data::load_input(&path, format, &cfg.data, channels, resolution)?;
+    let data_cfg = DataConfig {
+        mirror: false,
+        ..cfg.data.clone()
+    };
+    let data = crate::data::load_input(&path, format, &data_cfg, channels, resolution)?;
     Ok((data, path))
 }
 
@@ -601,5 +605,46 @@ mod tests {
         assert_eq!(class_accuracy(&probs, &labels, Some(2)), 0.0);
         // Unconditionally: three samples in class 0, one in class 1, none in class 2.
         assert_eq!(class_shares(&probs), vec![0.75, 0.25, 0.0]);
+    }
+
+    /// A run trained with `data.mirror` is scored against the data's own images, as one
+    /// trained without: the same images, in the same order, with no flipped copy among them.
+    #[test]
+    fn evaluation_reals_leave_out_the_mirrored_copies() {
+        let req = |cfg: &TrainConfig| {
+            let req = RunEval {
+                run_dir: Path::new("run"),
+                checkpoint: None,
+                prior: None,
+                psi: None,
+                truncation: None,
+                temperature: None,
+                seed: 0,
+                data: None,
+                format: None,
+                features: "auto",
+                cache_dir: None,
+                opts: EvalOptions::default(),
+                sweep: None,
+            };
+            real_data(cfg, &req).unwrap().0
+        };
+        let plain = TrainConfig::load("stylegan-emoji", &[]).unwrap();
+        let mirrored = TrainConfig::load("stylegan-emoji", &["data.mirror=true".into()]).unwrap();
+        let (a, b) = (req(&plain), req(&mirrored));
+        assert_eq!(a.len(), 1911);
+        assert_eq!(b.len(), a.len());
+        assert!((0..a.len()).all(|i| a.image(i) == b.image(i) && a.label(i) == b.label(i)));
+        // The training data itself does hold the flips, each right after its original.
+        let train = crate::data::load(
+            &mirrored.data,
+            &mirrored.resolve_data_path(),
+            3,
+            mirrored.model.image_shape().unwrap().1,
+        )
+        .unwrap();
+        assert_eq!(train.len(), 2 * a.len());
+        let kept = crate::data::originals(&train, &mirrored.data);
+        assert!((0..a.len()).all(|i| kept.image(i) == a.image(i)));
     }
 }

@@ -511,15 +511,8 @@ impl Stage for GanStage {
             let spec = crate::metrics::features::resolve(features, &self.trainer.cfg.data);
             let net = FeatureNet::load(&spec, &device)?;
             let cache = metrics::cache::default_dir();
-            let real = real_features(
-                &net,
-                &self.dataset,
-                n,
-                100,
-                cache.as_deref(),
-                &device,
-                |_| {},
-            )?;
+            let reals = crate::data::originals(&self.dataset, &self.trainer.cfg.data);
+            let real = real_features(&net, &reals, n, 100, cache.as_deref(), &device, |_| {})?;
             self.eval = Some((net, real));
         }
         let (net, real) = self.eval.as_ref().expect("built above");
