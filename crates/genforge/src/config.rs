@@ -481,7 +481,14 @@ impl TrainConfig {
                     keys.join(", ")
                 )));
             }
-            let value = parse_value(raw.trim());
+            let mut value = parse_value(raw.trim());
+            if let Some(current) = valid.get(key) {
+                if current.is_str() {
+                    // `data.path=2024` is a path, not a number.
+                    value = toml::Value::String(raw.trim().to_string());
+                }
+                check_type(key, raw.trim(), current, &value)?;
+            }
             let mut node = &mut root;
             let parts: Vec<&str> = key.split('.').collect();
             for p in &parts[..parts.len() - 1] {
@@ -497,7 +504,7 @@ impl TrainConfig {
         }
         let cfg: TrainConfig = root
             .try_into()
-            .map_err(|e| Error::Config(format!("--set: {e}")))?;
+            .map_err(|e| Error::Config(format!("--set: {}", e.to_string().replace('\n', " "))))?;
         cfg.validate()?;
         *self = cfg;
         Ok(())
@@ -813,6 +820,31 @@ pub fn resolve_shipped(path: &str) -> PathBuf {
     }
 }
 
+/// An override must have its key's type (an integer stands for a float), so the error names the
+/// key rather than the config table serde failed in.
+fn check_type(key: &str, raw: &str, current: &toml::Value, value: &toml::Value) -> Result<()> {
+    use toml::Value as V;
+    let fits = match (current, value) {
+        (V::Float(_), V::Integer(_)) => true,
+        (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+    };
+    if fits {
+        return Ok(());
+    }
+    let want = match current {
+        V::Boolean(_) => "true or false",
+        V::Integer(_) => "an integer",
+        V::Float(_) => "a number",
+        V::String(_) => "a string",
+        V::Array(_) => "a list such as [1, 2]",
+        V::Datetime(_) => "a date",
+        V::Table(_) => "a table",
+    };
+    Err(Error::Config(format!(
+        "--set {key}={raw}: expected {want} (it is {current} now)"
+    )))
+}
+
 fn parse_value(raw: &str) -> toml::Value {
     toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
@@ -969,6 +1001,31 @@ mod tests {
         );
         let err = ok("vitgan-tiny", "wgan-gp").unwrap_err();
         assert!(err.contains("train.loss"), "{err}");
+    }
+
+    /// A value of the wrong type is one line naming the key and the type it takes; an integer
+    /// stands for a float, and a string key takes any text.
+    #[test]
+    fn set_with_a_wrong_type_names_the_key_and_the_type() {
+        let err = |set: &str| {
+            TrainConfig::load("vitgan-tiny", &[set.to_string()])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("model.latent_tokens=yes");
+        assert!(
+            e.contains("model.latent_tokens=yes") && e.contains("true or false"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        assert!(err("train.steps=1.5").contains("an integer"));
+        assert!(err("train.g_lr=fast").contains("a number"));
+        let cfg = TrainConfig::load(
+            "vitgan-tiny",
+            &["train.g_lr=1".into(), "data.path=2024".into()],
+        )
+        .unwrap();
+        assert_eq!((cfg.train.g_lr, cfg.data.path.as_str()), (1.0, "2024"));
     }
 
     #[test]
