@@ -483,8 +483,8 @@ impl TrainConfig {
             }
             let mut value = parse_value(raw.trim());
             if let Some(current) = valid.get(key) {
-                if current.is_str() {
-                    // `data.path=2024` is a path, not a number.
+                if current.is_str() && !value.is_str() {
+                    // `data.path=2024` is a path, not a number; a quoted string stays unquoted.
                     value = toml::Value::String(raw.trim().to_string());
                 }
                 check_type(key, raw.trim(), current, &value)?;
@@ -1026,6 +1026,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!((cfg.train.g_lr, cfg.data.path.as_str()), (1.0, "2024"));
+        let cfg = TrainConfig::load("vitgan-tiny", &["data.path=\"my data\"".into()]).unwrap();
+        assert_eq!(cfg.data.path, "my data");
     }
 
     #[test]
