@@ -675,10 +675,19 @@ fn biggan_trains_and_draws_its_figures() {
         &genforge(&["eval", dc.to_str().unwrap(), "--truncation", "0.5"]),
         "--truncation is BigGAN's",
     );
-    assert_clean_failure(
-        &genforge(&["eval", dc.to_str().unwrap(), "--sweep", "1,0.5"]),
-        "--sweep varies",
+    // On a DCGAN run --sweep varies the latent variance sample.z_var, which must be positive.
+    let sweep = |values: &str| {
+        let d = dc.to_str().unwrap();
+        let args = ["eval", d, "--n", "30", "--metrics", "fid", "--no-cache"];
+        genforge(&[&args[..], &["--sweep", values]].concat())
+    };
+    assert!(sweep("1,0.5").status.success());
+    let metrics = std::fs::read_to_string(dc.join("metrics.jsonl")).unwrap();
+    assert!(
+        metrics.contains("\"z_var\":0.5") && metrics.contains("\"z_var\":1.0"),
+        "{metrics}"
     );
+    assert_clean_failure(&sweep("0"), "sample.z_var must be a positive number");
     // An unlabelled folder (no class subfolders) is refused, naming what to do.
     let flat = tmp.path().join("flat");
     std::fs::create_dir_all(&flat).unwrap();

@@ -38,8 +38,10 @@ pub struct SampleConfig {
     /// batch (BigGAN-PyTorch's `--use_standing_stats`, 16 passes there); 0: the stored running
     /// statistics.
     pub standing_stats: usize,
-    /// BigGAN: the variance of the untruncated latents, N(0, z_var I) (BigGAN-PyTorch's
-    /// `--z_var`; above 1 trades precision for recall, the truncation trick's other side).
+    /// The variance of the latents drawn at sampling, N(0, z_var I) (BigGAN-PyTorch's `--z_var`):
+    /// above 1 trades precision for recall, below 1 recall for precision (the truncation trick
+    /// of generators without one; BigGAN's untruncated latents, DCGAN, SAGAN, ViTGAN with
+    /// latent tokens).
     pub z_var: f64,
 }
 
@@ -675,10 +677,10 @@ impl TrainConfig {
                 s.z_var
             )));
         }
-        if s.z_var != 1.0 && self.model.as_biggan().is_none() {
+        if let Some(why) = self.model.z_var_unused().filter(|_| s.z_var != 1.0) {
             return Err(Error::Config(format!(
-                "sample.z_var is BigGAN's latent variance; model.family = \"{}\" draws N(0, I); \
-                 set it to 1",
+                "sample.z_var = {} has no effect on model.family = \"{}\": {why}; set it to 1",
+                s.z_var,
                 self.model.family()
             )));
         }
@@ -916,7 +918,15 @@ mod tests {
         assert!(err("dcgan-mnist", "sample.standing_stats=4").contains("standing_stats"));
         assert_eq!(ok("biggan-mnist", "sample.z_var=1.5").sample.z_var, 1.5);
         assert!(err("biggan-mnist", "sample.z_var=0").contains("positive"));
-        assert!(err("stylegan-mnist", "sample.z_var=1.5").contains("sample.z_var"));
+        assert!(err("stylegan-mnist", "sample.z_var=1.5").contains("sample.psi"));
+        // z_var where G takes z as drawn; an error where G normalizes z away.
+        assert_eq!(ok("dcgan-mnist", "sample.z_var=0.5").sample.z_var, 0.5);
+        assert_eq!(ok("vitgan-mnist", "sample.z_var=0.5").sample.z_var, 0.5);
+        let no_tokens = ["model.latent_tokens=false", "sample.z_var=0.5"].map(String::from);
+        let e = TrainConfig::load("vitgan-mnist", &no_tokens).unwrap_err();
+        assert!(e.to_string().contains("latent_tokens"), "{e}");
+        assert!(err("pggan-mnist", "sample.z_var=0.5").contains("normalizes z"));
+        assert!(err("vqvae2-mnist", "sample.z_var=0.5").contains("no z"));
         assert!(err("stylegan2-mnist", "sample.psi=9").contains("sample.psi must be in"));
         assert!(err("stylegan2-mnist", "sample.temperature=0.9").contains("PixelCNN"));
         assert!(err("pixelcnn-mnist", "sample.temperature=0").contains("positive"));

@@ -86,7 +86,8 @@ fn fid_against_time(fid: &[(f64, f64)], clock: &[(f64, f64)]) -> Vec<(f64, f64)>
 }
 
 /// The latest `genforge eval --sweep` of `evals` as charts of FID, IS and precision/recall
-/// against the truncation threshold (BigGAN) or psi (StyleGAN); empty without a sweep.
+/// against the truncation threshold (BigGAN), psi (StyleGAN) or the latent variance (the other
+/// GANs); empty without a sweep.
 fn truncation_curve(evals: &[serde_json::Value]) -> Result<String> {
     let Some(id) = evals.iter().rev().find_map(|e| e.get("sweep")?.as_u64()) else {
         return Ok(String::new());
@@ -95,8 +96,11 @@ fn truncation_curve(evals: &[serde_json::Value]) -> Result<String> {
         .iter()
         .filter(|e| e.get("sweep").and_then(|s| s.as_u64()) == Some(id))
         .collect();
-    let (key, x_desc) = if sweep.iter().any(|e| e.get("truncation").is_some()) {
+    let has = |key: &str| sweep.iter().any(|e| e.get(key).is_some());
+    let (key, x_desc) = if has("truncation") {
         ("truncation", "truncation threshold")
+    } else if has("z_var") {
+        ("z_var", "latent variance z_var")
     } else {
         ("psi", "psi")
     };

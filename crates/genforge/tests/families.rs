@@ -509,6 +509,59 @@ fn a_biggan_runs_latent_variance_and_standing_stats_reach_its_samplers() {
     assert!(diff < 1e-5, "eval's images differ from G(1.2 z) by {diff}");
 }
 
+/// `sample.z_var` of a generator that takes `z` as drawn (ViTGAN with latent tokens) reaches
+/// `genforge sample` and `genforge eval`: both draw G(sqrt(z_var) z).
+#[test]
+fn a_vitgan_runs_latent_variance_reaches_its_samplers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    run("vitgan-tiny", &dir, 1, false, &[]);
+    let device = Device::flex();
+    let text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        text.replace("z_var = 1.0", "z_var = 0.64"),
+    )
+    .unwrap();
+    let (cfg, g, _) = sample::load_generator(&dir, None, &device).unwrap();
+    assert_eq!(cfg.sample.z_var, 0.64);
+    let (n, seed, z_dim) = (3, 5, cfg.model.z_dim().unwrap());
+    let close = |a: Tensor<4>, b: Tensor<4>, what: &str| {
+        let diff = (a - b).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "{what} differs from G(0.8 z) by {diff}");
+    };
+    let req = sample::GanRequest {
+        n,
+        seed,
+        psi: None,
+        cutoff: None,
+        class: None,
+        truncation: None,
+        run_dir: &dir,
+    };
+    let unit = sample::latents(n, z_dim, seed, &device);
+    close(
+        sample::generate(&cfg, &g, &req).unwrap(),
+        g.forward(unit.clone() * 0.8, None),
+        "genforge sample",
+    );
+    assert_ne!(
+        sample::generate(&cfg, &g, &req).unwrap().into_data(),
+        g.forward(unit, None).into_data()
+    );
+    let (_, drawn, _) =
+        sample::Generated::load(&dir, None, None, None, None, None, &device).unwrap();
+    assert_eq!(drawn.setting(), ("z_var", 0.64));
+    let z: Vec<_> = (0..n)
+        .map(|i| sample::latents(1, z_dim, sample::per_image_seed(seed, i), &device))
+        .collect();
+    close(
+        drawn.batch(0, n, seed, &device).unwrap(),
+        g.forward(Tensor::cat(z, 0) * 0.8, None),
+        "genforge eval",
+    );
+}
+
 /// Evaluations during training (`train.eval_every`, which the digit and emoji presets turn on for
 /// their FID-against-time curves) draw from streams of their own: every family's weights and
 /// logged losses are those of the same run without them.

@@ -62,8 +62,9 @@ pub struct EvalArgs {
     #[arg(long, conflicts_with = "sweep")]
     pub truncation: Option<f64>,
     /// The truncation trade-off: score the run at each of these BigGAN thresholds (the slides':
-    /// 2,1.5,1,0.7,0.5,0.4,0.2,0.1,0.04) or StyleGAN psi values, comma separated; the curve goes
-    /// into `genforge report`.
+    /// 2,1.5,1,0.7,0.5,0.4,0.2,0.1,0.04), StyleGAN psi values, or latent variances
+    /// (`sample.z_var`) of DCGAN, SAGAN and ViTGAN with latent tokens, comma separated; the
+    /// curve goes into `genforge report`.
     #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with_all = ["floor", "real", "fake", "psi"])]
     pub sweep: Vec<f64>,
     /// Latent seed of the generated images.
@@ -211,6 +212,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 features: &features,
                 cache_dir: cache.as_deref(),
                 opts,
+                z_var: None,
                 sweep: None,
             };
             if !sweep.is_empty() {

@@ -106,6 +106,12 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             cfg.sample.psi
         );
     }
+    if cfg.sample.z_var != 1.0 && truncation.is_none() {
+        tracing::info!(
+            "latents from N(0, {} I), the run's sample.z_var",
+            cfg.sample.z_var
+        );
+    }
     let req = GanRequest {
         n,
         seed,

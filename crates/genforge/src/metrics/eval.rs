@@ -339,6 +339,9 @@ pub struct RunEval<'a> {
     /// BigGAN: the truncation threshold of the latents (`None`: the full normal).
     pub truncation: Option<f64>,
     pub temperature: Option<f64>,
+    /// The variance of the latents (`None`: the run's `sample.z_var`); GANs whose generator
+    /// takes `z` as drawn ([`crate::models::ModelConfig::z_var_unused`]).
+    pub z_var: Option<f64>,
     pub seed: u64,
     /// Real images (default: the run's own data) and their format (default: the run's).
     pub data: Option<&'a Path>,
@@ -371,6 +374,15 @@ pub fn evaluate_run(
         req.temperature,
         device,
     )?;
+    let mut generated = generated;
+    if let Some(v) = req.z_var {
+        let mut with = cfg.clone();
+        with.sample.z_var = v;
+        with.validate()?;
+        if let Generated::Gan { z_var, .. } = &mut generated {
+            *z_var = v;
+        }
+    }
     let (data, path) = real_data(&cfg, req)?;
     let t0 = Instant::now();
     let n_real = req.opts.n.min(data.len());
@@ -448,14 +460,20 @@ pub fn evaluate_sweep(
     progress: EvalProgress,
 ) -> Result<Vec<(f64, Scores)>> {
     let cfg = crate::run::open(req.run_dir)?;
-    let biggan = cfg.model.as_biggan().is_some();
-    if !biggan && cfg.model.as_stylegan().is_none() && cfg.model.as_stylegan2().is_none() {
+    let swept = if cfg.model.as_biggan().is_some() {
+        "truncation"
+    } else if cfg.model.as_stylegan().is_some() || cfg.model.as_stylegan2().is_some() {
+        "psi"
+    } else if cfg.model.z_var_unused().is_none() {
+        "z_var"
+    } else {
         return Err(Error::Config(format!(
-            "--sweep varies BigGAN's truncation threshold or StyleGAN's psi; {} is a {} run",
+            "--sweep varies BigGAN's truncation threshold, StyleGAN's psi, or the latent \
+             variance sample.z_var of a generator that takes z as drawn; {} is a {} run",
             req.run_dir.display(),
             cfg.model.family()
         )));
-    }
+    };
     if values.is_empty() {
         return Err(Error::Config("--sweep needs at least one value".into()));
     }
@@ -466,12 +484,12 @@ pub fn evaluate_sweep(
     for &v in values {
         let mut r = req.clone();
         r.sweep = Some(id);
-        if biggan {
-            r.truncation = Some(v);
-        } else {
-            r.psi = Some(v);
+        match swept {
+            "truncation" => r.truncation = Some(v),
+            "psi" => r.psi = Some(v),
+            _ => r.z_var = Some(v),
         }
-        tracing::info!("{} {v}", if biggan { "truncation" } else { "psi" });
+        tracing::info!("{swept} {v}");
         out.push((v, evaluate_run(&r, device, &mut *progress)?.0));
     }
     Ok(out)
@@ -625,6 +643,7 @@ mod tests {
                 features: "auto",
                 cache_dir: None,
                 opts: EvalOptions::default(),
+                z_var: None,
                 sweep: None,
             };
             real_data(cfg, &req).unwrap().0

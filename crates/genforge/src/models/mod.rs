@@ -348,6 +348,26 @@ impl ModelConfig {
         }
     }
 
+    /// Why `sample.z_var` (the variance of the latents drawn at sampling) cannot change this
+    /// family's images, or `None` where its generator takes `z` as drawn. StyleGAN's, StyleGAN2's
+    /// and Progressive GAN's generators normalize `z` first, and ViTGAN's reaches its blocks only
+    /// through the mapping network's normalization unless `model.latent_tokens` adds it to the
+    /// input tokens.
+    pub fn z_var_unused(&self) -> Option<&'static str> {
+        match self {
+            ModelConfig::Dcgan(_) | ModelConfig::Sagan(_) | ModelConfig::Biggan(_) => None,
+            ModelConfig::Vitgan(c) if c.latent_tokens => None,
+            ModelConfig::Vitgan(_) => Some(
+                "without model.latent_tokens ViTGAN's generator normalizes z (its mapping network)",
+            ),
+            ModelConfig::Stylegan(_) | ModelConfig::Stylegan2(_) => {
+                Some("StyleGAN normalizes z; its truncation is sample.psi")
+            }
+            ModelConfig::Pggan(_) => Some("Progressive GAN's generator normalizes z"),
+            ModelConfig::Vqvae2(_) | ModelConfig::Pixelcnn(_) => Some("VQ-VAE-2 draws no z"),
+        }
+    }
+
     pub fn as_biggan(&self) -> Option<&biggan::BigganConfig> {
         match self {
             ModelConfig::Biggan(c) => Some(c),

@@ -136,7 +136,7 @@ pub enum Generated {
         psi: f64,
         /// BigGAN: latents from the normal truncated at this threshold (resampling).
         truncation: Option<f64>,
-        /// BigGAN: the variance of the untruncated latents (the run's `sample.z_var`).
+        /// The variance of the untruncated latents (the run's `sample.z_var`; 1 for StyleGAN).
         z_var: f64,
         /// Class-conditional G (BigGAN): image `i` has class `i % classes`.
         classes: Option<usize>,
@@ -229,7 +229,7 @@ impl Generated {
         ))
     }
 
-    /// The truncation psi (StyleGAN), latent variance (untruncated BigGAN) or prior
+    /// The truncation psi (StyleGAN), latent variance (the other GANs, BigGAN untruncated) or prior
     /// temperature (VQ-VAE-2) the images are drawn at.
     pub fn setting(&self) -> (&'static str, f64) {
         match self {
@@ -238,7 +238,7 @@ impl Generated {
                 truncation: None,
                 z_var,
                 ..
-            } if matches!(**g, Generator::Big(_)) => ("z_var", *z_var),
+            } if !matches!(**g, Generator::Style(_) | Generator::Style2(_)) => ("z_var", *z_var),
             Generated::Gan { psi, .. } => ("psi", *psi),
             Generated::VqVae2 { temperature, .. } => ("temperature", *temperature),
         }
@@ -281,7 +281,7 @@ impl Generated {
                                 threshold: *threshold,
                             }
                             .draw(1, *z_dim, seed, device),
-                            // N(0, z_var I); z_var is 1 except for a BigGAN that sets it.
+                            // N(0, z_var I); z_var is 1 unless the run sets it.
                             None => latents(1, *z_dim, seed, device) * z_var.sqrt(),
                         }
                     })
@@ -428,7 +428,7 @@ pub fn generate(cfg: &TrainConfig, g: &Generator, req: &GanRequest) -> Result<Te
             )
         }
         Generator::Conv(_) | Generator::Vit(_) | Generator::Pg(_) => {
-            let z = latents(req.n, z_dim, req.seed, &g.device());
+            let z = latents(req.n, z_dim, req.seed, &g.device()) * cfg.sample.z_var.sqrt();
             g.forward(z, None)
         }
     })
