@@ -132,7 +132,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             attention::Net::Generator => None,
         };
         let z_dim = cfg.model.z_dim().expect("a GAN run");
-        let z = sample::latents(5, z_dim, seed, &device);
+        let z = sample::latents(5, z_dim, seed, &device) * cfg.sample.z_var.sqrt();
         let fig = attention::figure(&g, d.as_ref(), net, z)?;
         grid::save_png(&fig, &out)?;
         tracing::info!("wrote {}", out.display());
