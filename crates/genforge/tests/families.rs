@@ -464,6 +464,17 @@ fn a_runs_sample_psi_is_the_default_truncation() {
     assert_eq!(setting(Some(1.0)), ("psi", 1.0));
 }
 
+/// Replace text in a run's saved `config.toml`, as a user editing its `[sample]` settings.
+fn rewrite_config(dir: &Path, edits: &[(&str, &str)]) {
+    let path = dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from} not in {}", path.display());
+        text = text.replace(from, to);
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 /// A BigGAN run's `sample.z_var` and `sample.standing_stats` reach what `genforge eval` and
 /// `genforge sample` draw from: the same weights give G with standing statistics, fed the unit
 /// latents scaled by `sqrt(z_var)`.
@@ -479,11 +490,13 @@ fn a_biggan_runs_latent_variance_and_standing_stats_reach_its_samplers() {
     };
     let (cfg, raw, _) = sample::load_generator(&dir, None, &device).unwrap();
     let raw = big(raw);
-    let text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    let text = text
-        .replace("z_var = 1.0", "z_var = 1.44")
-        .replace("standing_stats = 0", "standing_stats = 2");
-    std::fs::write(dir.join("config.toml"), text).unwrap();
+    rewrite_config(
+        &dir,
+        &[
+            ("z_var = 1.0", "z_var = 1.44"),
+            ("standing_stats = 0", "standing_stats = 2"),
+        ],
+    );
     let (_, g, _) = sample::load_generator(&dir, None, &device).unwrap();
     let g = big(g);
     let mean =
@@ -517,12 +530,7 @@ fn a_vitgan_runs_latent_variance_reaches_its_samplers() {
     let dir = tmp.path().join("run");
     run("vitgan-tiny", &dir, 1, false, &[]);
     let device = Device::flex();
-    let text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    std::fs::write(
-        dir.join("config.toml"),
-        text.replace("z_var = 1.0", "z_var = 0.64"),
-    )
-    .unwrap();
+    rewrite_config(&dir, &[("z_var = 1.0", "z_var = 0.64")]);
     let (cfg, g, _) = sample::load_generator(&dir, None, &device).unwrap();
     assert_eq!(cfg.sample.z_var, 0.64);
     let (n, seed, z_dim) = (3, 5, cfg.model.z_dim().unwrap());

@@ -365,7 +365,7 @@ pub fn evaluate_run(
 ) -> Result<(Scores, serde_json::Value)> {
     let run_cfg = crate::run::open(req.run_dir)?;
     let net = FeatureNet::load(&features::resolve(req.features, &run_cfg.data), device)?;
-    let (cfg, generated, ckpt) = Generated::load(
+    let (cfg, mut generated, ckpt) = Generated::load(
         req.run_dir,
         req.checkpoint,
         req.prior,
@@ -374,7 +374,6 @@ pub fn evaluate_run(
         req.temperature,
         device,
     )?;
-    let mut generated = generated;
     if let Some(v) = req.z_var {
         let mut with = cfg.clone();
         with.sample.z_var = v;
