@@ -14,7 +14,7 @@ TAG-fid/times.jsonl, and the first `--dump-n` training digits to TAG-fid/reals/;
     python3 bench/torch_stylegan_train.py 1000000 10 0.001 32 torch 2 32 --synthesis demodulation \\
         --minutes 30 --dump-every 3 --threads 1
     python3 bench/torch_stylegan_train.py 1000000 10 0.001 32 torch-emoji 2 32 --data emoji \\
-        --synthesis demodulation --minutes 30 --dump-every 3 --dump-n 950 --threads 1
+        --synthesis demodulation --minutes 30 --dump-every 3 --dump-n 950 --threads 1 --mirror
 """
 import argparse, copy, gzip, os, sys, tarfile, time
 import numpy as np, torch, torch.nn.functional as F
@@ -35,6 +35,8 @@ ap.add_argument("--minutes", type=float, default=0.0, help="stop after this much
 ap.add_argument("--dump-every", type=float, default=0.0, help="minutes of training between sample dumps (0: none)")
 ap.add_argument("--dump-n", type=int, default=1000)
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--mirror", action="store_true",
+                help="add the x-flip of every training image, as genforge's data.mirror and NVlabs' --mirror")
 ap.add_argument("--r1", choices=["exact", "central-difference"], default="exact",
                 help="R1's parameter gradient by double backward, or by genforge's surrogate: a "
                      "central difference of D along its input gradient (train/regularizers.rs)")
@@ -51,6 +53,9 @@ else:  # CIFAR-10 binary records: a label byte, then 32x32 red, green and blue p
         raw = t.extractfile('emoji-32x32-binary/data_batch_1.bin').read()
     rec = np.frombuffer(raw, np.uint8).reshape(-1, 1 + 3 * 32 * 32)
     x = torch.tensor(rec[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 127.5 - 1)
+dump_reals = x  # the unflipped images, as genforge's evaluations score against
+if a.mirror:
+    x = torch.cat([x, x.flip(3)])
 B, TAG, C = a.batch, a.tag, x.shape[1]
 g = Generator(128, a.mapping_layers, C, 32, 256, 128, a.synthesis == "demodulation")
 d = Discriminator(C, 32, 256, 128, a.mbstd_group)
@@ -59,7 +64,7 @@ og = torch.optim.Adam(g.parameters(), a.lr, betas=(0.0, 0.99)); od = torch.optim
 
 
 train_s, next_dump = 0.0, a.dump_every * 60
-dumps = Dumps(TAG, x, a.dump_n) if a.dump_every else None
+dumps = Dumps(TAG, dump_reals, a.dump_n) if a.dump_every else None
 for step in range(a.steps):
     t = time.time()
     real = x[torch.randint(0, len(x), (B,))]
