@@ -53,8 +53,7 @@ else:  # CIFAR-10 binary records: a label byte, then 32x32 red, green and blue p
         raw = t.extractfile('emoji-32x32-binary/data_batch_1.bin').read()
     rec = np.frombuffer(raw, np.uint8).reshape(-1, 1 + 3 * 32 * 32)
     x = torch.tensor(rec[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 127.5 - 1)
-dump_reals = x  # the unflipped images, as genforge's evaluations score against
-if a.mirror:
+if a.mirror:  # flips after the originals: the dumped reals stay the first unflipped images
     x = torch.cat([x, x.flip(3)])
 B, TAG, C = a.batch, a.tag, x.shape[1]
 g = Generator(128, a.mapping_layers, C, 32, 256, 128, a.synthesis == "demodulation")
@@ -64,7 +63,7 @@ og = torch.optim.Adam(g.parameters(), a.lr, betas=(0.0, 0.99)); od = torch.optim
 
 
 train_s, next_dump = 0.0, a.dump_every * 60
-dumps = Dumps(TAG, dump_reals, a.dump_n) if a.dump_every else None
+dumps = Dumps(TAG, x, a.dump_n) if a.dump_every else None
 for step in range(a.steps):
     t = time.time()
     real = x[torch.randint(0, len(x), (B,))]
