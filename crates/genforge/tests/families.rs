@@ -374,6 +374,135 @@ fn resume_falls_back_past_a_corrupt_latest_checkpoint() {
     assert!(err.to_string().contains("state.json"), "{err}");
 }
 
+/// Train with `source` to `steps`.
+fn train_from(source: RunSource, steps: u64) -> genforge::Result<std::path::PathBuf> {
+    train(
+        TrainOptions {
+            source,
+            steps: Some(steps),
+            device: Device::flex(),
+            stop: None,
+        },
+        &mut Silent,
+    )
+}
+
+#[test]
+fn a_branch_continues_a_checkpoint_exactly_and_leaves_its_source_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (straight, source, branch) = (
+        tmp.path().join("straight"),
+        tmp.path().join("source"),
+        tmp.path().join("branch"),
+    );
+    // Two steps at G's learning rate 0.01, then two at 0.002 (straight), or at 0.01 again (the
+    // source, from which the branch takes step 2 and goes on at 0.002).
+    let set = ["train.eval_every=1", "train.eval_n=10", "train.g_lr=0.01"].map(String::from);
+    for (dir, lr) in [(&straight, "0.002"), (&source, "0.01")] {
+        run("stylegan-tiny", dir, 2, false, &set);
+        train_from(
+            RunSource::Resume {
+                run_dir: dir.clone(),
+                overrides: vec![format!("train.g_lr={lr}")],
+            },
+            4,
+        )
+        .unwrap();
+    }
+    let files_of = |dir: &Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                if e.path().is_dir() {
+                    todo.push(e.path());
+                } else {
+                    out.push((e.path(), std::fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = files_of(&source);
+    let checkpoint = source.join("checkpoints/step-0000002");
+    let branched = |overrides: &[&str], dir: &Path| {
+        train_from(
+            RunSource::Branch {
+                checkpoint: checkpoint.clone(),
+                run_dir: Some(dir.to_path_buf()),
+                runs_root: tmp.path().to_path_buf(),
+                overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            },
+            4,
+        )
+    };
+    branched(&["train.g_lr=0.002"], &branch).unwrap();
+    assert_eq!(before, files_of(&source), "the source run was modified");
+    let device = Device::flex();
+    let (_, ga, _) = sample::load_generator(&straight, None, &device).unwrap();
+    let (_, gb, _) = sample::load_generator(&branch, None, &device).unwrap();
+    assert_eq!(
+        params(&ga),
+        params(&gb),
+        "the branch differs from the straight run"
+    );
+    let (_, gs, _) = sample::load_generator(&source, None, &device).unwrap();
+    assert_ne!(
+        params(&ga),
+        params(&gs),
+        "the source's own steps 3-4 should differ"
+    );
+    assert_eq!(stats_lines(&straight), stats_lines(&branch));
+    let grids = |d: &Path| -> Vec<_> {
+        let mut names: Vec<_> = std::fs::read_dir(d.join("samples"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(grids(&straight), grids(&branch));
+    assert!(grids(&branch).len() >= 3, "{:?}", grids(&branch));
+    // checkpoints/best is the source's when chosen by step 2, else from the branch's own
+    // evaluations: either way the lowest FID of the evaluations it covers.
+    let evals: Vec<(u64, f64)> = std::fs::read_to_string(branch.join("stats.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|v| Some((v["step"].as_u64()?, v.get("fid")?.as_f64()?)))
+        .collect();
+    assert_eq!(evals.len(), 4);
+    let record = |d: &Path| genforge::run::checkpoint::best_record(d).unwrap();
+    let first = if record(&source).0 <= 2 { 1 } else { 3 };
+    let lowest = evals
+        .iter()
+        .filter(|e| e.0 >= first)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert_eq!(record(&branch), *lowest);
+    // A changed model, a path that is not a checkpoint, or a taken directory: an error, and
+    // no run directory left behind.
+    let refused = tmp.path().join("refused");
+    let err = branched(&["model.z_dim=9"], &refused).unwrap_err();
+    assert!(err.to_string().contains("model.z_dim"), "{err}");
+    assert!(!refused.exists());
+    let err = train_from(
+        RunSource::Branch {
+            checkpoint: source.join("samples"),
+            run_dir: Some(refused.clone()),
+            runs_root: tmp.path().to_path_buf(),
+            overrides: vec![],
+        },
+        4,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("is not a checkpoint"), "{err}");
+    assert!(!refused.exists());
+    let err = branched(&[], &branch).unwrap_err();
+    assert!(err.to_string().contains("already holds a run"), "{err}");
+}
+
 #[test]
 fn resume_refuses_a_changed_model() {
     let tmp = tempfile::tempdir().unwrap();

@@ -42,6 +42,12 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its latest checkpoint.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["preset", "run_dir"])]
     pub resume: Option<PathBuf>,
+    /// Start a new run (--run-dir, or the next runs/NNNNN-<name>) that continues another run from
+    /// one of its checkpoints (RUN/checkpoints/step-NNNNNNN or RUN/checkpoints/best), with that
+    /// run's config, --set overrides of training keys and its history up to that step; the other
+    /// run is only read.
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with_all = ["preset", "resume"])]
+    pub branch: Option<PathBuf>,
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
@@ -55,6 +61,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         device,
         seed,
         resume,
+        branch,
     } = args;
     if let Some(b) = batch {
         set.push(format!("train.batch={b}"));
@@ -63,12 +70,18 @@ pub fn train(args: TrainArgs) -> Result<()> {
         set.push(format!("train.seed={s}"));
     }
     let device = device::parse(&device)?;
-    let source = match (resume, preset) {
-        (Some(dir), _) => RunSource::Resume {
+    let source = match (resume, branch, preset) {
+        (Some(dir), _, _) => RunSource::Resume {
             run_dir: dir,
             overrides: set,
         },
-        (None, Some(p)) => {
+        (None, Some(checkpoint), _) => RunSource::Branch {
+            checkpoint,
+            run_dir,
+            runs_root,
+            overrides: set,
+        },
+        (None, None, Some(p)) => {
             let config = Box::new(TrainConfig::load(&p, &set)?);
             RunSource::New {
                 config,
@@ -76,7 +89,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 runs_root,
             }
         }
-        (None, None) => bail!("give a preset (see `genforge presets`) or --resume RUN_DIR"),
+        (None, None, None) => {
+            bail!("give a preset (see `genforge presets`), --resume RUN_DIR or --branch CHECKPOINT")
+        }
     };
     let started = Instant::now();
     let dir = genforge::train::train(

@@ -334,9 +334,21 @@ pub fn save(
     Ok(final_dir)
 }
 
+/// Copy the files of checkpoint `from` into the directory `to` (`best`'s record stays behind).
+pub fn copy_files(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let path = entry.path();
+        if path.is_file() && entry.file_name() != BEST_RECORD {
+            std::fs::copy(&path, to.join(entry.file_name())).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// The checkpoint with the lowest FID of evaluations during training, and its record.
 pub const BEST: &str = "best";
-const BEST_RECORD: &str = "best.json";
+pub const BEST_RECORD: &str = "best.json";
 
 /// After a crash between [`save_best`]'s two renames, `best` is missing: the complete new one
 /// (`.tmp-best`, synced before the swap began) or the old one (`.old-best`) takes its place.
@@ -359,10 +371,15 @@ fn recover_best(root: &Path) -> Result<()> {
 
 /// FID of `checkpoints/best`, if the run has one.
 pub fn best_fid(run_dir: &Path) -> Option<f64> {
+    best_record(run_dir).map(|(_, fid)| fid)
+}
+
+/// Step and FID of `checkpoints/best`, if the run has one.
+pub fn best_record(run_dir: &Path) -> Option<(u64, f64)> {
     recover_best(&run_dir.join("checkpoints")).ok()?;
     let path = run_dir.join("checkpoints").join(BEST).join(BEST_RECORD);
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    v.get("fid")?.as_f64()
+    Some((v.get("step")?.as_u64()?, v.get("fid")?.as_f64()?))
 }
 
 /// Replace `checkpoints/best` with a checkpoint written by `write`: the new one is complete

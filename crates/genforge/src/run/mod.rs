@@ -84,6 +84,59 @@ pub fn record_environment(dir: &Path, step: u64, device: &str) -> Result<()> {
     append_jsonl(&dir.join(ENVIRONMENT_FILE), &line)
 }
 
+/// Give the new run `to` the history of run `from` up to `step`: the lines of `stats.jsonl` and
+/// `environment.jsonl` up to it, the sample grids up to it and the real-image grid, and
+/// `checkpoints/best` when it was chosen by then.
+pub fn copy_history(from: &Path, to: &Path, step: u64) -> Result<()> {
+    let upto = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+            .is_some_and(|s| s <= step)
+    };
+    for name in [STATS_FILE, ENVIRONMENT_FILE] {
+        let path = from.join(name);
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let kept: String = text
+                .lines()
+                .filter(|l| upto(l))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            write_atomic(&to.join(name), kept.as_bytes())?;
+        }
+    }
+    let samples = from.join("samples");
+    if samples.is_dir() {
+        for entry in std::fs::read_dir(&samples).map_err(|e| Error::io(&samples, e))? {
+            let entry = entry.map_err(|e| Error::io(&samples, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // `step-NNNNNNN.png` up to `step`, and the grids of no step (`reals.png`).
+            let keep = match name
+                .strip_prefix("step-")
+                .and_then(|n| n.strip_suffix(".png"))
+            {
+                Some(n) => n.parse::<u64>().is_ok_and(|s| s <= step),
+                None => true,
+            };
+            if keep && entry.path().is_file() {
+                let dest = to.join("samples").join(&name);
+                std::fs::copy(entry.path(), &dest).map_err(|e| Error::io(&dest, e))?;
+            }
+        }
+    }
+    let best = from.join("checkpoints").join(checkpoint::BEST);
+    if checkpoint::best_record(from).is_some_and(|(s, _)| s <= step) {
+        let dest = to.join("checkpoints").join(checkpoint::BEST);
+        std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+        checkpoint::copy_files(&best, &dest)?;
+        let record = best.join(checkpoint::BEST_RECORD);
+        std::fs::copy(&record, dest.join(checkpoint::BEST_RECORD))
+            .map_err(|e| Error::io(&record, e))?;
+    }
+    Ok(())
+}
+
 /// The next free `NNNNN-name` directory under `root`.
 pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
@@ -184,5 +237,81 @@ impl StatsWriter {
 
     pub fn write(&mut self, line: &serde_json::Value) -> Result<()> {
         writeln!(self.file, "{line}").map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run directory with stats, environment lines and grids at steps 2, 4, 6 and `best`
+    /// chosen at `best_step`.
+    fn fake_run(dir: &Path, best_step: u64) {
+        create(dir, "name = \"x\"\n").unwrap();
+        let mut stats = String::new();
+        for step in [2, 4, 6] {
+            stats.push_str(&format!("{{\"step\":{step},\"d_loss\":1}}\n"));
+            stats.push_str(&format!("{{\"step\":{step},\"fid\":{step}}}\n"));
+            std::fs::write(
+                dir.join(format!("samples/step-{step:07}.png")),
+                [step as u8],
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.join(STATS_FILE), stats).unwrap();
+        std::fs::write(dir.join(ENVIRONMENT_FILE), "{\"step\":0}\n{\"step\":5}\n").unwrap();
+        std::fs::write(dir.join("samples/reals.png"), b"r").unwrap();
+        checkpoint::save_best(dir, best_step, 1.0, |d| {
+            std::fs::write(d.join("generator.bpk"), b"g").map_err(|e| Error::io(d, e))
+        })
+        .unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn a_branch_gets_the_history_up_to_its_step_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        fake_run(&from, 2);
+        create(&to, "name = \"x\"\n").unwrap();
+        copy_history(&from, &to, 4).unwrap();
+        let stats = std::fs::read_to_string(to.join(STATS_FILE)).unwrap();
+        let steps: Vec<u64> = stats
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(steps, [2, 2, 4, 4]);
+        let env = std::fs::read_to_string(to.join(ENVIRONMENT_FILE)).unwrap();
+        assert_eq!(env, "{\"step\":0}\n");
+        assert_eq!(
+            names(&to.join("samples")),
+            ["reals.png", "step-0000002.png", "step-0000004.png"]
+        );
+        assert_eq!(
+            std::fs::read(to.join("samples/step-0000004.png")).unwrap(),
+            [4]
+        );
+        assert_eq!(checkpoint::best_record(&to), Some((2, 1.0)));
+        let best = to.join("checkpoints").join(checkpoint::BEST);
+        assert_eq!(std::fs::read(best.join("generator.bpk")).unwrap(), b"g");
+        // A best chosen after the branch point is another future's: left behind.
+        let (later, to2) = (tmp.path().join("later"), tmp.path().join("to2"));
+        fake_run(&later, 6);
+        create(&to2, "name = \"x\"\n").unwrap();
+        copy_history(&later, &to2, 4).unwrap();
+        assert_eq!(checkpoint::best_record(&to2), None);
+        assert!(!to2.join("checkpoints").join(checkpoint::BEST).exists());
     }
 }

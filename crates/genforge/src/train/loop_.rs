@@ -59,6 +59,16 @@ pub enum RunSource {
         run_dir: PathBuf,
         overrides: Vec<String>,
     },
+    /// A new run, in `run_dir` or the next `runs_root/NNNNN-name`, that continues another run
+    /// from one of its checkpoints (`RUN/checkpoints/step-N` or `best`) with `key=value`
+    /// overrides of training keys. It starts with the other run's history up to that step; the
+    /// other run is only read.
+    Branch {
+        checkpoint: PathBuf,
+        run_dir: Option<PathBuf>,
+        runs_root: PathBuf,
+        overrides: Vec<String>,
+    },
 }
 
 pub struct TrainOptions {
@@ -117,24 +127,19 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
             let saved = run::open(run_dir)?;
             lock = Some(run::lock::lock(run_dir)?);
             checkpoint::clean_up(run_dir)?;
-            let mut config = saved.clone();
-            config.apply_overrides(overrides)?;
-            if config.train.progressive != saved.train.progressive {
-                return Err(Error::Config(format!(
-                    "cannot resume {} with train.progressive changed: a growing run's networks \
-                     have layers a fixed-size run's lack. Start a new run instead",
-                    run_dir.display()
-                )));
-            }
-            let diff = config.model_differences(&saved);
-            if !diff.is_empty() {
-                return Err(Error::Config(format!(
-                    "cannot resume {} with a changed model: {}. Start a new run instead",
-                    run_dir.display(),
-                    diff.join(", ")
-                )));
-            }
-            (config, Some(run_dir.clone()))
+            (
+                continued_config(&saved, overrides, run_dir)?,
+                Some(run_dir.clone()),
+            )
+        }
+        RunSource::Branch {
+            checkpoint,
+            overrides,
+            ..
+        } => {
+            let source = branch_source(checkpoint)?;
+            let saved = run::open(&source)?;
+            (continued_config(&saved, overrides, &source)?, None)
         }
     };
     let mut config = config;
@@ -143,9 +148,14 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     }
     check_eval_features(&config)?;
     // A run stopped before its first checkpoint starts again from step 0 with its saved config.
-    let (mut stage, resumed_at) = match &resume_from {
-        Some(dir) if !checkpoint::list(dir)?.is_empty() => {
+    let (mut stage, resumed_at) = match (&resume_from, &opts.source) {
+        (Some(dir), _) if !checkpoint::list(dir)?.is_empty() => {
             let (stage, step) = resume_stage(config, dir, &opts.device, progress)?;
+            (stage, Some(step))
+        }
+        (_, RunSource::Branch { checkpoint, .. }) => {
+            let stage = build_stage(config, Some(checkpoint), &opts.device)?;
+            let step = stage.state().step;
             (stage, Some(step))
         }
         _ => (build_stage(config, None, &opts.device)?, None),
@@ -176,6 +186,27 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
             }
             run::write_atomic(&run_dir.join(run::CONFIG_FILE), cfg.to_toml().as_bytes())?;
             run_dir
+        }
+        RunSource::Branch {
+            checkpoint,
+            run_dir,
+            runs_root,
+            ..
+        } => {
+            let (dir, held) = new_run_dir(run_dir, &runs_root, &cfg)?;
+            lock = Some(held);
+            let step = stage.state().step;
+            let source = branch_source(&checkpoint)?;
+            run::copy_history(&source, &dir, step)?;
+            checkpoint::save(&dir, step, t.keep_checkpoints, |d| {
+                checkpoint::copy_files(&checkpoint, d)
+            })?;
+            progress.message(&format!(
+                "{} continues {} from step {step}",
+                dir.display(),
+                source.display()
+            ));
+            dir
         }
     };
     let _lock = lock.expect("every run directory is locked above");
@@ -268,6 +299,55 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     }
     progress.finish();
     Ok(run_dir)
+}
+
+/// The config of a run continued with `overrides` of its saved config `saved`: training keys
+/// may change, the networks may not.
+fn continued_config(saved: &TrainConfig, overrides: &[String], dir: &Path) -> Result<TrainConfig> {
+    let mut config = saved.clone();
+    config.apply_overrides(overrides)?;
+    if config.train.progressive != saved.train.progressive {
+        return Err(Error::Config(format!(
+            "cannot continue {} with train.progressive changed: a growing run's networks have \
+             layers a fixed-size run's lack. Start a new run instead",
+            dir.display()
+        )));
+    }
+    let diff = config.model_differences(saved);
+    if !diff.is_empty() {
+        return Err(Error::Config(format!(
+            "cannot continue {} with a changed model: {}. Start a new run instead",
+            dir.display(),
+            diff.join(", ")
+        )));
+    }
+    Ok(config)
+}
+
+/// The run directory holding `checkpoint`, which must be `RUN/checkpoints/step-N` or
+/// `RUN/checkpoints/best`.
+fn branch_source(checkpoint: &Path) -> Result<PathBuf> {
+    let parent = checkpoint.parent();
+    let named = checkpoint::step_of(checkpoint).is_some()
+        || checkpoint
+            .file_name()
+            .is_some_and(|n| n == checkpoint::BEST);
+    match parent {
+        Some(p) if named && p.file_name().is_some_and(|n| n == "checkpoints") => {
+            if !checkpoint.is_dir() {
+                return Err(Error::run(
+                    checkpoint,
+                    "does not exist; list the run's checkpoints directory for the ones it keeps",
+                ));
+            }
+            Ok(p.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf))
+        }
+        _ => Err(Error::run(
+            checkpoint,
+            "is not a checkpoint: give RUN/checkpoints/step-NNNNNNN or RUN/checkpoints/best",
+        )),
+    }
 }
 
 /// The directory of a new run, locked and holding its config: `run_dir` when given, else the next
