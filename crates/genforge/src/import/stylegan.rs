@@ -27,7 +27,7 @@ use super::tflib::{
     Converted, TfNetwork, check_discriminator, check_lod, convert, kernel, not_in_network, put,
     require, side, tf_kwargs, torch_layout, usize_arg,
 };
-use crate::models::stylegan::{StyleganConfig, Synthesis};
+use crate::models::stylegan::{NoiseInputs, StyleganConfig, Synthesis};
 
 /// `G_style`'s arguments (its own, `G_mapping`'s and `G_synthesis`'s, which it passes on) that
 /// only steer training or the run-time graph.
@@ -145,6 +145,7 @@ pub fn config_of(gs: &TfNetwork, d: &TfNetwork) -> Result<StyleganConfig, String
         mbstd_group: usize_arg(d, "mbstd_group_size", 4)?,
         diffaugment: String::new(),
         synthesis: Synthesis::AdaIn,
+        noise: NoiseInputs::All,
     };
     if g("mapping_fmaps", 512)? != cfg.w_dim {
         return Err(

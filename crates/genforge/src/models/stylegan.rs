@@ -75,6 +75,19 @@ pub struct StyleganConfig {
     /// How styles enter the synthesis network: `adain` (the paper) or `demodulation`
     /// (StyleGAN2's weight demodulation in place of instance norm and AdaIN).
     pub synthesis: Synthesis,
+    /// Which style layers get per-pixel noise inputs: `all` (the paper), `coarse` (the lower half
+    /// of the resolutions, the noise figure's coarse panel) or `none` (the paper's ablation).
+    pub noise: NoiseInputs,
+}
+
+/// `model.noise` of a StyleGAN.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseInputs {
+    #[default]
+    All,
+    Coarse,
+    None,
 }
 
 /// `model.synthesis` of a StyleGAN.
@@ -103,6 +116,7 @@ impl Default for StyleganConfig {
             mbstd_group: 4,
             diffaugment: String::new(),
             synthesis: Synthesis::AdaIn,
+            noise: NoiseInputs::All,
         }
     }
 }
@@ -143,6 +157,17 @@ impl StyleganConfig {
     /// Side of layer `i`'s feature maps.
     pub fn layer_resolution(&self, i: usize) -> usize {
         4 << (i / 2)
+    }
+
+    /// How many style layers, from the first, take noise (`model.noise`).
+    pub fn noise_layers(&self) -> usize {
+        let n = self.num_layers();
+        match self.noise {
+            NoiseInputs::All => n,
+            // Two layers per resolution; the coarse half of the resolutions, at least 4x4.
+            NoiseInputs::Coarse => 2 * (n / 4).max(1),
+            NoiseInputs::None => 0,
+        }
     }
 }
 
@@ -217,6 +242,8 @@ pub struct Generator {
     /// `[w_dim]`: running average of `w` over training (not trained by the optimizer).
     pub w_avg: Param<Tensor<1>>,
     pub z_dim: usize,
+    /// Style layers `0..noise_layers` take noise; the rest ignore any given (`model.noise`).
+    pub noise_layers: usize,
     /// Progressive growing (the 2019 paper's training): toRGB of every level below the final
     /// one (`to_rgb_lower[l]` at `4 * 2^l`); empty when the run does not grow.
     pub to_rgb_lower: Vec<EqualizedConv2d>,
@@ -255,6 +282,7 @@ impl Generator {
             to_rgb,
             w_avg: Param::from_tensor(Tensor::zeros([cfg.w_dim], device)).set_require_grad(false),
             z_dim: cfg.z_dim,
+            noise_layers: cfg.noise_layers(),
             to_rgb_lower: Vec::new(),
             level: cfg.num_layers() / 2 - 1,
             alpha: 1.0,
@@ -321,7 +349,10 @@ impl Generator {
     pub fn random_noise(&self, b: usize, rng: &mut Rng) -> Vec<Option<Tensor<4>>> {
         let device = self.device();
         (0..self.active_layers())
-            .map(|i| Some(noise_image(b, self.layer_resolution(i), rng, &device)))
+            .map(|i| {
+                (i < self.noise_layers)
+                    .then(|| noise_image(b, self.layer_resolution(i), rng, &device))
+            })
             .collect()
     }
 
@@ -352,6 +383,7 @@ impl Generator {
             if i + 2 == active && self.level > 0 && self.alpha < 1.0 {
                 below = Some(x.clone()); // the level below's last features
             }
+            let n = n.filter(|_| i < self.noise_layers);
             x = layer.forward(x, w.clone(), n); // [b, c_r, r, r]
         }
         let new = self.rgb(self.level).forward(x); // [b, channels, r, r]
@@ -639,6 +671,62 @@ mod tests {
             let a = g.generate(zz.clone(), 1.0, None, &mut Rng::new(10));
             let b = g.generate(zz, 1.0, None, &mut Rng::new(11));
             assert!(max_diff(a, b) > 1e-3);
+        }
+    }
+
+    #[test]
+    fn model_noise_picks_the_layers_that_take_noise() {
+        let device = Device::flex();
+        let paper = StyleganConfig::default();
+        let at = |noise, resolution| {
+            StyleganConfig {
+                noise,
+                resolution,
+                ..paper.clone()
+            }
+            .noise_layers()
+        };
+        // 4x4-32x32 of 1024 (the paper's coarse half), 4x4-8x8 of 32, 4x4 of 16.
+        assert_eq!(at(NoiseInputs::Coarse, 1024), 8);
+        assert_eq!(at(NoiseInputs::Coarse, 32), 4);
+        assert_eq!(at(NoiseInputs::Coarse, 16), 2);
+        assert_eq!(
+            (at(NoiseInputs::All, 32), at(NoiseInputs::None, 32)),
+            (8, 0)
+        );
+        // Noise images in every layer (`full`) or only in the fine layers 2-5 (`fine`), at
+        // strength 0.5: the image changes with the noise of exactly the layers that take it.
+        for noise in [NoiseInputs::All, NoiseInputs::Coarse, NoiseInputs::None] {
+            let cfg = StyleganConfig { noise, ..tiny() };
+            let g = with_noise_strength(Generator::new(&cfg, &mut Rng::new(0), &device), 0.5);
+            let mut rng = Rng::new(4);
+            let images: Vec<Tensor<4>> = (0..6)
+                .map(|i| noise_image(2, g.layer_resolution(i), &mut rng, &device))
+                .collect();
+            let ws = vec![g.to_w(z(2, 3, &device)); 6];
+            let image = |keep: &dyn Fn(usize) -> bool| {
+                let n = (0..6).map(|i| keep(i).then(|| images[i].clone())).collect();
+                g.synthesis(&ws, Noise::Fixed(n))
+            };
+            let (none, full, fine) = (image(&|_| false), image(&|_| true), image(&|i| i >= 2));
+            let changed = |a: &Tensor<4>, b: &Tensor<4>| max_diff(a.clone(), b.clone()) > 1e-3;
+            assert_eq!(
+                changed(&full, &none),
+                noise != NoiseInputs::None,
+                "{noise:?}"
+            );
+            assert_eq!(
+                changed(&fine, &none),
+                noise == NoiseInputs::All,
+                "{noise:?}"
+            );
+            // Random noise is drawn for the layers that take it only.
+            let drawn = g.random_noise(2, &mut Rng::new(5));
+            let layers: Vec<bool> = drawn.iter().map(Option::is_some).collect();
+            assert_eq!(
+                layers,
+                (0..6).map(|i| i < g.noise_layers).collect::<Vec<_>>()
+            );
         }
     }
 
