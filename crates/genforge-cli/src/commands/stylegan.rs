@@ -121,6 +121,16 @@ pub fn noise(args: NoiseArgs) -> Result<()> {
         out,
     } = args;
     let g = load(&run, class.as_deref())?;
+    if let Ok(cfg) = genforge::run::open(&run.run_dir)
+        && let genforge::models::ModelConfig::Stylegan(m) = &cfg.model
+        && m.noise != genforge::models::stylegan::NoiseInputs::All
+    {
+        tracing::warn!(
+            "the run has model.noise = {:?}: its other layers take no noise, so the panels that \
+             differ only there are alike",
+            format!("{:?}", m.noise).to_lowercase()
+        );
+    }
     let (images, cols) = stylegan::noise_figure(&*g, &seeds, draws)?;
     save_grid(images, cols, &out)?;
     Ok(())
