@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{params, run};
+use common::{params, run, train_from};
 use genforge::burn::module::{Module, ModuleVisitor, Param};
 use genforge::burn::tensor::{Device, Distribution, Tensor};
 use genforge::config::TrainConfig;
@@ -17,7 +17,7 @@ use genforge::run::checkpoint::{files, load_module};
 use genforge::sample;
 use genforge::train::GanTrainer;
 use genforge::train::gan::{Phase, StepStats};
-use genforge::train::loop_::{RunSource, Silent};
+use genforge::train::loop_::RunSource;
 use genforge::train::{TrainOptions, train};
 
 /// The tiny preset of every adversarial family.
@@ -358,33 +358,15 @@ fn resume_falls_back_past_a_corrupt_latest_checkpoint() {
     let c = tmp.path().join("hopeless");
     run("dcgan-tiny", &c, 2, false, &[]);
     std::fs::write(c.join("checkpoints/step-0000002/state.json"), b"{").unwrap();
-    let err = train(
-        TrainOptions {
-            source: RunSource::Resume {
-                run_dir: c.clone(),
-                overrides: vec![],
-            },
-            steps: Some(4),
-            device: Device::flex(),
-            stop: None,
+    let err = train_from(
+        RunSource::Resume {
+            run_dir: c.clone(),
+            overrides: vec![],
         },
-        &mut Silent,
+        4,
     )
     .unwrap_err();
     assert!(err.to_string().contains("state.json"), "{err}");
-}
-
-/// Train with `source` to `steps`.
-fn train_from(source: RunSource, steps: u64) -> genforge::Result<std::path::PathBuf> {
-    train(
-        TrainOptions {
-            source,
-            steps: Some(steps),
-            device: Device::flex(),
-            stop: None,
-        },
-        &mut Silent,
-    )
 }
 
 #[test]
@@ -512,16 +494,7 @@ fn resume_refuses_a_changed_model() {
         run_dir: dir.clone(),
         overrides: vec!["model.z_dim=9".into()],
     };
-    let err = train(
-        TrainOptions {
-            source,
-            steps: Some(4),
-            device: Device::flex(),
-            stop: None,
-        },
-        &mut Silent,
-    )
-    .unwrap_err();
+    let err = train_from(source, 4).unwrap_err();
     assert!(err.to_string().contains("model.z_dim"), "{err}");
 }
 

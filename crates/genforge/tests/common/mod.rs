@@ -39,6 +39,11 @@ pub fn run(preset: &str, dir: &Path, steps: u64, resume: bool, set: &[String]) {
             runs_root: dir.to_path_buf(),
         }
     };
+    train_from(source, steps).unwrap();
+}
+
+/// Train from `source` to `steps`, quietly on the CPU.
+pub fn train_from(source: RunSource, steps: u64) -> genforge::Result<std::path::PathBuf> {
     train(
         TrainOptions {
             source,
@@ -48,7 +53,6 @@ pub fn run(preset: &str, dir: &Path, steps: u64, resume: bool, set: &[String]) {
         },
         &mut Silent,
     )
-    .unwrap();
 }
 
 /// `got` equals `want` within `tol` relative to the larger of `want`'s magnitude and 1e-3 (the
