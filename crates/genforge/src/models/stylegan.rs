@@ -348,10 +348,12 @@ impl Generator {
     /// Random noise images for every layer in use of a batch of `b`.
     pub fn random_noise(&self, b: usize, rng: &mut Rng) -> Vec<Option<Tensor<4>>> {
         let device = self.device();
+        // Drawn for every layer, so that runs differing only in `model.noise` draw the same
+        // latents and the same noise in the layers they share.
         (0..self.active_layers())
             .map(|i| {
-                (i < self.noise_layers)
-                    .then(|| noise_image(b, self.layer_resolution(i), rng, &device))
+                let n = noise_image(b, self.layer_resolution(i), rng, &device);
+                (i < self.noise_layers).then_some(n)
             })
             .collect()
     }
@@ -720,13 +722,18 @@ mod tests {
                 noise == NoiseInputs::All,
                 "{noise:?}"
             );
-            // Random noise is drawn for the layers that take it only.
-            let drawn = g.random_noise(2, &mut Rng::new(5));
+            // Random noise goes to the layers that take it, and the random stream moves on as
+            // with noise everywhere.
+            let mut rng = Rng::new(5);
+            let drawn = g.random_noise(2, &mut rng);
             let layers: Vec<bool> = drawn.iter().map(Option::is_some).collect();
             assert_eq!(
                 layers,
                 (0..6).map(|i| i < g.noise_layers).collect::<Vec<_>>()
             );
+            let mut all = Rng::new(5);
+            Generator::new(&tiny(), &mut Rng::new(0), &device).random_noise(2, &mut all);
+            assert_eq!(rng.normal_vec(3, 0.0, 1.0), all.normal_vec(3, 0.0, 1.0));
         }
     }
 
