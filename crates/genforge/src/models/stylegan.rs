@@ -25,6 +25,9 @@
 //! demodulation (`nn/modulated_conv.rs`): layer `i > 0` scales its conv's input channels by
 //! `A_i(w_i)` and rescales each output channel to unit expected variance; the epilogue is then
 //! `noise -> bias -> LeakyReLU(0.2) * sqrt 2`. Layer 0 (the constant) has no conv to modulate.
+//!
+//! `noise = "coarse"` keeps the noise inputs of the lower half of the resolutions only, `"none"`
+//! drops them all: two of the paper's Figure 5 panels, as training configurations.
 
 use crate::nn::activation::leaky_relu;
 use burn::module::{Module, Param};
