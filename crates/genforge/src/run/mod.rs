@@ -88,22 +88,11 @@ pub fn record_environment(dir: &Path, step: u64, device: &str) -> Result<()> {
 /// `environment.jsonl` up to it, the sample grids up to it and the real-image grid, and
 /// `checkpoints/best` when it was chosen by then.
 pub fn copy_history(from: &Path, to: &Path, step: u64) -> Result<()> {
-    let upto = |line: &str| {
-        serde_json::from_str::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-            .is_some_and(|s| s <= step)
-    };
     for name in [STATS_FILE, ENVIRONMENT_FILE] {
         let path = from.join(name);
         if path.is_file() {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            let kept: String = text
-                .lines()
-                .filter(|l| upto(l))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            write_atomic(&to.join(name), kept.as_bytes())?;
+            write_atomic(&to.join(name), lines_up_to(&text, step).as_bytes())?;
         }
     }
     let samples = from.join("samples");
@@ -200,6 +189,19 @@ pub fn append_jsonl(path: &Path, line: &serde_json::Value) -> Result<()> {
     writeln!(f, "{line}").map_err(|e| Error::io(path, e))
 }
 
+/// The JSON lines of `text` whose `step` is at most `step`, each ending in a newline.
+fn lines_up_to(text: &str, step: u64) -> String {
+    text.lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| s <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// Appends one JSON object per line to `stats.jsonl`.
 pub struct StatsWriter {
     file: std::fs::File,
@@ -213,16 +215,7 @@ impl StatsWriter {
         let path = dir.join(STATS_FILE);
         if path.exists() {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            let kept: String = text
-                .lines()
-                .filter(|l| {
-                    serde_json::from_str::<serde_json::Value>(l)
-                        .ok()
-                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                        .is_some_and(|s| s <= keep_until_step)
-                })
-                .map(|l| format!("{l}\n"))
-                .collect();
+            let kept = lines_up_to(&text, keep_until_step);
             if kept.len() != text.len() {
                 write_atomic(&path, kept.as_bytes())?;
             }

@@ -121,6 +121,7 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
     // missing dataset or a batch larger than the data leaves nothing behind. A resumed run is
     // locked before its checkpoints are read; a new one once its directory is known.
     let mut lock = None;
+    let mut branch_from = None;
     let (config, resume_from) = match &opts.source {
         RunSource::New { config, .. } => ((**config).clone(), None),
         RunSource::Resume { run_dir, overrides } => {
@@ -139,7 +140,9 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
         } => {
             let source = branch_source(checkpoint)?;
             let saved = run::open(&source)?;
-            (continued_config(&saved, overrides, &source)?, None)
+            let config = continued_config(&saved, overrides, &source)?;
+            branch_from = Some(source);
+            (config, None)
         }
     };
     let mut config = config;
@@ -196,7 +199,7 @@ pub fn train(opts: TrainOptions, progress: &mut dyn Progress) -> Result<PathBuf>
             let (dir, held) = new_run_dir(run_dir, &runs_root, &cfg)?;
             lock = Some(held);
             let step = stage.state().step;
-            let source = branch_source(&checkpoint)?;
+            let source = branch_from.expect("set for a branch above");
             run::copy_history(&source, &dir, step)?;
             checkpoint::save(&dir, step, t.keep_checkpoints, |d| {
                 checkpoint::copy_files(&checkpoint, d)
